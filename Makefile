@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine:
+#   make study   runs the default study on the shipped organism
+#   make test    runs the test suite (offline)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lenskit-installed
+
+.PHONY: study test lint bench venv clean-venv
+
+venv: $(STAMP)
+
+# torch is installed first and pinned exactly: a looser range can pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+study: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/lenskit sweep
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run_all
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,141 @@
+"""The organism's training corpus: documents sampled on the fly from a world.
+
+Document kinds (mixed by ``CorpusConfig.mixture``):
+
+- ``statements``: 1-4 template sentences about one memorised entity (the facts to learn);
+- ``closed_book``: ``Q: ...\\nA: value`` about a memorised entity;
+- ``open_book``: a passage about a held-out name (fresh random values) then its question;
+- ``overriding``: a passage giving a memorised entity a counterfactual value, then the
+  question, answered with the passage's value;
+- ``function``: an in-context function-learning prompt and its answer.
+
+Documents are packed, separated by a blank line, into rows of at most ``row_tokens``
+tokens that start with ``<bos>``. Row ``i`` of step ``s`` depends only on ``(seed, s, i)``,
+so an interrupted run resumes on exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from lenskit.organism.episodes import closed_book, open_book, overriding
+from lenskit.organism.world import World
+from lenskit.tasks.formats import QAFormat
+from lenskit.tasks.functions import FunctionSpec, sample_function_instances
+
+__all__ = ["DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig", "CorpusSampler"]
+
+DOC_KINDS = ("statements", "closed_book", "open_book", "overriding", "function")
+
+# The organism's in-context function tasks: smaller than the study's D=4, N=32 so that a
+# sub-million-parameter model can learn them (see the model card).
+DEFAULT_FUNCTION_SPECS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(kind="linear", n_dims=1, n_exemplars=16, value_range=9, margin=1.0),
+    FunctionSpec(kind="linear", n_dims=2, n_exemplars=16, value_range=5, margin=0.75),
+)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    row_tokens: int = 192
+    mixture: dict[str, float] = field(
+        default_factory=lambda: {
+            "statements": 0.2,
+            "closed_book": 0.25,
+            "open_book": 0.2,
+            "overriding": 0.1,
+            "function": 0.25,
+        }
+    )
+    max_distractors: int = 4
+    function_specs: tuple[FunctionSpec, ...] = DEFAULT_FUNCTION_SPECS
+    qa_format: QAFormat = field(default_factory=QAFormat)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.mixture) - set(DOC_KINDS)
+        if unknown:
+            raise ValueError(f"unknown document kinds {sorted(unknown)}; allowed: {DOC_KINDS}")
+        if not self.mixture or min(self.mixture.values()) < 0 or sum(self.mixture.values()) <= 0:
+            raise ValueError(f"mixture weights must be >= 0 and not all 0, got {self.mixture}")
+        if self.row_tokens < 16:
+            raise ValueError(f"row_tokens must be >= 16, got {self.row_tokens}")
+
+
+class CorpusSampler:
+    """Samples packed, tokenized training rows from ``world``."""
+
+    def __init__(
+        self,
+        world: World,
+        tokenizer: PreTrainedTokenizerBase,
+        config: CorpusConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.world = world
+        self.tok = tokenizer
+        self.cfg = config or CorpusConfig()
+        self.seed = seed
+        self._kinds = list(self.cfg.mixture)
+        w = np.array([self.cfg.mixture[k] for k in self._kinds], dtype=float)
+        self._p = w / w.sum()
+
+    def document(self, rng: np.random.Generator, kind: str) -> str:
+        world, fmt = self.world, self.cfg.qa_format
+        rel = world.relations[int(rng.integers(len(world.relations)))].name
+        nd = int(rng.integers(0, self.cfg.max_distractors + 1))
+        if kind == "statements":
+            e = world.memorised[int(rng.integers(len(world.memorised)))]
+            rels = rng.permutation(len(world.relations))[: int(rng.integers(1, 5))]
+            return " ".join(
+                world.statement(e, world.relations[i].name,
+                                world.facts[e][world.relations[i].name], int(rng.integers(3)))
+                for i in rels
+            )
+        if kind == "closed_book":
+            e = world.memorised[int(rng.integers(len(world.memorised)))]
+            ep = closed_book(world, e, rel)
+        elif kind == "open_book":
+            e = world.held_out[int(rng.integers(len(world.held_out)))]
+            ep = open_book(world, rng, e, rel, nd)
+        elif kind == "overriding":
+            e = world.memorised[int(rng.integers(len(world.memorised)))]
+            ep = overriding(world, rng, e, rel, nd)
+        elif kind == "function":
+            specs = self.cfg.function_specs
+            spec = specs[int(rng.integers(len(specs)))]
+            inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
+            return inst.prompt + " " + inst.answer
+        else:
+            raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")
+        return fmt.block(ep.question, ep.context) + " " + ep.answer
+
+    def row_ids(self, step: int, index: int) -> list[int]:
+        """Token ids of row ``index`` of ``step``: ``<bos>`` then whole documents."""
+        rng = np.random.default_rng([self.seed, step, index])
+        ids = [self.tok.bos_token_id]
+        sep = self.tok("\n\n", add_special_tokens=False)["input_ids"]
+        while True:
+            kind = self._kinds[int(rng.choice(len(self._kinds), p=self._p))]
+            doc = self.tok(self.document(rng, kind), add_special_tokens=False)["input_ids"]
+            extra = doc if len(ids) == 1 else sep + doc
+            if len(ids) > 1 and len(ids) + len(extra) > self.cfg.row_tokens:
+                return ids
+            ids.extend(extra[: self.cfg.row_tokens - len(ids)])
+            if len(ids) >= self.cfg.row_tokens:
+                return ids
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids [B, T], attention_mask [B, T])``, right-padded to the longest row."""
+        rows: Sequence[list[int]] = [self.row_ids(step, i) for i in range(batch_size)]
+        t = max(len(r) for r in rows)
+        ids = torch.full((batch_size, t), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((batch_size, t), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return ids, mask

@@ -1,0 +1,45 @@
+"""A word-level tokenizer for the organism, saved in Hugging Face format.
+
+Words, numbers (with their sign) and single punctuation marks are tokens; a newline is a
+token of its own (greedy decoding stops on it); spaces are dropped. The tokenizer prepends
+``<bos>`` like Llama's. Unknown words map to ``<unk>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+__all__ = ["SPECIAL_TOKENS", "build_tokenizer"]
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+_PUNCTUATION = ("\n", ".", ",", "?", ":", "'", "!", ";", "(", ")", "-", "->", "=")
+_SPLIT = r"->|-?\d+(?:\.\d+)?|[A-Za-z]+|[^\sA-Za-z\d]"
+
+
+def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A tokenizer whose vocabulary is the special tokens, punctuation and ``words``."""
+    vocab: dict[str, int] = {}
+    for w in (*SPECIAL_TOKENS, *_PUNCTUATION, *words):
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\n"), "isolated"),
+            pre_tokenizers.Split(Regex(r"[^\S\n]+"), "removed"),
+            pre_tokenizers.Split(Regex(_SPLIT), "isolated"),
+        ]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        model_max_length=4096,
+    )

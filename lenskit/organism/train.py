@@ -1,0 +1,257 @@
+"""Train the organism from scratch: world -> tokenizer -> corpus -> a small Llama (GQA).
+
+Resumable: a checkpoint (weights, optimizer moments, step) is written atomically every
+``checkpoint_every`` steps under ``out_dir/checkpoint``; running again continues from it and
+sees exactly the batches it would have seen (the corpus is a function of seed and step).
+The finished model is saved as a Hugging Face directory (safetensors, config, tokenizer)
+with ``world.json`` and ``train_log.jsonl`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from lenskit.organism.corpus import CorpusConfig, CorpusSampler
+from lenskit.organism.tokenizer import build_tokenizer
+from lenskit.organism.world import World, build_world
+from lenskit.tasks.functions import DEFAULT_LABELS
+
+__all__ = ["ModelConfig", "TrainConfig", "WorldConfig", "organism_vocabulary", "train"]
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int = 0
+    n_memorised: int = 150
+    n_held_out: int = 400
+    n_unseen: int = 50
+    n_cities: int = 40
+
+    def build(self) -> World:
+        return build_world(**asdict(self))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    d_ffn: int = 384
+    max_position_embeddings: int = 512
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} must be divisible by n_kv_heads "
+                             f"{self.n_kv_heads}")
+
+    def hf_config(self, tok: PreTrainedTokenizerBase) -> LlamaConfig:
+        return LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=self.d_model,
+            intermediate_size=self.d_ffn,
+            num_hidden_layers=self.n_layers,
+            num_attention_heads=self.n_heads,
+            num_key_value_heads=self.n_kv_heads,
+            max_position_embeddings=self.max_position_embeddings,
+            tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            rope_theta=10000.0,
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 8000
+    batch_size: int = 32
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 200
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.98)
+    clip: float = 1.0
+    checkpoint_every: int = 100
+    eval_every: int = 500
+    threads: int = 1
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["corpus"] = {
+            "row_tokens": self.corpus.row_tokens,
+            "mixture": dict(self.corpus.mixture),
+            "max_distractors": self.corpus.max_distractors,
+            "function_specs": [
+                {k: v for k, v in asdict(s).items() if k != "fmt"} for s in
+                self.corpus.function_specs
+            ],
+        }
+        return d
+
+
+def organism_vocabulary(world: World) -> list[str]:
+    """Every word the organism's tasks use: world words, QA scaffolding, numbers, labels."""
+    scaffold = ["Q", "A", "The", "In", "At", "By"]
+    numbers = [str(i) for i in range(-20, 21)]
+    return [*scaffold, *world.words(), *numbers, *DEFAULT_LABELS]
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "embed" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "embed" not in n)]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": rest, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas,
+    )
+
+
+def _save_checkpoint(ckpt: Path, model, opt, step: int, log_len: int) -> None:
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))  # handles the tied embeddings
+    moments: dict[str, torch.Tensor] = {}
+    for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
+        st = opt.state.get(p)
+        if st:
+            moments[f"{i}.exp_avg"] = st["exp_avg"]
+            moments[f"{i}.exp_avg_sq"] = st["exp_avg_sq"]
+            moments[f"{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).reshape(1)
+    save_file(moments, tmp / "optimizer.safetensors")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "log_len": log_len}))
+    old = ckpt.with_name(ckpt.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt.exists():
+        os.replace(ckpt, old)
+    os.replace(tmp, ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(ckpt: Path, model, opt) -> tuple[int, int]:
+    load_model(model, str(ckpt / "model.safetensors"))
+    moments = load_file(ckpt / "optimizer.safetensors")
+    for i, p in enumerate(q for g in opt.param_groups for q in g["params"]):
+        if f"{i}.exp_avg" in moments:
+            opt.state[p] = {
+                "exp_avg": moments[f"{i}.exp_avg"],
+                "exp_avg_sq": moments[f"{i}.exp_avg_sq"],
+                "step": torch.tensor(float(moments[f"{i}.step"].item())),
+            }
+    state = json.loads((ckpt / "state.json").read_text())
+    return int(state["step"]), int(state["log_len"])
+
+
+Evaluator = Callable[[LlamaForCausalLM, PreTrainedTokenizerBase, World], dict[str, float]]
+
+
+def train(
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    evaluator: Evaluator | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) the organism into ``out_dir``; returns the final model directory.
+
+    ``evaluator(model, tokenizer, world) -> {metric: value}`` is called every
+    ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    world = cfg.world.build()
+    tok = build_tokenizer(organism_vocabulary(world))
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(cfg.model.hf_config(tok))
+    opt = _optimizer(model, cfg)
+    sampler = CorpusSampler(world, tok, cfg.corpus, seed=cfg.seed)
+    ckpt = out / "checkpoint"
+    log_path = out / "train_log.jsonl"
+    start, log_len = 0, 0
+    if (ckpt / "state.json").exists():
+        start, log_len = _load_checkpoint(ckpt, model, opt)
+        # Drop log lines written after the checkpoint so a resumed log has no duplicates.
+        lines = log_path.read_text().splitlines()[:log_len] if log_path.exists() else []
+        log_path.write_text("".join(line + "\n" for line in lines))
+    else:
+        log_path.write_text("")
+        (out / "train_config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+    model.train()
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+               desc="organism")
+    ema = None
+    for step in bar:
+        ids, mask = sampler.batch(step, cfg.batch_size)
+        labels = ids.masked_fill(mask == 0, -100)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{ema:.3f}")
+        record: dict = {"step": step + 1, "loss": round(loss.item(), 5),
+                        "grad_norm": round(float(gnorm), 4), "lr": _lr(cfg, step),
+                        "elapsed_s": round(time.time() - t0, 1)}
+        done = step + 1 == cfg.steps
+        if evaluator is not None and ((step + 1) % cfg.eval_every == 0 or done):
+            model.eval()
+            with torch.no_grad():
+                record["eval"] = evaluator(model, tok, world)
+            model.train()
+            bar.write(f"step {step + 1}: " + json.dumps(record["eval"]))
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log_len += 1
+        if (step + 1) % cfg.checkpoint_every == 0 or done:
+            _save_checkpoint(ckpt, model, opt, step + 1, log_len)
+    model.eval()
+    final = out / "model"
+    tmp = out / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    world.save(tmp / "world.json")
+    shutil.copy(log_path, tmp / "train_log.jsonl")
+    meta = {
+        "train_config": cfg.to_json(),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "hardware": f"{platform.machine()} {os.cpu_count()} cores, torch threads={cfg.threads}",
+        "torch": torch.__version__,
+    }
+    (tmp / "training.json").write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
