@@ -10,7 +10,10 @@ Document kinds (mixed by ``CorpusConfig.mixture``):
 - ``function``: an in-context function-learning prompt and its answer.
 
 Documents are packed, separated by a blank line, into rows of at most ``row_tokens``
-tokens that start with ``<bos>``. Row ``i`` of step ``s`` depends only on ``(seed, s, i)``,
+tokens that start with ``<bos>``. Every token has a loss weight: 1 for *answer* tokens (the
+value of a fact statement, the answer after ``A:``, every label after ``->``) and
+``context_weight`` for the rest, so that the few tokens that carry facts and in-context
+answers are not drowned by the unpredictable ones (random names, passage values, inputs). Row ``i`` of step ``s`` depends only on ``(seed, s, i)``,
 so an interrupted run resumes on exactly the data it would have seen.
 """
 
@@ -45,14 +48,15 @@ class CorpusConfig:
     row_tokens: int = 192
     mixture: dict[str, float] = field(
         default_factory=lambda: {
-            "statements": 0.2,
+            "statements": 0.15,
             "closed_book": 0.25,
-            "open_book": 0.2,
+            "open_book": 0.25,
             "overriding": 0.1,
             "function": 0.25,
         }
     )
     max_distractors: int = 4
+    context_weight: float = 0.1
     function_specs: tuple[FunctionSpec, ...] = DEFAULT_FUNCTION_SPECS
     qa_format: QAFormat = field(default_factory=QAFormat)
 
@@ -64,6 +68,8 @@ class CorpusConfig:
             raise ValueError(f"mixture weights must be >= 0 and not all 0, got {self.mixture}")
         if self.row_tokens < 16:
             raise ValueError(f"row_tokens must be >= 16, got {self.row_tokens}")
+        if not 0.0 <= self.context_weight <= 1.0:
+            raise ValueError(f"context_weight must be in [0, 1], got {self.context_weight}")
 
 
 class CorpusSampler:
@@ -84,18 +90,23 @@ class CorpusSampler:
         w = np.array([self.cfg.mixture[k] for k in self._kinds], dtype=float)
         self._p = w / w.sum()
 
-    def document(self, rng: np.random.Generator, kind: str) -> str:
+    def document(self, rng: np.random.Generator, kind: str) -> tuple[str, list[tuple[int, int]]]:
+        """One document of ``kind`` and the character spans of its answer tokens."""
         world, fmt = self.world, self.cfg.qa_format
         rel = world.relations[int(rng.integers(len(world.relations)))].name
         nd = int(rng.integers(0, self.cfg.max_distractors + 1))
         if kind == "statements":
             e = world.memorised[int(rng.integers(len(world.memorised)))]
             rels = rng.permutation(len(world.relations))[: int(rng.integers(1, 5))]
-            return " ".join(
-                world.statement(e, world.relations[i].name,
-                                world.facts[e][world.relations[i].name], int(rng.integers(3)))
-                for i in rels
-            )
+            text, spans = "", []
+            for i in rels:
+                rel_name = world.relations[i].name
+                value = world.facts[e][rel_name]
+                sentence = world.statement(e, rel_name, value, int(rng.integers(3)))
+                start = len(text) + sentence.rindex(value)
+                spans.append((start, start + len(value)))
+                text += sentence + " "
+            return text.rstrip(), spans
         if kind == "closed_book":
             e = world.memorised[int(rng.integers(len(world.memorised)))]
             ep = closed_book(world, e, rel)
@@ -109,33 +120,63 @@ class CorpusSampler:
             specs = self.cfg.function_specs
             spec = specs[int(rng.integers(len(specs)))]
             inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
-            return inst.prompt + " " + inst.answer
+            text = inst.prompt + " " + inst.answer
+            arrow = spec.fmt.arrow + " "
+            spans, pos = [], text.find(arrow)
+            while pos >= 0:
+                start = pos + len(arrow)
+                end = text.find("\n", start)
+                spans.append((start, len(text) if end < 0 else end))
+                pos = text.find(arrow, start)
+            return text, spans
         else:
             raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")
-        return fmt.block(ep.question, ep.context) + " " + ep.answer
+        prefix = fmt.block(ep.question, ep.context) + " "
+        return prefix + ep.answer, [(len(prefix), len(prefix) + len(ep.answer))]
 
-    def row_ids(self, step: int, index: int) -> list[int]:
-        """Token ids of row ``index`` of ``step``: ``<bos>`` then whole documents."""
+    def _encode(self, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[float]]:
+        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        weights = [
+            1.0 if any(a < e and s < b for s, e in spans) else self.cfg.context_weight
+            for a, b in enc["offset_mapping"]
+        ]
+        return enc["input_ids"], weights
+
+    def row(self, step: int, index: int) -> tuple[list[int], list[float]]:
+        """Row ``index`` of ``step``: token ids (``<bos>`` then whole documents) and the loss
+        weight of predicting each token."""
         rng = np.random.default_rng([self.seed, step, index])
-        ids = [self.tok.bos_token_id]
+        ids, weights = [self.tok.bos_token_id], [0.0]
         sep = self.tok("\n\n", add_special_tokens=False)["input_ids"]
+        budget = self.cfg.row_tokens
         while True:
             kind = self._kinds[int(rng.choice(len(self._kinds), p=self._p))]
-            doc = self.tok(self.document(rng, kind), add_special_tokens=False)["input_ids"]
-            extra = doc if len(ids) == 1 else sep + doc
-            if len(ids) > 1 and len(ids) + len(extra) > self.cfg.row_tokens:
-                return ids
-            ids.extend(extra[: self.cfg.row_tokens - len(ids)])
-            if len(ids) >= self.cfg.row_tokens:
-                return ids
+            doc, w = self._encode(*self.document(rng, kind))
+            if len(ids) > 1:
+                doc, w = sep + doc, [self.cfg.context_weight] * len(sep) + w
+                if len(ids) + len(doc) > budget:
+                    return ids, weights
+            ids.extend(doc[: budget - len(ids)])
+            weights.extend(w[: budget - len(weights)])
+            if len(ids) >= budget:
+                return ids, weights
 
-    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(input_ids [B, T], attention_mask [B, T])``, right-padded to the longest row."""
-        rows: Sequence[list[int]] = [self.row_ids(step, i) for i in range(batch_size)]
-        t = max(len(r) for r in rows)
+    def row_ids(self, step: int, index: int) -> list[int]:
+        """Token ids of row ``index`` of ``step``."""
+        return self.row(step, index)[0]
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(input_ids [B, T], attention_mask [B, T], loss_weights [B, T])``, right-padded to
+        the longest row; ``loss_weights[b, t]`` weighs the prediction of token ``t``."""
+        rows: Sequence[tuple[list[int], list[float]]] = [
+            self.row(step, i) for i in range(batch_size)
+        ]
+        t = max(len(r) for r, _ in rows)
         ids = torch.full((batch_size, t), self.tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros((batch_size, t), dtype=torch.long)
-        for i, r in enumerate(rows):
+        weights = torch.zeros((batch_size, t), dtype=torch.float32)
+        for i, (r, w) in enumerate(rows):
             ids[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
-        return ids, mask
+            weights[i, : len(w)] = torch.tensor(w)
+        return ids, mask, weights

@@ -100,6 +100,7 @@ class TrainConfig:
             "row_tokens": self.corpus.row_tokens,
             "mixture": dict(self.corpus.mixture),
             "max_distractors": self.corpus.max_distractors,
+            "context_weight": self.corpus.context_weight,
             "function_specs": [
                 {k: v for k, v in asdict(s).items() if k != "fmt"} for s in
                 self.corpus.function_specs
@@ -176,11 +177,14 @@ def train(
     cfg: TrainConfig | None = None,
     evaluator: Evaluator | None = None,
     progress: bool = True,
-) -> Path:
+    stop_after: int | None = None,
+) -> Path | None:
     """Train (or resume) the organism into ``out_dir``; returns the final model directory.
 
     ``evaluator(model, tokenizer, world) -> {metric: value}`` is called every
     ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``.
+    ``stop_after`` ends the run (after a checkpoint) once that many steps are done, as an
+    interruption would; running again resumes. Returns ``None`` when stopped early.
     """
     from tqdm.auto import tqdm
 
@@ -211,11 +215,15 @@ def train(
                desc="organism")
     ema = None
     for step in bar:
-        ids, mask = sampler.batch(step, cfg.batch_size)
-        labels = ids.masked_fill(mask == 0, -100)
+        ids, mask, weights = sampler.batch(step, cfg.batch_size)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        per_token = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+        )
+        w = weights[:, 1:].reshape(-1)
+        loss = (per_token * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -235,8 +243,12 @@ def train(
         with log_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         log_len += 1
-        if (step + 1) % cfg.checkpoint_every == 0 or done:
+        interrupted = stop_after is not None and step + 1 >= stop_after and not done
+        if (step + 1) % cfg.checkpoint_every == 0 or done or interrupted:
             _save_checkpoint(ckpt, model, opt, step + 1, log_len)
+        if interrupted:
+            bar.close()
+            return None
     model.eval()
     final = out / "model"
     tmp = out / "model.tmp"

@@ -1,0 +1,538 @@
+"""The run directory: tidy results written cell by cell, atomically, so sweeps resume.
+
+Layout of a run directory::
+
+    RUN_DIR/
+      manifest.json            config, versions, git revision, host, sessions, per-cell timings
+      cells/<cell_id>.parquet  result rows of one finished cell (the schema's columns)
+      instances/<cell_id>.parquet   per-instance rows of that cell (optional; bootstrap CIs)
+      tables/<name>.parquet|.csv    derived tables (thresholds, summaries)
+      figures/                 figures (written by lenskit.plots.make_figures)
+      .lock                    pid of the sweep writing here (removed when it ends)
+
+A cell file exists if and only if the cell finished: it is written to a temporary file in
+the same directory (a name starting with "."), flushed and fsynced, then renamed over its
+final name with :func:`os.replace`, which is atomic on POSIX file systems. A process killed
+at any moment leaves either no cell file or a complete one; readers only ever list final
+names, and stale temporary files are deleted when a writer opens the run again.
+
+The manifest is rewritten atomically the same way after each cell; it is informative
+(timings may miss the cell that was being written when a process died) while the cell files
+are the truth about what is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lenskit.analysis.schema import (
+    INSTANCE_COLUMNS,
+    empty_results,
+    validate_instances,
+    validate_results,
+)
+
+__all__ = ["ConfigMismatchError", "RunLockedError", "RunStore", "atomic_write_bytes",
+           "environment_info", "iter_missing"]
+
+MANIFEST = "manifest.json"
+FORMAT = "lenskit-run/1"
+#: Config keys that may change between sessions of one run (they do not change results).
+DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir",)
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_VERSION_PACKAGES = ("lenskit", "torch", "transformers", "transformer-lens", "numpy",
+                     "pandas", "pyarrow", "altair", "vl-convert-python")
+
+
+class ConfigMismatchError(ValueError):
+    """A run directory holds results of a different config than the one being resumed."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process is writing to this run directory."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable (the directory entry), not only the file's bytes.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, writer) -> Path:
+    """Write a file atomically: ``writer(fileobj)`` fills a temporary file in the same
+    directory, which is flushed, fsynced and renamed over ``path``. Returns ``path``.
+
+    The temporary name starts with "." and contains ".tmp-", so directory listings that
+    skip hidden files never see it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _write_parquet(path: Path, df: pd.DataFrame) -> Path:
+    return atomic_write_bytes(path, lambda f: df.to_parquet(f, index=False))
+
+
+def _write_json(path: Path, obj: Any) -> Path:
+    text = json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n"
+    return atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def _git_info() -> dict[str, Any] | None:
+    """Revision of the lenskit source tree (None when lenskit is not a git checkout)."""
+    src = Path(__file__).resolve().parents[2]
+    if not (src / ".git").exists():
+        return None
+    try:
+        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(src), "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"revision": rev, "dirty": bool(status.strip())}
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions of lenskit and its main dependencies, Python, host and git revision."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in _VERSION_PACKAGES:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "versions": versions,
+        "git": _git_info(),
+        "host": {
+            "hostname": socket.gethostname(),
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python_executable": sys.executable,
+        },
+    }
+
+
+def _normalise(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a SweepConfig or a mapping, got {type(config).__name__}")
+    return _normalise(dict(config))
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            key = f"{prefix}{k}"
+            if k not in old:
+                out.append(f"{key}: not in the stored config, now {new[k]!r}")
+            elif k not in new:
+                out.append(f"{key}: stored {old[k]!r}, now absent")
+            else:
+                out.extend(_diff(old[k], new[k], key + "."))
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: stored {old!r}, now {new!r}"]
+
+
+class RunStore:
+    """A run directory (see the module docstring for its layout).
+
+    ``RunStore(run_dir)`` is a reader: :meth:`results`, :meth:`instances`,
+    :meth:`manifest`, :meth:`read_table`, :meth:`write_table`. A writer comes from
+    :meth:`open`, which creates or resumes a run for a config and holds the run's lock
+    until :meth:`close` (or the end of a ``with`` block).
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.cells_dir = self.dir / "cells"
+        self.instances_dir = self.dir / "instances"
+        self.tables_dir = self.dir / "tables"
+        self.figures_dir = self.dir / "figures"
+        self._manifest: dict[str, Any] | None = None
+        self._writer = False
+        self._session: int | None = None
+
+    def __repr__(self) -> str:
+        mode = "writer" if self._writer else "reader"
+        return f"RunStore({str(self.dir)!r}, {mode}, {len(self.done_ids())} cells done)"
+
+    # ---- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, run_dir: str | Path, config: Any, *, force: bool = False,
+             ignore_keys: Iterable[str] = DEFAULT_IGNORED_KEYS) -> RunStore:
+        """Create a run for ``config`` (a SweepConfig or a JSON-able mapping) or resume it.
+
+        Resuming requires the stored config to equal ``config`` (keys in ``ignore_keys``
+        aside): otherwise :class:`ConfigMismatchError` lists every difference. With
+        ``force=True`` a mismatching run's cells, instances, tables, figures and manifest
+        are deleted first and the run starts afresh. Raises :class:`RunLockedError` when a
+        live process holds the run's lock.
+        """
+        store = cls(run_dir)
+        store.dir.mkdir(parents=True, exist_ok=True)
+        store._lock()
+        try:
+            store._start(_config_dict(config), force=force, ignore_keys=tuple(ignore_keys))
+        except BaseException:
+            store._unlock()
+            raise
+        return store
+
+    def _lock(self) -> None:
+        lock = self.dir / ".lock"
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    other = json.loads(lock.read_text() or "{}")
+                except (OSError, json.JSONDecodeError):
+                    other = {}
+                if self._alive(other):
+                    raise RunLockedError(
+                        f"run directory {str(self.dir)!r} is in use by process "
+                        f"{other.get('pid')} on {other.get('host')} since {other.get('since')}; "
+                        f"wait for it, or delete {lock} if that process is gone"
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()  # stale: its process died (e.g. killed mid-sweep)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self._writer = True
+            return
+        raise RunLockedError(f"could not take the lock of {str(self.dir)!r}")
+
+    @staticmethod
+    def _alive(info: Mapping[str, Any]) -> bool:
+        pid = info.get("pid")
+        if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+            # another host's lock cannot be checked: a shared file system, treat as live
+            return isinstance(pid, int)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _unlock(self) -> None:
+        if self._writer:
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / ".lock").unlink()
+            self._writer = False
+
+    def _start(self, config: dict[str, Any], *, force: bool, ignore_keys: tuple[str, ...]
+               ) -> None:
+        path = self.dir / MANIFEST
+        manifest = None
+        if path.exists():
+            manifest = json.loads(path.read_text())
+            old = {k: v for k, v in manifest.get("config", {}).items() if k not in ignore_keys}
+            new = {k: v for k, v in config.items() if k not in ignore_keys}
+            diffs = _diff(old, new)
+            if diffs and not force:
+                raise ConfigMismatchError(
+                    f"run directory {str(self.dir)!r} holds a run of a different config "
+                    f"({len(self.done_ids())} cells done):\n"
+                    + "\n".join(f"  - {d}" for d in diffs)
+                    + "\nresume with the same config, choose another output directory, or "
+                      "pass --force to delete its results and start again"
+                )
+            if diffs:
+                self._wipe()
+                manifest = None
+        elif self.done_ids() and not force:
+            raise ConfigMismatchError(
+                f"run directory {str(self.dir)!r} has cell files but no {MANIFEST}; "
+                f"it was not made by this config. Use another directory or --force"
+            )
+        elif force:
+            self._wipe()
+        self._clean_temporaries()
+        env = environment_info()
+        session = {"start": _now(), "end": None, "status": "running", "pid": os.getpid(),
+                   "host": env["host"]["hostname"], "git": env["git"],
+                   "versions": env["versions"]}
+        if manifest is None:
+            manifest = {
+                "format": FORMAT,
+                "name": config.get("name"),
+                "config": config,
+                "created": session["start"],
+                "finished": None,
+                "status": "running",
+                "seeds": config.get("seeds"),
+                **env,
+                "sessions": [],
+                "cells": {},
+            }
+        else:
+            # the latest session's environment is the one that wrote the newest cells
+            manifest.update(env)
+            manifest["config"] = config
+            manifest["status"] = "running"
+            manifest["finished"] = None
+        manifest["sessions"].append(session)
+        self._session = len(manifest["sessions"]) - 1
+        self._manifest = manifest
+        self._save_manifest()
+
+    def _wipe(self) -> None:
+        for d in (self.cells_dir, self.instances_dir, self.tables_dir, self.figures_dir):
+            if d.is_dir():
+                shutil.rmtree(d)
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / MANIFEST).unlink()
+
+    def _clean_temporaries(self) -> None:
+        for d in (self.dir, self.cells_dir, self.instances_dir, self.tables_dir):
+            if d.is_dir():
+                for p in d.glob(".*.tmp-*"):
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+
+    def close(self, status: str = "complete") -> None:
+        """End this writing session: record its end time and ``status`` ("complete",
+        "interrupted", "failed"), and release the lock. Idempotent."""
+        if not self._writer:
+            return
+        try:
+            m = self.manifest()
+            m["sessions"][self._session].update(end=_now(), status=status)
+            m["status"] = status
+            if status == "complete":
+                m["finished"] = m["sessions"][self._session]["end"]
+            self._save_manifest()
+        finally:
+            self._unlock()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        status = ("complete" if exc_type is None else
+                  "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+        self.close(status)
+
+    # ---- manifest -----------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest (a dict; a writer's in-memory copy, else read from disk)."""
+        if self._manifest is None:
+            path = self.dir / MANIFEST
+            if not path.exists():
+                raise FileNotFoundError(f"no {MANIFEST} in {str(self.dir)!r}: not a run "
+                                        f"directory (run `lenskit sweep --out {self.dir}`)")
+            self._manifest = json.loads(path.read_text())
+        return self._manifest
+
+    def config(self) -> dict[str, Any]:
+        """The stored config (a plain dict; ``SweepConfig.from_dict`` rebuilds it)."""
+        return self.manifest()["config"]
+
+    def _save_manifest(self) -> None:
+        _write_json(self.dir / MANIFEST, self._manifest)
+
+    def _require_writer(self) -> None:
+        if not self._writer:
+            raise RuntimeError("this RunStore is read-only; get a writer with "
+                               "RunStore.open(run_dir, config)")
+
+    # ---- cells --------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_name(name: str, what: str) -> str:
+        if not isinstance(name, str) or not _SAFE_NAME.match(name):
+            raise ValueError(f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', "
+                             f"not starting with '.' or '-'")
+        return name
+
+    def cell_path(self, cell_id: str) -> Path:
+        return self.cells_dir / f"{self._check_name(cell_id, 'cell id')}.parquet"
+
+    def done(self, cell_id: str) -> bool:
+        """Whether the cell finished (its result file exists; it is complete by construction)."""
+        return self.cell_path(cell_id).is_file()
+
+    def done_ids(self) -> set[str]:
+        """Ids of every finished cell."""
+        if not self.cells_dir.is_dir():
+            return set()
+        return {p.stem for p in self.cells_dir.glob("*.parquet")
+                if not p.name.startswith(".")}
+
+    def write_cell(self, cell_id: str, rows: pd.DataFrame, *,
+                   instances: pd.DataFrame | None = None, seconds: float | None = None,
+                   label: str | None = None, overwrite: bool = False) -> Path:
+        """Record a finished cell: its result rows (validated against the schema, every row
+        with this ``cell_id``) and, optionally, its per-instance rows. Instances are
+        written first and the result file last, so a cell counts as done only when both
+        are on disk. ``seconds`` and ``label`` go to the manifest. Raises ValueError when
+        the cell is already done (unless ``overwrite``) or the rows are invalid; nothing is
+        written then."""
+        self._require_writer()
+        path = self.cell_path(cell_id)
+        if path.exists() and not overwrite:
+            raise ValueError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
+                             f"a resumed sweep must skip it (check store.done(cell_id))")
+        rows = validate_results(rows)
+        wrong = rows["cell_id"] != cell_id
+        if wrong.any():
+            raise ValueError(f"rows of cell {cell_id!r} carry cell_id "
+                             f"{rows.loc[wrong, 'cell_id'].iloc[0]!r}")
+        inst = None
+        if instances is not None:
+            inst = validate_instances(instances)
+            wrong = inst["cell_id"] != cell_id
+            if wrong.any():
+                raise ValueError(f"instances of cell {cell_id!r} carry cell_id "
+                                 f"{inst.loc[wrong, 'cell_id'].iloc[0]!r}")
+        if inst is not None:
+            _write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
+        _write_parquet(path, rows)
+        self.manifest()["cells"][cell_id] = {
+            "label": label, "seconds": None if seconds is None else round(float(seconds), 3),
+            "rows": len(rows), "instances": None if inst is None else len(inst),
+            "finished": _now(), "session": self._session,
+        }
+        self._save_manifest()
+        return path
+
+    def read_cell(self, cell_id: str) -> pd.DataFrame:
+        """The result rows of one finished cell."""
+        path = self.cell_path(cell_id)
+        if not path.exists():
+            raise KeyError(f"cell {cell_id!r} is not done in {str(self.dir)!r}")
+        return pd.read_parquet(path)
+
+    def _ordered(self, ids: Iterable[str], order: Sequence[str] | None) -> list[str]:
+        ids = set(ids)
+        if order is None:
+            return sorted(ids)
+        first = [i for i in dict.fromkeys(order) if i in ids]
+        return first + sorted(ids - set(first))
+
+    def results(self, order: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every finished cell's rows, concatenated and validated.
+
+        Cells come in ``order`` (e.g. ``[c.cell_id for c in config.cells()]``; cells not in
+        it follow, sorted) or sorted by id; rows keep their order within a cell.
+        """
+        ids = self._ordered(self.done_ids(), order)
+        if not ids:
+            return empty_results()
+        frames = [pd.read_parquet(self.cell_path(i)) for i in ids]
+        frames = [f for f in frames if len(f)] or frames[:1]
+        return validate_results(pd.concat(frames, ignore_index=True))
+
+    def instances(self, order: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per-instance rows of every finished cell that has them (empty frame if none)."""
+        done = self.done_ids()
+        have = set()
+        if self.instances_dir.is_dir():
+            have = {p.stem for p in self.instances_dir.glob("*.parquet")
+                    if not p.name.startswith(".")}
+        ids = self._ordered(done & have, order)
+        if not ids:
+            return pd.DataFrame({c: pd.Series(dtype=d) for c, d in INSTANCE_COLUMNS.items()})
+        return validate_instances(pd.concat(
+            [pd.read_parquet(self.instances_dir / f"{i}.parquet") for i in ids],
+            ignore_index=True))
+
+    # ---- derived tables -----------------------------------------------------------------
+
+    def write_table(self, name: str, df: pd.DataFrame,
+                    formats: Sequence[str] = ("parquet", "csv")) -> list[Path]:
+        """Write a derived table as ``tables/<name>.parquet`` and ``.csv`` (atomically).
+        Allowed for readers too: ``lenskit thresholds RUN_DIR`` writes here after a run."""
+        self._check_name(name, "table name")
+        paths = []
+        for fmt in formats:
+            path = self.tables_dir / f"{name}.{fmt}"
+            if fmt == "parquet":
+                paths.append(_write_parquet(path, df))
+            elif fmt == "csv":
+                paths.append(atomic_write_bytes(
+                    path, lambda f: f.write(df.to_csv(index=False).encode())))
+            else:
+                raise ValueError(f"unknown table format {fmt!r}; allowed: parquet, csv")
+        return paths
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """A derived table written by :meth:`write_table`."""
+        path = self.tables_dir / f"{self._check_name(name, 'table name')}.parquet"
+        if not path.exists():
+            raise KeyError(f"no table {name!r} in {str(self.tables_dir)!r}")
+        return pd.read_parquet(path)
+
+    def timings(self) -> pd.DataFrame:
+        """Per-cell wall times recorded in the manifest: cell_id, label, seconds, finished."""
+        cells = self.manifest().get("cells", {})
+        return pd.DataFrame(
+            [{"cell_id": k, **{f: v.get(f) for f in ("label", "seconds", "finished")}}
+             for k, v in cells.items()],
+            columns=["cell_id", "label", "seconds", "finished"],
+        )
+
+
+def iter_missing(store: RunStore, cells: Iterable[Any]) -> Iterator[Any]:
+    """The cells (objects with a ``cell_id``) that ``store`` has not finished, in order."""
+    done = store.done_ids()
+    for c in cells:
+        if c.cell_id not in done:
+            yield c
+

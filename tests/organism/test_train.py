@@ -1,0 +1,45 @@
+import json
+
+import torch
+from safetensors.torch import load_file
+
+from lenskit.organism.corpus import CorpusConfig
+from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
+
+
+def tiny_config(steps: int) -> TrainConfig:
+    return TrainConfig(
+        steps=steps, batch_size=8, lr=3e-3, warmup=5, checkpoint_every=5, eval_every=10**6,
+        world=WorldConfig(n_memorised=12, n_held_out=20, n_unseen=4, n_cities=6),
+        model=ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ffn=64),
+        corpus=CorpusConfig(row_tokens=64),
+    )
+
+
+def losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "train_log.jsonl").open()]
+
+
+def test_trainer_loss_falls_and_saves_a_loadable_model(tmp_path):
+    final = train(tmp_path, tiny_config(40), progress=False)
+    loss = losses(tmp_path)
+    assert len(loss) == 40
+    assert sum(loss[-5:]) / 5 < 0.8 * sum(loss[:5]) / 5
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "world.json",
+              "training.json"):
+        assert (final / f).exists(), f
+    from lenskit.models import load_model, model_info
+
+    model = load_model(final)
+    assert len(model_info(model).sites) == 7
+
+
+def test_interrupted_training_resumes_exactly(tmp_path):
+    full = train(tmp_path / "a", tiny_config(12), progress=False)
+    assert train(tmp_path / "b", tiny_config(12), progress=False, stop_after=7) is None
+    resumed = train(tmp_path / "b", tiny_config(12), progress=False)
+    wa, wb = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")

@@ -1,0 +1,217 @@
+"""Figures: spec snapshots on small hand-made frames, what the specs hold, saved files.
+
+Snapshots live in tests/plots/snapshots/*.json. After an intended change of a figure,
+regenerate them with ``LENSKIT_UPDATE_SNAPSHOTS=1 pytest tests/plots`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from lenskit.analysis import SweepConfig, attach_baselines, compare_to_study, compute_thresholds
+from lenskit.plots import (
+    PAPER_THEME,
+    chart_spec,
+    fig_attention_vs_ffw,
+    fig_dense_scaling,
+    fig_sparsity_curves,
+    fig_study_comparison,
+    make_figures,
+    save_chart,
+)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("LENSKIT_UPDATE_SNAPSHOTS") == "1"
+
+# model -> weight counts of its scopes
+COUNTS = {"m": {"all": 900, "attn": 300, "mlp": 600}, "s": {"all": 300, "attn": 100, "mlp": 200}}
+DENSE = {"m": {"facts": 0.8, "copy": 0.5}, "s": {"facts": 0.4, "copy": 0.45}}
+TASKS = {"facts": ("closed_book", "fact_recall"), "copy": ("open_book", "icl")}
+
+
+def value(model: str, task: str, scope: str, removed: int) -> float:
+    """Accuracy after pruning: facts fall with every weight removed, twice as fast for FFW
+    weights; copying falls only with attention weights."""
+    frac = removed / COUNTS[model]["all"]
+    if task == "facts":
+        return DENSE[model][task] * (1 - frac * (2.0 if scope == "mlp" else 1.0))
+    return DENSE[model][task] * (1 - (frac if scope in ("attn", "all") else 0.0) * 0.5)
+
+
+def sweep_frame(models=("m",)) -> pd.DataFrame:
+    """Results of a real sweep grid (SweepConfig -> Cell.to_rows) with made-up accuracies."""
+    parts = []
+    for model in models:
+        cfg = SweepConfig(models=[model], methods=["wanda"], sparsities=[0.3, 0.6],
+                          scopes=["all", "attn", "mlp"])
+        cells = cfg.cells() if model == "m" else cfg.cells()[:1]  # "s": dense only
+        for cell in cells:
+            counts = COUNTS[model]
+            removed = (0 if cell.is_dense else
+                       round(cell.resolve_sparsity(counts) * counts[cell.scope]))
+            meas = pd.DataFrame([
+                {"task": t, "kind": k, "category": c, "metric": "em", "n": 50,
+                 "value": value(model, t, cell.scope, removed)}
+                for t, (k, c) in TASKS.items()])
+            parts.append(cell.to_rows(meas, scope_params=counts, params_removed=removed))
+    return attach_baselines(pd.concat(parts, ignore_index=True))
+
+
+def assert_snapshot(name: str, spec: dict) -> None:
+    path = SNAPSHOTS / f"{name}.json"
+    text = json.dumps(spec, indent=1, sort_keys=True) + "\n"
+    if UPDATE:
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text)
+        return
+    assert path.exists(), (f"no snapshot {path}; create it with "
+                           f"LENSKIT_UPDATE_SNAPSHOTS=1 pytest {Path(__file__).name}")
+    expected = json.loads(path.read_text())
+    actual = json.loads(text)
+    if actual != expected:
+        first = _first_difference(expected, actual)
+        pytest.fail(f"figure spec {name} differs from its snapshot at {first}; if the change "
+                    f"is intended, rerun with LENSKIT_UPDATE_SNAPSHOTS=1 and review the diff")
+
+
+def _first_difference(a, b, path="$") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{path}.{k} (only in {'new' if k in b else 'snapshot'})"
+            if a[k] != b[k]:
+                return _first_difference(a[k], b[k], f"{path}.{k}")
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path} (length {len(a)} vs {len(b)})"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} -> {b!r}"
+
+
+def data_of(spec: dict, part: dict | None = None) -> pd.DataFrame:
+    """The inline data of ``part`` of a spec (default: the spec's own top-level data)."""
+    part = spec if part is None else part
+    return pd.DataFrame(spec["datasets"][part["data"]["name"]])
+
+
+def test_sparsity_curves():
+    spec = chart_spec(fig_sparsity_curves(sweep_frame()))
+    assert_snapshot("fig1_sparsity_curves", spec)
+    d = data_of(spec)
+    # scope "all" at 30%: 270 of 900 weights removed; facts 0.8 * 0.7, copy 0.5 * 0.85
+    facts = d[(d.task == "facts") & (d.target_sparsity == 0.3)].iloc[0]
+    assert facts.rel == pytest.approx(0.7) and facts.value == pytest.approx(0.56)
+    mean = d[(d.series == "mean") & (d.ability == "fact recall")
+             & (d.target_sparsity == 0.3)].iloc[0]
+    assert mean.rel == pytest.approx(0.7)
+    # every curve starts at the dense model
+    start = d[d.target_sparsity == 0]
+    assert len(start) == 4 and (start.rel == 1).all()
+    assert set(d.ability) == {"fact recall", "in-context learning"}
+    layers = spec["spec"]["layer"]
+    assert layers[0]["encoding"]["y"]["datum"] == pytest.approx(0.95)
+    assert {layer["encoding"]["y"]["title"] for layer in layers} == {"accuracy relative to dense"}
+    assert spec["facet"]["row"]["field"] == "model" and spec["facet"]["column"]["field"] == "method"
+    assert spec["config"]["range"]["category"][0] == "#E69F00"  # the paper theme is applied
+
+
+def test_attention_vs_ffw():
+    spec = chart_spec(fig_attention_vs_ffw(sweep_frame()))
+    assert_snapshot("fig2_attention_vs_ffw", spec)
+    d = data_of(spec)  # both panels share one dataset
+    d = d[d.ability == "fact recall"]
+    # matched: FFW loses as many weights as attention at the same attention sparsity
+    attn = d[(d.part == "attention") & (d.pruning == "same sparsity")].set_index(
+        "target_sparsity")["params_removed"]
+    matched = d[d.pruning == "matched weights"].sort_values("params_removed")
+    assert list(matched.params_removed) == [0, 90, 180] == list(attn.sort_index())
+    # facts under matched FFW pruning: 180 of 900 removed, x2 -> 0.8 * (1 - 0.4)
+    row = matched[matched.params_removed == 180].iloc[0]
+    assert row.rel == pytest.approx(0.6) and row.target_sparsity == pytest.approx(0.3)
+    titles = [c["title"] for c in spec["vconcat"]]
+    assert titles == ["by matched sparsity", "by matched weights removed"]
+
+
+def test_dense_scaling():
+    spec = chart_spec(fig_dense_scaling(sweep_frame(models=("m", "s"))))
+    assert_snapshot("fig3_dense_scaling", spec)
+    d = data_of(spec)
+    dense = d[d.series == "dense"].sort_values(["ability", "params"])
+    assert list(dense.model) == ["s", "m", "s", "m"]
+    assert list(dense.value) == pytest.approx([0.4, 0.8, 0.45, 0.5])
+    pruned = d[(d.series == "pruned") & (d.ability == "fact recall")].sort_values("params")
+    # 60% and 30% of 900 pruned leave 360 and 630 weights, then the dense model itself
+    assert list(pruned.params) == [360, 630, 900]
+    assert spec["spec"]["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
+
+
+def test_study_comparison():
+    thr = compute_thresholds(sweep_frame())
+    cmp = compare_to_study(thr)
+    spec = chart_spec(fig_study_comparison(cmp))
+    assert_snapshot("fig4_study_comparison", spec)
+    measured = data_of(spec, spec["layer"][3])
+    closed = measured[measured.group == "closed-book QA"].iloc[0]
+    # facts on scope "all" drop 30% at 30% sparsity: beyond 5% at the first level -> 0
+    assert closed.measured == 0.0
+    open_book = measured[measured.group == "open-book QA"].iloc[0]
+    # copy drops 15% at 30%: also 0
+    assert open_book.measured == 0.0
+    assert set(measured.group) == {"closed-book QA", "open-book QA"}
+
+
+def test_figures_reject_what_they_cannot_draw():
+    df = sweep_frame()
+    with pytest.raises(ValueError, match=r"no rows for scope 'attn\.q'.*'all', 'attn', 'mlp'"):
+        fig_sparsity_curves(df, scope="attn.q")
+    with pytest.raises(ValueError, match="at least two models"):
+        fig_dense_scaling(df)
+    two = pd.concat([df, df.assign(model="other")], ignore_index=True)
+    with pytest.raises(ValueError, match=r"several models \['m', 'other'\]; choose one"):
+        fig_attention_vs_ffw(two)
+    chart = fig_attention_vs_ffw(two, model="other")
+    assert "other" in chart_spec(chart)["title"]
+    with pytest.raises(ValueError, match="lacks column"):
+        fig_study_comparison(pd.DataFrame({"group": ["x"]}))
+
+
+def test_save_chart_writes_valid_files(tmp_path):
+    chart = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [1, 0]})).mark_line().encode(
+        x="x:Q", y="y:Q")
+    paths = save_chart(chart, tmp_path / "sub" / "fig.png")
+    assert [p.name for p in paths] == ["fig.svg", "fig.png", "fig.pdf"]
+    svg, png, pdf = (p.read_bytes() for p in paths)
+    assert b"<svg" in svg[:200] and svg.rstrip().endswith(b"</svg>")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-64:]
+    with pytest.raises(ValueError, match="unknown figure format"):
+        save_chart(chart, tmp_path / "x", formats=("jpg",))
+
+
+def test_theme_is_registered_once_and_used_when_saving():
+    assert PAPER_THEME in alt.theme.names()
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x:Q")
+    with alt.theme.enable("default"):
+        assert chart_spec(chart)["config"]["font"].startswith("Helvetica")
+
+
+def test_make_figures(tmp_path, caplog):
+    df = sweep_frame()
+    with caplog.at_level(logging.INFO, logger="lenskit.plots.figures"):
+        paths = make_figures(df, tmp_path, formats=("svg",))
+    assert [p.name for p in paths] == ["fig1_sparsity_curves.svg", "fig2_attention_vs_ffw.svg",
+                                       "study_comparison.csv", "fig4_study_comparison.svg"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "skipped fig3_dense_scaling: dense scaling needs dense rows of at least two" \
+        in caplog.text
+    # only dense rows: nothing to draw, and no error
+    assert make_figures(df[df.method == "dense"], tmp_path / "none") == []
