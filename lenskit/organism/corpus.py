@@ -48,11 +48,11 @@ class CorpusConfig:
     row_tokens: int = 192
     mixture: dict[str, float] = field(
         default_factory=lambda: {
-            "statements": 0.15,
-            "closed_book": 0.25,
-            "open_book": 0.25,
+            "statements": 0.2,
+            "closed_book": 0.3,
+            "open_book": 0.2,
             "overriding": 0.1,
-            "function": 0.25,
+            "function": 0.2,
         }
     )
     max_distractors: int = 4
@@ -121,13 +121,10 @@ class CorpusSampler:
             spec = specs[int(rng.integers(len(specs)))]
             inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
             text = inst.prompt + " " + inst.answer
-            arrow = spec.fmt.arrow + " "
-            spans, pos = [], text.find(arrow)
-            while pos >= 0:
-                start = pos + len(arrow)
-                end = text.find("\n", start)
-                spans.append((start, len(text) if end < 0 else end))
-                pos = text.find(arrow, start)
+            # Only the query's answer counts fully: the exemplar labels (predictable only
+            # from earlier exemplars) get the context weight, so that the 16-32 labels of
+            # one prompt do not outweigh every fact in the batch.
+            spans = [(len(text) - len(inst.answer), len(text))]
             return text, spans
         else:
             raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")

@@ -34,7 +34,7 @@ __all__ = ["ModelConfig", "TrainConfig", "WorldConfig", "organism_vocabulary", "
 @dataclass(frozen=True)
 class WorldConfig:
     seed: int = 0
-    n_memorised: int = 150
+    n_memorised: int = 120
     n_held_out: int = 400
     n_unseen: int = 50
     n_cities: int = 40

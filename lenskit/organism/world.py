@@ -133,11 +133,14 @@ class World:
 
     def statement(self, entity: str, relation: str, value: str, template: int = 0) -> str:
         rel = self.relation(relation)
-        return rel.statements[template % len(rel.statements)].format(e=entity, v=value)
+        text = rel.statements[template % len(rel.statements)].format(e=entity, v=value)
+        if value[:1].lower() in "aeiou":  # "keeps an owl", not "keeps a owl"
+            text = text.replace(f" a {value}", f" an {value}")
+        return text
 
     def words(self) -> list[str]:
         """Every word a world sentence can contain (for the tokenizer's vocabulary)."""
-        words: set[str] = set(self.memorised) | set(self.held_out) | set(self.unseen)
+        words: set[str] = set(self.memorised) | set(self.held_out) | set(self.unseen) | {"an"}
         for rel in self.relations:
             words |= set(rel.values)
             for text in (rel.question, *rel.statements):

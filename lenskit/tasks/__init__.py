@@ -1,0 +1,104 @@
+"""Tasks: fact recall versus in-context learning, evaluated exactly and fast.
+
+Build task sets (closed-book, open-book and overriding QA, in-context function learning,
+perplexity), or take a ready suite (:func:`organism_suite`, :func:`countries_suite`,
+:func:`default_suite`), then :func:`evaluate` a loaded model on them: tidy per-instance rows
+and bootstrapped aggregates.
+"""
+
+from lenskit.tasks.builders import (
+    closed_book_task,
+    function_spec_name,
+    function_task,
+    open_book_task,
+    overriding_task,
+    perplexity_task,
+    qa_task,
+)
+from lenskit.tasks.core import (
+    CATEGORIES,
+    KIND_CATEGORY,
+    TASK_KINDS,
+    TaskInstance,
+    TaskSet,
+    TextWindow,
+)
+from lenskit.tasks.countries import (
+    COUNTRY_ATTRIBUTES,
+    CountryFact,
+    country_facts,
+    country_items,
+    gazetteer_text,
+)
+from lenskit.tasks.encoding import encode_prompts, token_span
+from lenskit.tasks.evaluate import BACKENDS, ROW_COLUMNS, EvalResult, evaluate, evaluate_suite
+from lenskit.tasks.formats import FunctionFormat, QAFormat
+from lenskit.tasks.functions import (
+    DEFAULT_LABELS,
+    FUNCTION_KINDS,
+    FunctionSpec,
+    sample_function_instances,
+)
+from lenskit.tasks.items import QAItem, QAItems, find_answer_span
+from lenskit.tasks.loaders import (
+    DatasetUnavailableError,
+    load_disentqa,
+    load_natural_questions,
+    load_triviaqa,
+    load_webquestions,
+)
+from lenskit.tasks.normalize import exact_match, normalize_answer
+from lenskit.tasks.suites import (
+    countries_suite,
+    default_suite,
+    organism_suite,
+    study_function_specs,
+)
+
+__all__ = [
+    "BACKENDS",
+    "CATEGORIES",
+    "COUNTRY_ATTRIBUTES",
+    "DEFAULT_LABELS",
+    "FUNCTION_KINDS",
+    "KIND_CATEGORY",
+    "ROW_COLUMNS",
+    "TASK_KINDS",
+    "CountryFact",
+    "DatasetUnavailableError",
+    "EvalResult",
+    "FunctionFormat",
+    "FunctionSpec",
+    "QAFormat",
+    "QAItem",
+    "QAItems",
+    "TaskInstance",
+    "TaskSet",
+    "TextWindow",
+    "closed_book_task",
+    "countries_suite",
+    "country_facts",
+    "country_items",
+    "default_suite",
+    "encode_prompts",
+    "evaluate",
+    "evaluate_suite",
+    "exact_match",
+    "find_answer_span",
+    "function_spec_name",
+    "function_task",
+    "gazetteer_text",
+    "load_disentqa",
+    "load_natural_questions",
+    "load_triviaqa",
+    "load_webquestions",
+    "normalize_answer",
+    "open_book_task",
+    "organism_suite",
+    "overriding_task",
+    "perplexity_task",
+    "qa_task",
+    "sample_function_instances",
+    "study_function_specs",
+    "token_span",
+]

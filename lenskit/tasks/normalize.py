@@ -1,0 +1,49 @@
+"""Answer normalisation and exact match, as in the TriviaQA / SQuAD evaluation scripts.
+
+``normalize_answer`` lowercases, turns punctuation into spaces, drops the articles *a*,
+*an*, *the* and collapses whitespace. Punctuation becomes a space (TriviaQA's choice) rather
+than being deleted (SQuAD's) so that a word-level detokenisation such as ``"Porto - Novo"``
+matches ``"Porto-Novo"``; both sides are normalised the same way, so ``"N'Djamena"`` still
+matches ``"N'Djamena"``. Accents are kept (no Unicode folding): add folded spellings as
+aliases instead (the country facts do).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+
+__all__ = ["exact_match", "matches_any", "normalize_answer"]
+
+# ASCII punctuation plus the typographic quotes and dashes that answer aliases contain.
+_PUNCTUATION = frozenset(string.punctuation + "‘’´`“”–—…«»¿¡")
+_PUNCT_TABLE = {ord(c): " " for c in _PUNCTUATION}
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, punctuation to spaces, drop articles (a, an, the), collapse whitespace."""
+    if not isinstance(text, str):
+        raise ValueError(f"an answer must be a string, got {type(text).__name__}: {text!r}")
+    text = text.lower().translate(_PUNCT_TABLE)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def matches_any(prediction: str, answers: Iterable[str]) -> bool:
+    """Whether the normalised ``prediction`` equals any normalised answer (no answers: False)."""
+    pred = normalize_answer(prediction)
+    return any(pred == normalize_answer(a) for a in answers)
+
+
+def exact_match(prediction: str, answers: str | Iterable[str]) -> bool:
+    """Exact match after :func:`normalize_answer` against one answer or any of its aliases.
+
+    Raises:
+        ValueError: ``answers`` is empty (nothing to match is a caller bug, not a miss).
+    """
+    alias_list = [answers] if isinstance(answers, str) else list(answers)
+    if not alias_list:
+        raise ValueError("exact_match needs at least one gold answer, got none")
+    return matches_any(prediction, alias_list)

@@ -1,0 +1,312 @@
+"""The computation of evaluation: one pass per batch that scores gold answers and starts
+greedy decoding, then cheap decoding steps.
+
+Per batch of prompts (right-padded, see NOTES section 3):
+
+1. **One forward pass** over ``prompt + gold[:-1]`` for every row. Causal attention means
+   a prompt's positions never see the gold tokens appended after it, so this single pass
+   yields both the logits at the answer position (the first greedy token and the gold's
+   first-token rank) and the teacher-forced log-probabilities of every gold token: the gold
+   is scored on the prompt's computation, never by re-running the prompt.
+2. **Greedy decoding** continues from the prompt:
+
+   - ``"cache"`` (the plain HF model): the pass above also filled a key-value cache. Each
+     new token is appended after the padded width with an attention mask that hides the
+     row's padding *and* its gold tokens, and with the row's own position id, so a step
+     costs one token per row. This is exact: masked keys get zero weight, and the logits
+     match re-running the unpadded prompt to ~1e-7.
+   - ``"rerun"`` (the TransformerBridge, where hooks apply but the KV cache is wrong):
+     each step re-runs prompt + generated tokens for the rows still decoding.
+
+Decoding stops per row at the first token whose text contains a newline (or EOS), or after
+``max_new_tokens`` tokens, and stops for the batch when every row has stopped.
+
+No single-token shortcut is taken: even when every answer is one token, the first greedy
+token only decides the answer if the model then stops, and a prediction such as
+``"Paris."`` or ``"Paris is"`` differs from ``"Paris"``, so rows are decoded until they stop
+(the first step is already free from the scoring pass, and a one-token answer followed by a
+newline costs a single decoding step). Predictions are therefore identical to unbatched
+greedy generation (checked against ``transformers``' ``generate`` in the tests).
+
+Logits are computed only where they are needed: the HF path runs the base model and applies
+the output embedding to the gathered hidden states (the ``[batch, seq, vocab]`` tensor of a
+plain forward never exists); the bridge path takes the bridge's logits as they are, since
+hooks may act anywhere up to the unembedding.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lenskit.tasks.encoding import pad_right
+
+__all__ = ["BridgeBackend", "HFBackend", "QAScores", "score_qa", "score_windows"]
+
+# Rows of hidden states turned into logits at once (bounds the [rows, vocab] buffer).
+_HEAD_CHUNK_ELEMENTS = 1 << 25
+
+
+class HFBackend:
+    """Forward passes through the plain HF model (base model + output embedding)."""
+
+    def __init__(self, hf) -> None:
+        self.hf = hf
+        self.base = hf.base_model
+        self.head = hf.get_output_embeddings()
+        # The supported families' LM heads are a linear map of the base model's final
+        # hidden state (checked against ``hf(ids).logits`` in the tests); Gemma-2-style
+        # soft-capping is applied when a config declares it.
+        self.softcap = getattr(hf.config, "final_logit_softcapping", None)
+        self.device = next(hf.parameters()).device
+        self.vocab_size = int(self.head.weight.shape[0])
+        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns).
+        params = inspect.signature(self.base.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    @staticmethod
+    def _cache_of(out):
+        cache = getattr(out, "cache", None)
+        return cache if cache is not None else out.past_key_values
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits ``[..., vocab]`` from final hidden states ``[..., d_model]``."""
+        shape = hidden.shape[:-1]
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        rows = max(1, _HEAD_CHUNK_ELEMENTS // self.vocab_size)
+        parts = [self.head(flat[i : i + rows]).float() for i in range(0, len(flat), rows)]
+        out = torch.cat(parts) if parts else flat.new_zeros((0, self.vocab_size)).float()
+        if self.softcap:
+            out = torch.tanh(out / self.softcap) * self.softcap
+        return out.reshape(*shape, self.vocab_size)
+
+    def logits_at(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, K, V]`` at ``positions`` ``[B, K]`` of a right-padded batch."""
+        hidden = self.base(input_ids=ids, use_cache=False).last_hidden_state
+        return self.logits(_gather(hidden, positions))
+
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        """Like :meth:`logits_at`, also returning the key-value cache of the pass."""
+        out = self.base(input_ids=ids, use_cache=True)
+        return self.logits(_gather(out.last_hidden_state, positions)), self._cache_of(out)
+
+    def step(self, cache, tokens: torch.Tensor, mask: torch.Tensor, position: torch.Tensor):
+        """One decoding step: ``tokens`` ``[B]`` at ``position`` ``[B]``; ``mask`` covers the
+        cache plus the new token. Returns logits ``[B, V]`` and the grown cache."""
+        out = self.base(input_ids=tokens[:, None], attention_mask=mask,
+                        position_ids=position[:, None], use_cache=True,
+                        **{self._cache_kw: cache})
+        return self.logits(out.last_hidden_state[:, -1]), self._cache_of(out)
+
+
+class BridgeBackend:
+    """Forward passes through the TransformerBridge, so that active hooks apply."""
+
+    def __init__(self, bridge, vocab_size: int) -> None:
+        self.bridge = bridge
+        self.vocab_size = vocab_size
+        self.device = next(bridge.parameters()).device
+
+    def logits_at(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        # Right padding needs no attention mask for causal models (pads come after every
+        # real token); the bridge is given none, so it cannot infer one from pad ids.
+        logits = self.bridge(ids, return_type="logits")
+        return _gather(logits, positions).float()
+
+    def full_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.bridge(ids, return_type="logits").float()
+
+
+def _gather(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``x[b, positions[b, k]]`` -> ``[B, K, ...]``."""
+    idx = positions.to(x.device)
+    expand = idx[..., None].expand(*idx.shape, x.shape[-1])
+    return torch.gather(x, 1, expand)
+
+
+@dataclass
+class QAScores:
+    """Per-row results of :func:`score_qa`, in the order of the input rows."""
+
+    generated: list[list[int]]  # greedy tokens, the stop token included when reached
+    stopped: np.ndarray  # [N] bool: a stop token was reached
+    logprob: np.ndarray  # [N] float: sum of log p(gold token) under teacher forcing
+    gold_rank: np.ndarray  # [N] int: 1 + number of tokens scored above the gold's first
+    first_token: np.ndarray  # [N] int: the greedy first token
+
+
+def score_qa(
+    backend: HFBackend | BridgeBackend,
+    prompts: Sequence[Sequence[int]],
+    golds: Sequence[Sequence[int]],
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    stop_mask: torch.Tensor,
+    pad_id: int,
+    decode: str,
+) -> QAScores:
+    """Score gold answers and decode greedily (see the module docstring).
+
+    Rows are processed longest first (less padding per batch); results are returned in
+    the input order.
+    """
+    n = len(prompts)
+    total = np.array([len(p) + len(g) - 1 for p, g in zip(prompts, golds, strict=True)])
+    order = np.argsort(-total, kind="stable")
+    generated: list[list[int]] = [[] for _ in range(n)]
+    stopped = np.zeros(n, dtype=bool)
+    logprob = np.zeros(n, dtype=np.float64)
+    rank = np.zeros(n, dtype=np.int64)
+    first = np.zeros(n, dtype=np.int64)
+    stop_mask = stop_mask.to(backend.device)
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size].tolist()
+        out = _qa_batch(backend, [prompts[i] for i in rows], [golds[i] for i in rows],
+                        max_new_tokens, stop_mask, pad_id, decode)
+        for k, i in enumerate(rows):
+            generated[i] = out[0][k]
+            stopped[i], logprob[i], rank[i], first[i] = out[1][k], out[2][k], out[3][k], out[4][k]
+    return QAScores(generated, stopped, logprob, rank, first)
+
+
+def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode):
+    dev = backend.device
+    b = len(prompts)
+    lengths = torch.tensor([len(p) for p in prompts], device=dev)
+    glen = torch.tensor([len(g) for g in golds], device=dev)
+    ids, _ = pad_right([list(p) + list(g[:-1]) for p, g in zip(prompts, golds, strict=True)],
+                       pad_id)
+    ids = ids.to(dev)
+    gmax = int(glen.max())
+    # Position L-1+j predicts gold token j; pad columns repeat a valid position (masked).
+    offs = torch.arange(gmax, device=dev)
+    valid = offs[None, :] < glen[:, None]
+    positions = torch.where(valid, lengths[:, None] - 1 + offs[None, :], lengths[:, None] - 1)
+    use_cache = decode == "cache" and max_new > 1
+    if use_cache:
+        logits, cache = backend.prefill(ids, positions)
+    else:
+        logits, cache = backend.logits_at(ids, positions), None
+    gold_ids, _ = pad_right(golds, 0)
+    gold_ids = gold_ids.to(dev)
+    logp = torch.log_softmax(logits, dim=-1)
+    tok_lp = torch.gather(logp, 2, gold_ids[..., None])[..., 0]
+    lp_sum = (tok_lp * valid).sum(1)
+    first_logits = logits[:, 0]
+    gold_first = first_logits.gather(1, gold_ids[:, :1])
+    rank = 1 + (first_logits > gold_first).sum(1)
+    nxt = first_logits.argmax(-1)
+    first = nxt.clone()
+    done = stop_mask[nxt].clone()
+    gen = [nxt]
+    if max_new > 1 and not bool(done.all()):
+        if use_cache:
+            gen += _decode_cached(backend, cache, nxt, done, lengths, ids.shape[1],
+                                  max_new, stop_mask)
+        else:
+            gen += _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id)
+    tokens = torch.stack(gen, 1).cpu()
+    stop_cpu = stop_mask.cpu()
+    out_gen, out_stop = [], []
+    for r in range(b):
+        seq = []
+        hit = False
+        for t in tokens[r].tolist():
+            if t < 0:
+                break
+            seq.append(t)
+            if bool(stop_cpu[t]):
+                hit = True
+                break
+        out_gen.append(seq)
+        out_stop.append(hit)
+    return (out_gen, out_stop, lp_sum.double().cpu().numpy(), rank.cpu().numpy(),
+            first.cpu().numpy())
+
+
+def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask):
+    """Greedy steps on the KV cache; finished rows keep running (batched) but emit -1."""
+    dev = nxt.device
+    b = len(nxt)
+    mask = (torch.arange(width, device=dev)[None, :] < lengths[:, None]).long()
+    ones = torch.ones((b, 1), dtype=torch.long, device=dev)
+    out = []
+    for s in range(1, max_new):
+        mask = torch.cat([mask, ones], 1)
+        logits, cache = backend.step(cache, nxt, mask, lengths + s - 1)
+        step = logits.argmax(-1)
+        step = torch.where(done, torch.full_like(step, -1), step)
+        out.append(step)
+        done = done | stop_mask[step.clamp(min=0)]
+        nxt = step.clamp(min=0)
+        if bool(done.all()):
+            break
+    return out
+
+
+def _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id):
+    """Greedy steps by re-running each unfinished row's prompt + generated tokens."""
+    dev = nxt.device
+    b = len(prompts)
+    seqs = [[*p, int(t)] for p, t in zip(prompts, nxt.tolist(), strict=True)]
+    out = []
+    for _ in range(1, max_new):
+        active = (~done).nonzero()[:, 0].tolist()
+        ids, lens = pad_right([seqs[i] for i in active], pad_id)
+        logits = backend.logits_at(ids.to(dev), (lens - 1)[:, None].to(dev))[:, 0]
+        step = torch.full((b,), -1, dtype=torch.long, device=dev)
+        step[active] = logits.argmax(-1)
+        for i in active:
+            seqs[i].append(int(step[i]))
+        out.append(step)
+        done = done | stop_mask[step.clamp(min=0)]
+        if bool(done.all()):
+            break
+    return out
+
+
+def score_windows(
+    backend: HFBackend | BridgeBackend,
+    windows: Sequence[Sequence[int]],
+    score_from: Sequence[int],
+    *,
+    batch_size: int,
+    pad_id: int,
+) -> np.ndarray:
+    """Sum of log p(token) over each window's scored tokens -> ``[N]`` float64."""
+    n = len(windows)
+    order = np.argsort(-np.array([len(w) for w in windows]), kind="stable")
+    out = np.zeros(n, dtype=np.float64)
+    for start in range(0, n, batch_size):
+        rows = order[start : start + batch_size].tolist()
+        ids, lengths = pad_right([windows[i] for i in rows], pad_id)
+        ids = ids.to(backend.device)
+        sf = torch.tensor([score_from[i] for i in rows])
+        # Flat (row, position) pairs: position j-1 predicts token j for j in [sf, len).
+        cols = torch.arange(ids.shape[1])
+        scored = (cols[None, :] >= sf[:, None]) & (cols[None, :] < lengths[:, None])
+        r_idx, j_idx = (t.to(backend.device) for t in scored.nonzero(as_tuple=True))
+        targets = ids[r_idx, j_idx]
+        if isinstance(backend, HFBackend):
+            source = backend.base(input_ids=ids, use_cache=False).last_hidden_state
+            to_logits = backend.logits
+        else:
+            source = backend.full_logits(ids)
+            to_logits = None
+        rows_per_chunk = max(1, _HEAD_CHUNK_ELEMENTS // backend.vocab_size)
+        parts = []
+        for c in range(0, len(targets), rows_per_chunk):
+            sl = slice(c, c + rows_per_chunk)
+            x = source[r_idx[sl], j_idx[sl] - 1]
+            logits = to_logits(x) if to_logits is not None else x
+            parts.append(torch.log_softmax(logits, -1).gather(1, targets[sl, None])[:, 0])
+        lp = torch.cat(parts).double()
+        sums = torch.zeros(len(rows), dtype=torch.float64, device=lp.device)
+        sums.index_add_(0, r_idx.to(lp.device), lp)
+        out[rows] = sums.cpu().numpy()
+    return out

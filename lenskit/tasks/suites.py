@@ -1,0 +1,329 @@
+"""Ready-made suites: the organism's, the offline country facts, and the default per model.
+
+Sizes: ``"small"`` is meant for sweeps (a whole suite of the organism evaluates in
+seconds on one core), ``"full"`` for final numbers (every memorised fact; the study's 2,048
+function prompts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lenskit.tasks.builders import (
+    closed_book_task,
+    function_spec_name,
+    function_task,
+    open_book_task,
+    overriding_task,
+    perplexity_task,
+)
+from lenskit.tasks.core import TaskSet
+from lenskit.tasks.countries import COUNTRY_ATTRIBUTES, country_items, gazetteer_text
+from lenskit.tasks.formats import QAFormat
+from lenskit.tasks.functions import FunctionSpec
+from lenskit.tasks.items import QAItem, QAItems
+
+__all__ = ["SIZES", "countries_suite", "default_suite", "organism_suite",
+           "study_function_specs"]
+
+SIZES = ("small", "full")
+# Corpus steps from here on are never drawn in training (a run is ~10^4 steps), so rows of
+# these steps are held-out text from the training distribution.
+HELD_OUT_STEP = 10**7
+
+_ORGANISM_SIZES = {
+    "small": {"closed_book": 300, "open_book": 300, "overriding": 300, "function": 300,
+              "perplexity": 32},
+    "full": {"closed_book": None, "open_book": 1000, "overriding": None, "function": 1000,
+             "perplexity": 256},
+}
+_COUNTRY_SIZES = {"small": 100, "full": None}
+_STUDY_FUNCTION_N = {"small": 64, "full": 2048}
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; allowed: {SIZES}")
+
+
+# ----------------------------------------------------------------------------- organism
+
+
+def _organism_dir(model_or_path) -> Path | None:
+    """The directory of an organism (it holds ``world.json``), or None."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        path = Path(model_or_path)
+    else:
+        from lenskit.models import model_info
+
+        try:
+            path = Path(model_info(model_or_path).path)
+        except ValueError:
+            return None
+    return path if (path / "world.json").is_file() else None
+
+
+def _training_config(directory: Path | None) -> dict[str, Any]:
+    if directory is None or not (directory / "training.json").is_file():
+        return {}
+    return json.loads((directory / "training.json").read_text()).get("train_config", {})
+
+
+def _corpus_config(train_cfg: dict[str, Any]):
+    """The corpus settings the organism was trained with (defaults when not recorded)."""
+    from lenskit.organism.corpus import CorpusConfig
+
+    raw = train_cfg.get("corpus") or {}
+    kwargs: dict[str, Any] = {}
+    for key in ("row_tokens", "max_distractors"):
+        if key in raw:
+            kwargs[key] = raw[key]
+    if raw.get("mixture"):
+        kwargs["mixture"] = dict(raw["mixture"])
+    if raw.get("function_specs"):
+        kwargs["function_specs"] = tuple(
+            FunctionSpec(**{k: (tuple(v) if k == "labels" else v) for k, v in s.items()})
+            for s in raw["function_specs"]
+        )
+    return CorpusConfig(**kwargs)
+
+
+def _statement_span(world, context: str, entity: str, relation: str,
+                    value: str) -> tuple[int, int] | None:
+    """Span of ``value`` in the sentence of ``context`` stating ``entity``'s ``relation``."""
+    rel = world.relation(relation)
+    for t, template in enumerate(rel.statements):
+        pos = context.find(world.statement(entity, relation, value, t))
+        if pos >= 0:
+            start = pos + len(template.split("{v}")[0].format(e=entity))
+            return start, start + len(value)
+    return None
+
+
+def _episode_item(world, ep, prefix: str, k: int | None = None) -> QAItem:
+    span = (_statement_span(world, ep.context, ep.entity, ep.relation, ep.answer)
+            if ep.context else None)
+    tag = f"{prefix}-{ep.entity}-{ep.relation}" if k is None else f"{prefix}-{k}-{ep.entity}"
+    return QAItem(ep.question, (ep.answer,), context=ep.context,
+                  memorised_answer=ep.memorised_answer, context_answer_span=span, id=tag,
+                  meta={"entity": ep.entity, "relation": ep.relation})
+
+
+def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[str, TaskSet]:
+    """The organism's suite: its own facts, passages, function tasks and held-out text.
+
+    Args:
+        model_or_world: the organism's bridge (loaded from a directory holding
+            ``world.json``), that directory, or a :class:`lenskit.organism.world.World`.
+        size: ``"small"`` (300 instances per task, 32 perplexity rows) or ``"full"`` (all
+            memorised facts for closed-book and overriding, 1000 open-book and function
+            prompts, 256 rows).
+        seed: seeds every draw (subsets, fresh values, distractors, functions).
+
+    Tasks: ``closed_book`` (memorised facts, ``world.facts``), ``open_book`` (held-out
+    names with freshly drawn values and distractor sentences), ``overriding`` (memorised
+    entities whose passage states a counterfactual value), one function task per spec the
+    organism was trained on (``training.json``; else ``DEFAULT_FUNCTION_SPECS``), and
+    ``perplexity`` on corpus rows of steps ``>= 10**7``, which training never draws. The
+    episodes come from :mod:`lenskit.organism.episodes`, the very builders of the
+    training corpus, in its format (``QAFormat()``, zero-shot).
+    """
+    _check_size(size)
+    from lenskit.organism import episodes
+    from lenskit.organism.corpus import CorpusSampler
+    from lenskit.organism.world import World
+
+    tokenizer = None
+    directory = None
+    if isinstance(model_or_world, World):
+        world = model_or_world
+    else:
+        directory = _organism_dir(model_or_world)
+        if directory is None:
+            raise ValueError("organism_suite needs the organism (a model loaded from a "
+                             "directory holding world.json), that directory, or a World; "
+                             f"got {model_or_world!r}")
+        world = World.load(directory / "world.json")
+        if not isinstance(model_or_world, (str, os.PathLike)):
+            from lenskit.models import model_info
+
+            tokenizer = model_info(model_or_world).tokenizer
+    if tokenizer is None:
+        if directory is not None and (directory / "tokenizer.json").is_file():
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        else:
+            from lenskit.organism.tokenizer import build_tokenizer
+            from lenskit.organism.train import organism_vocabulary
+
+            tokenizer = build_tokenizer(organism_vocabulary(world))
+    train_cfg = _training_config(directory)
+    corpus = _corpus_config(train_cfg)
+    sizes = _ORGANISM_SIZES[size]
+    fmt = corpus.qa_format
+    rels = [r.name for r in world.relations]
+    pairs = [(e, r) for e in world.memorised for r in rels]
+    source = f"organism:{directory}" if directory else "organism"
+    tasks: dict[str, TaskSet] = {}
+
+    def provenance(name: str, items: list[QAItem]) -> QAItems:
+        return QAItems(name=name, items=tuple(items), source=source, split="",
+                       config={"world_seed": world.seed})
+
+    cb = [_episode_item(world, episodes.closed_book(world, e, r), "cb") for e, r in pairs]
+    tasks["closed_book"] = closed_book_task(provenance("closed_book", cb), fmt,
+                                            n=_n(sizes["closed_book"], len(cb)), seed=seed)
+
+    rng = np.random.default_rng([seed, 1])
+    n_open = sizes["open_book"]
+    ob = []
+    for k in range(n_open):
+        e = world.held_out[int(rng.integers(len(world.held_out)))]
+        r = rels[int(rng.integers(len(rels)))]
+        nd = int(rng.integers(0, corpus.max_distractors + 1))
+        ob.append(_episode_item(world, episodes.open_book(world, rng, e, r, nd), "ob", k))
+    tasks["open_book"] = open_book_task(provenance("open_book", ob), fmt, seed=seed)
+
+    rng = np.random.default_rng([seed, 2])
+    ov = []
+    for e, r in pairs:
+        nd = int(rng.integers(0, corpus.max_distractors + 1))
+        ov.append(_episode_item(world, episodes.overriding(world, rng, e, r, nd), "ov"))
+    tasks["overriding"] = overriding_task(provenance("overriding", ov), fmt,
+                                          n=_n(sizes["overriding"], len(ov)), seed=seed)
+
+    for j, spec in enumerate(corpus.function_specs):
+        name = _unique(function_spec_name(spec), tasks)
+        tasks[name] = function_task(spec, sizes["function"], seed=seed * 1000 + j, name=name)
+
+    sampler = CorpusSampler(world, tokenizer, corpus, seed=int(train_cfg.get("seed", 0)))
+    rows = [sampler.row_ids(HELD_OUT_STEP + seed, i) for i in range(sizes["perplexity"])]
+    tasks["perplexity"] = perplexity_task(rows, tokenizer, window=corpus.row_tokens,
+                                          add_bos=False, source=source,
+                                          split=f"corpus steps >= {HELD_OUT_STEP}")
+    return tasks
+
+
+def _n(wanted: int | None, available: int) -> int | None:
+    return None if wanted is None or wanted >= available else wanted
+
+
+def _unique(name: str, taken: dict) -> str:
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name}_{k}" in taken:
+        k += 1
+    return f"{name}_{k}"
+
+
+# ----------------------------------------------------------------------------- countries
+
+
+def countries_suite(
+    size: str = "small",
+    seed: int = 0,
+    *,
+    attributes: Sequence[str] = COUNTRY_ATTRIBUTES,
+    shots: int = 2,
+    n_distractors: int = 3,
+    fmt: QAFormat | None = None,
+) -> dict[str, TaskSet]:
+    """Country facts from ``countryinfo`` in closed-book, open-book and overriding form.
+
+    Task names are ``countries_{attribute}_{kind}``. ``size="small"`` draws 100 countries
+    per task (seeded), ``"full"`` uses all (about 237). Each prompt has ``shots`` examples
+    from other countries of the same task (so overriding examples are counterfactual too).
+    """
+    _check_size(size)
+    tasks: dict[str, TaskSet] = {}
+    builders = {"closed_book": closed_book_task, "open_book": open_book_task,
+                "overriding": overriding_task}
+    for attribute in attributes:
+        for kind, build in builders.items():
+            items = country_items(attribute, kind, seed=seed, n_distractors=n_distractors)
+            name = f"countries_{attribute}_{kind}"
+            tasks[name] = build(items, fmt, shots, n=_n(_COUNTRY_SIZES[size], len(items)),
+                                seed=seed, name=name)
+    return tasks
+
+
+def study_function_specs() -> tuple[FunctionSpec, ...]:
+    """The study's function tasks: linear, 2-layer ReLU net, tree; D=4, N=32, K=2."""
+    return tuple(FunctionSpec(kind=k, n_dims=4, n_exemplars=32, n_classes=2)
+                 for k in ("linear", "mlp", "tree"))
+
+
+def default_suite(
+    model,
+    size: str = "small",
+    seed: int = 0,
+    *,
+    datasets: Sequence[str] = (),
+    data_paths: dict[str, str] | None = None,
+) -> dict[str, TaskSet]:
+    """The suite lenskit evaluates ``model`` on by default.
+
+    The organism (a directory with ``world.json``) gets :func:`organism_suite`. Any other
+    model gets :func:`countries_suite`, the study's function tasks (64 prompts each when
+    small, 2,048 when full) and perplexity on :func:`gazetteer_text` with the model's
+    tokenizer. Hub datasets are added only when asked for: ``datasets`` names any of
+    ``"triviaqa"`` (closed-book), ``"triviaqa_open"`` (open-book on evidence),
+    ``"webquestions"``, ``"natural_questions"`` (open-book), ``"disentqa"`` (overriding);
+    ``data_paths`` maps such a name to a local file used instead of the hub.
+    """
+    _check_size(size)
+    unknown = [n for n in [*datasets, *(data_paths or {})] if n not in _HUB_TASKS]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {unknown}; allowed: {_HUB_TASKS}")
+    if _organism_dir(model) is not None:
+        if datasets:
+            raise ValueError("the organism's suite is its own world; hub datasets are for "
+                             "pretrained models")
+        return organism_suite(model, size=size, seed=seed)
+    from lenskit.models import model_info
+
+    info = model_info(model)
+    tasks = countries_suite(size, seed)
+    for j, spec in enumerate(study_function_specs()):
+        tasks[function_spec_name(spec)] = function_task(spec, _STUDY_FUNCTION_N[size],
+                                                        seed=seed * 1000 + j)
+    limit = getattr(info.hf.config, "n_positions", None) or getattr(
+        info.hf.config, "max_position_embeddings", None) or 512
+    window = int(min(256, limit - 1))
+    tasks["perplexity"] = perplexity_task(gazetteer_text(), info.tokenizer, window=window,
+                                          source="countryinfo gazetteer (generated)")
+    tasks.update(_hub_tasks(datasets, data_paths or {}, size, seed))
+    return tasks
+
+
+_HUB_TASKS = ("triviaqa", "triviaqa_open", "webquestions", "natural_questions", "disentqa")
+
+
+def _hub_tasks(names: Sequence[str], paths: dict[str, str], size: str,
+               seed: int) -> dict[str, TaskSet]:
+    from lenskit.tasks import loaders
+
+    n = 500 if size == "small" else None
+    out: dict[str, TaskSet] = {}
+    for name in names:
+        path = paths.get(name)
+        if name == "triviaqa":
+            items, build = loaders.load_triviaqa(path), closed_book_task
+        elif name == "triviaqa_open":
+            items, build = loaders.load_triviaqa(path, evidence=True), open_book_task
+        elif name == "webquestions":
+            items, build = loaders.load_webquestions(path), closed_book_task
+        elif name == "natural_questions":
+            items, build = loaders.load_natural_questions(path), open_book_task
+        else:
+            items, build = loaders.load_disentqa(path), overriding_task
+        out[name] = build(items, None, 0, n=_n(n, len(items)), seed=seed, name=name)
+    return out
