@@ -169,7 +169,9 @@ def _load_checkpoint(ckpt: Path, model, opt) -> tuple[int, int]:
     return int(state["step"]), int(state["log_len"])
 
 
-Evaluator = Callable[[LlamaForCausalLM, PreTrainedTokenizerBase, World], dict[str, float]]
+Evaluator = Callable[
+    [LlamaForCausalLM, PreTrainedTokenizerBase, World, "TrainConfig"], dict[str, float]
+]
 
 
 def train(
@@ -181,7 +183,7 @@ def train(
 ) -> Path | None:
     """Train (or resume) the organism into ``out_dir``; returns the final model directory.
 
-    ``evaluator(model, tokenizer, world) -> {metric: value}`` is called every
+    ``evaluator(model, tokenizer, world, cfg) -> {metric: value}`` is called every
     ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``.
     ``stop_after`` ends the run (after a checkpoint) once that many steps are done, as an
     interruption would; running again resumes. Returns ``None`` when stopped early.
@@ -237,7 +239,7 @@ def train(
         if evaluator is not None and ((step + 1) % cfg.eval_every == 0 or done):
             model.eval()
             with torch.no_grad():
-                record["eval"] = evaluator(model, tok, world)
+                record["eval"] = evaluator(model, tok, world, cfg)
             model.train()
             bar.write(f"step {step + 1}: " + json.dumps(record["eval"]))
         with log_path.open("a") as f:

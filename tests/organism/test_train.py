@@ -9,7 +9,7 @@ from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
 
 def tiny_config(steps: int) -> TrainConfig:
     return TrainConfig(
-        steps=steps, batch_size=8, lr=3e-3, warmup=5, checkpoint_every=5, eval_every=10**6,
+        steps=steps, batch_size=8, lr=1e-2, warmup=5, checkpoint_every=5, eval_every=10**6,
         world=WorldConfig(n_memorised=12, n_held_out=20, n_unseen=4, n_cities=6),
         model=ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ffn=64),
         corpus=CorpusConfig(row_tokens=64),
@@ -43,3 +43,18 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
+
+
+def test_task_evaluator_logs_the_task_suite_scores(tmp_path):
+    from dataclasses import replace
+
+    from lenskit.organism.monitor import task_evaluator
+
+    cfg = replace(tiny_config(6), eval_every=6)
+    train(tmp_path, cfg, evaluator=task_evaluator(size="small"), progress=False)
+    last = [json.loads(line) for line in (tmp_path / "train_log.jsonl").open()][-1]
+    scores = last["eval"]
+    assert {"closed_book/em", "open_book/em", "overriding/em",
+            "overriding/memorised_rate"} <= set(scores)
+    assert all(0.0 <= v <= 1.0 for k, v in scores.items() if k.endswith("/em"))
+    assert any(k.endswith("/perplexity") and v > 1.0 for k, v in scores.items())
