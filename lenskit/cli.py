@@ -43,7 +43,7 @@ def _cmd_sites(args: argparse.Namespace) -> int:
 def _cmd_organism_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
+    from lenskit.organism.train import TrainConfig, WorldConfig, train
 
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
@@ -61,6 +61,86 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
+                      ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
+                      ("out", "out_dir"), ("task_size", "task_size")):
+        value = getattr(args, flag, None)
+        if value:
+            out[key] = ";".join(value) if key == "scopes" else (
+                ",".join(value) if isinstance(value, list) else value)
+    for item in args.set or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lenskit.analysis.config import load_config
+    from lenskit.analysis.sweep import run_sweep
+
+    cfg = load_config(args.config, _overrides(args))
+    cells = cfg.cells()
+    print(f"sweep {cfg.name!r}: {len(cells)} cells ({', '.join(cfg.models)}; "
+          f"{', '.join(cfg.methods)}; scopes {', '.join(cfg.scopes)}) -> {cfg.out_dir}")
+    if args.dry_run:
+        for c in cells:
+            print(f"  {c.cell_id}  {c.label}")
+        return 0
+    run_sweep(cfg, force=args.force, figures=not args.no_figures)
+    return 0
+
+
+def _cmd_thresholds(args: argparse.Namespace) -> int:
+    from lenskit.analysis.thresholds import (
+        compare_to_study,
+        compute_thresholds,
+        format_study_comparison,
+        format_thresholds,
+    )
+
+    store = _existing_run(args.run_dir)
+    inst = store.instances()
+    thr = compute_thresholds(store.results(), inst if len(inst) else None,
+                             tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
+    store.write_table("thresholds", thr)
+    cmp = compare_to_study(thr)
+    store.write_table("study_comparison", cmp)
+    for tol in args.tolerance:
+        print(format_thresholds(thr, tolerance=tol))
+    print(format_study_comparison(cmp))
+    print(f"tables: {store.tables_dir}")
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from lenskit.plots import make_figures
+
+    store = _existing_run(args.run_dir)
+    inst = store.instances()
+    out = args.out or store.figures_dir
+    paths = make_figures(store.results(), out, instances=inst if len(inst) else None,
+                         formats=tuple(args.formats))
+    print(f"{len(paths)} files written to {out}")
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+def _existing_run(run_dir: str):
+    from pathlib import Path
+
+    from lenskit.analysis.store import RunStore
+
+    if not (Path(run_dir) / "manifest.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a lenskit run directory (no manifest.json); "
+                                "run `lenskit sweep --out DIR` first")
+    return RunStore(run_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lenskit",
@@ -68,6 +148,42 @@ def build_parser() -> argparse.ArgumentParser:
                     "measure fact recall against in-context learning.",
     )
     sub = p.add_subparsers(dest="command", required=True)
+
+    sw = sub.add_parser(
+        "sweep", help="run a sweep (default: the study on the organism); resumes if interrupted",
+        description="Prune every model with every method at every sparsity and scope, evaluate "
+                    "the task suite, and write tidy results, thresholds and figures to a run "
+                    "directory. With no arguments: the default study on the shipped organism "
+                    "(examples/sweep_default.toml). Run the same command again to resume.")
+    sw.add_argument("config", nargs="?", help="a TOML (or YAML) sweep config")
+    sw.add_argument("--model", action="append",
+                    help="model to sweep (repeat for several): hub name, local dir, organism")
+    sw.add_argument("--methods", nargs="+", help="random magnitude wanda sparsegpt")
+    sw.add_argument("--sparsities", nargs="+", help="e.g. 0.1 0.3 0.5")
+    sw.add_argument("--scopes", nargs="+", help="e.g. all attn mlp 'attn.q,k@0-3'")
+    sw.add_argument("--tasks", nargs="+", help="task names of the suite (default: all)")
+    sw.add_argument("--task-size", choices=("small", "full"))
+    sw.add_argument("--seeds", nargs="+")
+    sw.add_argument("--out", help="run directory (default: runs/default)")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="any other setting, e.g. calibration.n_samples=64 (repeatable)")
+    sw.add_argument("--force", action="store_true",
+                    help="restart the run directory if its stored config differs")
+    sw.add_argument("--no-figures", action="store_true", help="skip the figures")
+    sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    sw.set_defaults(func=_cmd_sweep)
+
+    th = sub.add_parser("thresholds", help="print the largest sparsity each task survives")
+    th.add_argument("run_dir")
+    th.add_argument("--tolerance", type=float, nargs="+", default=[0.05],
+                    help="relative drop(s) allowed (default: 0.05)")
+    th.set_defaults(func=_cmd_thresholds)
+
+    fg = sub.add_parser("figures", help="make the paper figures of a run directory")
+    fg.add_argument("run_dir")
+    fg.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
+    fg.add_argument("--formats", nargs="+", default=["svg", "png", "pdf"])
+    fg.set_defaults(func=_cmd_figures)
 
     s = sub.add_parser("sites", help="load a model and list its prunable sites")
     s.add_argument("model", nargs="?", default="organism",
@@ -99,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"lenskit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,5 @@
+"""``python -m lenskit``: the command line."""
+
+from lenskit.cli import main
+
+raise SystemExit(main())
