@@ -185,7 +185,9 @@ class _ModelRun:
             self.bar.set_postfix_str(f"pruning {chunk[0].label}")
             t0 = time.perf_counter()
             if first.is_matched:
-                results = [pruner.prune(n_params=c.params_to_remove(self.counts)) for c in chunk]
+                wanted = [c.params_to_remove(self.counts) for c in chunk]
+                swept = pruner.sweep(n_params=wanted)
+                results = [swept[n] for n in wanted]
             elif first.structure != "unstructured":
                 results = [pruner.prune() for _ in chunk]
             else:

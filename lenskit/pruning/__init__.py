@@ -1,0 +1,27 @@
+"""Pruning: magnitude, Wanda, SparseGPT and a random control; unstructured and N:M; any scope
+of sites; uniform, global, OWL and parameter-matched allocation; cheap sweeps.
+
+    from lenskit.pruning import prune, Pruner
+    result = prune(model, "wanda", 0.5, scope="attn")          # model left pruned
+    results = Pruner(model, "magnitude", scope="mlp").sweep([0.1, 0.2, 0.3])
+"""
+
+from lenskit.pruning.allocation import ALLOCATIONS, matched_sparsities
+from lenskit.pruning.calibration import CalibrationData, default_calibration
+from lenskit.pruning.pruner import METHODS, MODES, Pruner, prune
+from lenskit.pruning.result import PruneResult
+from lenskit.pruning.structure import Structure, parse_structure
+
+__all__ = [
+    "ALLOCATIONS",
+    "METHODS",
+    "MODES",
+    "CalibrationData",
+    "PruneResult",
+    "Pruner",
+    "Structure",
+    "default_calibration",
+    "matched_sparsities",
+    "parse_structure",
+    "prune",
+]

@@ -1,0 +1,274 @@
+"""Calibration data: the token sequences whose activations pruning statistics are taken on.
+
+A :class:`CalibrationData` is a ``[n_samples, seq_len]`` LongTensor of token ids plus a
+description (saved in every mask's metadata). Build one from tokens, from text (a file or a
+string: tokenized, concatenated, cut into seeded random windows) or, online only, from a
+Hugging Face dataset (random documents longer than ``seq_len``, a random window of each, as
+the SparseGPT/Wanda C4 loaders do).
+
+:func:`default_calibration` works offline and is seeded:
+
+- if the model's directory holds ``world.json`` (the organism), each sample is a row of the
+  organism's training corpus (``CorpusSampler`` with the training mixture from
+  ``training.json`` when present), drawn at a step index (:data:`CALIBRATION_STEP`) far
+  beyond any training step, so rows are in-distribution but not the exact training rows;
+  a row starts with ``<bos>`` like every training row, and a row shorter than ``seq_len``
+  is continued by the next row;
+- otherwise, uniformly random non-special token ids, with the tokenizer's BOS first when it
+  has one.
+
+Sample count and length are parameters (defaults 128 x 128; the references use 128 x 2048 of
+C4), never ``max_position_embeddings``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lenskit.models.loading import model_info
+
+__all__ = ["CALIBRATION_STEP", "CalibrationData", "default_calibration"]
+
+CALIBRATION_STEP = 10**9  # corpus "step" used for calibration rows (training uses 0..steps-1)
+
+
+def _check_size(n_samples: int, seq_len: int) -> None:
+    for name, v in (("n_samples", n_samples), ("seq_len", seq_len)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationData:
+    """Calibration token ids ``[n_samples, seq_len]`` (int64) and how they were made."""
+
+    tokens: torch.Tensor
+    description: str
+
+    def __post_init__(self) -> None:
+        t = self.tokens
+        if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.is_floating_point() \
+                or t.dtype == torch.bool or t.is_complex():
+            raise ValueError(
+                "calibration tokens must be an integer tensor [n_samples, seq_len], got "
+                f"{getattr(t, 'dtype', type(t))} of shape {tuple(getattr(t, 'shape', ()))}")
+        if t.shape[0] < 1 or t.shape[1] < 1:
+            raise ValueError(f"calibration tokens must be non-empty, got shape {tuple(t.shape)}")
+        if int(t.min()) < 0:
+            raise ValueError(f"calibration tokens must be >= 0, got min {int(t.min())}")
+        object.__setattr__(self, "tokens", t.detach().to(torch.long).cpu().contiguous())
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.tokens.shape[1])
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the token ids (to check that a result used these very tokens)."""
+        return hashlib.sha256(self.tokens.numpy().tobytes()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"description": self.description, "n_samples": self.n_samples,
+                "seq_len": self.seq_len, "fingerprint": self.fingerprint}
+
+    def check(self, model) -> None:
+        """``ValueError`` if a token id is outside the model's vocabulary or the sequences
+        are longer than its position table (for learned positions)."""
+        hf = model_info(model).hf
+        vocab = int(hf.get_input_embeddings().num_embeddings)
+        top = int(self.tokens.max())
+        if top >= vocab:
+            raise ValueError(f"calibration token id {top} is outside the model's vocabulary "
+                             f"(0..{vocab - 1}); was it tokenized with another tokenizer?")
+        cfg = hf.config
+        limit = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings",
+                                                              None)
+        if limit is not None and self.seq_len > int(limit):
+            raise ValueError(f"calibration seq_len {self.seq_len} exceeds the model's "
+                             f"{int(limit)} positions; use shorter sequences")
+
+    def __repr__(self) -> str:
+        return f"CalibrationData({self.n_samples} x {self.seq_len}: {self.description})"
+
+    # Constructors
+    @classmethod
+    def from_tokens(cls, tokens: torch.Tensor | Any, description: str | None = None
+                    ) -> CalibrationData:
+        """Wrap token ids ``[n_samples, seq_len]`` (a tensor or nested lists)."""
+        t = tokens if isinstance(tokens, torch.Tensor) else torch.as_tensor(tokens)
+        shape = tuple(t.shape)
+        return cls(t, description or f"given tokens {shape[0] if shape else 0} x "
+                                     f"{shape[1] if len(shape) > 1 else 0}")
+
+    @classmethod
+    def from_text(cls, text: str | os.PathLike, tokenizer, n_samples: int = 128,
+                  seq_len: int = 128, seed: int = 0, add_bos: bool = False
+                  ) -> CalibrationData:
+        """Random windows of ``seq_len`` tokens from a text.
+
+        ``text`` is read from a file when it is a ``Path`` or a string naming an existing
+        file; any other string is the text itself. The text is tokenized without special
+        tokens and ``n_samples`` window starts are drawn uniformly (numpy, ``seed``); windows
+        may overlap. ``add_bos`` puts the tokenizer's BOS first (then ``seq_len - 1`` text
+        tokens).
+        """
+        _check_size(n_samples, seq_len)
+        source = "text"
+        if isinstance(text, os.PathLike) or (isinstance(text, str) and len(text) < 4096
+                                             and "\n" not in text and Path(text).is_file()):
+            path = Path(text)
+            if not path.is_file():
+                raise ValueError(f"calibration text file {path} does not exist")
+            source = str(path)
+            text = path.read_text()
+        ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
+        body = seq_len - 1 if add_bos else seq_len
+        if add_bos and tokenizer.bos_token_id is None:
+            raise ValueError("add_bos=True but the tokenizer has no BOS token")
+        if len(ids) < body:
+            raise ValueError(f"the calibration text has {len(ids)} tokens, fewer than the "
+                             f"{body} a window needs (seq_len={seq_len})")
+        rng = np.random.default_rng(seed)
+        starts = rng.integers(0, len(ids) - body + 1, size=n_samples)
+        arr = np.asarray(ids, dtype=np.int64)
+        rows = np.stack([arr[s:s + body] for s in starts])
+        if add_bos:
+            rows = np.concatenate([np.full((n_samples, 1), tokenizer.bos_token_id), rows], 1)
+        return cls(torch.from_numpy(rows),
+                   f"{n_samples} random windows of {seq_len} tokens from {source} "
+                   f"({len(ids)} tokens; seed {seed}{', BOS first' if add_bos else ''})")
+
+    @classmethod
+    def from_hf_dataset(cls, name: str, config: str | None = None, split: str = "train", *,
+                        tokenizer, n_samples: int = 128, seq_len: int = 128, seed: int = 0,
+                        text_field: str = "text", **load_kwargs) -> CalibrationData:
+        """Random windows from random documents of a Hugging Face dataset (online only).
+
+        As the SparseGPT/Wanda C4 loaders: draw documents at random (numpy, ``seed``), keep
+        those with at least ``seq_len`` tokens, cut one random window from each.
+        ``load_kwargs`` go to ``datasets.load_dataset`` (e.g. ``data_files=`` to pick one C4
+        shard). Raises ``RuntimeError`` offline or without the ``datasets`` package.
+        """
+        _check_size(n_samples, seq_len)
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+            raise RuntimeError(
+                f"cannot load the dataset {name!r}: offline (HF_HUB_OFFLINE=1 or "
+                "HF_DATASETS_OFFLINE=1). Use CalibrationData.from_text, .from_tokens or "
+                "default_calibration(model) offline")
+        try:
+            import datasets
+        except ImportError:
+            raise RuntimeError("CalibrationData.from_hf_dataset needs the 'datasets' package "
+                               "(pip install datasets); offline, use from_text or "
+                               "from_tokens") from None
+        try:
+            ds = datasets.load_dataset(name, config, split=split, **load_kwargs)
+        except Exception as err:  # network, missing dataset, bad config: one clear message
+            raise RuntimeError(f"could not load the dataset {name!r} (config {config!r}, "
+                               f"split {split!r}): {err}. Offline, use from_text or "
+                               "from_tokens") from err
+        if text_field not in ds.column_names:
+            raise ValueError(f"dataset {name!r} has no column {text_field!r}; columns: "
+                             f"{ds.column_names}")
+        rng = np.random.default_rng(seed)
+        rows: list[list[int]] = []
+        tries = 0
+        while len(rows) < n_samples:
+            tries += 1
+            if tries > 100 * n_samples:
+                raise ValueError(f"found only {len(rows)} documents of >= {seq_len} tokens in "
+                                 f"{100 * n_samples} draws from {name!r}; use shorter seq_len")
+            doc = tokenizer(ds[int(rng.integers(len(ds)))][text_field],
+                            add_special_tokens=False)["input_ids"]
+            if len(doc) < seq_len:
+                continue
+            start = int(rng.integers(0, len(doc) - seq_len + 1))
+            rows.append(doc[start:start + seq_len])
+        return cls(torch.tensor(rows, dtype=torch.long),
+                   f"{n_samples} random windows of {seq_len} tokens from random documents of "
+                   f"{name}/{config}:{split} (seed {seed})")
+
+
+def _corpus_config(model_dir: Path):
+    """The training corpus config of an organism, from ``training.json`` (every field it
+    records that ``CorpusConfig`` has); the default config otherwise."""
+    from dataclasses import fields
+
+    from lenskit.organism.corpus import CorpusConfig
+    from lenskit.tasks.functions import FunctionSpec
+
+    try:
+        corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
+        known = {f.name for f in fields(CorpusConfig)} - {"qa_format"}
+        kwargs = {k: v for k, v in corpus.items() if k in known}
+        if "function_specs" in kwargs:
+            kwargs["function_specs"] = tuple(
+                FunctionSpec(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in fs.items()})
+                for fs in kwargs["function_specs"])
+        return CorpusConfig(**kwargs), "training mixture from training.json"
+    except (OSError, KeyError, TypeError, ValueError):
+        return CorpusConfig(), "default CorpusConfig mixture"
+
+
+def _organism_calibration(info, model_dir: Path, n_samples: int, seq_len: int,
+                          seed: int) -> CalibrationData:
+    from lenskit.organism.corpus import CorpusSampler
+    from lenskit.organism.world import World
+
+    world = World.load(model_dir / "world.json")
+    cfg, which = _corpus_config(model_dir)
+    sampler = CorpusSampler(world, info.tokenizer, cfg, seed=seed)
+    rows = []
+    next_row = 0
+    for _ in range(n_samples):
+        ids: list[int] = []
+        while len(ids) < seq_len:
+            ids.extend(sampler.row_ids(CALIBRATION_STEP, next_row))
+            next_row += 1
+        rows.append(ids[:seq_len])
+    return CalibrationData(
+        torch.tensor(rows, dtype=torch.long),
+        f"organism corpus ({which}; world.json of {model_dir}): {n_samples} x {seq_len} "
+        f"tokens, rows of step {CALIBRATION_STEP}, seed {seed}")
+
+
+def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> CalibrationData:
+    tok = info.tokenizer
+    vocab = min(int(info.hf.get_input_embeddings().num_embeddings), len(tok))
+    special = set(getattr(tok, "all_special_ids", []) or [])
+    allowed = torch.tensor([i for i in range(vocab) if i not in special], dtype=torch.long)
+    if allowed.numel() == 0:
+        raise ValueError("the tokenizer has no non-special tokens to draw calibration from")
+    gen = torch.Generator().manual_seed(seed)
+    tokens = allowed[torch.randint(allowed.numel(), (n_samples, seq_len), generator=gen)]
+    bos = getattr(tok, "bos_token_id", None)
+    if bos is not None and bos < vocab:
+        tokens[:, 0] = bos
+    return CalibrationData(
+        tokens, f"random tokens: {n_samples} x {seq_len}, uniform over {allowed.numel()} "
+                f"non-special ids{', BOS first' if bos is not None else ''}, seed {seed}")
+
+
+def default_calibration(model, n_samples: int = 128, seq_len: int = 128,
+                        seed: int = 0) -> CalibrationData:
+    """lenskit's offline, seeded default: organism corpus rows if the model directory has
+    ``world.json``, seeded random tokens otherwise (see the module docstring)."""
+    _check_size(n_samples, seq_len)
+    info = model_info(model)
+    model_dir = Path(info.path)
+    if (model_dir / "world.json").is_file():
+        return _organism_calibration(info, model_dir, n_samples, seq_len, seed)
+    return _random_calibration(info, n_samples, seq_len, seed)
