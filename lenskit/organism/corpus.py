@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lenskit.organism.episodes import closed_book, open_book, overriding
 from lenskit.organism.world import World
-from lenskit.tasks.formats import QAFormat
+from lenskit.tasks.formats import FunctionFormat, QAFormat
 from lenskit.tasks.functions import FunctionSpec, sample_function_instances
 
 __all__ = ["DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig", "CorpusSampler"]
@@ -36,10 +36,15 @@ __all__ = ["DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig", "CorpusSampler
 DOC_KINDS = ("statements", "closed_book", "open_book", "overriding", "function")
 
 # The organism's in-context function tasks: smaller than the study's D=4, N=32 so that a
-# sub-million-parameter model can learn them (see the model card).
+# sub-million-parameter model can learn them (see the model card). The label follows the
+# inputs directly ("3 foo"), so that an induction-style lookup of the query among the
+# exemplars is one attention step, as it is for a large model reading "3 -> foo".
+_ORGANISM_FORMAT = FunctionFormat(arrow="")
 DEFAULT_FUNCTION_SPECS: tuple[FunctionSpec, ...] = (
-    FunctionSpec(kind="linear", n_dims=1, n_exemplars=16, value_range=9, margin=1.0),
-    FunctionSpec(kind="linear", n_dims=2, n_exemplars=16, value_range=5, margin=0.75),
+    FunctionSpec(kind="linear", n_dims=1, n_exemplars=16, value_range=9, margin=1.0,
+                 fmt=_ORGANISM_FORMAT),
+    FunctionSpec(kind="linear", n_dims=2, n_exemplars=16, value_range=5, margin=0.75,
+                 fmt=_ORGANISM_FORMAT),
 )
 
 
@@ -49,10 +54,10 @@ class CorpusConfig:
     mixture: dict[str, float] = field(
         default_factory=lambda: {
             "statements": 0.2,
-            "closed_book": 0.3,
+            "closed_book": 0.25,
             "open_book": 0.2,
             "overriding": 0.1,
-            "function": 0.2,
+            "function": 0.25,
         }
     )
     max_distractors: int = 4

@@ -28,7 +28,14 @@ from lenskit.organism.tokenizer import build_tokenizer
 from lenskit.organism.world import World, build_world
 from lenskit.tasks.functions import DEFAULT_LABELS
 
-__all__ = ["ModelConfig", "TrainConfig", "WorldConfig", "organism_vocabulary", "train"]
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "WorldConfig",
+    "export_checkpoint",
+    "organism_vocabulary",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -101,10 +108,7 @@ class TrainConfig:
             "mixture": dict(self.corpus.mixture),
             "max_distractors": self.corpus.max_distractors,
             "context_weight": self.corpus.context_weight,
-            "function_specs": [
-                {k: v for k, v in asdict(s).items() if k != "fmt"} for s in
-                self.corpus.function_specs
-            ],
+            "function_specs": [s.to_json() for s in self.corpus.function_specs],
         }
         return d
 
@@ -252,13 +256,19 @@ def train(
             bar.close()
             return None
     model.eval()
-    final = out / "model"
-    tmp = out / "model.tmp"
+    return _save_final(out, model, tok, world, cfg, out / "model")
+
+
+def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Path) -> Path:
+    """Write ``model`` as a HF directory with tokenizer, world, log and metadata, atomically."""
+    tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     world.save(tmp / "world.json")
-    shutil.copy(log_path, tmp / "train_log.jsonl")
+    log_path = out / "train_log.jsonl"
+    if log_path.exists():
+        shutil.copy(log_path, tmp / "train_log.jsonl")
     meta = {
         "train_config": cfg.to_json(),
         "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -269,3 +279,35 @@ def train(
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
+
+
+def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
+                      cfg: TrainConfig | None = None) -> Path:
+    """Save the latest checkpoint of a (possibly unfinished) run as a model directory.
+
+    ``cfg`` defaults to the run's ``train_config.json``.
+    """
+    run = Path(run_dir)
+    if cfg is None:
+        cfg = _config_from_json(json.loads((run / "train_config.json").read_text()))
+    world = cfg.world.build()
+    tok = build_tokenizer(organism_vocabulary(world))
+    model = LlamaForCausalLM(cfg.model.hf_config(tok))
+    opt = _optimizer(model, cfg)
+    _load_checkpoint(run / "checkpoint", model, opt)
+    return _save_final(run, model.eval(), tok, world, cfg, Path(out_dir))
+
+
+def _config_from_json(d: dict) -> TrainConfig:
+    from lenskit.tasks.functions import FunctionSpec
+
+    c = d["corpus"]
+    corpus = CorpusConfig(
+        row_tokens=c["row_tokens"], mixture=dict(c["mixture"]),
+        max_distractors=c["max_distractors"], context_weight=c.get("context_weight", 0.1),
+        function_specs=tuple(FunctionSpec.from_json(s) for s in c["function_specs"]),
+    )
+    rest = {k: v for k, v in d.items() if k not in ("world", "model", "corpus")}
+    rest["betas"] = tuple(rest["betas"])
+    return TrainConfig(world=WorldConfig(**d["world"]), model=ModelConfig(**d["model"]),
+                       corpus=corpus, **rest)

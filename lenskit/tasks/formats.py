@@ -74,7 +74,8 @@ class FunctionFormat:
     """How (x, y) exemplars of in-context function learning become text.
 
     Each exemplar is one line ``"{x} {arrow} {y}\\n"`` where ``x`` is the coordinates joined
-    by ``separator``; the query is the same line without its label.
+    by ``separator``; the query is the same line without its label. With ``arrow=""`` the
+    label follows the inputs directly (``"{x} {y}\\n"``).
     """
 
     arrow: str = "->"
@@ -92,10 +93,10 @@ class FunctionFormat:
         return self.separator.join(format_number(v, self.decimals) for v in x)
 
     def line(self, x: Sequence[float], label: str) -> str:
-        return f"{self.inputs(x)} {self.arrow} {label}\n"
+        return f"{self.query(x)} {label}\n"
 
     def query(self, x: Sequence[float]) -> str:
-        return f"{self.inputs(x)} {self.arrow}"
+        return f"{self.inputs(x)} {self.arrow}" if self.arrow else self.inputs(x)
 
     def prompt(
         self, exemplars: Sequence[tuple[Sequence[float], str]], query: Sequence[float]

@@ -14,7 +14,7 @@ an input is from the nearest decision boundary, in the function's own units).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -99,6 +99,23 @@ class FunctionSpec:
     @property
     def name(self) -> str:
         return f"fn_{self.kind}"
+
+    def to_json(self) -> dict:
+        """A JSON-able dict that :meth:`from_json` turns back into this spec."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fmt"}
+        d["labels"] = list(self.labels)
+        d["fmt"] = {f.name: getattr(self.fmt, f.name) for f in fields(self.fmt)}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> FunctionSpec:
+        """Inverse of :meth:`to_json` (``fmt`` may be absent: the default format)."""
+        kw = {k: v for k, v in d.items() if k != "fmt"}
+        if "labels" in kw:
+            kw["labels"] = tuple(kw["labels"])
+        if d.get("fmt"):
+            kw["fmt"] = FunctionFormat(**d["fmt"])
+        return cls(**kw)
 
 
 @dataclass(frozen=True)

@@ -81,16 +81,14 @@ def _corpus_config(train_cfg: dict[str, Any]):
 
     raw = train_cfg.get("corpus") or {}
     kwargs: dict[str, Any] = {}
-    for key in ("row_tokens", "max_distractors"):
+    for key in ("row_tokens", "max_distractors", "context_weight"):
         if key in raw:
             kwargs[key] = raw[key]
     if raw.get("mixture"):
         kwargs["mixture"] = dict(raw["mixture"])
     if raw.get("function_specs"):
-        kwargs["function_specs"] = tuple(
-            FunctionSpec(**{k: (tuple(v) if k == "labels" else v) for k, v in s.items()})
-            for s in raw["function_specs"]
-        )
+        kwargs["function_specs"] = tuple(FunctionSpec.from_json(s)
+                                         for s in raw["function_specs"])
     return CorpusConfig(**kwargs)
 
 
@@ -98,10 +96,12 @@ def _statement_span(world, context: str, entity: str, relation: str,
                     value: str) -> tuple[int, int] | None:
     """Span of ``value`` in the sentence of ``context`` stating ``entity``'s ``relation``."""
     rel = world.relation(relation)
-    for t, template in enumerate(rel.statements):
-        pos = context.find(world.statement(entity, relation, value, t))
+    for t in range(len(rel.statements)):
+        sentence = world.statement(entity, relation, value, t)
+        pos = context.find(sentence)
         if pos >= 0:
-            start = pos + len(template.split("{v}")[0].format(e=entity))
+            # The value is the last occurrence in its sentence (it follows the entity).
+            start = pos + sentence.rindex(value)
             return start, start + len(value)
     return None
 

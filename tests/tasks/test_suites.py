@@ -80,8 +80,8 @@ def test_organism_suite_uses_the_world(organism_dir, organism_model):
             assert [i.prompt for i in by_dir[name]] == [i.prompt for i in task]
             assert [i.prompt for i in by_world[name]] == [i.prompt for i in task]
     full = organism_suite(world, size="full", seed=0)
-    assert len(full["closed_book"]) == world.n_facts == 600
-    assert len(full["overriding"]) == 600
+    assert len(full["closed_book"]) == world.n_facts == 4 * len(world.memorised)
+    assert len(full["overriding"]) == world.n_facts
     result = evaluate_suite(organism_model, {k: t.subset(8) for k, t in suite.items()})
     assert set(result.rows["task"]) == set(suite)
 
