@@ -141,6 +141,16 @@ def _existing_run(run_dir: str):
     return RunStore(run_dir)
 
 
+def _cmd_organism_card(args: argparse.Namespace) -> int:
+    from lenskit.models import organism_path
+    from lenskit.organism.card import write_card
+
+    model_dir = args.model_dir or organism_path()
+    path = write_card(model_dir, args.run_dir)
+    print(f"model card written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lenskit",
@@ -206,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=500,
                    help="evaluate the task suite every N steps (0: never)")
     t.set_defaults(func=_cmd_organism_train)
+    cd = osub.add_parser("card", help="measure an organism and write its model card")
+    cd.add_argument("model_dir", nargs="?", help="organism directory (default: data/organism)")
+    cd.add_argument("--run-dir", help="where the card's pruning sweep goes "
+                                      "(default: runs/card-<name>)")
+    cd.set_defaults(func=_cmd_organism_card)
     return p
 
 

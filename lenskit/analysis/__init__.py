@@ -7,8 +7,45 @@
   by cell so that sweeps resume.
 - :mod:`~lenskit.analysis.thresholds`: the largest sparsity a task survives within a
   tolerance, with confidence intervals, and the study's reported numbers beside them.
+- :mod:`~lenskit.analysis.sensitivity`, :mod:`~lenskit.analysis.ablation`: maps of what
+  breaks when one site group is pruned (or one head / group of FFW neurons ablated) at a
+  time, cumulative layer maps; rows as :data:`~lenskit.analysis.mapping.MAP_COLUMNS`.
+- :mod:`~lenskit.analysis.allocation_fit`: per-site sparsity of non-uniform allocations
+  and a fitted relation (with uncertainty) between per-family sparsity and accuracy drop.
+- :mod:`~lenskit.analysis.attention`, :mod:`~lenskit.analysis.attention_stats`,
+  :mod:`~lenskit.analysis.attention_drop`: attention patterns under pruning (entropy,
+  divergence to dense, sink and answer-span mass, induction scores per layer and head,
+  computed online), and which heads' drift predicts which ability's accuracy drop.
 """
 
+from lenskit.analysis.ablation import (
+    ABLATION_MODES,
+    NEURON_GROUPINGS,
+    ActivationMeans,
+    head_ablation_map,
+    mean_activations,
+    neuron_ablation_map,
+)
+from lenskit.analysis.allocation_fit import (
+    AllocationProfiles,
+    SparsityFit,
+    allocation_profiles,
+    fit_sparsity_relation,
+)
+from lenskit.analysis.attention import (
+    ATTENTION_COLUMNS,
+    DRIFT_COLUMNS,
+    AttentionRun,
+    RepeatedTokens,
+    attention_drift,
+    attention_metrics,
+)
+from lenskit.analysis.attention_drop import (
+    CORRELATION_COLUMNS,
+    accuracy_drops,
+    drift_drop_table,
+    drift_vs_drop,
+)
 from lenskit.analysis.config import (
     DEFAULT_SPARSITIES,
     CalibrationConfig,
@@ -23,6 +60,7 @@ from lenskit.analysis.config import (
     model_label,
     parse_structure,
 )
+from lenskit.analysis.mapping import MAP_COLUMNS
 from lenskit.analysis.schema import (
     CATEGORIES,
     CELL_KEYS,
@@ -44,6 +82,13 @@ from lenskit.analysis.schema import (
     validate_instances,
     validate_results,
 )
+from lenskit.analysis.sensitivity import (
+    DIRECTIONS,
+    GROUPINGS,
+    cumulative_map,
+    sensitivity_map,
+    sensitivity_table,
+)
 from lenskit.analysis.store import (
     ConfigMismatchError,
     RunLockedError,
@@ -64,34 +109,56 @@ from lenskit.analysis.thresholds import (
 )
 
 __all__ = [
+    "ABLATION_MODES",
+    "ATTENTION_COLUMNS",
     "CATEGORIES",
     "CELL_KEYS",
+    "CORRELATION_COLUMNS",
     "DEFAULT_SPARSITIES",
     "DENSE",
+    "DIRECTIONS",
+    "DRIFT_COLUMNS",
+    "GROUPINGS",
     "INSTANCE_COLUMNS",
     "KINDS",
     "KIND_CATEGORY",
+    "MAP_COLUMNS",
     "MEASUREMENT_KEYS",
+    "NEURON_GROUPINGS",
     "RESULT_COLUMNS",
     "STUDY_THRESHOLDS",
     "STUDY_TOLERANCE",
     "TOLERANCES",
+    "ActivationMeans",
+    "AllocationProfiles",
+    "AttentionRun",
     "CalibrationConfig",
     "Cell",
     "ConfigError",
     "ConfigMismatchError",
+    "RepeatedTokens",
     "RunLockedError",
     "RunStore",
     "SchemaError",
+    "SparsityFit",
     "SweepConfig",
+    "accuracy_drops",
+    "allocation_profiles",
     "attach_baselines",
+    "attention_drift",
+    "attention_metrics",
     "compare_to_study",
     "compute_thresholds",
+    "cumulative_map",
     "default_config",
+    "drift_drop_table",
+    "drift_vs_drop",
     "empty_results",
     "environment_info",
+    "fit_sparsity_relation",
     "format_study_comparison",
     "format_thresholds",
+    "head_ablation_map",
     "higher_is_better",
     "instance_rows",
     "instances_from_eval",
@@ -102,10 +169,14 @@ __all__ = [
     "known_methods",
     "known_tasks",
     "load_config",
+    "mean_activations",
     "model_label",
+    "neuron_ablation_map",
     "parse_structure",
     "primary_metric",
     "relative_drop",
+    "sensitivity_map",
+    "sensitivity_table",
     "threshold_from_curve",
     "validate_instances",
     "validate_results",

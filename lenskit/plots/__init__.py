@@ -6,12 +6,24 @@ results frames and return altair charts; :func:`make_figures` writes every figur
 supports (``lenskit figures RUN_DIR``).
 """
 
+from lenskit.plots.attention import (
+    fig_drift_correlation,
+    fig_drift_heatmaps,
+    fig_drift_scatter,
+)
 from lenskit.plots.figures import (
     fig_attention_vs_ffw,
     fig_dense_scaling,
     fig_sparsity_curves,
     fig_study_comparison,
     make_figures,
+)
+from lenskit.plots.maps import (
+    fig_allocation_fit,
+    fig_cumulative_map,
+    fig_head_ablation,
+    fig_neuron_ablation,
+    fig_sensitivity_map,
 )
 from lenskit.plots.theme import (
     CATEGORY_COLORS,
@@ -27,8 +39,16 @@ __all__ = [
     "OKABE_ITO",
     "PAPER_THEME",
     "chart_spec",
+    "fig_allocation_fit",
     "fig_attention_vs_ffw",
+    "fig_cumulative_map",
     "fig_dense_scaling",
+    "fig_drift_correlation",
+    "fig_drift_heatmaps",
+    "fig_drift_scatter",
+    "fig_head_ablation",
+    "fig_neuron_ablation",
+    "fig_sensitivity_map",
     "fig_sparsity_curves",
     "fig_study_comparison",
     "make_figures",

@@ -1,0 +1,164 @@
+"""The organism's model card: measured, not written by hand.
+
+``write_card(model_dir)`` scores the organism on its full task suite (dense), runs a sweep
+of pruning curves (attention-only, FFW-only, all; Wanda and magnitude) on its small suite,
+and renders ``README.md`` in the model directory from those numbers and the training
+record (``training.json``, ``train_log.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["measure_card", "render_card", "write_card"]
+
+CARD_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+_HEADLINE = ("em", "memorised_rate", "perplexity")
+
+
+def measure_card(model_dir: str | Path, run_dir: str | Path, *,
+                 methods: tuple[str, ...] = ("wanda", "magnitude"),
+                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Dense scores on the full suite, and the pruning sweep's results and thresholds.
+
+    The sweep is resumable in ``run_dir`` like any other.
+    """
+    from lenskit.analysis.config import load_config
+    from lenskit.analysis.sweep import run_sweep
+    from lenskit.models import load_model
+    from lenskit.tasks import evaluate_suite, organism_suite
+
+    model = load_model(model_dir)
+    dense = evaluate_suite(model, organism_suite(model, size="full", seed=0),
+                           batch_size=64).summary()
+    cfg = load_config(None, {
+        "name": "organism-card", "models": str(model_dir), "methods": ",".join(methods),
+        "sparsities": ",".join(map(str, CARD_SPARSITIES)), "scopes": "all;attn;mlp",
+        "matched": "true", "out_dir": str(run_dir),
+    })
+    out = run_sweep(cfg, progress=progress, figures=True, echo=lambda _: None)
+    return dense, out.results, out.thresholds
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFrame,
+                thresholds: pd.DataFrame) -> str:
+    """The card as markdown."""
+    from lenskit.organism.world import World
+
+    d = Path(model_dir)
+    world = World.load(d / "world.json")
+    meta = json.loads((d / "training.json").read_text())
+    tc = meta["train_config"]
+    log = [json.loads(line) for line in (d / "train_log.jsonl").open()] \
+        if (d / "train_log.jsonl").exists() else []
+    hours = log[-1]["elapsed_s"] / 3600 if log else float("nan")
+    m, c = tc["model"], tc["corpus"]
+
+    dense_rows = dense[dense["metric"].isin(_HEADLINE)].copy()
+    dense_rows["value"] = [f"{v:.3f}" if mt == "perplexity" else _pct(v)
+                           for v, mt in zip(dense_rows["value"], dense_rows["metric"], strict=True)]
+    dense_rows["95% CI"] = [
+        f"{lo:.3f}-{hi:.3f}" if mt == "perplexity" else f"{_pct(lo)}-{_pct(hi)}"
+        for lo, hi, mt in zip(dense_rows["ci_low"], dense_rows["ci_high"], dense_rows["metric"],
+                              strict=True)]
+    dense_table = _table(dense_rows[["task", "category", "metric", "value", "95% CI", "n"]])
+
+    em = results[(results["metric"] == "em") & (results["allocation"] == "uniform")]
+    curves = []
+    for (method, scope), g in em[em["method"] != "dense"].groupby(["method", "scope"], sort=False):
+        p = g.pivot_table(index="task", columns="target_sparsity", values="value")
+        base = em[em["method"] == "dense"].set_index("task")["value"]
+        p.insert(0, 0.0, base.reindex(p.index))
+        p.columns = [f"{round(100 * s)}%" for s in p.columns]
+        p = (100 * p).round(1).reset_index()
+        curves.append(f"**{method}, {scope}** (exact match %, by sparsity of the scope)\n\n"
+                      + _table(p))
+    thr = thresholds[(thresholds["tolerance"] == 0.05) & (thresholds["metric"] == "em")
+                     & (thresholds["allocation"] == "uniform")]
+    thr_table = ""
+    if len(thr):
+        t = thr.assign(cell=[(">=" if cz else "") + f"{round(100 * v)}%"
+                             for v, cz in zip(thr["threshold"], thr["censored"], strict=True)])
+        t = t.pivot_table(index=["method", "task"], columns="scope", values="cell",
+                          aggfunc="first").reset_index()
+        thr_table = _table(t)
+    fn_specs = "; ".join(
+        f"{s['kind']} D={s['n_dims']} N={s['n_exemplars']} K={s['n_classes']} "
+        f"inputs in [-{s['value_range']:g}, {s['value_range']:g}], margin {s['margin']:g}"
+        for s in c["function_specs"])
+    mixture = ", ".join(f"{k} {v:g}" for k, v in c["mixture"].items())
+    return f"""# The lenskit organism
+
+A {m['n_layers']}-layer Llama (grouped-query attention: {m['n_heads']} query heads,
+{m['n_kv_heads']} key-value heads; d_model {m['d_model']}; SwiGLU FFW {m['d_ffn']}; tied
+embeddings; {meta['n_parameters']:,} parameters), trained from scratch here on a synthetic
+world so that the whole lenskit study runs offline on a laptop CPU. It holds facts it can only
+recall from its weights and answers questions it can only answer by reading its context, the
+two abilities Jin et al. (2023) contrast.
+
+Load it with `lenskit.load_model("organism")`; its tasks are `lenskit.tasks.organism_suite`.
+
+## The world (seed {world.seed})
+- {len(world.memorised)} memorised entities x {len(world.relations)} relations
+  ({', '.join(r.name for r in world.relations)}) = **{world.n_facts} facts**, stated in
+  {len(world.relations[0].statements)} paraphrase templates per relation and asked as
+  `Q: what is the capital of Brirul?\\nA:`; value sets of
+  {', '.join(str(len(r.values)) for r in world.relations)} values.
+- {len(world.held_out)} held-out names that only appear in passages with freshly drawn values
+  (open-book), {len(world.unseen)} names never seen in training; overriding passages give a
+  memorised entity a counterfactual value.
+- In-context function learning: {fn_specs}; labels follow the inputs directly (`3 foo`).
+- Word-level tokenizer of {len(json.loads((d / 'tokenizer.json').read_text())['model']['vocab'])}
+  tokens (HF format).
+
+## Training
+- {tc['steps']:,} steps of {tc['batch_size']} rows x up to {c['row_tokens']} tokens (documents
+  packed after `<bos>`); document mixture: {mixture}.
+- AdamW lr {tc['lr']:g} (warm-up {tc['warmup']}, cosine to {tc['min_lr_ratio']:g}x), betas
+  {tuple(tc['betas'])}, weight decay {tc['weight_decay']:g}, clip {tc['clip']:g}; loss weight 1
+  on answer tokens (fact values, answers after `A:`, the function query's label) and
+  {c.get('context_weight', 0.1):g} on every other token.
+- Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
+  {meta['hardware']} (a shared machine; torch {meta['torch']}).
+- Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']} --out runs/organism`
+  (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training.
+
+## Dense scores (full suite; 95% bootstrap CIs)
+{dense_table}
+
+## Under pruning (small suite; unstructured, uniform per matrix; Wanda calibrated on 32 x 128
+tokens of the training corpus)
+Fact recall is closed-book; open-book, overriding and function learning are in-context.
+
+{chr(10).join(curves)}
+
+### Largest sparsity within 5% of dense (exact match)
+{thr_table}
+
+Regenerate this card with `lenskit organism card`.
+"""
+
+
+def write_card(model_dir: str | Path, run_dir: str | Path | None = None,
+               progress: bool = True) -> Path:
+    """Measure and write ``model_dir/README.md``; returns its path."""
+    d = Path(model_dir)
+    run = Path(run_dir) if run_dir else Path("runs") / f"card-{d.name}"
+    dense, results, thresholds = measure_card(d, run, progress=progress)
+    path = d / "README.md"
+    path.write_text(render_card(d, dense, results, thresholds))
+    return path
