@@ -15,7 +15,9 @@ import torch  # noqa: E402
 
 from lenskit.models import TINY_FAMILIES, load_model, make_tiny_model  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread per test process: tiny models gain nothing from more, and `make test` runs two
+# processes (pytest -n 2) on the two cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

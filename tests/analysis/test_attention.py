@@ -399,3 +399,17 @@ def test_organism_copy_heads_and_drift(organism):
     assert span["dense"].max() > 0.5 > 10 * uniform
     js = drift[(drift.metric == "js") & (drift.queries == "all")].groupby("config")["value"]
     assert js.mean()["attn 70%"] > js.mean()["attn 30%"] > 0
+
+
+def test_layer_subset_and_perplexity_windows(sharp_model, suite):
+    model = sharp_model
+    task = suite["open_book"].subset(6, seed=8)
+    full = attention_metrics(model, task)
+    only = attention_metrics(model, task, layers=[0])  # the forward stops after layer 0
+    assert set(only["layer"]) == {0}
+    np.testing.assert_allclose(only["value"], full[full.layer == 0]["value"], atol=1e-6)
+    windows = suite["perplexity"]
+    df = attention_metrics(model, windows, batch_size=8)
+    assert set(df["queries"]) == {"all"}  # a window has no answer position
+    n_all = int(df["n"].iloc[0])
+    assert n_all == sum(len(w.tokens) - 1 for w in windows.instances)
