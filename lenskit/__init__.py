@@ -2,50 +2,83 @@
 
 Prune attention and FFW weights separately, per layer and component, exactly and
 reversibly; measure fact recall against in-context learning; relate where sparsity falls to
-what breaks. The whole public API is importable from here.
+what breaks. The data flows one way through the packages:
+
+- :mod:`lenskit.models`: hooked models (TransformerLens bridges), sites, masks;
+- :mod:`lenskit.pruning`: scores, masks, allocation, calibration;
+- :mod:`lenskit.tasks`: prompts, decoding, scoring;
+- :mod:`lenskit.analysis`: sweeps, thresholds, sensitivity maps, attention patterns;
+- :mod:`lenskit.plots`: paper figures; :mod:`lenskit.organism`: the small model shipped here.
+
+Every public name is listed below and importable from ``lenskit`` directly; each is loaded
+on first use, so ``import lenskit`` stays fast (torch and transformers load when needed).
 """
 
-from lenskit.models import (
-    ARCHITECTURES,
-    COMPONENTS,
-    FAMILIES,
-    LoadedModel,
-    MaskSet,
-    ModelLoadError,
-    Selection,
-    Site,
-    SiteSelection,
-    apply_masks,
-    check_consistency,
-    hf_model,
-    load_model,
-    make_tiny_model,
-    model_info,
-    pruned,
-    restore,
-    sites,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ARCHITECTURES",
-    "COMPONENTS",
-    "FAMILIES",
-    "LoadedModel",
-    "MaskSet",
-    "ModelLoadError",
-    "Selection",
-    "Site",
-    "SiteSelection",
-    "__version__",
-    "apply_masks",
-    "check_consistency",
-    "hf_model",
-    "load_model",
-    "make_tiny_model",
-    "model_info",
-    "pruned",
-    "restore",
-    "sites",
-]
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "lenskit.models": (
+        "ARCHITECTURES", "COMPONENTS", "FAMILIES", "LoadedModel", "MaskSet", "ModelLoadError",
+        "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "hf_model",
+        "load_model", "make_tiny_model", "model_info", "organism_path", "pruned", "restore",
+        "sites",
+    ),
+    "lenskit.pruning": (
+        "ALLOCATIONS", "METHODS", "CalibrationData", "PruneResult", "Pruner",
+        "default_calibration", "matched_sparsities", "parse_structure", "prune",
+    ),
+    "lenskit.tasks": (
+        "CATEGORIES", "TASK_KINDS", "EvalResult", "FunctionFormat", "FunctionSpec", "QAFormat",
+        "QAItem", "TaskInstance", "TaskSet", "TextWindow", "closed_book_task",
+        "countries_suite", "default_suite", "encode_prompts", "evaluate", "evaluate_suite",
+        "exact_match", "function_task", "load_disentqa", "load_natural_questions",
+        "load_triviaqa", "load_webquestions", "normalize_answer", "open_book_task",
+        "organism_suite", "overriding_task", "perplexity_task", "token_span",
+    ),
+    "lenskit.analysis": (
+        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "Cell", "ConfigError", "RepeatedTokens",
+        "RunStore", "SweepConfig", "accuracy_drops", "allocation_profiles",
+        "attention_drift", "attention_metrics", "compare_to_study", "compute_thresholds",
+        "cumulative_map", "default_config", "drift_drop_table", "drift_vs_drop",
+        "fit_sparsity_relation", "format_thresholds", "head_ablation_map", "load_config",
+        "mean_activations", "neuron_ablation_map", "run_sweep", "sensitivity_map",
+        "sensitivity_table",
+    ),
+    "lenskit.plots": (
+        "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
+        "fig_drift_correlation", "fig_drift_heatmaps", "fig_drift_scatter", "fig_head_ablation",
+        "fig_neuron_ablation", "fig_sensitivity_map", "fig_sparsity_curves",
+        "fig_study_comparison", "make_figures", "save_chart",
+    ),
+    "lenskit.organism": ("World", "build_world", "train_organism"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["__version__", *sorted(_WHERE)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lenskit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from lenskit.analysis import *  # noqa: F403
+    from lenskit.models import *  # noqa: F403
+    from lenskit.organism import *  # noqa: F403
+    from lenskit.plots import *  # noqa: F403
+    from lenskit.pruning import *  # noqa: F403
+    from lenskit.tasks import *  # noqa: F403

@@ -96,6 +96,7 @@ from lenskit.analysis.store import (
     environment_info,
     iter_missing,
 )
+from lenskit.analysis.sweep import SweepOutcome, finish_run, run_sweep
 from lenskit.analysis.thresholds import (
     STUDY_THRESHOLDS,
     STUDY_TOLERANCE,
@@ -142,6 +143,7 @@ __all__ = [
     "SchemaError",
     "SparsityFit",
     "SweepConfig",
+    "SweepOutcome",
     "accuracy_drops",
     "allocation_profiles",
     "attach_baselines",
@@ -155,6 +157,7 @@ __all__ = [
     "drift_vs_drop",
     "empty_results",
     "environment_info",
+    "finish_run",
     "fit_sparsity_relation",
     "format_study_comparison",
     "format_thresholds",
@@ -175,6 +178,7 @@ __all__ = [
     "parse_structure",
     "primary_metric",
     "relative_drop",
+    "run_sweep",
     "sensitivity_map",
     "sensitivity_table",
     "threshold_from_curve",

@@ -1,0 +1,23 @@
+"""The organism: a small model trained here on a synthetic world of facts and in-context tasks.
+
+- :mod:`~lenskit.organism.world`: the seeded world (entities, relations, values);
+- :mod:`~lenskit.organism.episodes`: closed-book, open-book and overriding episodes;
+- :mod:`~lenskit.organism.tokenizer`: its word-level tokenizer;
+- :mod:`~lenskit.organism.corpus`: the training corpus, sampled on the fly;
+- :mod:`~lenskit.organism.train`: the resumable trainer; :mod:`~lenskit.organism.card`: the
+  measured model card; :mod:`~lenskit.organism.monitor`: task scores during training.
+"""
+
+from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, export_checkpoint
+from lenskit.organism.train import train as train_organism
+from lenskit.organism.world import World, build_world
+
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "World",
+    "WorldConfig",
+    "build_world",
+    "export_checkpoint",
+    "train_organism",
+]
