@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     osub = org.add_subparsers(dest="organism_command", required=True)
     t = osub.add_parser("train", help="train an organism from scratch (resumes if interrupted)")
     t.add_argument("--out", default="runs/organism", help="run directory (default: %(default)s)")
-    t.add_argument("--steps", type=int, default=8000)
+    t.add_argument("--steps", type=int, default=5000)
     t.add_argument("--d-model", type=int, default=128, help="width (default: %(default)s)")
     t.add_argument("--d-ffn", type=int, default=None, help="FFW width (default: 3 x d-model)")
     t.add_argument("--layers", type=int, default=4)

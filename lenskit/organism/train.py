@@ -86,7 +86,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 8000
+    steps: int = 5000
     batch_size: int = 32
     lr: float = 2e-3
     min_lr_ratio: float = 0.05

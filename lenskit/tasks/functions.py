@@ -2,8 +2,8 @@
 
 A *function task* samples a fresh random function per instance, shows ``n_exemplars``
 labelled inputs and asks for the label of a query. Query labels are class-balanced across
-instances (instance ``i`` asks for class ``perm[i % K]``), so chance accuracy is exactly
-``1/K``. Everything is drawn from a ``numpy.random.Generator`` seeded by the caller: the same
+instances (each class is asked ``floor(n / K)`` times, the remainder go to distinct random
+classes), so chance accuracy is exactly ``1/K`` when ``n`` is a multiple of ``K``. Everything is drawn from a ``numpy.random.Generator`` seeded by the caller: the same
 seed gives the same instances.
 
 Shapes: inputs ``x`` are ``[n, n_dims]`` float arrays (integers when ``decimals == 0``);
@@ -265,7 +265,10 @@ def sample_function_instances(
         raise ValueError(f"n_instances must be >= 1, got {n_instances}")
     rng = np.random.default_rng(seed)
     k = spec.n_classes
-    targets = np.resize(np.arange(k), n_instances)
+    # Every class appears floor(n / K) times; the remaining n mod K instances get distinct
+    # random classes (so a single instance, as the organism's corpus draws them, asks for a
+    # uniformly random class rather than always class 0).
+    targets = np.resize(rng.permutation(k), n_instances)
     rng.shuffle(targets)
     out: list[FunctionInstance] = []
     for target in targets:

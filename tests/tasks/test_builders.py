@@ -183,3 +183,31 @@ def test_perplexity_windows_score_every_token_once(tiny_dirs):
         perplexity_task([1, 2, 3], window=4, stride=5)
     with pytest.raises(ValueError, match="too short"):
         perplexity_task([[1]], window=4)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_single_instances_ask_for_every_class(k):
+    """The organism's corpus draws one instance at a time: its query class must vary (a
+    generator that always asked for class 0 taught a model to always answer 'foo')."""
+    spec = FunctionSpec(kind="linear", n_dims=1, n_exemplars=8, n_classes=k, value_range=5)
+    labels = [sample_function_instances(spec, 1, seed=s)[0].label for s in range(40 * k)]
+    counts = np.bincount(labels, minlength=k)
+    assert counts.min() >= 20  # roughly uniform (expected 40 each)
+    # A remainder (n not a multiple of K) gets distinct classes.
+    rest = sample_function_instances(spec, k + k - 1, seed=3)
+    assert sorted(np.bincount([i.label for i in rest], minlength=k).tolist()) == \
+        [1] + [2] * (k - 1)
+
+
+def test_organism_corpus_function_documents_ask_for_both_labels():
+    from lenskit.organism.corpus import CorpusConfig, CorpusSampler
+    from lenskit.organism.tokenizer import build_tokenizer
+    from lenskit.organism.train import WorldConfig, organism_vocabulary
+
+    world = WorldConfig(n_memorised=10, n_held_out=10, n_unseen=2, n_cities=5).build()
+    sampler = CorpusSampler(world, build_tokenizer(organism_vocabulary(world)),
+                            CorpusConfig(mixture={"function": 1.0}))
+    answers = [sampler.document(np.random.default_rng(i), "function")[0].split()[-1]
+               for i in range(60)]
+    assert {"foo", "bar"} <= set(answers)
+    assert 15 <= answers.count("foo") <= 45
