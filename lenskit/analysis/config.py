@@ -358,6 +358,8 @@ class SweepConfig:
     Attributes:
         name: a label for the study (used in the manifest and figure titles).
         models: model specs for :func:`lenskit.load_model` ("organism", hub names, local dirs).
+        dense_models: models evaluated dense only, as reference points (e.g. smaller or larger
+            models of the same family for the dense-scaling figure).
         methods: pruning methods (``lenskit.pruning.METHODS``).
         sparsities: target fractions of each scope, in [0, 1] (ignored by N:M structures,
             whose sparsity is N/M).
@@ -382,6 +384,7 @@ class SweepConfig:
 
     name: str = "default"
     models: list[str] = field(default_factory=lambda: ["organism"])
+    dense_models: list[str] = field(default_factory=list)
     # Budget of the default study (<= 10 min on 2 cores, one of them busy): the organism
     # (~0.9M parameters) prunes in well under 1 s and its small suite evaluates in ~5 s.
     #   dense: 1 model x 1 seed                                  =  1 cell
@@ -524,7 +527,14 @@ class SweepConfig:
         if not isinstance(self.name, str) or not self.name.strip():
             p.append("name must be a non-empty string")
         models = check_list("models", self.models)
-        for m in models:
+        if not isinstance(self.dense_models, list):
+            p.append(f"dense_models must be a list, got {self.dense_models!r}")
+        else:
+            for m in self.dense_models:
+                if m in models:
+                    p.append(f"dense model {m!r} is also in models (its dense cells are "
+                             f"there already)")
+        for m in [*models, *(self.dense_models if isinstance(self.dense_models, list) else [])]:
             if not isinstance(m, str) or not m.strip():
                 p.append(f"model spec {m!r} must be a non-empty string")
         if DENSE in (self.methods or []):
@@ -734,6 +744,9 @@ class SweepConfig:
                                 for s in sparsities:
                                     out.append(Cell(model, method, structure, "matched", tgt,
                                                     s, seed, ref, mkw, akw))
+        for model in dict.fromkeys(self.dense_models):
+            for seed in self.seeds:
+                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed))
         ids = [c.cell_id for c in out]
         assert len(set(ids)) == len(ids), "cell ids collide"
         return out
@@ -829,7 +842,7 @@ def load_config(path: str | Path | None = None,
 # ---------------------------------------------------------------------------------------
 
 _FIELD_TYPES: dict[str, str] = {
-    "name": "str", "models": "list[str]", "methods": "list[str]",
+    "name": "str", "models": "list[str]", "dense_models": "list[str]", "methods": "list[str]",
     "sparsities": "list[float]", "scopes": "list[scope]", "structures": "list[str]",
     "allocations": "list[str]", "matched": "bool", "matched_pairs": "pairs",
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",

@@ -254,3 +254,17 @@ def test_model_label(tmp_path):
     d.mkdir()
     assert model_label(str(d)) == "my-model"
     assert model_label(str(d) + "/") == "my-model"
+
+
+def test_dense_models_add_only_dense_cells():
+    from lenskit.analysis.config import load_config
+
+    cfg = load_config(None, {"dense_models": "organism-d64,organism-d96", "methods": "wanda",
+                             "sparsities": "0.5", "scopes": "all", "matched": "false"})
+    cells = cfg.cells()
+    extra = [c for c in cells if c.model != "organism"]
+    assert [c.model for c in extra] == ["organism-d64", "organism-d96"]
+    assert all(c.is_dense for c in extra)
+    assert len(cells) == 2 + 1 + 1  # organism dense + wanda@50% + two dense references
+    with pytest.raises(ConfigError, match="also in models"):
+        load_config(None, {"dense_models": "organism"})
