@@ -28,6 +28,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from lenskit.names import ALLOCATIONS, CATEGORIES, KIND_CATEGORY, METHODS
+from lenskit.names import TASK_KINDS as KINDS
+
 __all__ = [
     "ALLOCATIONS",
     "CATEGORIES",
@@ -57,20 +60,6 @@ __all__ = [
 DENSE = "dense"
 
 #: Fallback names, used when ``lenskit.pruning`` does not (yet) export its own lists.
-METHODS: tuple[str, ...] = ("random", "magnitude", "wanda", "sparsegpt")
-ALLOCATIONS: tuple[str, ...] = ("uniform", "global", "owl", "matched")
-
-#: Task kinds and the ability each measures (study: closed-book QA is fact recall; open-book,
-#: overriding and function learning need the context, i.e. in-context learning).
-KINDS: tuple[str, ...] = ("closed_book", "open_book", "overriding", "function", "perplexity")
-CATEGORIES: tuple[str, ...] = ("fact_recall", "icl", "lm")
-KIND_CATEGORY: dict[str, str] = {
-    "closed_book": "fact_recall",
-    "open_book": "icl",
-    "overriding": "icl",
-    "function": "icl",
-    "perplexity": "lm",
-}
 
 #: Column -> dtype. "str" columns hold non-missing strings; int columns hold no missing
 #: values; float columns may hold NaN (e.g. no CI for a metric).
@@ -133,26 +122,13 @@ class SchemaError(ValueError):
 
 
 def known_methods() -> tuple[str, ...]:
-    """Pruning method names: ``lenskit.pruning.METHODS`` when it exists, else :data:`METHODS`."""
-    return _names_from_pruning("METHODS", METHODS)
+    """Pruning method names (:data:`lenskit.names.METHODS`)."""
+    return METHODS
 
 
 def known_allocations() -> tuple[str, ...]:
-    """Allocation names: ``lenskit.pruning.ALLOCATIONS`` when it exists, else :data:`ALLOCATIONS`."""
-    return _names_from_pruning("ALLOCATIONS", ALLOCATIONS)
-
-
-def _names_from_pruning(attr: str, fallback: tuple[str, ...]) -> tuple[str, ...]:
-    # Looked up at call time: the pruning package is built in parallel and may not export
-    # the list yet; a mapping (name -> implementation) or a sequence of names both work.
-    try:
-        import lenskit.pruning as pruning
-    except ImportError:
-        return fallback
-    names = getattr(pruning, attr, None)
-    if names is None:
-        return fallback
-    return tuple(str(n) for n in names)
+    """Allocation names (:data:`lenskit.names.ALLOCATIONS`)."""
+    return ALLOCATIONS
 
 
 def higher_is_better(metric: str) -> bool:

@@ -28,10 +28,10 @@ import torch
 
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Selection, Site
+from lenskit.names import ALLOCATIONS
 
 __all__ = ["ALLOCATIONS", "matched_sparsities", "outlier_ratio", "owl_layer_sparsities"]
 
-ALLOCATIONS = ("uniform", "global", "owl", "matched")
 
 
 def scope_key(scope: str | Selection | Iterable[str | Selection] | None) -> str | list[str]:

@@ -42,6 +42,7 @@ import torch
 from lenskit.models.loading import model_info
 from lenskit.models.masks import MaskSet, apply_masks, check_sparsity, restore
 from lenskit.models.sites import Selection, Site
+from lenskit.names import METHODS
 from lenskit.pruning.allocation import (
     ALLOCATIONS,
     layer_sizes,
@@ -61,7 +62,7 @@ from lenskit.pruning.structure import parse_structure
 
 __all__ = ["METHODS", "MODES", "Pruner", "prune"]
 
-METHODS = ("random", "magnitude", "wanda", "sparsegpt")
+
 MODES = ("dense", "sequential")
 _METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "random": {"per_row": False},

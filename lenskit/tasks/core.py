@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.names import CATEGORIES, KIND_CATEGORY, TASK_KINDS
+
 __all__ = [
     "CATEGORIES",
     "KIND_CATEGORY",
@@ -25,16 +27,6 @@ __all__ = [
     "TextWindow",
 ]
 
-TASK_KINDS: tuple[str, ...] = ("closed_book", "open_book", "overriding", "function", "perplexity")
-CATEGORIES: tuple[str, ...] = ("fact_recall", "icl", "lm")
-# How the study groups its tasks: recall from weights vs. use of the context.
-KIND_CATEGORY: dict[str, str] = {
-    "closed_book": "fact_recall",
-    "open_book": "icl",
-    "overriding": "icl",
-    "function": "icl",
-    "perplexity": "lm",
-}
 
 
 @dataclass(frozen=True)
