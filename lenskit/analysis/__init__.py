@@ -35,6 +35,7 @@ from lenskit.analysis.allocation_fit import (
 from lenskit.analysis.attention import (
     ATTENTION_COLUMNS,
     DRIFT_COLUMNS,
+    AttentionProbe,
     AttentionRun,
     RepeatedTokens,
     attention_drift,
@@ -132,6 +133,7 @@ __all__ = [
     "TOLERANCES",
     "ActivationMeans",
     "AllocationProfiles",
+    "AttentionProbe",
     "AttentionRun",
     "CalibrationConfig",
     "Cell",

@@ -55,6 +55,7 @@ class ArchitectureSpec:
 
     name: str
     blocks: str  # path of the ModuleList of blocks from the *ForCausalLM model
+    attention: str  # path of the attention module inside a block (its output holds patterns)
     components: dict[str, ComponentSpec]
 
     @property
@@ -65,36 +66,37 @@ class ArchitectureSpec:
         }
 
 
-def _row(name: str, blocks: str, **components: tuple[str, str] | str) -> ArchitectureSpec:
+def _row(name: str, blocks: str, attention: str,
+         **components: tuple[str, str] | str) -> ArchitectureSpec:
     specs = {}
     for comp, value in components.items():
         comp = comp.rstrip("_")  # "in_" -> "in" (a Python keyword)
         path, layout = (value, "linear") if isinstance(value, str) else value
         specs[comp] = ComponentSpec(path, layout)
-    return ArchitectureSpec(name, blocks, specs)
+    return ArchitectureSpec(name, blocks, attention, specs)
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "gpt2": _row(
-        "gpt2", "transformer.h",
+        "gpt2", "transformer.h", "attn",
         q=("attn.c_attn", "fused_concat"), k=("attn.c_attn", "fused_concat"),
         v=("attn.c_attn", "fused_concat"), o=("attn.c_proj", "conv1d"),
         in_=("mlp.c_fc", "conv1d"), out=("mlp.c_proj", "conv1d"),
     ),
     "gpt_neox": _row(
-        "gpt_neox", "gpt_neox.layers",
+        "gpt_neox", "gpt_neox.layers", "attention",
         q=("attention.query_key_value", "fused_interleaved"),
         k=("attention.query_key_value", "fused_interleaved"),
         v=("attention.query_key_value", "fused_interleaved"),
         o="attention.dense", in_="mlp.dense_h_to_4h", out="mlp.dense_4h_to_h",
     ),
     "opt": _row(
-        "opt", "model.decoder.layers",
+        "opt", "model.decoder.layers", "self_attn",
         q="self_attn.q_proj", k="self_attn.k_proj", v="self_attn.v_proj",
         o="self_attn.out_proj", in_="fc1", out="fc2",
     ),
     "llama": _row(
-        "llama", "model.layers",
+        "llama", "model.layers", "self_attn",
         q="self_attn.q_proj", k="self_attn.k_proj", v="self_attn.v_proj",
         o="self_attn.o_proj", gate="mlp.gate_proj", in_="mlp.up_proj", out="mlp.down_proj",
     ),

@@ -161,4 +161,10 @@ def write_card(model_dir: str | Path, run_dir: str | Path | None = None,
     dense, results, thresholds = measure_card(d, run, progress=progress)
     path = d / "README.md"
     path.write_text(render_card(d, dense, results, thresholds))
+    # The same dense scores, machine-readable: the tests check the shipped model against them.
+    scores = {f"{r.task}/{r.metric}": {"value": float(r.value), "ci_low": float(r.ci_low),
+                                        "ci_high": float(r.ci_high), "n": int(r.n)}
+              for r in dense.itertuples()}
+    (d / "scores.json").write_text(json.dumps({"suite": "organism_suite(size='full', seed=0)",
+                                               "scores": scores}, indent=1))
     return path

@@ -36,6 +36,7 @@ from lenskit.tasks.encoding import (
     tokenizer_fingerprint,
 )
 from lenskit.tasks.normalize import matches_any
+from lenskit.tasks.probe import observe_prompt_patterns
 from lenskit.tasks.scoring import BridgeBackend, HFBackend, score_qa, score_windows
 
 __all__ = ["BACKENDS", "ROW_COLUMNS", "EvalResult", "evaluate", "evaluate_suite"]
@@ -146,6 +147,7 @@ def evaluate(
     seed: int = 0,
     *,
     decode: str = "auto",
+    probe=None,
 ) -> EvalResult:
     """Evaluate ``model`` (a bridge from :func:`lenskit.load_model`) on one task set.
 
@@ -164,6 +166,10 @@ def evaluate(
         seed: seeds the bootstrap.
         decode: ``"auto"`` (KV cache on ``hf``, re-run on ``bridge``), ``"cache"`` or
             ``"rerun"`` (re-run the prompt per token; for checks and benchmarks).
+        probe: a :class:`~lenskit.tasks.probe.PromptProbe` (e.g.
+            :class:`lenskit.analysis.AttentionProbe`) that receives the attention patterns
+            of the prompt passes (``hf`` backend, QA and function tasks): pattern metrics
+            at the cost of eager attention, with no extra forward pass.
 
     Returns:
         An :class:`EvalResult` (one row per instance; ``.summary()`` aggregates).
@@ -180,13 +186,18 @@ def evaluate(
     if fwd_hooks:
         _check_hook_names(model, fwd_hooks)
     hooks = model.hooks(fwd_hooks=list(fwd_hooks)) if fwd_hooks else contextlib.nullcontext()
+    if probe is not None and (backend != "hf" or task.kind == "perplexity"):
+        raise ValueError(f"probe needs backend='hf' and a QA or function task; got backend "
+                         f"{backend!r}, task kind {task.kind!r}")
+    observing = (observe_prompt_patterns(info, probe) if probe is not None
+                 else contextlib.nullcontext())
     t0 = time.perf_counter()
-    with torch.inference_mode(), hooks:
+    with torch.inference_mode(), hooks, observing as switch:
         if task.kind == "perplexity":
             rows, extra = _run_perplexity(task, tok, runner, vocab, batch_size)
         else:
             rows, extra = _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens,
-                                  mode)
+                                  mode, switch)
     meta = {"backend": backend, "decode": mode, "batch_size": int(batch_size),
             "model": info.spec, "tasks": {task.name: {
                 **extra, "seconds": time.perf_counter() - t0, "n": len(task),
@@ -194,7 +205,7 @@ def evaluate(
     return EvalResult(rows=rows, n_bootstrap=int(n_bootstrap), seed=seed, meta=meta)
 
 
-def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode):
+def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, probe=None):
     enc = _encode_qa(task, tok)
     if enc.fallbacks:
         warnings.warn(f"{task.name}: {enc.fallbacks} answer(s) could not be tokenised in "
@@ -212,7 +223,8 @@ def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode):
                     "the prompts (fewer shots or distractors) or lower max_new_tokens")
     stop = stop_token_mask(tok, runner.vocab_size)
     scores = score_qa(runner, enc.prompts, enc.golds, batch_size=int(batch_size),
-                      max_new_tokens=max_new, stop_mask=stop, pad_id=_pad_id(tok), decode=mode)
+                      max_new_tokens=max_new, stop_mask=stop, pad_id=_pad_id(tok), decode=mode,
+                      probe=probe)
     predictions = _decode_predictions(tok, scores.generated)
     insts = task.instances
     correct = [matches_any(p, i.answers) for p, i in zip(predictions, insts, strict=True)]

@@ -149,6 +149,7 @@ def score_qa(
     stop_mask: torch.Tensor,
     pad_id: int,
     decode: str,
+    probe=None,
 ) -> QAScores:
     """Score gold answers and decode greedily (see the module docstring).
 
@@ -167,14 +168,15 @@ def score_qa(
     for start in range(0, n, batch_size):
         rows = order[start : start + batch_size].tolist()
         out = _qa_batch(backend, [prompts[i] for i in rows], [golds[i] for i in rows],
-                        max_new_tokens, stop_mask, pad_id, decode)
+                        max_new_tokens, stop_mask, pad_id, decode, probe, rows)
         for k, i in enumerate(rows):
             generated[i] = out[0][k]
             stopped[i], logprob[i], rank[i], first[i] = out[1][k], out[2][k], out[3][k], out[4][k]
     return QAScores(generated, stopped, logprob, rank, first)
 
 
-def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode):
+def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe=None,
+              rows=()):
     dev = backend.device
     b = len(prompts)
     lengths = torch.tensor([len(p) for p in prompts], device=dev)
@@ -188,10 +190,16 @@ def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode):
     valid = offs[None, :] < glen[:, None]
     positions = torch.where(valid, lengths[:, None] - 1 + offs[None, :], lengths[:, None] - 1)
     use_cache = decode == "cache" and max_new > 1
-    if use_cache:
-        logits, cache = backend.prefill(ids, positions)
-    else:
-        logits, cache = backend.logits_at(ids, positions), None
+    if probe is not None:  # the probe sees this prompt pass, never the decoding steps
+        probe.begin(rows, lengths)
+    try:
+        if use_cache:
+            logits, cache = backend.prefill(ids, positions)
+        else:
+            logits, cache = backend.logits_at(ids, positions), None
+    finally:
+        if probe is not None:
+            probe.end()
     gold_ids, _ = pad_right(golds, 0)
     gold_ids = gold_ids.to(dev)
     logp = torch.log_softmax(logits, dim=-1)

@@ -1,0 +1,52 @@
+"""The shipped organism loads offline and reproduces its model card's dense scores."""
+
+import json
+import math
+
+import pytest
+
+from lenskit.models import load_model, model_info, organism_path
+from lenskit.tasks import evaluate_suite, organism_suite
+
+
+@pytest.fixture(scope="module")
+def organism():
+    return load_model("organism")
+
+
+def test_shipped_organism_is_a_small_hf_directory():
+    d = organism_path()
+    size = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
+    assert size < 25 * 1024**2
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "world.json",
+                 "training.json", "README.md", "scores.json"):
+        assert (d / name).is_file(), name
+    assert not list(d.glob("*.bin")) and not list(d.glob("*.pt"))  # no pickles
+
+
+def test_scores_reproduce_the_model_card(organism):
+    card = json.loads((organism_path() / "scores.json").read_text())["scores"]
+    suite = organism_suite(organism, size="small", seed=1)  # a different sample than the card
+    summary = evaluate_suite(organism, suite, batch_size=64).summary(n_bootstrap=0)
+    checked = 0
+    for row in summary.itertuples():
+        if row.metric != "em":
+            continue
+        ref = card[f"{row.task}/em"]["value"]
+        # Two independent samples of the same task: their difference has a standard error
+        # of at most sqrt(p(1-p)/n_small + p(1-p)/n_card); allow four of them.
+        p = min(max(ref, 0.02), 0.98)
+        se = math.sqrt(p * (1 - p) / row.n + p * (1 - p) / card[f"{row.task}/em"]["n"])
+        assert abs(row.value - ref) <= 4 * se + 1e-9, (row.task, row.value, ref)
+        checked += 1
+    assert checked >= 5
+
+
+def test_organism_recalls_facts_and_reads_context(organism):
+    """The two abilities the study contrasts are both there (targets of the model card)."""
+    card = json.loads((organism_path() / "scores.json").read_text())["scores"]
+    assert card["closed_book/em"]["value"] >= 0.9
+    assert card["open_book/em"]["value"] >= 0.85
+    assert card["overriding/em"]["value"] >= 0.8
+    assert card["overriding/memorised_rate"]["value"] <= 0.1
+    assert len(model_info(organism).sites) == 4 * 7
