@@ -48,8 +48,9 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
+    corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight)
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
-                  eval_every=args.eval_every, model=model,
+                  eval_every=args.eval_every, model=model, corpus=corpus,
                   world=replace(WorldConfig(), seed=args.seed))
     evaluator = None
     if args.eval_every > 0:
@@ -206,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     osub = org.add_subparsers(dest="organism_command", required=True)
     t = osub.add_parser("train", help="train an organism from scratch (resumes if interrupted)")
     t.add_argument("--out", default="runs/organism", help="run directory (default: %(default)s)")
-    t.add_argument("--steps", type=int, default=5000)
+    t.add_argument("--steps", type=int, default=3000, help="(default: %(default)s)")
+    t.add_argument("--exemplar-weight", type=float, default=0.5,
+                   help="loss weight of in-context exemplar labels after the 4th "
+                        "(default: %(default)s)")
     t.add_argument("--d-model", type=int, default=128, help="width (default: %(default)s)")
     t.add_argument("--d-ffn", type=int, default=None, help="FFW width (default: 3 x d-model)")
     t.add_argument("--layers", type=int, default=4)

@@ -792,9 +792,24 @@ def default_config(**overrides: Any) -> SweepConfig:
     """The default study on the organism (the field defaults of :class:`SweepConfig`):
     Wanda and magnitude, sparsities 10%..90%, scopes all/attention/FFW, uniform
     unstructured pruning, the parameter-matched attention-vs-FFW comparison, seed 0, the
-    small task suite. Keyword arguments override fields (same rules as ``with_overrides``)."""
-    cfg = SweepConfig()
+    small task suite, and the organism's narrower sibling ``organism-d64`` evaluated dense
+    (dropped when ``models`` is overridden without ``dense_models``). Keyword arguments override fields (same rules as ``with_overrides``)."""
+    cfg = _default_base(overrides)
     return cfg.with_overrides(overrides) if overrides else cfg
+
+
+# The default study also evaluates the organism's narrower sibling dense, as the point of
+# comparison for down-scaling by training a smaller model instead of pruning.
+DEFAULT_DENSE_MODELS: tuple[str, ...] = ("organism-d64",)
+
+
+def _default_base(overrides: Mapping[str, Any] | None) -> SweepConfig:
+    """The default study's config before ``overrides``; the organism's sibling is only a
+    reference point for the organism, so choosing other models drops it."""
+    overrides = overrides or {}
+    if "models" in overrides and "dense_models" not in overrides:
+        return SweepConfig()
+    return SweepConfig(dense_models=list(DEFAULT_DENSE_MODELS))
 
 
 def load_config(path: str | Path | None = None,
@@ -802,7 +817,7 @@ def load_config(path: str | Path | None = None,
     """Read a sweep config from TOML (``.toml``) or YAML (``.yaml``/``.yml``, needs PyYAML),
     apply ``overrides`` on top, validate, and return it. ``path=None`` starts from
     :func:`default_config`. Raises :class:`ConfigError` listing every problem."""
-    cfg = SweepConfig()
+    cfg = _default_base(overrides) if path is None else SweepConfig()
     if path is not None:
         path = Path(path)
         if not path.is_file():

@@ -62,6 +62,8 @@ class CorpusConfig:
     )
     max_distractors: int = 4
     context_weight: float = 0.1
+    exemplar_weight: float = 0.5
+    exemplar_warmup: int = 4
     function_specs: tuple[FunctionSpec, ...] = DEFAULT_FUNCTION_SPECS
     qa_format: QAFormat = field(default_factory=QAFormat)
 
@@ -73,8 +75,11 @@ class CorpusConfig:
             raise ValueError(f"mixture weights must be >= 0 and not all 0, got {self.mixture}")
         if self.row_tokens < 16:
             raise ValueError(f"row_tokens must be >= 16, got {self.row_tokens}")
-        if not 0.0 <= self.context_weight <= 1.0:
-            raise ValueError(f"context_weight must be in [0, 1], got {self.context_weight}")
+        for name in ("context_weight", "exemplar_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.exemplar_warmup < 0:
+            raise ValueError(f"exemplar_warmup must be >= 0, got {self.exemplar_warmup}")
 
 
 class CorpusSampler:
@@ -95,8 +100,9 @@ class CorpusSampler:
         w = np.array([self.cfg.mixture[k] for k in self._kinds], dtype=float)
         self._p = w / w.sum()
 
-    def document(self, rng: np.random.Generator, kind: str) -> tuple[str, list[tuple[int, int]]]:
-        """One document of ``kind`` and the character spans of its answer tokens."""
+    def document(self, rng: np.random.Generator, kind: str) -> tuple[str, list[tuple]]:
+        """One document of ``kind`` and the character spans of its answer tokens
+        (``(start, end)``, weight 1, or ``(start, end, weight)``)."""
         world, fmt = self.world, self.cfg.qa_format
         rel = world.relations[int(rng.integers(len(world.relations)))].name
         nd = int(rng.integers(0, self.cfg.max_distractors + 1))
@@ -126,22 +132,33 @@ class CorpusSampler:
             spec = specs[int(rng.integers(len(specs)))]
             inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
             text = inst.prompt + " " + inst.answer
-            # Only the query's answer counts fully: the exemplar labels (predictable only
-            # from earlier exemplars) get the context weight, so that the 16-32 labels of
-            # one prompt do not outweigh every fact in the batch.
-            spans = [(len(text) - len(inst.answer), len(text))]
+            # The query's answer counts fully; each exemplar label after the first
+            # ``exemplar_warmup`` ones (predictable from the exemplars before it) gets
+            # ``exemplar_weight``, so that the 16-32 labels of one prompt do not outweigh
+            # every fact in the batch.
+            spans = [(len(text) - len(inst.answer), len(text), 1.0)]
+            pos = 0
+            for i, line in enumerate(text.split("\n")[:-1]):
+                if i >= self.cfg.exemplar_warmup:
+                    label = line.rsplit(" ", 1)[-1]
+                    end = pos + len(line)
+                    spans.append((end - len(label), end, self.cfg.exemplar_weight))
+                pos += len(line) + 1
             return text, spans
         else:
             raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")
         prefix = fmt.block(ep.question, ep.context) + " "
         return prefix + ep.answer, [(len(prefix), len(prefix) + len(ep.answer))]
 
-    def _encode(self, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[float]]:
+    def _encode(self, text: str, spans: list[tuple]) -> tuple[list[int], list[float]]:
+        """Token ids and loss weights; ``spans`` are ``(start, end)`` character spans of
+        answer tokens (weight 1) or ``(start, end, weight)``."""
         enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        weights = [
-            1.0 if any(a < e and s < b for s, e in spans) else self.cfg.context_weight
-            for a, b in enc["offset_mapping"]
-        ]
+        full = [(s[0], s[1], s[2] if len(s) > 2 else 1.0) for s in spans]
+        weights = []
+        for a, b in enc["offset_mapping"]:
+            hit = [w for s, e, w in full if a < e and s < b]
+            weights.append(max(hit) if hit else self.cfg.context_weight)
         return enc["input_ids"], weights
 
     def row(self, step: int, index: int) -> tuple[list[int], list[float]]:

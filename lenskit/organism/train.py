@@ -86,7 +86,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 5000
+    steps: int = 3000
     batch_size: int = 32
     lr: float = 2e-3
     min_lr_ratio: float = 0.05
@@ -108,6 +108,8 @@ class TrainConfig:
             "mixture": dict(self.corpus.mixture),
             "max_distractors": self.corpus.max_distractors,
             "context_weight": self.corpus.context_weight,
+            "exemplar_weight": self.corpus.exemplar_weight,
+            "exemplar_warmup": self.corpus.exemplar_warmup,
             "function_specs": [s.to_json() for s in self.corpus.function_specs],
         }
         return d
@@ -305,6 +307,8 @@ def _config_from_json(d: dict) -> TrainConfig:
     corpus = CorpusConfig(
         row_tokens=c["row_tokens"], mixture=dict(c["mixture"]),
         max_distractors=c["max_distractors"], context_weight=c.get("context_weight", 0.1),
+        exemplar_weight=c.get("exemplar_weight", 0.1),
+        exemplar_warmup=c.get("exemplar_warmup", 4),
         function_specs=tuple(FunctionSpec.from_json(s) for s in c["function_specs"]),
     )
     rest = {k: v for k, v in d.items() if k not in ("world", "model", "corpus")}

@@ -30,9 +30,18 @@ def test_default_config_is_valid_and_sized():
     cfg = default_config()
     cfg.validate()
     cells = cfg.cells()
-    # 1 dense + 2 methods x 9 sparsities x 3 scopes + 2 methods x 9 matched
-    assert len(cells) == 1 + 54 + 18
+    # 1 dense + 2 methods x 9 sparsities x 3 scopes + 2 methods x 9 matched + 1 sibling
+    assert len(cells) == 1 + 54 + 18 + 1
     assert cfg.models == ["organism"] and cfg.methods == ["wanda", "magnitude"]
+    assert cfg.dense_models == ["organism-d64"]
+    assert load_config(None).dense_models == ["organism-d64"]
+
+
+def test_other_models_drop_the_organisms_sibling():
+    assert default_config(models=["gpt2"]).dense_models == []
+    assert load_config(None, {"models": "gpt2"}).dense_models == []
+    assert load_config(None, {"models": "gpt2", "dense_models": "organism-d64"}
+                       ).dense_models == ["organism-d64"]
 
 
 @pytest.mark.parametrize("kw, expected", [
@@ -149,7 +158,7 @@ def test_cells_order_and_ids():
     # ids are stable: a known cell has a known id
     dense = Cell("organism", "dense", "unstructured", "uniform", "all", 0.0, 0)
     assert dense.cell_id == default_config().cells()[0].cell_id
-    assert all(c.dense() == dense for c in default_config().cells())
+    assert all(c.dense() == dense for c in default_config().cells() if c.model == "organism")
     assert [c.dense().seed for c in cells if c.model == "b"][-1] == 1
     assert dense.cell_id == Cell("organism", "dense", "unstructured", "uniform", "all",
                                  0.0, 0).cell_id

@@ -50,3 +50,16 @@ def test_organism_recalls_facts_and_reads_context(organism):
     assert card["overriding/em"]["value"] >= 0.8
     assert card["overriding/memorised_rate"]["value"] <= 0.1
     assert len(model_info(organism).sites) == 4 * 7
+
+
+def test_the_narrower_sibling_shares_the_world():
+    """organism-d64 (the dense-scaling reference) lives in the same world, at half the width."""
+    big, small = organism_path(), organism_path("organism-d64")
+    assert (big / "world.json").read_text() == (small / "world.json").read_text()
+    sibling = load_model("organism-d64")
+    widths = {s.name: s.shape for s in model_info(sibling).sites}
+    assert len(widths) == 4 * 7
+    big_cfg = json.loads((big / "config.json").read_text())
+    small_cfg = json.loads((small / "config.json").read_text())
+    assert small_cfg["hidden_size"] * 2 == big_cfg["hidden_size"]
+    assert not list(small.glob("*.bin")) and not list(small.glob("*.pt"))
