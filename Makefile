@@ -20,7 +20,7 @@ study: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/lenskit sweep
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks
+	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
 
 bench: $(STAMP)

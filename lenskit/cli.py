@@ -147,7 +147,7 @@ def _cmd_organism_card(args: argparse.Namespace) -> int:
     from lenskit.organism.card import write_card
 
     model_dir = args.model_dir or organism_path()
-    path = write_card(model_dir, args.run_dir)
+    path = write_card(model_dir, args.run_dir, methods=args.methods)
     print(f"model card written to {path}")
     return 0
 
@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("model_dir", nargs="?", help="organism directory (default: data/organism)")
     cd.add_argument("--run-dir", help="where the card's pruning sweep goes "
                                       "(default: runs/card-<name>)")
+    cd.add_argument("--methods", nargs="+", default=["wanda", "magnitude"],
+                    help="pruning methods of the card's sweep (default: %(default)s)")
     cd.set_defaults(func=_cmd_organism_card)
     return p
 

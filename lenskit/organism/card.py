@@ -16,11 +16,18 @@ import pandas as pd
 __all__ = ["measure_card", "render_card", "write_card"]
 
 CARD_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The dense model's targets (issue 5): task-kind prefix or exact key -> (metric, bound, sense).
+TARGETS: tuple[tuple[str, str, float, str], ...] = (
+    ("closed-book fact recall", "closed_book/em", 0.90, ">="),
+    ("open-book QA", "open_book/em", 0.90, ">="),
+    ("overriding QA: follows the context", "overriding/em", 0.85, ">="),
+    ("in-context function learning (best task, K=2)", "fn_*/em", 0.70, ">="),
+)
 _HEADLINE = ("em", "memorised_rate", "perplexity")
 
 
 def measure_card(model_dir: str | Path, run_dir: str | Path, *,
-                 methods: tuple[str, ...] = ("wanda", "magnitude"),
+                 methods: tuple[str, ...] | list[str] = ("wanda", "magnitude"),
                  progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Dense scores on the full suite, and the pruning sweep's results and thresholds.
 
@@ -41,6 +48,22 @@ def measure_card(model_dir: str | Path, run_dir: str | Path, *,
     })
     out = run_sweep(cfg, progress=progress, figures=True, echo=lambda _: None)
     return dense, out.results, out.thresholds
+
+
+def target_rows(dense: pd.DataFrame) -> list[dict]:
+    """Each target with the measured value and whether it is met (``fn_*`` takes the best
+    function-learning task)."""
+    rows = []
+    for label, key, bound, sense in TARGETS:
+        task, metric = key.split("/")
+        sel = dense[dense["metric"] == metric]
+        sel = sel[sel["task"].str.startswith(task[:-1])] if task.endswith("*") \
+            else sel[sel["task"] == task]
+        value = float(sel["value"].max()) if len(sel) else float("nan")
+        met = value >= bound if sense == ">=" else value <= bound
+        rows.append({"target": label, "required": f"{sense} {_pct(bound)}",
+                     "measured": _pct(value), "met": "yes" if met else "**no**"})
+    return rows
 
 
 def _pct(x: float) -> str:
@@ -96,12 +119,27 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
         t = t.pivot_table(index=["method", "task"], columns="scope", values="cell",
                           aggfunc="first").reset_index()
         thr_table = _table(t)
+    targets = _table(pd.DataFrame(target_rows(dense)))
+    icl_missed = any(r["met"] != "yes" for r in target_rows(dense)
+                     if r["target"].startswith("in-context function"))
+    icl_note = (
+        "\nThe function-learning target is **not met**: the model predicts one label for "
+        "every query (chance, 50%), although a 1-nearest-neighbour rule on the same prompts "
+        "scores 99.6% (D=1) and 95.6% (D=2). Learning to compare numbers in context did not "
+        "emerge within this CPU budget (also not in a 200-step run on function prompts "
+        "alone); it needs far longer training (Garg et al. 2022 train for 500k steps). The "
+        "study's in-context side is carried here by open-book and overriding QA, which the "
+        "organism does; run the function tasks on real models (`study_suite`).\n"
+        if icl_missed else "")
+    d_flag = f" --d-model {m['d_model']}" if m["d_model"] != 128 else ""
+    ew = c.get("exemplar_weight", c.get("context_weight", 0.1))
     fn_specs = "; ".join(
         f"{s['kind']} D={s['n_dims']} N={s['n_exemplars']} K={s['n_classes']} "
         f"inputs in [-{s['value_range']:g}, {s['value_range']:g}], margin {s['margin']:g}"
         for s in c["function_specs"])
     mixture = ", ".join(f"{k} {v:g}" for k, v in c["mixture"].items())
-    return f"""# The lenskit organism
+    name = d.name if d.name.startswith("organism") else "organism"
+    return f"""# The lenskit organism{"" if name == "organism" else f" ({name})"}
 
 A {m['n_layers']}-layer Llama (grouped-query attention: {m['n_heads']} query heads,
 {m['n_kv_heads']} key-value heads; d_model {m['d_model']}; SwiGLU FFW {m['d_ffn']}; tied
@@ -110,7 +148,7 @@ world so that the whole lenskit study runs offline on a laptop CPU. It holds fac
 recall from its weights and answers questions it can only answer by reading its context, the
 two abilities Jin et al. (2023) contrast.
 
-Load it with `lenskit.load_model("organism")`; its tasks are `lenskit.tasks.organism_suite`.
+Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organism_suite`.
 
 ## The world (seed {world.seed})
 - {len(world.memorised)} memorised entities x {len(world.relations)} relations
@@ -130,13 +168,18 @@ Load it with `lenskit.load_model("organism")`; its tasks are `lenskit.tasks.orga
   packed after `<bos>`); document mixture: {mixture}.
 - AdamW lr {tc['lr']:g} (warm-up {tc['warmup']}, cosine to {tc['min_lr_ratio']:g}x), betas
   {tuple(tc['betas'])}, weight decay {tc['weight_decay']:g}, clip {tc['clip']:g}; loss weight 1
-  on answer tokens (fact values, answers after `A:`, the function query's label) and
+  on answer tokens (fact values, answers after `A:`, the function query's label),
+  {ew:g} on the function exemplars' labels after the {c.get('exemplar_warmup', 4)}th, and
   {c.get('context_weight', 0.1):g} on every other token.
 - Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
   {meta['hardware']} (a shared machine; torch {meta['torch']}).
-- Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']} --out runs/organism`
+- Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}
+  --exemplar-weight {ew:g} --out runs/{d.name}`
   (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training.
 
+## Targets
+{targets}
+{icl_note}
 ## Dense scores (full suite; 95% bootstrap CIs)
 {dense_table}
 
@@ -154,11 +197,13 @@ Regenerate this card with `lenskit organism card`.
 
 
 def write_card(model_dir: str | Path, run_dir: str | Path | None = None,
-               progress: bool = True) -> Path:
-    """Measure and write ``model_dir/README.md``; returns its path."""
+               progress: bool = True,
+               methods: tuple[str, ...] | list[str] = ("wanda", "magnitude")) -> Path:
+    """Measure and write ``model_dir/README.md`` and ``scores.json``; returns the card's
+    path. ``methods`` are the pruning methods of the card's sweep."""
     d = Path(model_dir)
     run = Path(run_dir) if run_dir else Path("runs") / f"card-{d.name}"
-    dense, results, thresholds = measure_card(d, run, progress=progress)
+    dense, results, thresholds = measure_card(d, run, methods=methods, progress=progress)
     path = d / "README.md"
     path.write_text(render_card(d, dense, results, thresholds))
     # The same dense scores, machine-readable: the tests check the shipped model against them.

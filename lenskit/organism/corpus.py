@@ -82,6 +82,26 @@ class CorpusConfig:
             raise ValueError(f"exemplar_warmup must be >= 0, got {self.exemplar_warmup}")
 
 
+def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
+    """The corpus config recorded in a ``training.json`` / ``train_config.json``
+    (``train_config["corpus"]``); fields it lacks keep their defaults, except
+    ``exemplar_weight``, which defaults to the context weight (older organisms gave every
+    exemplar label the context weight)."""
+    from lenskit.tasks.functions import FunctionSpec
+
+    raw = raw or {}
+    kwargs: dict = {k: raw[k] for k in ("row_tokens", "max_distractors", "context_weight",
+                                         "exemplar_weight", "exemplar_warmup") if k in raw}
+    if "exemplar_weight" not in raw:
+        kwargs["exemplar_weight"] = raw.get("context_weight", CorpusConfig.context_weight)
+    if raw.get("mixture"):
+        kwargs["mixture"] = dict(raw["mixture"])
+    if raw.get("function_specs"):
+        kwargs["function_specs"] = tuple(FunctionSpec.from_json(s)
+                                         for s in raw["function_specs"])
+    return CorpusConfig(**kwargs)
+
+
 class CorpusSampler:
     """Samples packed, tokenized training rows from ``world``."""
 

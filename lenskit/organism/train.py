@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from lenskit.organism.corpus import CorpusConfig, CorpusSampler
+from lenskit.organism.corpus import CorpusConfig, CorpusSampler, corpus_config_from_json
 from lenskit.organism.tokenizer import build_tokenizer
 from lenskit.organism.world import World, build_world
 from lenskit.tasks.functions import DEFAULT_LABELS
@@ -301,16 +301,7 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
 
 
 def _config_from_json(d: dict) -> TrainConfig:
-    from lenskit.tasks.functions import FunctionSpec
-
-    c = d["corpus"]
-    corpus = CorpusConfig(
-        row_tokens=c["row_tokens"], mixture=dict(c["mixture"]),
-        max_distractors=c["max_distractors"], context_weight=c.get("context_weight", 0.1),
-        exemplar_weight=c.get("exemplar_weight", 0.1),
-        exemplar_warmup=c.get("exemplar_warmup", 4),
-        function_specs=tuple(FunctionSpec.from_json(s) for s in c["function_specs"]),
-    )
+    corpus = corpus_config_from_json(d["corpus"])
     rest = {k: v for k, v in d.items() if k not in ("world", "model", "corpus")}
     rest["betas"] = tuple(rest["betas"])
     return TrainConfig(world=WorldConfig(**d["world"]), model=ModelConfig(**d["model"]),

@@ -204,21 +204,11 @@ class CalibrationData:
 def _corpus_config(model_dir: Path):
     """The training corpus config of an organism, from ``training.json`` (every field it
     records that ``CorpusConfig`` has); the default config otherwise."""
-    from dataclasses import fields
-
-    from lenskit.organism.corpus import CorpusConfig
-    from lenskit.tasks.functions import FunctionSpec
+    from lenskit.organism.corpus import CorpusConfig, corpus_config_from_json
 
     try:
         corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
-        known = {f.name for f in fields(CorpusConfig)} - {"qa_format"}
-        kwargs = {k: v for k, v in corpus.items() if k in known}
-        if "function_specs" in kwargs:
-            kwargs["function_specs"] = tuple(
-                FunctionSpec(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in fs.items()})
-                for fs in kwargs["function_specs"])
-        return CorpusConfig(**kwargs), "training mixture from training.json"
+        return corpus_config_from_json(corpus), "training mixture from training.json"
     except (OSError, KeyError, TypeError, ValueError):
         return CorpusConfig(), "default CorpusConfig mixture"
 

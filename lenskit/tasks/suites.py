@@ -77,19 +77,9 @@ def _training_config(directory: Path | None) -> dict[str, Any]:
 
 def _corpus_config(train_cfg: dict[str, Any]):
     """The corpus settings the organism was trained with (defaults when not recorded)."""
-    from lenskit.organism.corpus import CorpusConfig
+    from lenskit.organism.corpus import corpus_config_from_json
 
-    raw = train_cfg.get("corpus") or {}
-    kwargs: dict[str, Any] = {}
-    for key in ("row_tokens", "max_distractors", "context_weight"):
-        if key in raw:
-            kwargs[key] = raw[key]
-    if raw.get("mixture"):
-        kwargs["mixture"] = dict(raw["mixture"])
-    if raw.get("function_specs"):
-        kwargs["function_specs"] = tuple(FunctionSpec.from_json(s)
-                                         for s in raw["function_specs"])
-    return CorpusConfig(**kwargs)
+    return corpus_config_from_json(train_cfg.get("corpus"))
 
 
 def _statement_span(world, context: str, entity: str, relation: str,

@@ -30,9 +30,9 @@ def test_function_documents_weight_query_exemplars_and_context(world_and_tok, ex
     assert weights[-1] == 1.0 and tokens[-1] == lines[-1].rsplit(" ", 1)[-1]
     # One token per label; the 12 labels after the warm-up get the exemplar weight.
     labels = {line.rsplit(" ", 1)[-1] for line in lines}
-    label_weights = [w for t, w in zip(tokens[:-1], weights[:-1]) if t in labels]
+    label_weights = [w for t, w in zip(tokens[:-1], weights[:-1], strict=True) if t in labels]
     assert label_weights == [0.1] * 4 + [exemplar_weight] * 12
-    others = [w for t, w in zip(tokens, weights) if t not in labels]
+    others = [w for t, w in zip(tokens, weights, strict=True) if t not in labels]
     assert set(others) == {0.1}
 
 

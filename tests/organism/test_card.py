@@ -1,0 +1,56 @@
+"""The model card is rendered from measured numbers: a briefly trained tiny organism, its
+dense scores and a small real pruning sweep."""
+
+import pandas as pd
+import pytest
+
+from lenskit.analysis import compute_thresholds, load_config
+from lenskit.analysis.sweep import run_sweep
+from lenskit.models import load_model
+from lenskit.organism.card import render_card, target_rows
+from lenskit.organism.corpus import CorpusConfig
+from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
+from lenskit.tasks import evaluate_suite, organism_suite
+
+
+@pytest.fixture(scope="module")
+def tiny_organism(tmp_path_factory):
+    root = tmp_path_factory.mktemp("card")
+    cfg = TrainConfig(
+        steps=6, batch_size=8, lr=1e-2, warmup=2, checkpoint_every=5, eval_every=10**6,
+        world=WorldConfig(n_memorised=12, n_held_out=20, n_unseen=4, n_cities=6),
+        model=ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ffn=64),
+        corpus=CorpusConfig(row_tokens=64),
+    )
+    return train(root / "run", cfg, progress=False), root
+
+
+def test_card_reports_measured_scores_and_targets(tiny_organism):
+    model_dir, root = tiny_organism
+    model = load_model(model_dir)
+    dense = evaluate_suite(model, organism_suite(model, size="small", seed=0),
+                           batch_size=64).summary(n_bootstrap=50)
+    cfg = load_config(None, {"models": str(model_dir), "methods": "magnitude",
+                             "sparsities": "0.5", "scopes": "all;attn;mlp", "matched": "false",
+                             "out_dir": str(root / "sweep")})
+    out = run_sweep(cfg, progress=False, figures=False, echo=lambda _: None)
+    thresholds = compute_thresholds(out.results)
+    card = render_card(model_dir, dense, out.results, thresholds)
+
+    closed = float(dense[(dense.task == "closed_book") & (dense.metric == "em")].value.iloc[0])
+    assert f"{100 * closed:.1f}%" in card
+    assert "--d-model 32" in card and "| target | required | measured | met |" in card
+    assert "**magnitude, attn**" in card and "**magnitude, mlp**" in card
+    # Six steps of training cannot recall facts: the card says the target is missed.
+    rows = {r["target"]: r for r in target_rows(dense)}
+    assert rows["closed-book fact recall"]["met"] == "**no**"
+
+
+def test_target_rows_take_the_best_function_task():
+    dense = pd.DataFrame({
+        "task": ["closed_book", "open_book", "overriding", "fn_a", "fn_b"],
+        "metric": ["em"] * 5, "value": [0.95, 0.91, 0.80, 0.55, 0.75]})
+    rows = {r["target"]: (r["measured"], r["met"]) for r in target_rows(dense)}
+    assert rows["closed-book fact recall"] == ("95.0%", "yes")
+    assert rows["overriding QA: follows the context"] == ("80.0%", "**no**")
+    assert rows["in-context function learning (best task, K=2)"] == ("75.0%", "yes")
