@@ -4,11 +4,15 @@ Runs the default study on the shipped organism into a fresh temporary run direct
 subprocess exactly as `make study` does, and reports its wall time beside the time of one
 dense evaluation of the same suite measured in this run (the unit of work of every cell).
 
-    python -m benchmarks.study_bench
+    python -m benchmarks.study_bench [--keep DIR]
+
+``--keep DIR`` runs the study into DIR (which must not hold a run yet) instead of a
+temporary directory, so that its results and figures are kept.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -18,6 +22,12 @@ from pathlib import Path
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keep", help="run directory to keep the study in (must be new)")
+    args = ap.parse_args()
+    if args.keep and (Path(args.keep) / "manifest.json").exists():
+        raise SystemExit(f"--keep {args.keep}: already holds a run; a resumed run would not "
+                         "measure the whole study")
     import lenskit
     from lenskit.analysis import default_config
     from lenskit.tasks import default_suite, evaluate_suite
@@ -31,7 +41,7 @@ def main() -> None:
     one_eval = time.perf_counter() - t0
     n_cells = len(cfg.cells())
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "study"
+        out = Path(args.keep) if args.keep else Path(tmp) / "study"
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "lenskit", "sweep", "--out", str(out)],

@@ -1,0 +1,57 @@
+"""The `lenskit` command end to end on a tiny model: sites, a sweep, thresholds, figures."""
+
+import json
+
+import pytest
+
+from lenskit.cli import main, resolve_threads
+
+TASKS = "countries_capital_closed_book,countries_capital_open_book"
+
+
+def test_sites_lists_the_selection(tiny_dirs, capsys):
+    assert main(["sites", str(tiny_dirs["opt"]), "--scope", "attn@0"]) == 0
+    out = capsys.readouterr().out
+    for comp in ("q", "k", "v", "o"):
+        assert f"0.attn.{comp}" in out
+    assert "mlp" not in out.replace("attn", "")
+
+
+def test_sweep_thresholds_and_figures(tiny_dirs, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["sweep", "--model", str(tiny_dirs["llama"]), "--methods", "magnitude",
+            "--sparsities", "0.3", "0.7", "--scopes", "attn", "mlp", "--tasks", *TASKS.split(","),
+            "--out", str(run), "--set", "matched=false", "--set", "calibration.n_samples=4",
+            "--set", "calibration.seq_len=32", "--threads", "1"]
+    assert main([*args, "--dry-run"]) == 0
+    listed = capsys.readouterr().out
+    assert "5 cells" in listed and not run.exists()  # a dry run writes nothing
+
+    assert main([*args, "--no-figures"]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["sparsities"] == [0.3, 0.7]
+    assert len(list((run / "cells").glob("*.parquet"))) == 5
+
+    assert main(["thresholds", str(run)]) == 0
+    assert "closed_book" in capsys.readouterr().out
+    assert main(["figures", str(run), "--out", str(tmp_path / "figs"), "--formats", "svg"]) == 0
+    svgs = list((tmp_path / "figs").glob("*.svg"))
+    assert svgs and all(p.read_text().lstrip().startswith("<svg") for p in svgs)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sweep", "--methods", "wandaa", "--dry-run"], "wandaa"),
+    (["sweep", "--threads", "0", "--dry-run"], "--threads"),
+    (["thresholds", "/nonexistent/run"], "/nonexistent/run"),
+])
+def test_bad_input_exits_2_naming_the_value(argv, needle, capsys):
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_resolve_threads():
+    assert resolve_threads("3") == 3
+    assert 1 <= resolve_threads("auto") <= (__import__("os").cpu_count() or 1)
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="--threads"):
+            resolve_threads(bad)
