@@ -250,8 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print(f"# lenskit pruning benchmark\n\ntorch {torch.__version__}, {args.threads} thread(s) "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
-          f"{os.cpu_count()} cores; run with one thread while the organism training run "
-          f"holds the other core. Calibration: {N_SEQ} x {SEQ_LEN} tokens of synthetic "
+          f"{os.cpu_count()} cores. Calibration: {N_SEQ} x {SEQ_LEN} tokens of synthetic "
           f"correlated, outlier-heavy inputs; sparsity 50% / 2:4. Times: {clock}; lenskit "
           f"and reference both best of two when the reference run is under {CHEAP_S:g} s. "
           "lenskit's statistics include forming H (symmetrising, scaling); its prune time "

@@ -54,3 +54,13 @@ def test_target_rows_take_the_best_function_task():
     assert rows["closed-book fact recall"] == ("95.0%", "yes")
     assert rows["overriding QA: follows the context"] == ("80.0%", "**no**")
     assert rows["in-context function learning (best task, K=2)"] == ("75.0%", "yes")
+
+
+def test_nearest_neighbour_baseline_reads_the_prompts():
+    from lenskit.organism.card import nearest_neighbour_accuracy
+    from lenskit.tasks.functions import FunctionSpec
+
+    easy = FunctionSpec(kind="linear", n_dims=1, n_exemplars=16, value_range=9, margin=1.0)
+    hard = FunctionSpec(kind="linear", n_dims=4, n_exemplars=4, value_range=9, margin=0.0)
+    assert nearest_neighbour_accuracy(easy, n=300) > 0.95
+    assert 0.4 < nearest_neighbour_accuracy(hard, n=300) < nearest_neighbour_accuracy(easy, n=300)

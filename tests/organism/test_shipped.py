@@ -46,8 +46,9 @@ def test_organism_recalls_facts_and_reads_context(organism):
     """The two abilities the study contrasts are both there (targets of the model card)."""
     card = json.loads((organism_path() / "scores.json").read_text())["scores"]
     assert card["closed_book/em"]["value"] >= 0.9
+    # The issue's open-book target is 90%; the shipped organism reaches 88.6% (its card says so).
     assert card["open_book/em"]["value"] >= 0.85
-    assert card["overriding/em"]["value"] >= 0.8
+    assert card["overriding/em"]["value"] >= 0.85
     assert card["overriding/memorised_rate"]["value"] <= 0.1
     assert len(model_info(organism).sites) == 4 * 7
 
