@@ -131,14 +131,20 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
         compute_thresholds,
         format_study_comparison,
         format_thresholds,
+        tasks_at_chance,
     )
 
     store = _existing_run(args.run_dir)
     inst = store.instances()
-    thr = compute_thresholds(store.results(), inst if len(inst) else None,
+    results = store.results()
+    thr = compute_thresholds(results, inst if len(inst) else None,
                              tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
     store.write_table("thresholds", thr)
-    cmp = compare_to_study(thr)
+    at_chance = tasks_at_chance(results)
+    if at_chance:
+        print(f"dense model at chance (left out of the study comparison): "
+              f"{', '.join(at_chance)}")
+    cmp = compare_to_study(thr, exclude_tasks=at_chance)
     store.write_table("study_comparison", cmp)
     for tol in args.tolerance:
         print(format_thresholds(thr, tolerance=tol))

@@ -27,6 +27,7 @@ from lenskit.analysis.thresholds import (
     compute_thresholds,
     format_study_comparison,
     format_thresholds,
+    tasks_at_chance,
 )
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
@@ -218,7 +219,11 @@ def finish_run(
     instances = store.instances(order)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
     store.write_table("thresholds", thresholds)
-    comparison = compare_to_study(thresholds)
+    at_chance = tasks_at_chance(results)
+    if at_chance:
+        echo(f"dense model at chance (left out of figures and the study comparison): "
+             f"{', '.join(at_chance)}")
+    comparison = compare_to_study(thresholds, exclude_tasks=at_chance)
     store.write_table("study_comparison", comparison)
     echo(format_thresholds(thresholds))
     if len(comparison):

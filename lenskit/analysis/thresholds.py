@@ -63,12 +63,14 @@ __all__ = [
     "STUDY_TOLERANCE",
     "THRESHOLD_COLUMNS",
     "TOLERANCES",
+    "chance_level",
     "compare_to_study",
     "compute_thresholds",
     "format_study_comparison",
     "format_thresholds",
     "primary_metric",
     "study_group",
+    "tasks_at_chance",
     "threshold_from_curve",
 ]
 
@@ -115,6 +117,43 @@ def primary_metric(metrics: Iterable[str]) -> str | None:
         if m in metrics:
             return m
     return metrics[0] if metrics else None
+
+
+_K_SUFFIX = re.compile(r"_k(\d+)$")
+
+
+def chance_level(task: str, kind: str, metric: str) -> float | None:
+    """Accuracy a model reaches by guessing, for a task's ``metric``: ``1/K`` for
+    in-context function learning with K classes (tasks named ``..._k{K}``, as
+    :func:`lenskit.tasks.function_spec_name` names them) on ``em``/``first_token_acc``;
+    0 for open-ended exact match; None where undefined (perplexity, log-probabilities)."""
+    if metric not in ("em", "first_token_acc"):
+        return None
+    if kind == "function":
+        m = _K_SUFFIX.search(task)
+        return 1.0 / int(m.group(1)) if m else None
+    return 0.0
+
+
+def tasks_at_chance(results: pd.DataFrame) -> list[str]:
+    """Tasks whose dense model is not above chance on their primary metric (its 95% CI
+    reaches the chance level; the point value when there is no CI), in any model of
+    ``results``. Relative drops of such tasks measure noise, not an ability: figures leave
+    them out."""
+    dense = results[results["method"] == DENSE]
+    out = []
+    for task, g in dense.groupby("task", sort=True):
+        metric = primary_metric(g["metric"])
+        rows = g[g["metric"] == metric]
+        for r in rows.itertuples():
+            chance = chance_level(str(task), str(r.kind), str(metric))
+            if chance is None:
+                continue
+            low = r.ci_low if pd.notna(r.ci_low) else r.value
+            if low <= chance + 1e-9:
+                out.append(str(task))
+                break
+    return out
 
 
 def threshold_from_curve(sparsities: Sequence[float], drops: Sequence[float], tolerance: float,
@@ -392,7 +431,8 @@ def study_group(task: str, kind: str) -> str | None:
 
 def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLERANCE,
                      scope: str = "all", structure: str = "unstructured",
-                     allocation: str = "uniform") -> pd.DataFrame:
+                     allocation: str = "uniform",
+                     exclude_tasks: Sequence[str] = ()) -> pd.DataFrame:
     """Measured thresholds beside the study's (:data:`STUDY_THRESHOLDS`), by task group.
 
     Measured rows are those at ``tolerance`` on ``scope``/``structure``/``allocation``,
@@ -403,6 +443,8 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
     (means of the per-task CI bounds), n (thresholds averaged), tasks, models,
     censored (any of them censored). A study group with no measurement has one row with
     method NA and measured NaN, so that the table shows what is missing.
+    ``exclude_tasks`` are left out (pass :func:`tasks_at_chance` of the results: a task the
+    dense model does at chance has no threshold worth averaging).
     """
     study = STUDY_THRESHOLDS.groupby("group", sort=False).agg(
         kind=("kind", "first"), study_low=("threshold_low", "min"),
@@ -414,6 +456,8 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
                    "-" + d["threshold_high"].map(_pct), "") + "%")
     study["study"] = study["group"].map(per_task.groupby("group")["txt"].agg("; ".join))
     thr = thresholds
+    if len(thr) and len(exclude_tasks):
+        thr = thr[~thr["task"].isin(list(exclude_tasks))]
     if len(thr):
         thr = thr[np.isclose(thr["tolerance"], tolerance) & (thr["scope"] == scope)
                   & (thr["structure"] == structure) & (thr["allocation"] == allocation)]

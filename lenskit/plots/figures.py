@@ -29,6 +29,7 @@ from lenskit.analysis.thresholds import (
     compare_to_study,
     compute_thresholds,
     primary_metric,
+    tasks_at_chance,
 )
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS, OKABE_ITO, save_chart
 
@@ -61,6 +62,12 @@ def _prepare(results: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
     if (df["method"] == DENSE).any() and df["baseline"].isna().any():
         df = attach_baselines(df)
     df = df[df["category"].isin(list(categories))]
+    # A task the dense model does at chance has no ability to lose: its "relative accuracy"
+    # would sit at 100% and flatter its ability's mean.
+    at_chance = tasks_at_chance(df)
+    if at_chance:
+        log.info("left out of the figures (dense model at chance): %s", ", ".join(at_chance))
+        df = df[~df["task"].isin(at_chance)]
     primary = df.groupby("task")["metric"].agg(lambda m: primary_metric(m))
     df = df[df["metric"] == df["task"].map(primary)].copy()
     df["rel"] = 1.0 - df["relative_drop"]
@@ -416,7 +423,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
 
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
-    comparison = compare_to_study(thresholds)
+    comparison = compare_to_study(thresholds, exclude_tasks=tasks_at_chance(df))
     if comparison["measured"].notna().any():
         comparison.to_csv(out / "study_comparison.csv", index=False)
         paths.append(out / "study_comparison.csv")
