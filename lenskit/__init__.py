@@ -47,7 +47,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "compute_thresholds", "cumulative_map", "default_config", "drift_drop_table",
         "drift_vs_drop", "fit_sparsity_relation", "format_thresholds", "head_ablation_map",
         "load_config", "mean_activations", "neuron_ablation_map", "run_sweep",
-        "sensitivity_map", "sensitivity_table", "tasks_at_chance",
+        "sensitivity_map", "sensitivity_table", "study_comparison", "tasks_at_chance",
     ),
     "lenskit.plots": (
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",

@@ -127,11 +127,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_thresholds(args: argparse.Namespace) -> int:
     from lenskit.analysis.thresholds import (
-        compare_to_study,
         compute_thresholds,
         format_study_comparison,
         format_thresholds,
-        tasks_at_chance,
+        study_comparison,
     )
 
     store = _existing_run(args.run_dir)
@@ -140,11 +139,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
     thr = compute_thresholds(results, inst if len(inst) else None,
                              tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
     store.write_table("thresholds", thr)
-    at_chance = tasks_at_chance(results)
-    if at_chance:
-        print(f"dense model at chance (left out of the study comparison): "
-              f"{', '.join(at_chance)}")
-    cmp = compare_to_study(thr, exclude_tasks=at_chance)
+    cmp = study_comparison(results, thr)
     store.write_table("study_comparison", cmp)
     for tol in args.tolerance:
         print(format_thresholds(thr, tolerance=tol))

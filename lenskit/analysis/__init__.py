@@ -108,6 +108,7 @@ from lenskit.analysis.thresholds import (
     format_study_comparison,
     format_thresholds,
     primary_metric,
+    study_comparison,
     tasks_at_chance,
     threshold_from_curve,
 )
@@ -186,6 +187,7 @@ __all__ = [
     "run_sweep",
     "sensitivity_map",
     "sensitivity_table",
+    "study_comparison",
     "tasks_at_chance",
     "threshold_from_curve",
     "validate_instances",

@@ -23,11 +23,10 @@ from lenskit.analysis.config import Cell, SweepConfig
 from lenskit.analysis.schema import attach_baselines, instances_from_eval
 from lenskit.analysis.store import RunStore, iter_missing
 from lenskit.analysis.thresholds import (
-    compare_to_study,
     compute_thresholds,
     format_study_comparison,
     format_thresholds,
-    tasks_at_chance,
+    study_comparison,
 )
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
@@ -219,11 +218,7 @@ def finish_run(
     instances = store.instances(order)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
     store.write_table("thresholds", thresholds)
-    at_chance = tasks_at_chance(results)
-    if at_chance:
-        echo(f"dense model at chance (left out of figures and the study comparison): "
-             f"{', '.join(at_chance)}")
-    comparison = compare_to_study(thresholds, exclude_tasks=at_chance)
+    comparison = study_comparison(results, thresholds, echo)
     store.write_table("study_comparison", comparison)
     echo(format_thresholds(thresholds))
     if len(comparison):

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,7 @@ __all__ = [
     "format_study_comparison",
     "format_thresholds",
     "primary_metric",
+    "study_comparison",
     "study_group",
     "tasks_at_chance",
     "threshold_from_curve",
@@ -154,6 +155,17 @@ def tasks_at_chance(results: pd.DataFrame) -> list[str]:
                 out.append(str(task))
                 break
     return out
+
+
+def study_comparison(results: pd.DataFrame, thresholds: pd.DataFrame,
+                     echo: Callable[[str], object] = print) -> pd.DataFrame:
+    """:func:`compare_to_study` of ``thresholds`` without the tasks ``results`` show the
+    dense model doing at chance (:func:`tasks_at_chance`), named through ``echo``."""
+    at_chance = tasks_at_chance(results)
+    if at_chance:
+        echo(f"dense model at chance (left out of figures and the study comparison): "
+             f"{', '.join(at_chance)}")
+    return compare_to_study(thresholds, exclude_tasks=at_chance)
 
 
 def threshold_from_curve(sparsities: Sequence[float], drops: Sequence[float], tolerance: float,

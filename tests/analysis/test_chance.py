@@ -49,3 +49,13 @@ def test_sparsity_curves_leave_tasks_at_chance_out(results):
         if "datasets" in spec else {r["task"] for r in spec["data"]["values"]}
     assert "fn_linear_d2_n16_k2" in tasks and "closed_book" in tasks
     assert "fn_linear_d1_n16_k2" not in tasks and "fn_linear_d2_n16_k4" not in tasks
+
+
+def test_study_comparison_names_and_drops_tasks_at_chance(results):
+    from lenskit.analysis import compute_thresholds, study_comparison
+
+    said = []
+    cmp = study_comparison(results, compute_thresholds(results), echo=said.append)
+    assert said and "fn_linear_d1_n16_k2" in said[0]
+    measured = ",".join(cmp["tasks"].fillna(""))
+    assert "fn_linear_d1_n16_k2" not in measured and "closed_book" in measured
