@@ -131,6 +131,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
         format_study_comparison,
         format_thresholds,
         study_comparison,
+        tasks_at_chance,
     )
 
     store = _existing_run(args.run_dir)
@@ -142,7 +143,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
     cmp = study_comparison(results, thr)
     store.write_table("study_comparison", cmp)
     for tol in args.tolerance:
-        print(format_thresholds(thr, tolerance=tol))
+        print(format_thresholds(thr, tolerance=tol, at_chance=tasks_at_chance(results)))
     print(format_study_comparison(cmp))
     print(f"tables: {store.tables_dir}")
     return 0

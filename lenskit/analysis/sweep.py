@@ -27,6 +27,7 @@ from lenskit.analysis.thresholds import (
     format_study_comparison,
     format_thresholds,
     study_comparison,
+    tasks_at_chance,
 )
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
@@ -220,7 +221,7 @@ def finish_run(
     store.write_table("thresholds", thresholds)
     comparison = study_comparison(results, thresholds, echo)
     store.write_table("study_comparison", comparison)
-    echo(format_thresholds(thresholds))
+    echo(format_thresholds(thresholds, at_chance=tasks_at_chance(results)))
     if len(comparison):
         echo(format_study_comparison(comparison))
     paths: list[Path] = []

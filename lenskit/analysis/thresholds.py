@@ -376,12 +376,13 @@ def _primary_rows(thr: pd.DataFrame, metric: str | None) -> pd.DataFrame:
 
 
 def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLERANCE,
-                      metric: str | None = None) -> str:
+                      metric: str | None = None, at_chance: Sequence[str] = ()) -> str:
     """A readable table of thresholds at one ``tolerance``: one block per model, method,
     structure and allocation; rows are tasks grouped by category; columns are scopes;
     cells read "40% [30-50]" (threshold [CI], in % of the scope; "≥90%" when every
     tested level was within the tolerance, "-" when not measured). Each task shows its
-    primary metric (:func:`primary_metric`) unless ``metric`` is given."""
+    primary metric (:func:`primary_metric`) unless ``metric`` is given. Tasks named in
+    ``at_chance`` (:func:`tasks_at_chance`) are marked: their thresholds measure noise."""
     if not len(thresholds):
         return "no thresholds (no pruned cells in the results)"
     thr = thresholds[np.isclose(thresholds["tolerance"], tolerance)]
@@ -410,7 +411,8 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
             sub = b[b["category"] == cat]
             for task, t in sub.groupby("task", sort=False):
                 by_scope = {r["scope"]: _cell_text(r) for _, r in t.iterrows()}
-                rows.append([f"  {task} ({t['metric'].iloc[0]})",
+                note = " [dense at chance]" if task in set(at_chance) else ""
+                rows.append([f"  {task} ({t['metric'].iloc[0]}){note}",
                              *[by_scope.get(s, "-") for s in scopes]])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [title, note]

@@ -59,3 +59,12 @@ def test_study_comparison_names_and_drops_tasks_at_chance(results):
     assert said and "fn_linear_d1_n16_k2" in said[0]
     measured = ",".join(cmp["tasks"].fillna(""))
     assert "fn_linear_d1_n16_k2" not in measured and "closed_book" in measured
+
+
+def test_threshold_table_marks_tasks_at_chance(results):
+    from lenskit.analysis import compute_thresholds, format_thresholds
+
+    text = format_thresholds(compute_thresholds(results), at_chance=tasks_at_chance(results))
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    assert "[dense at chance]" in lines["fn_linear_d1_n16_k2"]
+    assert "[dense at chance]" not in lines["closed_book"]
