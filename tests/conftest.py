@@ -12,12 +12,19 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from lenskit.models import TINY_FAMILIES, load_model, make_tiny_model  # noqa: E402
 
 # One thread per test process: tiny models gain nothing from more, and `make test` runs two
 # processes (pytest -n 2) on the two cores.
 torch.set_num_threads(1)
+
+# Property tests draw the same examples on every run (CI must not pass or fail by chance);
+# HYPOTHESIS_PROFILE=explore draws fresh ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
