@@ -38,12 +38,12 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
+from benchmarks.timing import interleaved
 from lenskit.analysis.attention import (
     AttentionProbe,
     _batches,
@@ -66,19 +66,6 @@ def _model(tmp: Path):
     path = make_tiny_model("llama", tmp / "llama", d_model=128, n_layers=4, n_heads=4,
                            d_ffn=384)
     return load_model(path), "tiny Llama d128 x 4 layers, SwiGLU 384 (random weights)"
-
-
-def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Best wall and CPU time of each function over ``repeat`` interleaved rounds."""
-    wall = dict.fromkeys(fns, float("inf"))
-    cpu = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            wall[name] = min(wall[name], time.perf_counter() - t)
-            cpu[name] = min(cpu[name], time.process_time() - c)
-    return wall, cpu
 
 
 def main() -> None:
@@ -143,7 +130,7 @@ def main() -> None:
             "drift": lambda: attention_drift(model, tasks, results, batch_size=bs,
                                              repeats=None),
         }
-        wall, cpu = _interleaved(fns, args.repeat)
+        wall, cpu = interleaved(fns, args.repeat)
         k = len(results)
         n_prompts = sum(len(t) for t in tasks)
         mean_len = sum(int(lay.lengths.float().sum()) for _, lay in batches) / n_prompts

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.timing import interleaved
 from lenskit.models import load_model, make_tiny_model, model_info
 from lenskit.tasks import evaluate, organism_suite
 from lenskit.tasks.encoding import encode_texts, pad_right, stop_token_mask
@@ -88,24 +89,6 @@ def _greedy_loop(hf, rows, bs: int, pad: int, max_new: int, stop: torch.Tensor) 
     return time.perf_counter() - t
 
 
-def _interleaved(fns: dict, repeat: int) -> tuple[dict, dict]:
-    """Best wall and CPU time of each function over ``repeat`` interleaved rounds.
-
-    Rounds alternate the functions so that a slow spell of the machine (another process
-    taking the core) hits all of them alike; CPU time (this process only) is reported too,
-    as it is insensitive to such spells.
-    """
-    wall = dict.fromkeys(fns, float("inf"))
-    cpu = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            wall[name] = min(wall[name], time.perf_counter() - t)
-            cpu[name] = min(cpu[name], time.process_time() - c)
-    return wall, cpu
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -137,7 +120,7 @@ def main() -> None:
             rows = encode_texts(tok, [i.prompt for i in task.instances])
             warm_res = evaluate(model, task, batch_size=bs, n_bootstrap=0)  # warms the cache
             max_new = warm_res.meta["tasks"][task.name]["max_new_tokens"]
-            wall, cpu = _interleaved({
+            wall, cpu = interleaved({
                 "pp": lambda rows=rows: _prompt_passes(hf, rows, bs, pad),
                 "gl": lambda rows=rows, m=max_new: _greedy_loop(hf, rows, bs, pad, m, stop),
                 "cold": lambda task=task: evaluate(

@@ -140,10 +140,11 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
     thr = compute_thresholds(results, inst if len(inst) else None,
                              tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
     store.write_table("thresholds", thr)
-    cmp = study_comparison(results, thr)
+    at_chance = tasks_at_chance(results)
+    cmp = study_comparison(thr, at_chance)
     store.write_table("study_comparison", cmp)
     for tol in args.tolerance:
-        print(format_thresholds(thr, tolerance=tol, at_chance=tasks_at_chance(results)))
+        print(format_thresholds(thr, tolerance=tol, at_chance=at_chance))
     print(format_study_comparison(cmp))
     print(f"tables: {store.tables_dir}")
     return 0

@@ -219,9 +219,10 @@ def finish_run(
     instances = store.instances(order)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
     store.write_table("thresholds", thresholds)
-    comparison = study_comparison(results, thresholds, echo)
+    at_chance = tasks_at_chance(results)
+    comparison = study_comparison(thresholds, at_chance, echo)
     store.write_table("study_comparison", comparison)
-    echo(format_thresholds(thresholds, at_chance=tasks_at_chance(results)))
+    echo(format_thresholds(thresholds, at_chance=at_chance))
     if len(comparison):
         echo(format_study_comparison(comparison))
     paths: list[Path] = []

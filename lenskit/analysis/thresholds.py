@@ -157,11 +157,10 @@ def tasks_at_chance(results: pd.DataFrame) -> list[str]:
     return out
 
 
-def study_comparison(results: pd.DataFrame, thresholds: pd.DataFrame,
+def study_comparison(thresholds: pd.DataFrame, at_chance: Sequence[str],
                      echo: Callable[[str], object] = print) -> pd.DataFrame:
-    """:func:`compare_to_study` of ``thresholds`` without the tasks ``results`` show the
-    dense model doing at chance (:func:`tasks_at_chance`), named through ``echo``."""
-    at_chance = tasks_at_chance(results)
+    """:func:`compare_to_study` of ``thresholds`` without the tasks ``at_chance`` (from
+    :func:`tasks_at_chance`), naming them through ``echo``."""
     if at_chance:
         echo(f"dense model at chance (left out of figures and the study comparison): "
              f"{', '.join(at_chance)}")

@@ -137,8 +137,9 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
         t = t.pivot_table(index=["method", "task"], columns="scope", values="cell",
                           aggfunc="first").reset_index()
         thr_table = _table(t)
-    targets = _table(pd.DataFrame(target_rows(dense)))
-    icl_missed = any(r["met"] != "yes" for r in target_rows(dense)
+    target_table = target_rows(dense)
+    targets = _table(pd.DataFrame(target_table))
+    icl_missed = any(r["met"] != "yes" for r in target_table
                      if r["target"].startswith("in-context function"))
     icl_note = ""
     if icl_missed:

@@ -3,12 +3,12 @@ and a recorder of which weights are zero whenever the plain HF model runs."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from pathlib import Path
 
 import pytest
 import torch
+from weight_hashes import weights_hash  # noqa: F401 (re-exported; tests/ is on the path)
 
 from lenskit.models import model_info
 from lenskit.organism.train import WorldConfig
@@ -47,16 +47,6 @@ def small_suite(n: int = 5, perplexity: bool = False) -> dict:
     if perplexity:
         out["perplexity"] = suite["perplexity"].subset(3, seed=0)
     return out
-
-
-def weights_hash(model) -> str:
-    """Bitwise hash of every parameter of the plain HF model and of the bridge."""
-    h = hashlib.sha256()
-    for source in (model_info(model).hf.state_dict(), model.state_dict()):
-        for name, p in sorted(source.items()):
-            h.update(name.encode())
-            h.update(p.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class ZeroRecorder:

@@ -55,7 +55,8 @@ def test_study_comparison_names_and_drops_tasks_at_chance(results):
     from lenskit.analysis import compute_thresholds, study_comparison
 
     said = []
-    cmp = study_comparison(results, compute_thresholds(results), echo=said.append)
+    cmp = study_comparison(compute_thresholds(results), tasks_at_chance(results),
+                           echo=said.append)
     assert said and "fn_linear_d1_n16_k2" in said[0]
     measured = ",".join(cmp["tasks"].fillna(""))
     assert "fn_linear_d1_n16_k2" not in measured and "closed_book" in measured

@@ -7,18 +7,9 @@ from __future__ import annotations
 import hashlib
 
 import torch
+from weight_hashes import weights_hash  # noqa: F401 (re-exported; tests/ is on the path)
 
 from lenskit.models import model_info
-
-
-def weights_hash(model) -> str:
-    """Hash of every parameter of the plain HF model and of the bridge (bitwise)."""
-    h = hashlib.sha256()
-    for source in (model_info(model).hf.state_dict(), model.state_dict()):
-        for name, p in sorted(source.items()):
-            h.update(name.encode())
-            h.update(p.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def site_hashes(model) -> dict[str, str]:
