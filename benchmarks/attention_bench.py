@@ -82,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, label = _model(Path(tmp))
         info = model_info(model)
-        from lenskit.organism.train import WorldConfig
+        from lenskit.synthetic.world import WorldConfig
 
         source = model if label.startswith("organism") else WorldConfig().build()
         tasks = [t for t in organism_suite(source, size="small", seed=0).values()

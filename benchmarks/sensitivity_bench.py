@@ -53,7 +53,7 @@ def _model(tmp: Path, which: str):
     if which == "auto" and (data / "organism" / "world.json").is_file():
         model = load_model("organism")
         return model, organism_suite(model, "small"), "organism (shipped)"
-    from lenskit.organism.train import WorldConfig
+    from lenskit.synthetic.world import WorldConfig
 
     path = make_tiny_model("llama", tmp / "llama", d_model=128, n_layers=4, n_heads=4,
                            d_ffn=384)

@@ -101,7 +101,7 @@ def main() -> None:
         model, label = _model(Path(tmp))
         info = model_info(model)
         tok, hf = info.tokenizer, info.hf
-        from lenskit.organism.train import WorldConfig
+        from lenskit.synthetic.world import WorldConfig
 
         source = model if label.startswith("organism") else WorldConfig().build()
         tasks = [t for t in organism_suite(source, size="small", seed=0).values()

@@ -7,7 +7,8 @@ what breaks. The data flows one way through the packages:
 - :mod:`lenskit.models`: hooked models (TransformerLens bridges), sites, masks;
 - :mod:`lenskit.pruning`: scores, masks, allocation, calibration;
 - :mod:`lenskit.tasks`: prompts, decoding, scoring;
-- :mod:`lenskit.analysis`: sweeps, thresholds, sensitivity maps, attention patterns;
+- :mod:`lenskit.study`: sweep configs, the runner, run directories, thresholds;
+- :mod:`lenskit.analysis`: sensitivity maps, ablation, attention patterns;
 - :mod:`lenskit.plots`: paper figures; :mod:`lenskit.organism`: the small model shipped here.
 
 Every public name is listed below and importable from ``lenskit`` directly; each is loaded
@@ -40,14 +41,16 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_triviaqa", "load_webquestions", "normalize_answer", "open_book_task",
         "organism_suite", "overriding_task", "perplexity_task", "token_span",
     ),
+    "lenskit.study": (
+        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "Cell", "ConfigError", "RunStore", "SweepConfig",
+        "chance_level", "compare_to_study", "compute_thresholds", "default_config",
+        "format_thresholds", "load_config", "run_sweep", "study_comparison", "tasks_at_chance",
+    ),
     "lenskit.analysis": (
-        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "Cell", "ConfigError", "RepeatedTokens",
-        "RunStore", "SweepConfig", "accuracy_drops", "allocation_profiles",
-        "attention_drift", "attention_metrics", "chance_level", "compare_to_study",
-        "compute_thresholds", "cumulative_map", "default_config", "drift_drop_table",
-        "drift_vs_drop", "fit_sparsity_relation", "format_thresholds", "head_ablation_map",
-        "load_config", "mean_activations", "neuron_ablation_map", "run_sweep",
-        "sensitivity_map", "sensitivity_table", "study_comparison", "tasks_at_chance",
+        "RepeatedTokens", "accuracy_drops", "allocation_profiles", "attention_drift",
+        "attention_metrics", "cumulative_map", "drift_drop_table", "drift_vs_drop",
+        "fit_sparsity_relation", "head_ablation_map", "mean_activations", "neuron_ablation_map",
+        "sensitivity_map", "sensitivity_table",
     ),
     "lenskit.plots": (
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
@@ -81,4 +84,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from lenskit.organism import *  # noqa: F403
     from lenskit.plots import *  # noqa: F403
     from lenskit.pruning import *  # noqa: F403
+    from lenskit.study import *  # noqa: F403
     from lenskit.tasks import *  # noqa: F403

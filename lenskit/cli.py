@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -72,7 +73,8 @@ def _cmd_sites(args: argparse.Namespace) -> int:
 def _cmd_organism_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from lenskit.organism.train import TrainConfig, WorldConfig, train
+    from lenskit.organism.train import TrainConfig, train
+    from lenskit.synthetic.world import WorldConfig
 
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
@@ -109,8 +111,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from lenskit.analysis.config import load_config
-    from lenskit.analysis.sweep import run_sweep
+    from lenskit.study.config import load_config
+    from lenskit.study.runner import run_sweep
 
     cfg = load_config(args.config, _overrides(args))
     _set_threads(args)
@@ -121,12 +123,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for c in cells:
             print(f"  {c.cell_id}  {c.label}")
         return 0
-    run_sweep(cfg, force=args.force, figures=not args.no_figures)
+    outcome = run_sweep(cfg, force=args.force)
+    if not args.no_figures:
+        from lenskit.plots import make_figures
+
+        inst = outcome.instances
+        paths = make_figures(outcome.results, Path(outcome.run_dir) / "figures",
+                             instances=inst if len(inst) else None,
+                             thresholds=outcome.thresholds)
+        if paths:
+            print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
     return 0
 
 
 def _cmd_thresholds(args: argparse.Namespace) -> int:
-    from lenskit.analysis.thresholds import (
+    from lenskit.study.thresholds import (
         compute_thresholds,
         format_study_comparison,
         format_thresholds,
@@ -167,7 +178,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _existing_run(run_dir: str):
     from pathlib import Path
 
-    from lenskit.analysis.store import RunStore
+    from lenskit.study.store import RunStore
 
     if not (Path(run_dir) / "manifest.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a lenskit run directory (no manifest.json); "

@@ -51,14 +51,14 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
         pruned: configuration label (as in :func:`attention_drift`) -> EvalResult.
         metric: the metric per task; default each task's primary metric (exact match for
             QA and function tasks, perplexity for perplexity; see
-            :func:`lenskit.analysis.thresholds.primary_metric`).
+            :func:`lenskit.study.thresholds.primary_metric`).
 
     Returns:
         Columns ``config, task, kind, category, metric, value, baseline, relative_drop``
         (positive = worse than dense, :func:`lenskit.analysis.relative_drop`).
     """
-    from lenskit.analysis.schema import relative_drop
-    from lenskit.analysis.thresholds import primary_metric
+    from lenskit.study.schema import relative_drop
+    from lenskit.study.thresholds import primary_metric
     from lenskit.tasks import EvalResult
 
     if not isinstance(dense, EvalResult):
@@ -91,8 +91,8 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
 
 def _category_drops(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Mean relative drop per configuration and category, and the join keys."""
-    from lenskit.analysis.schema import DENSE, attach_baselines
-    from lenskit.analysis.thresholds import primary_metric
+    from lenskit.study.schema import DENSE, attach_baselines
+    from lenskit.study.thresholds import primary_metric
 
     if not isinstance(results, pd.DataFrame):
         raise ValueError(f"results must be a DataFrame, got {type(results).__name__}")

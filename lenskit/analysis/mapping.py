@@ -28,7 +28,7 @@ different kinds concatenate and plot alike:
 - ``baseline``: the dense model's value of the same task and metric (evaluated once per
   map); ``drop``: the absolute change, signed so that positive is worse
   (``baseline - value``; ``value - baseline`` for perplexity-like metrics);
-  ``relative_drop``: ``drop / |baseline|`` (:func:`lenskit.analysis.schema.relative_drop`).
+  ``relative_drop``: ``drop / |baseline|`` (:func:`lenskit.study.schema.relative_drop`).
 - ``relative_drop_low``/``relative_drop_high``: a percentile bootstrap interval of
   ``relative_drop``, *paired* over instances (each resample draws the same instances for
   the dense and the intervened model, so instance difficulty cancels); NaN when
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lenskit.analysis.schema import higher_is_better, instances_from_eval, relative_drop
+from lenskit.study.schema import higher_is_better, instances_from_eval, relative_drop
 
 __all__ = [
     "MAP_COLUMNS",
@@ -181,7 +181,7 @@ def prepare_suite(suite, tasks: Iterable[str] | None = None, n_per_task: int | N
 
 def _aggregate(values: np.ndarray, weights: np.ndarray, metric: str) -> np.ndarray:
     """The task aggregate over the last axis (weighted mean; exp'd for perplexity), as
-    :func:`lenskit.analysis.schema.instances_from_eval` defines instance values."""
+    :func:`lenskit.study.schema.instances_from_eval` defines instance values."""
     mean = (values * weights).sum(-1) / weights.sum(-1)
     return np.exp(mean) if metric == "perplexity" else mean
 

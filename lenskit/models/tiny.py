@@ -27,8 +27,8 @@ TINY_FAMILIES = ("gpt2", "gpt_neox", "opt", "llama")
 
 
 def _tokenizer():
-    from lenskit.organism.tokenizer import build_tokenizer
-    from lenskit.organism.train import WorldConfig, organism_vocabulary
+    from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+    from lenskit.synthetic.world import WorldConfig
 
     return build_tokenizer(organism_vocabulary(WorldConfig().build()))
 

@@ -1,16 +1,16 @@
 """The organism: a small model trained here on a synthetic world of facts and in-context tasks.
 
-- :mod:`~lenskit.organism.world`: the seeded world (entities, relations, values);
-- :mod:`~lenskit.organism.episodes`: closed-book, open-book and overriding episodes;
-- :mod:`~lenskit.organism.tokenizer`: its word-level tokenizer;
-- :mod:`~lenskit.organism.corpus`: the training corpus, sampled on the fly;
+- :mod:`~lenskit.synthetic.world`: the seeded world (entities, relations, values);
+- :mod:`~lenskit.synthetic.episodes`: closed-book, open-book and overriding episodes;
+- :mod:`~lenskit.synthetic.tokenizer`: its word-level tokenizer;
+- :mod:`~lenskit.synthetic.corpus`: the training corpus, sampled on the fly;
 - :mod:`~lenskit.organism.train`: the resumable trainer; :mod:`~lenskit.organism.card`: the
   measured model card; :mod:`~lenskit.organism.monitor`: task scores during training.
 """
 
-from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, export_checkpoint
+from lenskit.organism.train import ModelConfig, TrainConfig, export_checkpoint
 from lenskit.organism.train import train as train_organism
-from lenskit.organism.world import World, build_world
+from lenskit.synthetic.world import World, WorldConfig, build_world
 
 __all__ = [
     "ModelConfig",

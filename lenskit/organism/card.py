@@ -34,9 +34,9 @@ def measure_card(model_dir: str | Path, run_dir: str | Path, *,
 
     The sweep is resumable in ``run_dir`` like any other.
     """
-    from lenskit.analysis.config import load_config
-    from lenskit.analysis.sweep import run_sweep
     from lenskit.models import load_model
+    from lenskit.study.config import load_config
+    from lenskit.study.runner import run_sweep
     from lenskit.tasks import evaluate_suite, organism_suite
 
     model = load_model(model_dir)
@@ -47,7 +47,7 @@ def measure_card(model_dir: str | Path, run_dir: str | Path, *,
         "sparsities": ",".join(map(str, CARD_SPARSITIES)), "scopes": "all;attn;mlp",
         "matched": "true", "out_dir": str(run_dir),
     })
-    out = run_sweep(cfg, progress=progress, figures=True, echo=lambda _: None)
+    out = run_sweep(cfg, progress=progress, echo=lambda _: None)
     return dense, out.results, out.thresholds
 
 
@@ -70,10 +70,10 @@ def target_rows(dense: pd.DataFrame) -> list[dict]:
 def nearest_neighbour_accuracy(spec, n: int = 1000, seed: int = 5) -> float:
     """Accuracy of a 1-nearest-neighbour rule (Euclidean, ties to the first exemplar) that
     labels each query with its closest exemplar's label: how much the prompts of ``spec``
-    (a :class:`~lenskit.tasks.functions.FunctionSpec`) reveal without any learning."""
+    (a :class:`~lenskit.synthetic.functions.FunctionSpec`) reveal without any learning."""
     import numpy as np
 
-    from lenskit.tasks.functions import sample_function_instances
+    from lenskit.synthetic.functions import sample_function_instances
 
     hits = []
     for inst in sample_function_instances(spec, n, seed):
@@ -97,8 +97,8 @@ def _table(df: pd.DataFrame) -> str:
 def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFrame,
                 thresholds: pd.DataFrame) -> str:
     """The card as markdown."""
-    from lenskit.organism.world import World
-    from lenskit.tasks.functions import FunctionSpec
+    from lenskit.synthetic.functions import FunctionSpec
+    from lenskit.synthetic.world import World
 
     d = Path(model_dir)
     world = World.load(d / "world.json")

@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from lenskit.organism.world import World
+from lenskit.synthetic.world import World
 
 __all__ = ["task_evaluator"]
 

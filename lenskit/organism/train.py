@@ -23,31 +23,16 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from lenskit.organism.corpus import CorpusConfig, CorpusSampler, corpus_config_from_json
-from lenskit.organism.tokenizer import build_tokenizer
-from lenskit.organism.world import World, build_world
-from lenskit.tasks.functions import DEFAULT_LABELS
+from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler, corpus_config_from_json
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import World, WorldConfig
 
 __all__ = [
     "ModelConfig",
     "TrainConfig",
-    "WorldConfig",
     "export_checkpoint",
-    "organism_vocabulary",
     "train",
 ]
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    seed: int = 0
-    n_memorised: int = 120
-    n_held_out: int = 400
-    n_unseen: int = 50
-    n_cities: int = 40
-
-    def build(self) -> World:
-        return build_world(**asdict(self))
 
 
 @dataclass(frozen=True)
@@ -113,13 +98,6 @@ class TrainConfig:
             "function_specs": [s.to_json() for s in self.corpus.function_specs],
         }
         return d
-
-
-def organism_vocabulary(world: World) -> list[str]:
-    """Every word the organism's tasks use: world words, QA scaffolding, numbers, labels."""
-    scaffold = ["Q", "A", "The", "In", "At", "By"]
-    numbers = [str(i) for i in range(-20, 21)]
-    return [*scaffold, *world.words(), *numbers, *DEFAULT_LABELS]
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:

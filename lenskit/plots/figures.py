@@ -1,4 +1,4 @@
-"""The study's figures, from tidy results (:mod:`lenskit.analysis.schema`) to altair charts.
+"""The study's figures, from tidy results (:mod:`lenskit.study.schema`) to altair charts.
 
 Every function takes a results frame, aggregates it (means over tasks and seeds; charts
 never embed raw instance rows) and returns an altair chart; :func:`make_figures` builds
@@ -6,9 +6,9 @@ every figure a run's data supports and saves each as SVG, PNG and PDF.
 
 "Accuracy relative to dense" is ``1 - relative_drop``: 100% is the dense model, and the
 dashed line at ``1 - tolerance`` is the threshold criterion of
-:mod:`lenskit.analysis.thresholds`, so a curve crosses it exactly where its threshold is.
+:mod:`lenskit.study.thresholds`, so a curve crosses it exactly where its threshold is.
 Each task is plotted with its primary metric (exact match first; see
-:func:`lenskit.analysis.thresholds.primary_metric`).
+:func:`lenskit.study.thresholds.primary_metric`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lenskit.analysis.config import is_attention_scope, is_ffw_scope
-from lenskit.analysis.schema import DENSE, attach_baselines, validate_results
-from lenskit.analysis.thresholds import (
+from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS, OKABE_ITO, save_chart
+from lenskit.study.config import is_attention_scope, is_ffw_scope
+from lenskit.study.schema import DENSE, attach_baselines, validate_results
+from lenskit.study.thresholds import (
     STUDY_TOLERANCE,
     compare_to_study,
     compute_thresholds,
     primary_metric,
     tasks_at_chance,
 )
-from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS, OKABE_ITO, save_chart
 
 __all__ = [
     "MAX_ROWS",

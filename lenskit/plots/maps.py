@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from lenskit.analysis.thresholds import primary_metric
 from lenskit.plots.figures import _PCT, _ability_color, _data
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS
+from lenskit.study.thresholds import primary_metric
 
 __all__ = [
     "fig_allocation_fit",

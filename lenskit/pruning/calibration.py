@@ -204,7 +204,7 @@ class CalibrationData:
 def _corpus_config(model_dir: Path):
     """The training corpus config of an organism, from ``training.json`` (every field it
     records that ``CorpusConfig`` has); the default config otherwise."""
-    from lenskit.organism.corpus import CorpusConfig, corpus_config_from_json
+    from lenskit.synthetic.corpus import CorpusConfig, corpus_config_from_json
 
     try:
         corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
@@ -215,8 +215,8 @@ def _corpus_config(model_dir: Path):
 
 def _organism_calibration(info, model_dir: Path, n_samples: int, seq_len: int,
                           seed: int) -> CalibrationData:
-    from lenskit.organism.corpus import CorpusSampler
-    from lenskit.organism.world import World
+    from lenskit.synthetic.corpus import CorpusSampler
+    from lenskit.synthetic.world import World
 
     world = World.load(model_dir / "world.json")
     cfg, which = _corpus_config(model_dir)

@@ -6,6 +6,13 @@ perplexity), or take a ready suite (:func:`organism_suite`, :func:`countries_sui
 and bootstrapped aggregates.
 """
 
+from lenskit.synthetic.formats import FunctionFormat, QAFormat
+from lenskit.synthetic.functions import (
+    DEFAULT_LABELS,
+    FUNCTION_KINDS,
+    FunctionSpec,
+    sample_function_instances,
+)
 from lenskit.tasks.builders import (
     closed_book_task,
     function_spec_name,
@@ -32,13 +39,6 @@ from lenskit.tasks.countries import (
 )
 from lenskit.tasks.encoding import encode_prompts, token_span
 from lenskit.tasks.evaluate import BACKENDS, ROW_COLUMNS, EvalResult, evaluate, evaluate_suite
-from lenskit.tasks.formats import FunctionFormat, QAFormat
-from lenskit.tasks.functions import (
-    DEFAULT_LABELS,
-    FUNCTION_KINDS,
-    FunctionSpec,
-    sample_function_instances,
-)
 from lenskit.tasks.items import QAItem, QAItems, find_answer_span
 from lenskit.tasks.loaders import (
     DatasetUnavailableError,

@@ -13,10 +13,10 @@ from dataclasses import asdict
 
 import numpy as np
 
+from lenskit.synthetic.formats import QAFormat
+from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.tasks.core import TaskInstance, TaskSet, TextWindow
 from lenskit.tasks.encoding import special_affixes, tokenizer_fingerprint
-from lenskit.tasks.formats import QAFormat
-from lenskit.tasks.functions import FunctionSpec, sample_function_instances
 from lenskit.tasks.items import QAItem, QAItems
 
 __all__ = [
@@ -196,7 +196,7 @@ def function_task(spec: FunctionSpec, n: int, seed: int = 0, *,
                   name: str | None = None) -> TaskSet:
     """In-context function learning: ``n`` prompts, each a fresh random function of
     ``spec.kind`` with ``spec.n_exemplars`` labelled inputs and a query; query labels are
-    class-balanced (see :func:`lenskit.tasks.functions.sample_function_instances`)."""
+    class-balanced (see :func:`lenskit.synthetic.functions.sample_function_instances`)."""
     if not isinstance(spec, FunctionSpec):
         raise ValueError(f"spec must be a FunctionSpec, got {type(spec).__name__}")
     if not isinstance(n, (int, np.integer)) or n < 1:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from lenskit.synthetic.formats import QAFormat
+from lenskit.synthetic.functions import FunctionSpec
 from lenskit.tasks.builders import (
     closed_book_task,
     function_spec_name,
@@ -25,8 +27,6 @@ from lenskit.tasks.builders import (
 )
 from lenskit.tasks.core import TaskSet
 from lenskit.tasks.countries import COUNTRY_ATTRIBUTES, country_items, gazetteer_text
-from lenskit.tasks.formats import QAFormat
-from lenskit.tasks.functions import FunctionSpec
 from lenskit.tasks.items import QAItem, QAItems
 
 __all__ = ["SIZES", "countries_suite", "default_suite", "organism_suite",
@@ -77,7 +77,7 @@ def _training_config(directory: Path | None) -> dict[str, Any]:
 
 def _corpus_config(train_cfg: dict[str, Any]):
     """The corpus settings the organism was trained with (defaults when not recorded)."""
-    from lenskit.organism.corpus import corpus_config_from_json
+    from lenskit.synthetic.corpus import corpus_config_from_json
 
     return corpus_config_from_json(train_cfg.get("corpus"))
 
@@ -110,7 +110,7 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
 
     Args:
         model_or_world: the organism's bridge (loaded from a directory holding
-            ``world.json``), that directory, or a :class:`lenskit.organism.world.World`.
+            ``world.json``), that directory, or a :class:`lenskit.synthetic.world.World`.
         size: ``"small"`` (300 instances per task, 32 perplexity rows) or ``"full"`` (all
             memorised facts for closed-book and overriding, 1000 open-book and function
             prompts, 256 rows).
@@ -121,13 +121,13 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
     entities whose passage states a counterfactual value), one function task per spec the
     organism was trained on (``training.json``; else ``DEFAULT_FUNCTION_SPECS``), and
     ``perplexity`` on corpus rows of steps ``>= 10**7``, which training never draws. The
-    episodes come from :mod:`lenskit.organism.episodes`, the very builders of the
+    episodes come from :mod:`lenskit.synthetic.episodes`, the very builders of the
     training corpus, in its format (``QAFormat()``, zero-shot).
     """
     _check_size(size)
-    from lenskit.organism import episodes
-    from lenskit.organism.corpus import CorpusSampler
-    from lenskit.organism.world import World
+    from lenskit.synthetic import episodes
+    from lenskit.synthetic.corpus import CorpusSampler
+    from lenskit.synthetic.world import World
 
     tokenizer = None
     directory = None
@@ -150,8 +150,7 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
 
             tokenizer = AutoTokenizer.from_pretrained(str(directory))
         else:
-            from lenskit.organism.tokenizer import build_tokenizer
-            from lenskit.organism.train import organism_vocabulary
+            from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
 
             tokenizer = build_tokenizer(organism_vocabulary(world))
     train_cfg = _training_config(directory)

@@ -11,7 +11,7 @@ import torch
 from weight_hashes import weights_hash  # noqa: F401 (re-exported; tests/ is on the path)
 
 from lenskit.models import model_info
-from lenskit.organism.train import WorldConfig
+from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import (
     FunctionSpec,
     QAItem,

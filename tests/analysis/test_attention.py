@@ -53,7 +53,7 @@ def sharp_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def suite():
-    from lenskit.organism.train import WorldConfig
+    from lenskit.synthetic.world import WorldConfig
 
     return organism_suite(WorldConfig().build(), size="small", seed=0)
 

@@ -4,12 +4,13 @@ dense scores and a small real pruning sweep."""
 import pandas as pd
 import pytest
 
-from lenskit.analysis import compute_thresholds, load_config
-from lenskit.analysis.sweep import run_sweep
 from lenskit.models import load_model
 from lenskit.organism.card import render_card, target_rows
-from lenskit.organism.corpus import CorpusConfig
-from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
+from lenskit.organism.train import ModelConfig, TrainConfig, train
+from lenskit.study import compute_thresholds, load_config
+from lenskit.study.runner import run_sweep
+from lenskit.synthetic.corpus import CorpusConfig
+from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import evaluate_suite, organism_suite
 
 
@@ -33,7 +34,7 @@ def test_card_reports_measured_scores_and_targets(tiny_organism):
     cfg = load_config(None, {"models": str(model_dir), "methods": "magnitude",
                              "sparsities": "0.5", "scopes": "all;attn;mlp", "matched": "false",
                              "out_dir": str(root / "sweep")})
-    out = run_sweep(cfg, progress=False, figures=False, echo=lambda _: None)
+    out = run_sweep(cfg, progress=False, echo=lambda _: None)
     thresholds = compute_thresholds(out.results)
     card = render_card(model_dir, dense, out.results, thresholds)
 
@@ -58,7 +59,7 @@ def test_target_rows_take_the_best_function_task():
 
 def test_nearest_neighbour_baseline_reads_the_prompts():
     from lenskit.organism.card import nearest_neighbour_accuracy
-    from lenskit.tasks.functions import FunctionSpec
+    from lenskit.synthetic.functions import FunctionSpec
 
     easy = FunctionSpec(kind="linear", n_dims=1, n_exemplars=16, value_range=9, margin=1.0)
     hard = FunctionSpec(kind="linear", n_dims=4, n_exemplars=4, value_range=9, margin=0.0)

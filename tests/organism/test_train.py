@@ -3,8 +3,9 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from lenskit.organism.corpus import CorpusConfig
-from lenskit.organism.train import ModelConfig, TrainConfig, WorldConfig, train
+from lenskit.organism.train import ModelConfig, TrainConfig, train
+from lenskit.synthetic.corpus import CorpusConfig
+from lenskit.synthetic.world import WorldConfig
 
 
 def tiny_config(steps: int) -> TrainConfig:

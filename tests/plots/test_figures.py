@@ -15,7 +15,6 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from lenskit.analysis import SweepConfig, attach_baselines, compare_to_study, compute_thresholds
 from lenskit.plots import (
     PAPER_THEME,
     chart_spec,
@@ -26,6 +25,7 @@ from lenskit.plots import (
     make_figures,
     save_chart,
 )
+from lenskit.study import SweepConfig, attach_baselines, compare_to_study, compute_thresholds
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LENSKIT_UPDATE_SNAPSHOTS") == "1"

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from lenskit.models import load_model, model_info
-from lenskit.organism.corpus import CorpusConfig, CorpusSampler
-from lenskit.organism.train import TrainConfig, WorldConfig
+from lenskit.organism.train import TrainConfig
 from lenskit.pruning import CalibrationData, default_calibration, prune
 from lenskit.pruning.calibration import CALIBRATION_STEP
+from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
+from lenskit.synthetic.world import WorldConfig
 
 
 def test_default_calibration_without_a_world_is_seeded_random_tokens(llama):

@@ -10,13 +10,9 @@ import torch
 from transformers import LlamaForCausalLM
 
 from lenskit.models import load_model
-from lenskit.organism.tokenizer import build_tokenizer
-from lenskit.organism.train import (
-    ModelConfig,
-    TrainConfig,
-    WorldConfig,
-    organism_vocabulary,
-)
+from lenskit.organism.train import ModelConfig, TrainConfig
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import QAItem
 
 from .copy_model import ENTITIES, VALUES, build_copy_model

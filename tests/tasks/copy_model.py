@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lenskit.organism.tokenizer import build_tokenizer
+from lenskit.synthetic.tokenizer import build_tokenizer
 
 ENTITIES = ("Brirul", "Trosh", "Vexan", "Molda", "Kirath", "Zoubel", "Dravis", "Pelorn")
 VALUES = ("Kolan", "Maibe", "Druvan", "Selot", "Harrow", "Tibbin", "Quarle", "Onsk")

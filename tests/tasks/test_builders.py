@@ -200,9 +200,9 @@ def test_single_instances_ask_for_every_class(k):
 
 
 def test_organism_corpus_function_documents_ask_for_both_labels():
-    from lenskit.organism.corpus import CorpusConfig, CorpusSampler
-    from lenskit.organism.tokenizer import build_tokenizer
-    from lenskit.organism.train import WorldConfig, organism_vocabulary
+    from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
+    from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+    from lenskit.synthetic.world import WorldConfig
 
     world = WorldConfig(n_memorised=10, n_held_out=10, n_unseen=2, n_cities=5).build()
     sampler = CorpusSampler(world, build_tokenizer(organism_vocabulary(world)),

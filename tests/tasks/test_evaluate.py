@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lenskit.models import model_info
-from lenskit.organism.train import WorldConfig
+from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import (
     ROW_COLUMNS,
     EvalResult,

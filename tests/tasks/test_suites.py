@@ -1,6 +1,6 @@
 import pytest
 
-from lenskit.organism.world import World
+from lenskit.synthetic.world import World
 from lenskit.tasks import (
     countries_suite,
     country_facts,

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from lenskit.organism.episodes import closed_book, open_book, overriding
-from lenskit.organism.tokenizer import build_tokenizer
-from lenskit.organism.train import WorldConfig, organism_vocabulary
-from lenskit.organism.world import World, build_world
+from lenskit.synthetic.episodes import closed_book, open_book, overriding
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import World, WorldConfig, build_world
 
 
 def test_world_is_deterministic_per_seed():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from lenskit.tasks.formats import FunctionFormat
+from lenskit.synthetic.formats import FunctionFormat
 
 __all__ = [
     "FUNCTION_KINDS",

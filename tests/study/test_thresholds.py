@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lenskit.analysis import (
+from lenskit.study import (
     STUDY_THRESHOLDS,
     compare_to_study,
     compute_thresholds,
@@ -14,7 +14,7 @@ from lenskit.analysis import (
     format_thresholds,
     threshold_from_curve,
 )
-from lenskit.analysis.schema import relative_drop
+from lenskit.study.schema import relative_drop
 
 from .frames import curve, frame
 
@@ -261,9 +261,9 @@ def test_real_evaluation_rows_instances_and_bootstrap(tiny_dirs, tmp_path):
     and give bootstrap thresholds."""
     import torch
 
-    from lenskit.analysis import RunStore, SweepConfig, instances_from_eval
-    from lenskit.analysis.thresholds import _aggregate
     from lenskit.models import load_model, model_info, pruned
+    from lenskit.study import RunStore, SweepConfig, instances_from_eval
+    from lenskit.study.thresholds import _aggregate
     from lenskit.tasks import default_suite, evaluate_suite
 
     torch.set_num_threads(1)

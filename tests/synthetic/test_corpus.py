@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from lenskit.organism.corpus import CorpusConfig, CorpusSampler
-from lenskit.organism.tokenizer import build_tokenizer
-from lenskit.organism.train import organism_vocabulary
-from lenskit.organism.world import build_world
+from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import build_world
 
 
 @pytest.fixture(scope="module")

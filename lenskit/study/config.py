@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from lenskit.analysis.schema import (
+from lenskit.study.schema import (
     DENSE,
     RESULT_COLUMNS,
     known_allocations,
@@ -294,7 +294,7 @@ class Cell:
         dense model (:meth:`SweepConfig.scopes_needed` lists them); ``params_removed`` is
         the number of weights the masks zeroed (``masks.n_pruned``; 0 for dense).
         Baselines and relative drops are NaN here: fill them with
-        :func:`lenskit.analysis.schema.attach_baselines` from the dense cell's rows.
+        :func:`lenskit.study.schema.attach_baselines` from the dense cell's rows.
         """
         need = ["task", "kind", "category", "metric", "value", "n"]
         missing = [c for c in need if c not in measurements.columns]
@@ -1015,7 +1015,7 @@ def _toml_key(k: str) -> str:
 
 
 def _to_toml(d: Mapping[str, Any]) -> str:
-    lines = ["# lenskit sweep config (read with lenskit.analysis.load_config)"]
+    lines = ["# lenskit sweep config (read with lenskit.study.load_config)"]
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for k, v in d.items():
         if v is None:

@@ -22,7 +22,7 @@ The study's headline number is the threshold at a 5% relative drop (:data:`STUDY
 **Confidence intervals.** Two ways, recorded in the ``ci_method`` column:
 
 - ``"bootstrap"``: when per-instance rows are given (``instances``; schema
-  :data:`~lenskit.analysis.schema.INSTANCE_COLUMNS`), the task's instances are resampled
+  :data:`~lenskit.study.schema.INSTANCE_COLUMNS`), the task's instances are resampled
   with replacement, the *same* resample for the dense model and every sparsity (the
   instances are the same questions, so the comparison is paired), independently per seed;
   each resample gives a whole curve and a threshold; the CI is the (alpha/2, 1-alpha/2)
@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from lenskit.analysis.schema import (
+from lenskit.study.schema import (
     DENSE,
     attach_baselines,
     higher_is_better,

@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-__all__ = ["SPECIAL_TOKENS", "build_tokenizer"]
+from lenskit.synthetic.functions import DEFAULT_LABELS
+from lenskit.synthetic.world import World
+
+__all__ = ["SPECIAL_TOKENS", "build_tokenizer", "organism_vocabulary"]
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 _PUNCTUATION = ("\n", ".", ",", "?", ":", "'", "!", ";", "(", ")", "-", "->", "=")
@@ -43,3 +46,10 @@ def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
         pad_token="<pad>",
         model_max_length=4096,
     )
+
+
+def organism_vocabulary(world: World) -> list[str]:
+    """Every word the organism's tasks use: world words, QA scaffolding, numbers, labels."""
+    scaffold = ["Q", "A", "The", "In", "At", "By"]
+    numbers = [str(i) for i in range(-20, 21)]
+    return [*scaffold, *world.words(), *numbers, *DEFAULT_LABELS]

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from lenskit.analysis import chance_level, tasks_at_chance
 from lenskit.plots import fig_sparsity_curves
+from lenskit.study import chance_level, tasks_at_chance
 
 
 def _row(task, kind, category, method, sparsity, value, ci_low, ci_high):
@@ -52,7 +52,7 @@ def test_sparsity_curves_leave_tasks_at_chance_out(results):
 
 
 def test_study_comparison_names_and_drops_tasks_at_chance(results):
-    from lenskit.analysis import compute_thresholds, study_comparison
+    from lenskit.study import compute_thresholds, study_comparison
 
     said = []
     cmp = study_comparison(compute_thresholds(results), tasks_at_chance(results),
@@ -63,7 +63,7 @@ def test_study_comparison_names_and_drops_tasks_at_chance(results):
 
 
 def test_threshold_table_marks_tasks_at_chance(results):
-    from lenskit.analysis import compute_thresholds, format_thresholds
+    from lenskit.study import compute_thresholds, format_thresholds
 
     text = format_thresholds(compute_thresholds(results), at_chance=tasks_at_chance(results))
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}

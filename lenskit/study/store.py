@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from lenskit.analysis.schema import (
+from lenskit.study.schema import (
     INSTANCE_COLUMNS,
     empty_results,
     validate_instances,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RELATIONS", "Relation", "World", "build_world"]
+__all__ = ["RELATIONS", "Relation", "World", "WorldConfig", "build_world"]
 
 
 @dataclass(frozen=True)
@@ -213,3 +213,17 @@ def build_world(
         for e in memorised
     }
     return World(seed, memorised, held_out, unseen, cities, facts, relations)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The organism world's size and seed (what :func:`build_world` takes)."""
+
+    seed: int = 0
+    n_memorised: int = 120
+    n_held_out: int = 400
+    n_unseen: int = 50
+    n_cities: int = 40
+
+    def build(self) -> World:
+        return build_world(**asdict(self))

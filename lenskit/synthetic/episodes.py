@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lenskit.organism.world import World
+from lenskit.synthetic.world import World
 
 __all__ = ["Episode", "closed_book", "open_book", "overriding", "passage"]
 

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from lenskit.analysis.schema import KIND_CATEGORY, RESULT_COLUMNS, attach_baselines
+from lenskit.study.schema import KIND_CATEGORY, RESULT_COLUMNS, attach_baselines
 
 MODEL_PARAMS = 1000
 SCOPE_PARAMS = {"all": 1000, "attn": 250, "mlp": 750}

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lenskit.analysis.config import ConfigError, load_config
-from lenskit.analysis.store import RunStore
-from lenskit.analysis.sweep import run_sweep
+from lenskit.study.config import ConfigError, load_config
+from lenskit.study.runner import run_sweep
+from lenskit.study.store import RunStore
 
 TASKS = "countries_capital_closed_book,countries_capital_open_book"
 
@@ -28,7 +28,7 @@ def tiny_config(model_dir: Path, out: Path):
 
 def test_tiny_sweep_produces_the_expected_rows(tiny_dirs, tmp_path):
     cfg = tiny_config(tiny_dirs["llama"], tmp_path / "run")
-    out = run_sweep(cfg, progress=False, figures=False, echo=lambda _: None)
+    out = run_sweep(cfg, progress=False, echo=lambda _: None)
     df = out.results
     assert out.cells_run == 1 + 2 * 2 and out.cells_skipped == 0
     pruned = df[df["method"] == "magnitude"]
@@ -50,14 +50,14 @@ def test_tiny_sweep_produces_the_expected_rows(tiny_dirs, tmp_path):
     assert {"torch", "transformers", "transformer-lens", "lenskit"} <= set(manifest["versions"])
     assert manifest["seeds"] == [0] and manifest["config"]["methods"] == ["magnitude"]
     # Running again does nothing and returns the same rows.
-    again = run_sweep(cfg, progress=False, figures=False, echo=lambda _: None)
+    again = run_sweep(cfg, progress=False, echo=lambda _: None)
     assert again.cells_run == 0 and again.cells_skipped == 5
     pd.testing.assert_frame_equal(again.results, df)
 
 
 def test_killed_sweep_resumes_without_loss_or_duplicates(tiny_dirs, tmp_path):
     ref = run_sweep(tiny_config(tiny_dirs["gpt2"], tmp_path / "ref"), progress=False,
-                    figures=False, echo=lambda _: None).results
+                    echo=lambda _: None).results
     run_dir = tmp_path / "killed"
     args = [sys.executable, "-m", "lenskit", "sweep", "--model", str(tiny_dirs["gpt2"]),
             "--methods", "magnitude", "--sparsities", "0.3", "0.7", "--scopes", "attn", "mlp",
@@ -76,7 +76,7 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tiny_dirs, tmp_path):
     proc.wait()
     done_before = len(RunStore(run_dir).done_ids())
     assert 2 <= done_before < 5
-    out = run_sweep(tiny_config(tiny_dirs["gpt2"], run_dir), progress=False, figures=False,
+    out = run_sweep(tiny_config(tiny_dirs["gpt2"], run_dir), progress=False,
                     echo=lambda _: None)
     assert out.cells_skipped == done_before and out.cells_run == 5 - done_before
     got = out.results
@@ -111,5 +111,5 @@ def test_unknown_task_fails_before_pruning(tiny_dirs, tmp_path):
                              "methods": "magnitude", "sparsities": "0.5", "scopes": "all",
                              "matched": "false", "out_dir": str(tmp_path / "r")})
     with pytest.raises(ConfigError, match="no_such_task"):
-        run_sweep(cfg, progress=False, figures=False, echo=lambda _: None)
+        run_sweep(cfg, progress=False, echo=lambda _: None)
     assert not list((tmp_path / "r" / "cells").glob("*.parquet"))

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from lenskit.organism.episodes import closed_book, open_book, overriding
-from lenskit.organism.world import World
-from lenskit.tasks.formats import FunctionFormat, QAFormat
-from lenskit.tasks.functions import FunctionSpec, sample_function_instances
+from lenskit.synthetic.episodes import closed_book, open_book, overriding
+from lenskit.synthetic.formats import FunctionFormat, QAFormat
+from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
+from lenskit.synthetic.world import World
 
 __all__ = ["DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig", "CorpusSampler"]
 
@@ -87,7 +87,7 @@ def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
     (``train_config["corpus"]``); fields it lacks keep their defaults, except
     ``exemplar_weight``, which defaults to the context weight (older organisms gave every
     exemplar label the context weight)."""
-    from lenskit.tasks.functions import FunctionSpec
+    from lenskit.synthetic.functions import FunctionSpec
 
     raw = raw or {}
     kwargs: dict = {k: raw[k] for k in ("row_tokens", "max_distractors", "context_weight",

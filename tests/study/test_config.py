@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lenskit.analysis import (
+from lenskit.study import (
     Cell,
     ConfigError,
     SweepConfig,
@@ -266,7 +266,7 @@ def test_model_label(tmp_path):
 
 
 def test_dense_models_add_only_dense_cells():
-    from lenskit.analysis.config import load_config
+    from lenskit.study.config import load_config
 
     cfg = load_config(None, {"dense_models": "organism-d64,organism-d96", "methods": "wanda",
                              "sparsities": "0.5", "scopes": "all", "matched": "false"})

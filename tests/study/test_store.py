@@ -14,14 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lenskit.analysis import (
-    ConfigMismatchError,
-    RunLockedError,
-    RunStore,
-    SchemaError,
-    default_config,
-)
-from lenskit.analysis.store import atomic_write_bytes
+from lenskit.study import ConfigMismatchError, RunLockedError, RunStore, SchemaError, default_config
+from lenskit.study.store import atomic_write_bytes
 
 from .frames import synthetic_cell
 
@@ -32,8 +26,8 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
-    from analysis.frames import synthetic_cell
-    from lenskit.analysis import RunStore
+    from study.frames import synthetic_cell
+    from lenskit.study import RunStore
     store = RunStore.open({run!r}, {config!r})
     print("opened", flush=True)
     for i in range({n}):

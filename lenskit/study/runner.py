@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lenskit.analysis.config import Cell, SweepConfig
-from lenskit.analysis.schema import attach_baselines, instances_from_eval
-from lenskit.analysis.store import RunStore, iter_missing
-from lenskit.analysis.thresholds import (
+from lenskit.study.config import Cell, SweepConfig
+from lenskit.study.schema import attach_baselines, instances_from_eval
+from lenskit.study.store import RunStore, iter_missing
+from lenskit.study.thresholds import (
     compute_thresholds,
     format_study_comparison,
     format_thresholds,
@@ -46,7 +46,7 @@ class SweepOutcome:
     run_dir: Path
     results: pd.DataFrame
     thresholds: pd.DataFrame
-    figures: list[Path]
+    instances: pd.DataFrame
     cells_run: int
     cells_skipped: int
     seconds: float
@@ -88,12 +88,12 @@ def run_sweep(
     *,
     force: bool = False,
     progress: bool = True,
-    figures: bool = True,
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
-    """Run (or resume) every cell of ``cfg`` into ``cfg.out_dir``; then write thresholds,
-    the study comparison and the figures. ``force`` restarts a run whose stored config
-    differs. Returns the results and where everything went."""
+    """Run (or resume) every cell of ``cfg`` into ``cfg.out_dir``; then write the
+    threshold and study-comparison tables. ``force`` restarts a run whose stored config
+    differs. Returns the results; figures are drawn from them by
+    :func:`lenskit.plots.make_figures` (the CLI does so after a sweep)."""
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
@@ -108,7 +108,7 @@ def run_sweep(
         for spec, model_cells in itertools.groupby(missing, key=lambda c: c.model):
             _ModelRun(cfg, store, spec, bar).run(list(model_cells))
         bar.close()
-        outcome = finish_run(store, cells, figures=figures, echo=echo)
+        outcome = finish_run(store, cells, echo=echo)
     outcome.cells_run = len(missing)
     outcome.cells_skipped = skipped
     outcome.seconds = time.perf_counter() - t_start
@@ -208,12 +208,10 @@ def finish_run(
     store: RunStore,
     cells: Sequence[Cell] | None = None,
     *,
-    figures: bool = True,
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
-    """Thresholds, the study comparison and figures of a run directory's results."""
-    from lenskit.plots import make_figures
-
+    """Thresholds and the study comparison of a run directory's results (written as
+    tables into the run directory)."""
     order = None if cells is None else [c.cell_id for c in cells]
     results = store.results(order)
     instances = store.instances(order)
@@ -225,11 +223,4 @@ def finish_run(
     echo(format_thresholds(thresholds, at_chance=at_chance))
     if len(comparison):
         echo(format_study_comparison(comparison))
-    paths: list[Path] = []
-    if figures:
-        paths = make_figures(results, store.figures_dir,
-                             instances=instances if len(instances) else None,
-                             thresholds=thresholds)
-        if paths:
-            echo(f"figures: {store.figures_dir} ({len(paths)} files)")
-    return SweepOutcome(store.dir, results, thresholds, paths, 0, 0, 0.0)
+    return SweepOutcome(store.dir, results, thresholds, instances, 0, 0, 0.0)
