@@ -14,6 +14,7 @@ binding on that copy, so both stay identical.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ from lenskit.models.architectures import (
     MLP_COMPONENTS,
 )
 
-__all__ = ["Binding", "Selection", "Site", "SiteSelection", "select_sites"]
+__all__ = ["Binding", "Selection", "Site", "SiteSelection", "is_attention_scope", "is_ffw_scope",
+           "parse_scopes", "select_sites"]
 
 # Sites that read the same input tensor share calibration statistics.
 INPUT_GROUPS = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "attn_o",
@@ -219,6 +221,44 @@ class Selection:
         comp = "." + ",".join(self.components) if self.components else ""
         lay = "@" + ",".join(map(str, self.layers)) if self.layers is not None else ""
         return fam + comp + lay
+
+
+def parse_scopes(raw: str | Iterable[str]) -> list[str]:
+    """The scope-list notation as scope strings, each checked with :meth:`Selection.parse`.
+
+    Scopes contain commas (``"attn.q,k@0-3"``), so a list is written with semicolons,
+    ``"all;attn.q,k@0-3;mlp"``, or as a TOML/JSON list; a sequence of strings is taken as it
+    is. Raises ``ValueError`` naming the first bad scope.
+    """
+    if isinstance(raw, str):
+        text = raw.strip()
+        items = (json.loads(text) if text.startswith("[")
+                 else [t.strip() for t in text.split(";") if t.strip()])
+    else:
+        items = list(raw)
+    out: list[str] = []
+    for scope in items:
+        if not isinstance(scope, str):
+            raise ValueError(f"scope {scope!r} must be a string")
+        Selection.parse(scope)
+        out.append(scope.strip())
+    return out
+
+
+def is_attention_scope(scope: str | Selection) -> bool:
+    """True when the scope selects attention sites only (e.g. "attn", "attn.q,k@0-3", "q,v")."""
+    sel = scope if isinstance(scope, Selection) else Selection.parse(scope)
+    if sel.families is not None:
+        return set(sel.families) == {"attn"}
+    return sel.components is not None and set(sel.components) <= set(ATTN_COMPONENTS)
+
+
+def is_ffw_scope(scope: str | Selection) -> bool:
+    """True when the scope selects feed-forward (MLP) sites only (e.g. "mlp", "mlp.in@0-1")."""
+    sel = scope if isinstance(scope, Selection) else Selection.parse(scope)
+    if sel.families is not None:
+        return set(sel.families) == {"mlp"}
+    return sel.components is not None and set(sel.components) <= set(MLP_COMPONENTS)
 
 
 @dataclass(frozen=True)

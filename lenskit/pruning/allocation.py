@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -30,8 +31,19 @@ from lenskit.models.loading import model_info
 from lenskit.models.sites import Selection, Site
 from lenskit.names import ALLOCATIONS
 
-__all__ = ["ALLOCATIONS", "matched_sparsities", "outlier_ratio", "owl_layer_sparsities"]
+__all__ = ["ALLOCATIONS", "ALLOCATION_PARAMS", "matched_sparsities", "outlier_ratio",
+           "owl_layer_sparsities"]
 
+#: The keyword parameters each allocation adds to its method's, with their defaults: OWL's
+#: outlier threshold ``owl_m`` (:func:`outlier_ratio`'s ``m``) and spread ``owl_lambda``
+#: (:func:`owl_layer_sparsities`' ``lam``).
+ALLOCATION_PARAMS: dict[str, dict[str, Any]] = {
+    "uniform": {},
+    "global": {},
+    "owl": {"owl_m": 5.0, "owl_lambda": 0.08},
+    "matched": {},
+}
+assert set(ALLOCATION_PARAMS) == set(ALLOCATIONS)
 
 
 def scope_key(scope: str | Selection | Iterable[str | Selection] | None) -> str | list[str]:

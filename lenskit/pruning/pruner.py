@@ -44,6 +44,7 @@ from lenskit.models.masks import MaskSet, apply_masks, check_sparsity, restore
 from lenskit.models.sites import Selection, Site
 from lenskit.names import METHODS
 from lenskit.pruning.allocation import (
+    ALLOCATION_PARAMS,
     ALLOCATIONS,
     layer_sizes,
     matched_sparsity,
@@ -60,17 +61,19 @@ from lenskit.pruning.sparsegpt import factor_hessian, sparsegpt_prune
 from lenskit.pruning.statistics import BlockWalker, GroupStats, group_sites
 from lenskit.pruning.structure import parse_structure
 
-__all__ = ["METHODS", "MODES", "Pruner", "prune"]
+__all__ = ["METHODS", "METHOD_PARAMS", "MODES", "Pruner", "check_param", "prune"]
 
 
 MODES = ("dense", "sequential")
-_METHOD_PARAMS: dict[str, dict[str, Any]] = {
+#: The keyword parameters each method takes, with their defaults (what :class:`Pruner`
+#: accepts besides those of its allocation, ``ALLOCATION_PARAMS``).
+METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "random": {"per_row": False},
     "magnitude": {"per_row": False},
     "wanda": {},
     "sparsegpt": {"blocksize": 128, "percdamp": 0.01},
 }
-_OWL_PARAMS: dict[str, Any] = {"owl_m": 5.0, "owl_lambda": 0.08}
+_OWL_PARAMS: dict[str, Any] = ALLOCATION_PARAMS["owl"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class _Level:
     n_params: int | None = None  # matched allocation
 
 
-def _check_param(name: str, value: Any) -> Any:
+def check_param(name: str, value: Any) -> Any:
+    """``value`` checked (and numbers made float) for the method or allocation parameter
+    ``name``; ``ValueError`` naming the value and what is allowed."""
     if name == "per_row":
         if not isinstance(value, bool):
             raise ValueError(f"per_row must be True or False, got {value!r}")
@@ -189,7 +194,7 @@ class Pruner:
         self.structure = parse_structure(structure)
         self.selection = info.select(scope)
         self.scope = scope_key(scope)
-        allowed = dict(_METHOD_PARAMS[method])
+        allowed = dict(METHOD_PARAMS[method])
         if allocation == "owl":
             allowed.update(_OWL_PARAMS)
         bad = [k for k in method_kwargs if k not in allowed]
@@ -197,7 +202,7 @@ class Pruner:
             extra = " (owl_m, owl_lambda need allocation='owl')" if bad[0] in _OWL_PARAMS else ""
             raise ValueError(f"unknown parameter {bad[0]!r} for method {method!r} with "
                              f"allocation {allocation!r}; allowed: {sorted(allowed)}{extra}")
-        self.params = {k: _check_param(k, method_kwargs.get(k, v)) for k, v in allowed.items()}
+        self.params = {k: check_param(k, method_kwargs.get(k, v)) for k, v in allowed.items()}
         if not self.structure.unstructured:
             if allocation != "uniform":
                 raise ValueError(f"structure {self.structure} needs allocation='uniform' (an "

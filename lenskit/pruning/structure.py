@@ -8,11 +8,16 @@ input columns of an output row, as the SparseGPT and Wanda code does (``prune_n`
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
-__all__ = ["UNSTRUCTURED", "Structure", "parse_structure"]
+__all__ = ["UNSTRUCTURED", "Structure", "parse_sparsities", "parse_structure",
+           "sparsity_problems"]
 
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -71,3 +76,54 @@ def n_to_prune(sparsity: float, n: int) -> int:
     29 (plain float arithmetic gives 28.999... and would floor to 28).
     """
     return min(n, max(0, int(Fraction(repr(float(sparsity))) * n)))
+
+
+def parse_sparsities(raw: str | float | Iterable[Any]) -> list[float]:
+    """The sparsity-list notation as floats, in the order given (ranges are not checked
+    here: see :func:`sparsity_problems`).
+
+    Accepts ``"0.1,0.5"`` (or ``;``-separated), a TOML/JSON list ``"[0.1, 0.5]"``, one number,
+    or a sequence of numbers and numeric strings. Raises ``ValueError`` naming the first
+    value that is not a number (booleans included).
+    """
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            items: Iterable[Any] = json.loads(text)
+        else:
+            sep = ";" if ";" in text else ","
+            items = [t.strip() for t in text.split(sep) if t.strip()]
+    elif isinstance(raw, Iterable):
+        items = raw
+    else:
+        items = [raw]
+    out: list[float] = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError(f"expected numbers (fractions in [0, 1]), got {v!r}")
+        try:
+            out.append(float(v))
+        except ValueError:
+            raise ValueError(f"expected numbers (fractions in [0, 1]), got {v!r}") from None
+    return out
+
+
+def sparsity_problems(values: Iterable[Any], name: str = "sparsities",
+                      digits: int | None = None) -> list[str]:
+    """Every problem with a list of sparsities, as sentences (empty when fine): values that
+    are not numbers or NaN, outside [0, 1], or repeated (compared after rounding to
+    ``digits`` decimals when given)."""
+    problems: list[str] = []
+    seen: set[float] = set()
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or math.isnan(s):
+            problems.append(f"sparsity {s!r} is not a number")
+            continue
+        if not 0 <= s <= 1:
+            problems.append(f"sparsity {s!r} outside [0, 1] (a fraction of the scope, not a "
+                            f"percentage)")
+        key = float(s) if digits is None else round(float(s), digits)
+        if key in seen:
+            problems.append(f"duplicate sparsity {s!r} in {name}")
+        seen.add(key)
+    return problems

@@ -22,7 +22,6 @@ of :data:`INSTANCE_COLUMNS` and join the results on ``cell_id``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -30,6 +29,7 @@ import pandas as pd
 
 from lenskit.names import ALLOCATIONS, CATEGORIES, KIND_CATEGORY, METHODS
 from lenskit.names import TASK_KINDS as KINDS
+from lenskit.pruning.structure import parse_structure
 
 __all__ = [
     "ALLOCATIONS",
@@ -114,7 +114,13 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"perplexity", "ppl", "nll", "nll_per_token", "loss", "rank", "gold_rank", "mean_rank"}
 )
 
-_NM = re.compile(r"^(\d+):(\d+)$")
+
+def _is_structure(value: object) -> bool:
+    try:
+        parse_structure(value)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
 
 
 class SchemaError(ValueError):
@@ -231,7 +237,7 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
     allocations = known_allocations()
     bad_values("method", lambda v: v in methods, str(methods))
     bad_values("allocation", lambda v: v in allocations, str(allocations))
-    bad_values("structure", lambda v: v == "unstructured" or _NM.match(v) is not None,
+    bad_values("structure", _is_structure,
                "'unstructured' or 'N:M' (e.g. '2:4')")
     bad_values("kind", lambda v: v in KINDS, str(KINDS))
     bad_values("category", lambda v: v in CATEGORIES, str(CATEGORIES))

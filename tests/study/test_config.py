@@ -53,7 +53,7 @@ def test_other_models_drop_the_organisms_sibling():
     ({"allocations": ["uniformm"]}, "unknown allocation 'uniformm'; allowed: uniform, global, "
                                     "owl"),
     ({"allocations": ["matched"]}, "allocations lists only 'matched'"),
-    ({"structures": ["2-4"]}, "bad structure '2-4'"),
+    ({"structures": ["2-4"]}, "unknown structure '2-4'"),
     ({"structures": ["4:2"]}, "N:M needs 1 <= N <= M"),
     ({"structures": ["0:4"]}, "N:M needs 1 <= N <= M"),
     ({"structures": []}, "structures is empty"),
@@ -86,8 +86,9 @@ def test_other_models_drop_the_organisms_sibling():
     ({"models": []}, "models is empty"),
     ({"models": [""]}, "model spec '' must be a non-empty string"),
     ({"out_dir": ""}, "out_dir must be a non-empty path"),
-    ({"method_kwargs": {"sparsegtp": {"blocksize": 64}}}, "method_kwargs for unknown name "
-                                                          "'sparsegtp'"),
+    ({"method_kwargs": {"sparsegtp": {"blocksize": 64}}},
+     "method_kwargs: unknown method 'sparsegtp'; allowed: random, magnitude, wanda, sparsegpt "
+     "(did you mean 'sparsegpt'?)"),
 ])
 def test_each_problem_is_reported(kw, expected):
     assert any(expected in p for p in problems_of(**kw)), problems_of(**kw)
@@ -165,9 +166,11 @@ def test_cells_order_and_ids():
     assert dense.cell_id != Cell("organism", "dense", "unstructured", "uniform", "all",
                                  0.0, 1).cell_id
     # method kwargs are part of the cell (and its id)
-    kw = SweepConfig(method_kwargs={"wanda": {"per_row": False}}).cells()
-    assert kw[1].kwargs == {"per_row": False} and kw[1].cell_id != default_config().cells()[
-        1].cell_id
+    kw = SweepConfig(method_kwargs={"magnitude": {"per_row": False}}).cells()
+    plain = SweepConfig().cells()
+    assert [c.kwargs for c in kw[1:3]] == [{}, {}]  # wanda's cells keep no arguments
+    mag = next(i for i, c in enumerate(kw) if c.method == "magnitude")
+    assert kw[mag].kwargs == {"per_row": False} and kw[mag].cell_id != plain[mag].cell_id
 
 
 def test_toml_round_trip(tmp_path):
@@ -177,7 +180,8 @@ def test_toml_round_trip(tmp_path):
                       seeds=[0, 3], tasks=["default"], task_size="full", batch_size=8,
                       matched_pairs=[["attn.q,k@0-3", "mlp"]], out_dir="runs/rt",
                       method_kwargs={"sparsegpt": {"blocksize": 64, "percdamp": 0.02}},
-                      allocation_kwargs={"owl": {"M": 5, "lam": 0.08}})
+                      matched=True,
+                      allocation_kwargs={"owl": {"owl_m": 5, "owl_lambda": 0.08}})
     cfg.calibration.n_samples = 16
     cfg.calibration.sequential = True
     path = cfg.save(tmp_path / "c.toml")
