@@ -100,10 +100,10 @@ def main() -> None:
         df, *t_map = _timed(lambda: sensitivity_map(model, suite, sparsities=(0.5,),
                                                     layers=layers, batch_size=bs,
                                                     progress=False))
-        n_groups = df["group"].nunique()
+        n_groups = df["scope"].nunique()
         # the map evaluates the dense model once and each group once
         per_group = [t / (n_groups + 1) for t in t_map]
-        naive_groups = sorted(set(df["group"]), key=list(df["group"]).index)[
+        naive_groups = sorted(set(df["scope"]), key=list(df["scope"]).index)[
             :args.naive_groups]
 
         def naive() -> None:

@@ -137,13 +137,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_thresholds(args: argparse.Namespace) -> int:
-    from lenskit.study.thresholds import (
-        compute_thresholds,
-        format_study_comparison,
-        format_thresholds,
-        study_comparison,
-        tasks_at_chance,
-    )
+    from lenskit.study.comparison import format_study_comparison, study_comparison
+    from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
 
     store = _existing_run(args.run_dir)
     inst = store.instances()

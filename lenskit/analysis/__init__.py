@@ -2,7 +2,8 @@
 
 - :mod:`~lenskit.analysis.sensitivity`, :mod:`~lenskit.analysis.ablation`: maps of what
   breaks when one site group is pruned (or one head / group of FFW neurons ablated) at a
-  time, cumulative layer maps; rows as :data:`~lenskit.analysis.mapping.MAP_COLUMNS`.
+  time, cumulative layer maps; rows as :data:`~lenskit.analysis.mapping.MAP_COLUMNS` (the
+  sweep's results schema plus map-only columns, so maps and sweeps concatenate).
 - :mod:`~lenskit.analysis.allocation_fit`: per-site sparsity of non-uniform allocations
   and a fitted relation (with uncertainty) between per-family sparsity and accuracy drop.
 - :mod:`~lenskit.analysis.attention`, :mod:`~lenskit.analysis.attention_stats`,
@@ -42,7 +43,7 @@ from lenskit.analysis.attention_drop import (
     drift_drop_table,
     drift_vs_drop,
 )
-from lenskit.analysis.mapping import MAP_COLUMNS
+from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import (
     DIRECTIONS,
     GROUPINGS,
@@ -79,4 +80,5 @@ __all__ = [
     "neuron_ablation_map",
     "sensitivity_map",
     "sensitivity_table",
+    "validate_maps",
 ]

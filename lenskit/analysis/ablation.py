@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from lenskit.analysis.mapping import (
+    ABLATION_MODES,
     MapEvaluator,
     check_dense,
     check_layers,
@@ -68,7 +69,6 @@ __all__ = [
     "neuron_ablation_map",
 ]
 
-ABLATION_MODES = ("zero", "mean")
 ABLATION_BACKENDS = ("hf", "bridge")
 MEAN_OVER = ("task", "suite")
 NEURON_GROUPINGS = ("chunks", "lowest_norm", "highest_norm")
@@ -335,11 +335,11 @@ def _run(model, suite, units: list[_Unit], *, analysis: str, mode: str, mean_ove
         removed = site.shape[0] * len(unit.cols)
         labels = {
             "model": info.spec, "analysis": analysis, "method": mode, "seed": seed,
-            "group": unit.group, "layer": unit.layer, "first_layer": unit.layer,
+            "scope": unit.group, "layer": unit.layer, "first_layer": unit.layer,
             "last_layer": unit.layer, "direction": "", "family": unit.family,
             "component": unit.component, "unit": unit_kind,
             "head": pd.NA if unit.head is None else unit.head, "unit_label": unit.label,
-            "sparsity": unit.sparsity, "achieved_sparsity": removed / site.numel,
+            "target_sparsity": unit.sparsity, "achieved_sparsity": removed / site.numel,
             "params_removed": removed, "group_params": site.numel,
             "model_params": ev.model_params,
         }

@@ -42,7 +42,7 @@ from lenskit.analysis.mapping import (
     check_sparsities,
     prepare_suite,
 )
-from lenskit.analysis.regression import cluster_bootstrap, ols
+from lenskit.stats import cluster_bootstrap, ols
 
 __all__ = [
     "FEATURE_SETS",
@@ -75,10 +75,12 @@ class AllocationProfiles:
 
     Attributes:
         results: one row per cell x task x metric: model, method, seed, cell, allocation,
-            scope, sparsity (requested, of the scope), achieved_sparsity (of the scope),
-            params_removed, task, kind, category, metric, value, n, baseline, drop,
-            relative_drop (+ its paired bootstrap interval). The dense model is the cell
-            ``"dense"`` (allocation ``"none"``, sparsity 0).
+            scope, target_sparsity (requested, of the scope), achieved_sparsity (of the
+            scope), params_removed, task, kind, category, metric, value, n, baseline,
+            drop, relative_drop (+ its paired bootstrap interval), named as in the
+            results schema (:data:`lenskit.study.schema.RESULT_COLUMNS`). The dense model
+            is the cell ``"dense"`` (method ``"dense"``, allocation ``"uniform"``, scope
+            ``"all"``, sparsity 0, as in a sweep).
         sites: one row per cell x site of the MODEL (sites outside the scope included,
             with nothing pruned): cell, allocation, scope, sparsity, site, layer, family,
             component, numel, pruned, target_sparsity (NaN outside the scope),
@@ -202,11 +204,13 @@ def allocation_profiles(
     def cell_labels(cell, alloc, scope, s, achieved, removed):
         return {"model": info.spec, "method": method if cell != DENSE_CELL else "dense",
                 "seed": seed, "cell": cell, "allocation": alloc, "scope": scope,
-                "sparsity": s, "achieved_sparsity": achieved, "params_removed": removed}
+                "target_sparsity": s, "achieved_sparsity": achieved,
+                "params_removed": removed}
 
-    dense_rows = ev.dense_rows(cell_labels(DENSE_CELL, "none", "", 0.0, 0.0, 0))
+    # the dense model as in a sweep: uniform allocation over everything, nothing pruned
+    dense_rows = ev.dense_rows(cell_labels(DENSE_CELL, "uniform", "all", 0.0, 0.0, 0))
     results = [dense_rows]
-    sites = [all_sites.assign(cell=DENSE_CELL, allocation="none", scope="", sparsity=0.0,
+    sites = [all_sites.assign(cell=DENSE_CELL, allocation="uniform", scope="all", sparsity=0.0,
                               pruned=0, target_sparsity=np.nan, achieved_sparsity=0.0)]
     diagnostics: dict[str, Any] = {}
     bar = tqdm(total=len(pruners) * len(levels), disable=not progress, unit="cell",

@@ -4,7 +4,7 @@ Across pruning configurations (sparsities x scopes x methods), each head's drift
 Jensen-Shannon divergence to the dense pattern, from :func:`attention_drift`) is set against
 each ability's relative accuracy drop (fact recall, in-context learning): per head and
 ability, a rank (Spearman) or linear (Pearson) correlation over the configurations, with a
-bootstrap percentile interval from resampling configurations. numpy and pandas only.
+bootstrap percentile interval from resampling configurations (:mod:`lenskit.stats`).
 
     drift = attention_drift(model, suite, results)               # label -> PruneResult
     drops = accuracy_drops(dense_eval, {label: eval_result})     # or a sweep's results
@@ -22,6 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
+
+from lenskit.stats import percentile_interval
 
 __all__ = [
     "CORRELATIONS",
@@ -38,7 +41,7 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
     "n_configs", "mean_drift", "mean_drop",
 )
 _CONFIG_KEYS = ("method", "structure", "allocation", "scope", "sparsity")
-# Elements of one bootstrap chunk (resamples x configs x configs x heads) for the ranks.
+# Elements of one bootstrap chunk (resamples x configs x heads).
 _CHUNK_ELEMENTS = 1 << 22
 
 
@@ -207,15 +210,6 @@ def drift_drop_table(
     return out
 
 
-def _ranks(x: np.ndarray, axis: int) -> np.ndarray:
-    """Average ranks (ties share their mean rank, 1-based) along ``axis`` (pairwise
-    comparisons: the configurations are few)."""
-    x = np.moveaxis(x, axis, -1)
-    less = (x[..., None, :] < x[..., :, None]).sum(-1)
-    equal = (x[..., None, :] == x[..., :, None]).sum(-1)
-    return np.moveaxis(less + (equal + 1) / 2.0, -1, axis)
-
-
 def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r along axis -2 of ``x`` ``[..., C, P]`` with ``y`` ``[..., C, 1]``; NaN
     where either is constant."""
@@ -274,8 +268,8 @@ def correlate(x: np.ndarray, y: np.ndarray, method: str = "spearman", *,
 
     def stat(xb: np.ndarray, yb: np.ndarray, zb: np.ndarray | None) -> np.ndarray:
         if method == "spearman":
-            xb, yb = _ranks(xb, -2), _ranks(yb, -2)
-            zb = None if zb is None else _ranks(zb, -2)
+            xb, yb = rankdata(xb, axis=-2), rankdata(yb, axis=-2)
+            zb = None if zb is None else rankdata(zb, axis=-2)
         if zb is not None:
             xb, yb = _residual(xb, zb), _residual(yb, zb)
         return _pearson(xb, yb)
@@ -286,7 +280,7 @@ def correlate(x: np.ndarray, y: np.ndarray, method: str = "spearman", *,
     if n_bootstrap:
         c, p = x.shape
         rng = np.random.default_rng(seed)
-        chunk = max(1, _CHUNK_ELEMENTS // (c * c * p))
+        chunk = max(1, _CHUNK_ELEMENTS // (c * p))
         samples = []
         done = 0
         while done < n_bootstrap:
@@ -296,11 +290,9 @@ def correlate(x: np.ndarray, y: np.ndarray, method: str = "spearman", *,
                                 None if z is None else z[idx][..., None]))
             done += b
         boot = np.concatenate(samples)  # [n_bootstrap, P]
-        alpha = (1 - ci) / 2
         ok = np.isfinite(boot).any(0)
         if ok.any():
-            q = np.nanquantile(boot[:, ok], [alpha, 1 - alpha], axis=0)
-            low[ok], high[ok] = q[0], q[1]
+            low[ok], high[ok] = percentile_interval(boot[:, ok], ci)
     return r, low, high
 
 

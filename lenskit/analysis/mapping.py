@@ -3,13 +3,15 @@ one tidy row per (intervention, task, metric) with the drop from dense and its u
 
 A *map* intervenes on one part of the model at a time (prunes a site group, ablates a head
 or a group of FFW neurons), evaluates the task suite, and records how much every task got
-worse. All maps return frames with the columns of :data:`MAP_COLUMNS`, so that maps of
-different kinds concatenate and plot alike:
+worse. All maps return frames with the columns of :data:`MAP_COLUMNS`: the sweep's
+results schema (:data:`lenskit.study.schema.RESULT_COLUMNS`, same names for the same
+concepts) followed by the map-only columns, so that maps of different kinds, and maps and
+sweep results, concatenate and plot alike (:func:`validate_maps` checks a map frame):
 
 - ``analysis``: ``"sensitivity"``, ``"cumulative"``, ``"head_ablation"``,
   ``"neuron_ablation"``; ``method``: the pruning method, or the ablation mode
   (``"zero"``, ``"mean"``).
-- ``group``: what was intervened on, as a scope string (``"attn.q@3"``, ``"mlp@0-2"``) or,
+- ``scope``: what was intervened on, as a scope string (``"attn.q@3"``, ``"mlp@0-2"``) or,
   for ablations, the site whose input is ablated with the units in brackets
   (``"attn.o@1[head=2]"``, ``"mlp.out@0[chunk=1/4]"``).
 - ``layer``: the group's layer (for cumulative maps: ``k``, the layer the prefix/suffix
@@ -18,11 +20,15 @@ different kinds concatenate and plot alike:
 - ``family`` (``attn``, ``mlp``, ``all``), ``component`` (a site component, or ``all``).
 - ``unit``: ``"weights"`` (pruning), ``"head"`` or ``"neurons"``; ``head``: the head index
   (``<NA>`` unless ``unit == "head"``); ``unit_label``: a display name of the unit group.
-- ``sparsity``: the requested fraction of the group's weights (pruning) or of the site's
+- ``target_sparsity``: the requested fraction of the group's weights (pruning) or of the site's
   input units (ablation); ``achieved_sparsity`` = ``params_removed / group_params``, where
   ``params_removed`` counts the weights set to zero (for ablations: the weights of the
   ablated input columns, which is what zero-ablation amounts to) and ``group_params`` the
-  weights of the group's sites. ``model_params``: all block-linear weights of the model.
+  weights of the group's sites. ``model_params``: all block-linear weights of the model;
+  ``remaining_params = model_params - params_removed``.
+- ``structure`` (``"unstructured"``) and ``allocation`` (``"uniform"``): as in a sweep;
+  ``cell_id``: ``analysis|method|scope|target_sparsity|seed``; ``ci_low``/``ci_high``:
+  the value's interval (NaN: maps evaluate without one).
 - ``task``, ``kind``, ``category``, ``metric``, ``value``, ``n``: as in
   :meth:`lenskit.tasks.EvalResult.summary`.
 - ``baseline``: the dense model's value of the same task and metric (evaluated once per
@@ -45,25 +51,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lenskit.study.schema import higher_is_better, instances_from_eval, relative_drop
+from lenskit.names import METHODS
+from lenskit.stats import paired_bootstrap_drop, percentile_interval
+from lenskit.study.schema import (
+    DENSE,
+    EXP_METRICS,
+    MEASUREMENT_KEYS,
+    RESULT_COLUMNS,
+    higher_is_better,
+    instances_from_eval,
+    relative_drop,
+    validate_results,
+)
 
 __all__ = [
+    "ABLATION_MODES",
     "MAP_COLUMNS",
+    "MAP_EXTRA_COLUMNS",
+    "MAP_KEYS",
     "METRICS",
     "MapEvaluator",
     "check_dense",
     "check_layers",
     "check_sparsities",
+    "finish_frame",
     "prepare_suite",
+    "validate_maps",
 ]
 
-#: Column -> dtype of every map frame (see the module docstring).
-MAP_COLUMNS: dict[str, str] = {
-    "model": "str",
+#: How an ablation replaces a unit's input: zeros, or its mean over the task's prompts.
+ABLATION_MODES: tuple[str, ...] = ("zero", "mean")
+
+#: Column -> dtype of the columns maps add to the results schema (see the module docstring).
+MAP_EXTRA_COLUMNS: dict[str, str] = {
     "analysis": "str",
-    "method": "str",
-    "seed": "int64",
-    "group": "str",
     "layer": "int64",
     "first_layer": "int64",
     "last_layer": "int64",
@@ -73,23 +94,16 @@ MAP_COLUMNS: dict[str, str] = {
     "unit": "str",
     "head": "Int64",
     "unit_label": "str",
-    "sparsity": "float64",
-    "achieved_sparsity": "float64",
-    "params_removed": "int64",
     "group_params": "int64",
-    "model_params": "int64",
-    "task": "str",
-    "kind": "str",
-    "category": "str",
-    "metric": "str",
-    "value": "float64",
-    "n": "int64",
-    "baseline": "float64",
     "drop": "float64",
-    "relative_drop": "float64",
     "relative_drop_low": "float64",
     "relative_drop_high": "float64",
 }
+#: Column -> dtype of every map frame: the results schema, then the map-only columns.
+MAP_COLUMNS: dict[str, str] = {**RESULT_COLUMNS, **MAP_EXTRA_COLUMNS}
+#: Columns that identify one map measurement (a cumulative map measures the same scope
+#: from both directions).
+MAP_KEYS: tuple[str, ...] = (*MEASUREMENT_KEYS, "analysis", "direction")
 
 #: Metrics the task suite reports (``EvalResult.summary``).
 METRICS: tuple[str, ...] = ("em", "logprob", "first_token_acc", "mrr", "memorised_rate",
@@ -177,13 +191,6 @@ def prepare_suite(suite, tasks: Iterable[str] | None = None, n_per_task: int | N
         by_name = {n: t.subset(min(int(n_per_task), len(t)), seed=seed)
                    for n, t in by_name.items()}
     return by_name
-
-
-def _aggregate(values: np.ndarray, weights: np.ndarray, metric: str) -> np.ndarray:
-    """The task aggregate over the last axis (weighted mean; exp'd for perplexity), as
-    :func:`lenskit.study.schema.instances_from_eval` defines instance values."""
-    mean = (values * weights).sum(-1) / weights.sum(-1)
-    return np.exp(mean) if metric == "perplexity" else mean
 
 
 class MapEvaluator:
@@ -306,39 +313,44 @@ class MapEvaluator:
         if len(dense) == len(pruned) and np.array_equal(dense["instance_id"].to_numpy(),
                                                         pruned["instance_id"].to_numpy()):
             vd, wd = dense["value"].to_numpy(), dense["weight"].to_numpy()
-            vp, wp = pruned["value"].to_numpy(), pruned["weight"].to_numpy()
+            vp = pruned["value"].to_numpy()
         else:  # an instance lacks a value on one side (e.g. no gold rank): pair the rest
             both = dense.merge(pruned, on="instance_id", suffixes=("_d", "_p"))
             vd, wd = both["value_d"].to_numpy(), both["weight_d"].to_numpy()
-            vp, wp = both["value_p"].to_numpy(), both["weight_p"].to_numpy()
-        n = len(vd)
-        if n == 0:
+            vp = both["value_p"].to_numpy()
+        if len(vd) == 0:
             return np.nan, np.nan
-        rng = np.random.default_rng([self.seed, zlib.crc32(f"{task}|{metric}".encode())])
-        draws = []
-        chunk = max(1, min(self.n_bootstrap, 2_000_000 // n))  # bounds the [B, n] buffers
-        done = 0
-        while done < self.n_bootstrap:
-            b = min(chunk, self.n_bootstrap - done)
-            idx = rng.integers(0, n, size=(b, n))
-            base = _aggregate(vd[idx], wd[idx], metric)
-            value = _aggregate(vp[idx], wp[idx], metric)
-            draws.append(np.asarray(relative_drop(value, base, metric), dtype=float))
-            done += b
-        d = np.concatenate(draws)
+        d = paired_bootstrap_drop(
+            vd, vp, wd, lambda value, base: relative_drop(value, base, metric),
+            self.n_bootstrap, [self.seed, zlib.crc32(f"{task}|{metric}".encode())],
+            exp=metric in EXP_METRICS)[:, 0]
         d = d[np.isfinite(d)]  # a resample whose dense value is 0 has no relative drop
         if not len(d):
             return np.nan, np.nan
-        q = np.quantile(d, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-        return float(q[0]), float(q[1])
+        return percentile_interval(d, ci)
 
 
 def finish_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate map rows and give them the columns and dtypes of :data:`MAP_COLUMNS`."""
+    """Concatenate map rows and give them the columns and dtypes of :data:`MAP_COLUMNS`.
+
+    Columns a map does not set get their defaults: ``structure`` "unstructured",
+    ``allocation`` "uniform", ``remaining_params`` from ``model_params - params_removed``,
+    ``cell_id`` from the intervention's labels, NaN intervals.
+    """
     if parts:
         df = pd.concat(parts, ignore_index=True)
     else:
         df = pd.DataFrame({c: pd.Series(dtype="object") for c in MAP_COLUMNS})
+    defaults = {"structure": "unstructured", "allocation": "uniform"}
+    for col, value in defaults.items():
+        if col not in df.columns:
+            df[col] = value
+    if "remaining_params" not in df.columns and len(df):
+        df["remaining_params"] = df["model_params"] - df["params_removed"]
+    if "cell_id" not in df.columns and len(df):
+        df["cell_id"] = [f"{a}|{m}|{g}|{s:g}|{seed}" for a, m, g, s, seed in zip(
+            df["analysis"], df["method"], df["scope"], df["target_sparsity"], df["seed"],
+            strict=True)]
     for col, dtype in MAP_COLUMNS.items():
         if col not in df.columns:
             df[col] = pd.NA if dtype == "Int64" else ("" if dtype == "str" else np.nan)
@@ -350,3 +362,14 @@ def finish_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
             df[col] = df[col].astype(dtype)
     extras = [c for c in df.columns if c not in MAP_COLUMNS]
     return df[[*MAP_COLUMNS, *extras]].reset_index(drop=True)
+
+
+def validate_maps(df: pd.DataFrame) -> pd.DataFrame:
+    """Check a map frame: the results schema
+    (:func:`~lenskit.study.schema.validate_results`) with the map-only columns of
+    :data:`MAP_EXTRA_COLUMNS`, the ablation modes as methods too, and :data:`MAP_KEYS`
+    identifying a measurement. Returns it with canonical dtypes and column order; raises
+    :class:`~lenskit.study.schema.SchemaError` naming what is wrong."""
+    return validate_results(df, extra_columns=MAP_EXTRA_COLUMNS,
+                            methods=(DENSE, *METHODS, *ABLATION_MODES), keys=MAP_KEYS,
+                            what="map table")

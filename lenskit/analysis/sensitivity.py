@@ -147,10 +147,10 @@ def _run(model, suite, groups: list[_Group], *, analysis: str, method: str,
             size = int(sum(numel[n] for n in g.sites))
             labels = {
                 "model": info.spec, "analysis": analysis, "method": method, "seed": seed,
-                "group": g.label, "layer": g.layer, "first_layer": g.first_layer,
+                "scope": g.label, "layer": g.layer, "first_layer": g.first_layer,
                 "last_layer": g.last_layer, "direction": g.direction, "family": g.family,
                 "component": g.component, "unit": "weights", "head": pd.NA,
-                "unit_label": g.label, "sparsity": s,
+                "unit_label": g.label, "target_sparsity": s,
                 "achieved_sparsity": removed / size if size else 0.0,
                 "params_removed": removed, "group_params": size,
                 "model_params": ev.model_params,
@@ -158,7 +158,7 @@ def _run(model, suite, groups: list[_Group], *, analysis: str, method: str,
             key = (g.sites, s)
             if key in done:  # the same sites in another direction: measured already
                 prev = done[key]
-                rows = prev.assign(**{k: labels[k] for k in ("group", "unit_label", "layer",
+                rows = prev.assign(**{k: labels[k] for k in ("scope", "unit_label", "layer",
                                                              "first_layer", "last_layer",
                                                              "direction")})
             else:
@@ -324,7 +324,7 @@ def sensitivity_table(
     maps, whose rows are then the number of layers pruned, ``layers_pruned``); ``columns``
     overrides the choice. ``sparsity`` picks a level when the map has several.
     """
-    need = {"analysis", "layer", "metric", "category", "sparsity", value}
+    need = {"analysis", "layer", "metric", "category", "target_sparsity", value}
     missing = sorted(need - set(df.columns))
     if missing:
         raise ValueError(f"not a map frame: missing column(s) {missing}")
@@ -339,14 +339,14 @@ def sensitivity_table(
         raise ValueError(f"no rows for metric {metric!r}; the map has "
                          f"{sorted(set(df['metric']))}")
     key = columns or _column_key(sub)
-    levels = sorted(set(sub["sparsity"]))
+    levels = sorted(set(sub["target_sparsity"]))
     if sparsity is None:
         # ablation groups have their own sizes: the columns then tell the levels apart
         if len(levels) > 1 and key not in ("head", "unit_label"):
             raise ValueError(f"the map has several sparsities {levels}; choose one with "
                              "sparsity=")
     else:
-        sub = sub[(sub["sparsity"] - sparsity).abs() < 1e-12]
+        sub = sub[(sub["target_sparsity"] - sparsity).abs() < 1e-12]
         if sub.empty:
             raise ValueError(f"no rows at sparsity {sparsity!r}; the map has {levels}")
     if category is not None:

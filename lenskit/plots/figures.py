@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS, OKABE_ITO, save_chart
+from lenskit.study.comparison import compare_to_study
 from lenskit.study.config import is_attention_scope, is_ffw_scope
 from lenskit.study.schema import DENSE, attach_baselines, validate_results
 from lenskit.study.thresholds import (
     STUDY_TOLERANCE,
-    compare_to_study,
     compute_thresholds,
     primary_metric,
     tasks_at_chance,

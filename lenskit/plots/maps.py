@@ -79,7 +79,7 @@ def _heatmap(sub: pd.DataFrame, x_field: str, x_title: str, x_sort: list, title:
     keys = ["ability", "layer", x_field] + ([row_field] if row_field else [])
     agg = sub.groupby(keys, as_index=False, sort=False).agg(
         relative_drop=("relative_drop", "mean"), n_tasks=("task", "nunique"),
-        params_removed=("params_removed", "mean"), group=("group", "first"))
+        params_removed=("params_removed", "mean"), scope=("scope", "first"))
     agg = agg.sort_values(keys).reset_index(drop=True)
     # cells show the drop in percent; "-0" would only be noise
     agg["label"] = agg["relative_drop"].map(_percent_label)
@@ -90,7 +90,7 @@ def _heatmap(sub: pd.DataFrame, x_field: str, x_title: str, x_sort: list, title:
     layers = sorted(set(data["layer"]), reverse=True)  # layer 0 at the bottom
     x = alt.X(f"{x_field}:O", title=x_title, sort=x_sort, axis=alt.Axis(labelAngle=0))
     y = alt.Y("layer:O", title="layer", sort=layers)
-    tooltip = ["group:N", "layer:O", alt.Tooltip(f"{x_field}:N", title=x_title),
+    tooltip = ["scope:N", "layer:O", alt.Tooltip(f"{x_field}:N", title=x_title),
                alt.Tooltip("relative_drop:Q", format=".1%", title="relative drop"),
                alt.Tooltip("n_tasks:Q", title="tasks"),
                alt.Tooltip("params_removed:Q", format=",.0f", title="weights removed")]
@@ -113,7 +113,7 @@ def _heatmap(sub: pd.DataFrame, x_field: str, x_title: str, x_sort: list, title:
 
 
 def _levels_field(sub: pd.DataFrame) -> pd.DataFrame:
-    return sub.assign(level=sub["sparsity"].map(lambda s: f"{s:.0%}"))
+    return sub.assign(level=sub["target_sparsity"].map(lambda s: f"{s:.0%}"))
 
 
 def fig_sensitivity_map(df: pd.DataFrame, *, metric: str | None = None,
@@ -168,8 +168,8 @@ def fig_neuron_ablation(df: pd.DataFrame, *, metric: str | None = None,
         x_title = f"neuron chunk (of {'/'.join(sorted(set(chunks[1])))}, in index order)"
     else:
         kinds = sorted(set(sub["unit_label"].str.split(" ").str[0]))
-        sub = sub.assign(neurons=sub["sparsity"].map(lambda f: f"{f:.0%}"))
-        x_sort = [f"{f:.0%}" for f in sorted(set(sub["sparsity"]))]
+        sub = sub.assign(neurons=sub["target_sparsity"].map(lambda f: f"{f:.0%}"))
+        x_sort = [f"{f:.0%}" for f in sorted(set(sub["target_sparsity"]))]
         x_title = f"{' / '.join(kinds)} neurons ablated"
     modes = sorted(set(sub["method"]))
     multi = len(modes) > 1
@@ -192,8 +192,8 @@ def fig_cumulative_map(df: pd.DataFrame, *, metric: str | None = None,
         rel=lambda d: 1.0 - d["relative_drop"])
     keys = ["family", "level", "direction", "ability"]
     agg = sub.groupby([*keys, "n_layers"], as_index=False).agg(
-        rel=("rel", "mean"), group=("group", "first"), n_tasks=("task", "nunique"))
-    start = agg[keys].drop_duplicates().assign(n_layers=0, rel=1.0, group="dense", n_tasks=0)
+        rel=("rel", "mean"), scope=("scope", "first"), n_tasks=("task", "nunique"))
+    start = agg[keys].drop_duplicates().assign(n_layers=0, rel=1.0, scope="dense", n_tasks=0)
     data = _data(pd.concat([start, agg], ignore_index=True).sort_values([*keys, "n_layers"]))
     dash_domain = ["bottom-up (0..k)", "top-down (k..L-1)"]
     line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=26, filled=True)).encode(
@@ -206,7 +206,7 @@ def fig_cumulative_map(df: pd.DataFrame, *, metric: str | None = None,
                                   scale=alt.Scale(domain=dash_domain,
                                                   range=[[1, 0], [5, 3]])),
         detail="ability:N",
-        tooltip=["group:N", "direction:N", "ability:N", "n_layers:Q",
+        tooltip=["scope:N", "direction:N", "ability:N", "n_layers:Q",
                  alt.Tooltip("rel:Q", format=".1%", title="relative"),
                  alt.Tooltip("n_tasks:Q", title="tasks")])
     method = ", ".join(sorted(set(sub["method"])))

@@ -7,9 +7,16 @@
   by cell so that sweeps resume.
 - :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.
 - :mod:`~lenskit.study.thresholds`: the largest sparsity a task survives within a
-  tolerance, with confidence intervals, and the study's reported numbers beside them.
+  tolerance, with confidence intervals.
+- :mod:`~lenskit.study.comparison`: the published study's thresholds beside measured ones.
 """
 
+from lenskit.study.comparison import (
+    STUDY_THRESHOLDS,
+    compare_to_study,
+    format_study_comparison,
+    study_comparison,
+)
 from lenskit.study.config import (
     DEFAULT_SPARSITIES,
     CalibrationConfig,
@@ -57,16 +64,12 @@ from lenskit.study.store import (
     iter_missing,
 )
 from lenskit.study.thresholds import (
-    STUDY_THRESHOLDS,
     STUDY_TOLERANCE,
     TOLERANCES,
     chance_level,
-    compare_to_study,
     compute_thresholds,
-    format_study_comparison,
     format_thresholds,
     primary_metric,
-    study_comparison,
     tasks_at_chance,
     threshold_from_curve,
 )

@@ -19,16 +19,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lenskit.study.comparison import format_study_comparison, study_comparison
 from lenskit.study.config import Cell, SweepConfig
 from lenskit.study.schema import attach_baselines, instances_from_eval
 from lenskit.study.store import RunStore, iter_missing
-from lenskit.study.thresholds import (
-    compute_thresholds,
-    format_study_comparison,
-    format_thresholds,
-    study_comparison,
-    tasks_at_chance,
-)
+from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
 

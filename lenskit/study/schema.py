@@ -22,7 +22,7 @@ of :data:`INSTANCE_COLUMNS` and join the results on ``cell_id``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,14 @@ import pandas as pd
 from lenskit.names import ALLOCATIONS, CATEGORIES, KIND_CATEGORY, METHODS
 from lenskit.names import TASK_KINDS as KINDS
 from lenskit.pruning.structure import parse_structure
+from lenskit.stats import weighted_mean
 
 __all__ = [
     "ALLOCATIONS",
     "CATEGORIES",
     "CELL_KEYS",
     "DENSE",
+    "EXP_METRICS",
     "INSTANCE_COLUMNS",
     "KINDS",
     "KIND_CATEGORY",
@@ -44,6 +46,7 @@ __all__ = [
     "METHODS",
     "RESULT_COLUMNS",
     "SchemaError",
+    "aggregate",
     "attach_baselines",
     "empty_results",
     "higher_is_better",
@@ -114,6 +117,10 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"perplexity", "ppl", "nll", "nll_per_token", "loss", "rank", "gold_rank", "mean_rank"}
 )
 
+#: Metrics whose aggregate is the exp of the weighted mean of the instance values (the
+#: instances are windows' mean NLLs, weighted by their token counts).
+EXP_METRICS: frozenset[str] = frozenset({"perplexity", "ppl"})
+
 
 def _is_structure(value: object) -> bool:
     try:
@@ -165,6 +172,13 @@ def relative_drop(value, baseline, metric: str | Iterable[str]):
     return out if out.ndim else float(out)
 
 
+def aggregate(values: np.ndarray, weights: np.ndarray | None, metric: str) -> np.ndarray | float:
+    """A task's aggregate of its instance values over the last axis (``[..., n]``): the
+    weighted mean, exp'd for :data:`EXP_METRICS` (perplexity), as
+    :func:`instances_from_eval` defines instance values and weights."""
+    return weighted_mean(values, weights, exp=metric in EXP_METRICS)
+
+
 def empty_results() -> pd.DataFrame:
     """A results frame with the schema's columns and dtypes and no rows."""
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in RESULT_COLUMNS.items()})
@@ -206,6 +220,12 @@ def _coerce(df: pd.DataFrame, columns: Mapping[str, str], what: str,
                 problems.append(f"{col!r} must hold integers, got {s[as_int != s].iloc[0]!r}")
                 continue
             out[col] = as_int
+        elif dtype == "Int64":  # integers with missing values allowed
+            try:
+                out[col] = pd.array(s, dtype="Int64")
+            except (TypeError, ValueError):
+                problems.append(f"{col!r} must hold integers or missing values, got "
+                                f"dtype {s.dtype}")
         else:
             if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
                 problems.append(f"{col!r} must hold numbers, got dtype {s.dtype}")
@@ -217,15 +237,21 @@ def _coerce(df: pd.DataFrame, columns: Mapping[str, str], what: str,
     return out[[*columns, *extras]]
 
 
-def validate_results(df: pd.DataFrame) -> pd.DataFrame:
+def validate_results(df: pd.DataFrame, *, extra_columns: Mapping[str, str] | None = None,
+                     methods: Iterable[str] | None = None,
+                     keys: Sequence[str] = MEASUREMENT_KEYS,
+                     what: str = "results table") -> pd.DataFrame:
     """Check ``df`` against the results schema; return it with canonical dtypes and order.
 
     Raises :class:`SchemaError` (a ValueError) naming every missing column, every column
     whose values have the wrong type, and every value outside its allowed set (methods,
     allocations, structures, kinds, categories, sparsities in [0, 1], parameter counts that
     do not add up, duplicate measurements). Extra columns are kept, after the schema's.
+    Tables that extend the schema (maps) name their own columns (``extra_columns``,
+    column -> dtype, checked too), allowed ``methods`` (default: dense and the pruning
+    methods) and the ``keys`` that identify a measurement.
     """
-    out = _coerce(df, RESULT_COLUMNS, "results table")
+    out = _coerce(df, {**RESULT_COLUMNS, **dict(extra_columns or {})}, what)
     problems: list[str] = []
 
     def bad_values(col: str, ok, allowed: str) -> None:
@@ -233,7 +259,7 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
         if bad:
             problems.append(f"{col} {bad[:5]} not allowed; allowed: {allowed}")
 
-    methods = (DENSE, *known_methods())
+    methods = (DENSE, *known_methods()) if methods is None else tuple(methods)
     allocations = known_allocations()
     bad_values("method", lambda v: v in methods, str(methods))
     bad_values("allocation", lambda v: v in allocations, str(allocations))
@@ -258,15 +284,15 @@ def validate_results(df: pd.DataFrame) -> pd.DataFrame:
     dense = out["method"] == DENSE
     if (out.loc[dense, "params_removed"] != 0).any():
         problems.append("dense rows must have params_removed == 0")
-    dup = out.duplicated(list(MEASUREMENT_KEYS), keep=False)
+    dup = out.duplicated(list(keys), keep=False)
     if dup.any():
         r = out[dup].iloc[0]
         problems.append(
-            f"{int(dup.sum())} rows repeat a measurement (same {list(MEASUREMENT_KEYS)}), "
+            f"{int(dup.sum())} rows repeat a measurement (same {list(keys)}), "
             f"e.g. cell {r.cell_id!r} task {r.task!r} metric {r.metric!r}"
         )
     if problems:
-        raise SchemaError("results table has bad values: " + "; ".join(problems))
+        raise SchemaError(f"{what} has bad values: " + "; ".join(problems))
     return out.reset_index(drop=True)
 
 

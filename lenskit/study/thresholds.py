@@ -42,13 +42,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from lenskit.stats import bootstrap_means, percentile_interval
 from lenskit.study.schema import (
     DENSE,
+    EXP_METRICS,
     attach_baselines,
     higher_is_better,
     relative_drop,
@@ -59,18 +61,14 @@ __all__ = [
     "GROUP_KEYS",
     "PRIMARY_METRICS",
     "RULES",
-    "STUDY_THRESHOLDS",
     "STUDY_TOLERANCE",
     "THRESHOLD_COLUMNS",
     "TOLERANCES",
     "chance_level",
-    "compare_to_study",
     "compute_thresholds",
-    "format_study_comparison",
     "format_thresholds",
     "primary_metric",
-    "study_comparison",
-    "study_group",
+    "primary_rows",
     "tasks_at_chance",
     "threshold_from_curve",
 ]
@@ -90,25 +88,6 @@ THRESHOLD_COLUMNS: tuple[str, ...] = (
 )
 _EPS = 1e-9  # a drop equal to the tolerance, up to float error, is within it
 _DIGITS = 6
-
-#: Thresholds the study reports (Jin et al. 2023, NOTES.md section 1): largest sparsity with
-#: <= 5% relative drop, SparseGPT, unstructured, mean of OPT-13B/30B and LLaMA-13B/33B.
-#: Open-book QA is reported as a range (50-60%).
-STUDY_THRESHOLDS = pd.DataFrame(
-    [
-        ("closed_book", "fact_recall", "closed-book QA", "TriviaQA", 0.30, 0.30),
-        ("closed_book", "fact_recall", "closed-book QA", "WebQuestions", 0.40, 0.40),
-        ("open_book", "icl", "open-book QA", "TriviaQA / NaturalQuestions", 0.50, 0.60),
-        ("overriding", "icl", "overriding QA", "DisentQA", 0.70, 0.70),
-        ("function", "icl", "function: linear", "linear classifier", 0.60, 0.60),
-        ("function", "icl", "function: 2-layer net", "2-layer ReLU network", 0.60, 0.60),
-        ("function", "icl", "function: decision tree", "decision tree", 0.70, 0.70),
-    ],
-    columns=["kind", "category", "group", "study_task", "threshold_low", "threshold_high"],
-).assign(tolerance=STUDY_TOLERANCE, method="sparsegpt", structure="unstructured",
-         models="OPT-13B, OPT-30B, LLaMA-13B, LLaMA-33B (mean)")
-_GROUP_ORDER = list(dict.fromkeys(STUDY_THRESHOLDS["group"]))
-
 
 def primary_metric(metrics: Iterable[str]) -> str | None:
     """The metric a task is judged by: the first of :data:`PRIMARY_METRICS` present, else
@@ -157,16 +136,6 @@ def tasks_at_chance(results: pd.DataFrame) -> list[str]:
     return out
 
 
-def study_comparison(thresholds: pd.DataFrame, at_chance: Sequence[str],
-                     echo: Callable[[str], object] = print) -> pd.DataFrame:
-    """:func:`compare_to_study` of ``thresholds`` without the tasks ``at_chance`` (from
-    :func:`tasks_at_chance`), naming them through ``echo``."""
-    if at_chance:
-        echo(f"dense model at chance (left out of figures and the study comparison): "
-             f"{', '.join(at_chance)}")
-    return compare_to_study(thresholds, exclude_tasks=at_chance)
-
-
 def threshold_from_curve(sparsities: Sequence[float], drops: Sequence[float], tolerance: float,
                          rule: str = "first_crossing") -> tuple[float, bool]:
     """The threshold of one curve: ``(threshold, censored)``.
@@ -204,13 +173,6 @@ def _thresholds(sp: np.ndarray, within: np.ndarray, rule: str) -> tuple[np.ndarr
         return thr, k == n
     levels = np.where(within, sp[None, :], -np.inf).max(axis=1)
     return np.where(np.isfinite(levels), levels, 0.0), within[:, -1]
-
-
-def _aggregate(values: np.ndarray, weights: np.ndarray, metric: str) -> np.ndarray:
-    """Aggregate over the last axis: weighted mean (exp of it for perplexity, whose
-    instance values are mean NLLs of windows weighted by their token counts)."""
-    mean = (values * weights).sum(-1) / weights.sum(-1)
-    return np.exp(mean) if metric in ("perplexity", "ppl") else mean
 
 
 def _group_seed(seed: int, key: tuple) -> int:
@@ -285,8 +247,7 @@ def compute_thresholds(results: pd.DataFrame, instances: pd.DataFrame | None = N
                    "n_seeds": int(g["seed"].nunique()), "rule": rule}
             if boot is not None:
                 bt, _ = _thresholds(sp, _within(boot, tol), rule)
-                a = (1 - ci) / 2
-                lo, hi = np.quantile(bt, [a, 1 - a], method="inverted_cdf")
+                lo, hi = percentile_interval(bt, ci, method="inverted_cdf")
                 row.update(ci_low=float(lo), ci_high=float(hi), ci_method="bootstrap")
             elif has_ci:
                 pess = per["ci_low" if hib else "ci_high"].to_numpy()
@@ -335,12 +296,8 @@ def _bootstrap(g: pd.DataFrame, keyd: dict, inst_by: dict, dense_cells: pd.Serie
         mats = [f.set_index("instance_id").loc[order] for f in frames]
         vals = np.stack([m["value"].to_numpy(float) for m in mats])  # [1 + levels, n]
         w = mats[0]["weight"].to_numpy(float)
-        n = len(order)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-        cw = counts * w[None, :]  # [B, n]
-        means = (cw @ vals.T) / cw.sum(1, keepdims=True)  # [B, 1 + levels]
-        if metric in ("perplexity", "ppl"):
-            means = np.exp(means)
+        # [B, 1 + levels]: every level resampled on the dense model's instances
+        means = bootstrap_means(vals, w, n_boot, rng, exp=metric in EXP_METRICS)
         per_seed_dense.append(means[:, 0])
         per_seed_means.append(means[:, 1:])
     dense = np.mean(per_seed_dense, axis=0)
@@ -367,7 +324,8 @@ def _cell_text(r: pd.Series) -> str:
     return text
 
 
-def _primary_rows(thr: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+def primary_rows(thr: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+    """The rows of ``thr`` on ``metric``, or on each task's :func:`primary_metric`."""
     if metric is not None:
         return thr[thr["metric"] == metric]
     keep = thr.groupby("task")["metric"].agg(lambda m: primary_metric(m))
@@ -388,7 +346,7 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
     if not len(thr):
         raise ValueError(f"no thresholds at tolerance {tolerance}; present: "
                          f"{sorted(set(thresholds['tolerance']))}")
-    thr = _primary_rows(thr, metric)
+    thr = primary_rows(thr, metric)
     blocks = []
     block_keys = ["model", "method", "structure", "allocation"]
     for key, b in thr.groupby(block_keys, sort=False):
@@ -425,97 +383,3 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
     return "\n\n".join(blocks)
 
 
-def study_group(task: str, kind: str) -> str | None:
-    """The study row a measured task compares with: its kind, or for function learning the
-    function family found in the task name (tree / ReLU net / linear); None if none."""
-    if kind in ("closed_book", "open_book", "overriding"):
-        return {"closed_book": "closed-book QA", "open_book": "open-book QA",
-                "overriding": "overriding QA"}[kind]
-    if kind == "function":
-        name = task.lower()
-        if "tree" in name:
-            return "function: decision tree"
-        if re.search(r"relu|net|mlp|2.?layer|two.?layer|nn", name):
-            return "function: 2-layer net"
-        if "linear" in name:
-            return "function: linear"
-    return None
-
-
-def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLERANCE,
-                     scope: str = "all", structure: str = "unstructured",
-                     allocation: str = "uniform",
-                     exclude_tasks: Sequence[str] = ()) -> pd.DataFrame:
-    """Measured thresholds beside the study's (:data:`STUDY_THRESHOLDS`), by task group.
-
-    Measured rows are those at ``tolerance`` on ``scope``/``structure``/``allocation``,
-    each task on its primary metric; each is assigned a study group (:func:`study_group`)
-    and averaged over models and tasks per method, as the study averages over its models.
-    Returns one row per (group, method) with columns group, kind, study_low, study_high,
-    study (text), method, measured (mean), measured_min, measured_max, ci_low, ci_high
-    (means of the per-task CI bounds), n (thresholds averaged), tasks, models,
-    censored (any of them censored). A study group with no measurement has one row with
-    method NA and measured NaN, so that the table shows what is missing.
-    ``exclude_tasks`` are left out (pass :func:`tasks_at_chance` of the results: a task the
-    dense model does at chance has no threshold worth averaging).
-    """
-    study = STUDY_THRESHOLDS.groupby("group", sort=False).agg(
-        kind=("kind", "first"), study_low=("threshold_low", "min"),
-        study_high=("threshold_high", "max"),
-        study_tasks=("study_task", lambda s: ", ".join(s))).reset_index()
-    per_task = STUDY_THRESHOLDS.assign(
-        txt=lambda d: d["study_task"] + " " + d["threshold_low"].map(_pct)
-        + np.where(d["threshold_high"] > d["threshold_low"],
-                   "-" + d["threshold_high"].map(_pct), "") + "%")
-    study["study"] = study["group"].map(per_task.groupby("group")["txt"].agg("; ".join))
-    thr = thresholds
-    if len(thr) and len(exclude_tasks):
-        thr = thr[~thr["task"].isin(list(exclude_tasks))]
-    if len(thr):
-        thr = thr[np.isclose(thr["tolerance"], tolerance) & (thr["scope"] == scope)
-                  & (thr["structure"] == structure) & (thr["allocation"] == allocation)]
-    rows = []
-    if len(thr):
-        thr = _primary_rows(thr, None).copy()
-        thr["group"] = [study_group(t, k) for t, k in zip(thr["task"], thr["kind"],
-                                                           strict=True)]
-        thr = thr[thr["group"].notna()]
-    for _, s in study.iterrows():
-        m = thr[thr["group"] == s["group"]] if len(thr) else thr
-        base = {"group": s["group"], "kind": s["kind"], "study_low": s["study_low"],
-                "study_high": s["study_high"], "study": s["study"]}
-        if not len(m):
-            rows.append({**base, "method": pd.NA, "measured": np.nan, "measured_min": np.nan,
-                         "measured_max": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0,
-                         "tasks": "", "models": "", "censored": False})
-            continue
-        for method, mm in m.groupby("method", sort=True):
-            rows.append({**base, "method": method, "measured": mm["threshold"].mean(),
-                         "measured_min": mm["threshold"].min(),
-                         "measured_max": mm["threshold"].max(),
-                         "ci_low": mm["ci_low"].mean(), "ci_high": mm["ci_high"].mean(),
-                         "n": len(mm), "tasks": ", ".join(dict.fromkeys(mm["task"])),
-                         "models": ", ".join(dict.fromkeys(mm["model"])),
-                         "censored": bool(mm["censored"].any())})
-    return pd.DataFrame(rows)
-
-
-def format_study_comparison(comparison: pd.DataFrame) -> str:
-    """:func:`compare_to_study`'s table as aligned text for the terminal."""
-    rows = [["group", "study (SparseGPT, 4 models)", "method", "measured", "range", "tasks"]]
-    for _, r in comparison.iterrows():
-        study = _pct(r["study_low"]) + (f"-{_pct(r['study_high'])}"
-                                        if r["study_high"] > r["study_low"] else "") + "%"
-        if pd.isna(r["method"]):
-            rows.append([r["group"], study, "-", "not measured", "", ""])
-            continue
-        measured = ("≥" if r["censored"] else "") + _pct(r["measured"]) + "%"
-        rng = f"{_pct(r['measured_min'])}-{_pct(r['measured_max'])}%"
-        rows.append([r["group"], study, str(r["method"]), measured, rng, r["tasks"]])
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, r in enumerate(rows):
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)

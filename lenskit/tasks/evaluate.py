@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lenskit.stats import proportion_interval
 from lenskit.tasks.core import TaskInstance, TaskSet, check_task_sets
 from lenskit.tasks.encoding import (
     _pad_id,
@@ -39,7 +40,8 @@ from lenskit.tasks.normalize import matches_any
 from lenskit.tasks.probe import observe_prompt_patterns
 from lenskit.tasks.scoring import BridgeBackend, HFBackend, score_qa, score_windows
 
-__all__ = ["BACKENDS", "ROW_COLUMNS", "EvalResult", "evaluate", "evaluate_suite"]
+__all__ = ["BACKENDS", "PROPORTION_METRICS", "ROW_COLUMNS", "EvalResult", "evaluate",
+           "evaluate_suite"]
 
 BACKENDS = ("hf", "bridge")
 DECODES = ("auto", "cache", "rerun")
@@ -332,6 +334,24 @@ def _task_metrics(kind: str) -> tuple[str, ...]:
     return (*base, "memorised_rate") if kind == "overriding" else base
 
 
+#: Metrics that are proportions (the mean of 0/1 instance scores): their intervals are
+#: Wilson score intervals, which never collapse to a point (all correct still gives an
+#: upper bound of 1 and a lower bound below it).
+PROPORTION_METRICS: tuple[str, ...] = ("em", "first_token_acc", "memorised_rate")
+_PROPORTION_SOURCE = {"em": "correct", "first_token_acc": "first_token_correct",
+                      "memorised_rate": "memorised"}
+
+
+def _proportion_ci(frame: pd.DataFrame, metric: str, ci: float) -> tuple[float, float] | None:
+    """The Wilson interval of a proportion metric, or None when its instance scores are not
+    all 0/1 (then the bootstrap interval is used)."""
+    v = frame[_PROPORTION_SOURCE[metric]].to_numpy(dtype=np.float64, na_value=np.nan)
+    v = v[~np.isnan(v)]
+    if not len(v) or not np.isin(v, (0.0, 1.0)).all():
+        return None
+    return proportion_interval(float(v.sum()), len(v), ci, method="wilson")
+
+
 def _metric_values(frame: pd.DataFrame, metric: str, idx: np.ndarray | None) -> np.ndarray:
     """The metric over resamples ``idx`` ``[B, n]`` (or the sample itself when None)."""
     def col(name: str) -> np.ndarray:
@@ -400,9 +420,12 @@ class EvalResult:
         Metrics: ``em``, ``logprob`` (mean over instances of the gold's summed
         log-probability), ``first_token_acc``, ``mrr`` (mean reciprocal rank of the gold's
         first token) and, for overriding, ``memorised_rate``; for perplexity tasks
-        ``perplexity`` (token-weighted) and ``nll_per_token``. Intervals are bootstrap
-        percentile intervals over instances (windows), seeded per task: the same seed gives
-        the same intervals whatever other tasks the result holds.
+        ``perplexity`` (token-weighted) and ``nll_per_token``. Intervals (when
+        ``n_bootstrap > 0``; NaN otherwise) are Wilson score intervals for the proportions
+        (:data:`PROPORTION_METRICS`: 300 of 300 correct gives [0.987, 1], never a point)
+        and bootstrap percentile intervals over instances (windows) for the other metrics,
+        seeded per task: the same seed gives the same intervals whatever other tasks the
+        result holds.
         """
         n_boot = self.n_bootstrap if n_bootstrap is None else n_bootstrap
         seed = self.seed if seed is None else seed
@@ -431,7 +454,11 @@ class EvalResult:
                     done += b
             for m in metrics:
                 lo = hi = np.nan
-                if n_boot:
+                wilson = (_proportion_ci(frame, m, ci)
+                          if n_boot and m in PROPORTION_METRICS else None)
+                if wilson is not None:
+                    lo, hi = wilson
+                elif n_boot:
                     samples = np.concatenate(boots[m])
                     lo, hi = np.quantile(samples, [(1 - ci) / 2, 1 - (1 - ci) / 2])
                 out.append({"task": name, "kind": kind, "category": category, "metric": m,

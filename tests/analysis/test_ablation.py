@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lenskit.analysis.ablation import head_ablation_map, mean_activations, neuron_ablation_map
-from lenskit.analysis.mapping import MAP_COLUMNS
+from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.models import load_model, model_info, pruned
 from lenskit.tasks import evaluate
 from lenskit.tasks.encoding import encode_texts
@@ -45,7 +45,7 @@ def _same_predictions(a, b) -> None:
 
 
 def _same_maps(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    keys = ["group", "task", "metric"]
+    keys = ["scope", "task", "metric"]
     a, b = a.set_index(keys).sort_index(), b.set_index(keys).sort_index()
     assert a.index.equals(b.index)
     exact = ~a.index.get_level_values("metric").isin(["logprob", "perplexity",
@@ -81,9 +81,9 @@ def test_ablation_by_weights_and_hf_hooks_equals_bridge_hooks(tiny_model, suite)
     want = weighted.summary(n_bootstrap=0).set_index("metric")["value"]
     assert np.array_equal(got.loc[want.index].to_numpy(), want.to_numpy())
     row = df.iloc[0]
-    assert (row["group"], row["head"], row["unit"]) == ("attn.o@1[head=2]", 2, "head")
+    assert (row["scope"], row["head"], row["unit"]) == ("attn.o@1[head=2]", 2, "head")
     assert row["params_removed"] == o.shape[0] * dh
-    assert row["achieved_sparsity"] == row["sparsity"] == 1 / o.n_heads
+    assert row["achieved_sparsity"] == row["target_sparsity"] == 1 / o.n_heads
     # mean ablation: the forward pre-hook on the HF projection (o, and out for neurons)
     # equals replacing hook_z / mlp.hook_post on the bridge, whatever the module type
     one = {"open_book": task}
@@ -106,6 +106,9 @@ def test_head_and_neuron_maps_agree_across_backends(llama):
                                           **kw) for b in ("hf", "bridge")}
         _same_maps(neurons["hf"], neurons["bridge"])
         assert list(heads["hf"].columns) == list(MAP_COLUMNS)
+        # ablation maps are valid map tables: the sweep schema, the mode as method
+        pd.testing.assert_frame_equal(validate_maps(heads["hf"]), heads["hf"])
+        validate_maps(neurons["hf"])
     assert weights_hash(llama) == before and not model_info(llama).originals
     # mean ablation is not zero ablation
     z = head_ablation_map(llama, suite, mode="zero", layers=[1], heads=[0], **FAST)
@@ -151,11 +154,11 @@ def test_neuron_groups(llama, suite):
                                  metrics=["logprob"], **FAST)
     labels = list(dict.fromkeys(chunks["unit_label"]))
     assert labels == ["chunk 0/3", "chunk 1/3", "chunk 2/3"]
-    removed = chunks.drop_duplicates("group")["params_removed"]
+    removed = chunks.drop_duplicates("scope")["params_removed"]
     assert removed.sum() == out.numel  # the chunks partition the neurons
     lowest = neuron_ablation_map(llama, suite, groups="lowest_norm", fractions=(0.25, 0.5),
                                  layers=[0], metrics=["logprob"], **FAST)
-    per = lowest.drop_duplicates("group").set_index("sparsity")
+    per = lowest.drop_duplicates("scope").set_index("target_sparsity")
     assert per.loc[0.25, "params_removed"] == out.shape[0] * (d // 4)
     assert per.loc[0.5, "achieved_sparsity"] == (d // 2) / d
     assert list(per["unit_label"]) == ["lowest-norm 25%", "lowest-norm 50%"]
@@ -166,13 +169,13 @@ def test_neuron_groups(llama, suite):
     keep[:, idx] = False
     with pruned(llama, {out.name: keep}):
         ref = evaluate(llama, suite["open_book"]).value("open_book", "logprob")
-    got = lowest[(lowest["sparsity"] == 0.25) & (lowest["task"] == "open_book")]["value"]
+    got = lowest[(lowest["target_sparsity"] == 0.25) & (lowest["task"] == "open_book")]["value"]
     assert got.item() == ref
     highest = neuron_ablation_map(llama, suite, groups="highest_norm", fractions=(0.25,),
                                   layers=[0], metrics=["logprob"], **FAST)
-    assert highest["group"].iloc[0] == "mlp.out@0[highest_norm=0.25]"
+    assert highest["scope"].iloc[0] == "mlp.out@0[highest_norm=0.25]"
     assert not np.array_equal(highest["value"].to_numpy(),
-                              lowest[lowest["sparsity"] == 0.25]["value"].to_numpy())
+                              lowest[lowest["target_sparsity"] == 0.25]["value"].to_numpy())
 
 
 def test_the_copying_models_head_carries_open_book_qa(tmp_path):

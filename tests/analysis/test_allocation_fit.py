@@ -1,6 +1,6 @@
 """The sparsity-drop relation: the fitter on data with a known relation (exact recovery,
-standard errors against the closed form, interval coverage, cluster bootstrap), the t
-quantiles, and the profile pipeline on a tiny real model."""
+standard errors against the closed form, interval coverage, cluster bootstrap) and the
+profile pipeline on a tiny real model."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from lenskit.analysis.allocation_fit import (
     allocation_profiles,
     fit_sparsity_relation,
 )
-from lenskit.analysis.regression import cluster_bootstrap, ols, student_t_cdf, student_t_ppf
 from lenskit.models import load_model, model_info, pruned
 from lenskit.pruning import Pruner, default_calibration
+from lenskit.stats import cluster_bootstrap, ols
 from lenskit.tasks import evaluate_suite
 
 from .maps_helpers import single_thread, small_suite  # noqa: F401 (a fixture)
@@ -40,18 +40,6 @@ def synthetic(noise: float, seed: int = 0, n_cells: int = 30, tasks: int = 3,
                              "relative_drop": b0 + ba * sa + bm * sm + shared
                              + rng.normal(0, noise)})
     return pd.DataFrame(rows)
-
-
-def test_student_t_quantiles_match_tables():
-    table = {1: 12.706204736, 2: 4.302652730, 5: 2.570581836, 10: 2.228138852,
-             30: 2.042272456, 1000: 1.962339081}
-    for df, q in table.items():
-        assert student_t_ppf(0.975, df) == pytest.approx(q, abs=1e-7)
-        assert student_t_cdf(q, df) == pytest.approx(0.975, abs=1e-10)
-    assert student_t_ppf(0.05, 7) == pytest.approx(-1.894578605, abs=1e-7)
-    assert student_t_cdf(0.0, 3) == 0.5
-    with pytest.raises(ValueError, match=r"p must be in \(0, 1\)"):
-        student_t_ppf(1.0, 3)
 
 
 def test_exact_relation_is_recovered():

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from study.frames import curve, frame  # tests/study (tests/ is on the path)
 
-from lenskit.analysis.mapping import MAP_COLUMNS
+from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import cumulative_map, sensitivity_map, sensitivity_table
 from lenskit.models import load_model, model_info, pruned, restore
 from lenskit.pruning import Pruner, default_calibration
+from lenskit.study.schema import RESULT_COLUMNS, SchemaError, validate_results
 from lenskit.tasks import evaluate_suite
 
 from .maps_helpers import (
@@ -50,7 +52,7 @@ def test_each_group_is_pruned_alone_and_the_model_is_restored(llama, suite):
     finally:
         rec.close()
     assert weights_hash(llama) == before and not info.originals
-    groups = list(dict.fromkeys(df["group"]))
+    groups = list(dict.fromkeys(df["scope"]))
     layer1 = [s for s in info.sites if s.layer == 1]
     assert groups == [f"{s.family}.{s.component}@1" for s in layer1]
     # the dense evaluation sees no zero at all, then each group's evaluation sees exactly
@@ -61,8 +63,8 @@ def test_each_group_is_pruned_alone_and_the_model_is_restored(llama, suite):
     assert list(df.columns) == list(MAP_COLUMNS)
     assert (df["achieved_sparsity"] == 0.5).all() and (df["analysis"] == "sensitivity").all()
     sizes = {f"{s.family}.{s.component}@1": s.numel for s in layer1}
-    assert (df["params_removed"] == df["group"].map(sizes) // 2).all()
-    assert (df["group_params"] == df["group"].map(sizes)).all()
+    assert (df["params_removed"] == df["scope"].map(sizes) // 2).all()
+    assert (df["group_params"] == df["scope"].map(sizes)).all()
     assert (df["model_params"] == info.total_params).all()
     assert df.attrs["evaluations"] == len(groups)
 
@@ -75,7 +77,7 @@ def test_rows_equal_separate_evaluations_with_a_pruner_on_the_group(llama, suite
     dense = _summary(llama, suite)
     assert np.array_equal(df["baseline"].to_numpy(),
                           dense.loc[list(zip(df["task"], df["metric"], strict=True))].to_numpy())
-    for (group, s), rows in df.groupby(["group", "sparsity"]):
+    for (group, s), rows in df.groupby(["scope", "target_sparsity"]):
         r = Pruner(llama, "wanda", scope=group, calibration=cal).prune(s)
         with pruned(llama, r.masks):
             ref = _summary(llama, suite)
@@ -89,11 +91,11 @@ def test_zero_sparsity_changes_nothing_and_drop_follows_the_metric(llama):
     tasks = small_suite(4, perplexity=True)
     df = sensitivity_map(llama, tasks, sparsities=(0.0, 0.9), groups="layer", layers=[0],
                          progress=False, n_bootstrap=50)
-    zero = df[df["sparsity"] == 0.0]
+    zero = df[df["target_sparsity"] == 0.0]
     assert (zero["value"] == zero["baseline"]).all()
     assert (zero["drop"] == 0).all() and (zero["relative_drop"] == 0).all()
     assert (zero["relative_drop_low"] == 0).all() and (zero["relative_drop_high"] == 0).all()
-    hi = df[df["sparsity"] == 0.9]
+    hi = df[df["target_sparsity"] == 0.9]
     ppl = hi[hi["metric"] == "perplexity"].iloc[0]
     # perplexity: lower is better, so a positive drop means the value went up
     assert np.sign(ppl["drop"]) == np.sign(ppl["value"] - ppl["baseline"]) != 0
@@ -110,14 +112,16 @@ def test_cumulative_maps_cover_the_stack_and_end_at_the_whole_family(llama, suit
     n = model_info(llama).n_layers
     df = cumulative_map(llama, suite, direction="both", family="mlp", sparsities=(0.6,),
                         **FAST)
-    spans = df[["direction", "layer", "first_layer", "last_layer", "group"]].drop_duplicates()
+    spans = df[["direction", "layer", "first_layer", "last_layer", "scope"]].drop_duplicates()
     bottom = spans[spans["direction"] == "bottom_up"]
     top = spans[spans["direction"] == "top_down"]
     assert list(bottom["last_layer"]) == list(range(n)) and set(bottom["first_layer"]) == {0}
     assert list(top["first_layer"]) == list(range(n)) and set(top["last_layer"]) == {n - 1}
-    assert list(bottom["group"]) == [f"mlp@0-{k}" if k else "mlp@0" for k in range(n)]
+    assert list(bottom["scope"]) == [f"mlp@0-{k}" if k else "mlp@0" for k in range(n)]
     # the whole stack is measured once and reported in both directions
     assert df.attrs["evaluations"] == 2 * n - 1
+    # the same scope from both directions is two map measurements, not a repeat
+    validate_maps(df)
     whole_b = df[(df["direction"] == "bottom_up") & (df["layer"] == n - 1)]
     whole_t = df[(df["direction"] == "top_down") & (df["layer"] == 0)]
     assert np.array_equal(whole_b["value"].to_numpy(), whole_t["value"].to_numpy())
@@ -145,7 +149,7 @@ def test_copying_model_anatomy(tmp_path):
     tasks = copy_tasks()
     df = sensitivity_map(model, tasks, sparsities=(0.5, 1.0), metrics=["em"], **FAST)
     assert df["baseline"].eq(1.0).all()
-    em = df.set_index(["group", "sparsity"])["relative_drop"]
+    em = df.set_index(["scope", "target_sparsity"])["relative_drop"]
     for comp in ("in", "gate", "out"):
         assert em[(f"mlp.{comp}@0", 0.5)] == em[(f"mlp.{comp}@0", 1.0)] == 0.0
     assert em[("attn.o@0", 0.5)] == 0.0
@@ -162,15 +166,15 @@ def test_sensitivity_table_pivots_the_means(llama, suite):
     icl = sensitivity_table(df, "logprob", "icl")
     assert list(icl.index) == [0, 1]
     assert list(icl.columns) == ["q", "k", "v", "o", "in", "gate", "out"]
-    rows = df[(df["category"] == "icl") & (df["group"] == "attn.v@1")]
+    rows = df[(df["category"] == "icl") & (df["scope"] == "attn.v@1")]
     assert icl.loc[1, "v"] == pytest.approx(rows["relative_drop"].mean())
     assert sensitivity_table(df, "logprob", "fact_recall", value="value").loc[0, "q"] == \
-        pytest.approx(df[(df.category == "fact_recall") & (df.group == "attn.q@0")].value.mean())
+        pytest.approx(df[(df.category == "fact_recall") & (df.scope == "attn.q@0")].value.mean())
     with pytest.raises(ValueError, match="no rows for metric 'em'"):
         sensitivity_table(df, "em")
     with pytest.raises(ValueError, match="no tasks of category 'lm'"):
         sensitivity_table(df, "logprob", "lm")
-    two = pd.concat([df, df.assign(sparsity=0.9)])
+    two = pd.concat([df, df.assign(target_sparsity=0.9)])
     with pytest.raises(ValueError, match="several sparsities"):
         sensitivity_table(two, "logprob")
     assert sensitivity_table(two, "logprob", "icl", sparsity=0.9).shape == (2, 7)
@@ -212,3 +216,29 @@ def test_bad_inputs_fail_before_anything_runs(llama, suite):
     finally:
         restore(llama)
     assert weights_hash(llama) == before
+
+
+def test_maps_and_sweep_results_concatenate(llama, suite):
+    """Map rows carry the sweep's columns under the same names: a sweep table and a map
+    concatenate into one table the results schema accepts."""
+    sweep = validate_results(frame(curve(0.8, {0.5: 0.6, 0.9: 0.1}, task="facts"),
+                                   curve(0.5, {0.5: 0.5}, task="copy", kind="open_book")))
+    maps = validate_maps(sensitivity_map(llama, suite, sparsities=(0.5,), layers=[1],
+                                         method="magnitude", **FAST))
+    assert list(maps.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    both = pd.concat([sweep, maps], ignore_index=True)
+    assert list(both.columns) == list(MAP_COLUMNS)  # the schema's columns, then the map's
+    checked = validate_results(both)
+    assert len(checked) == len(sweep) + len(maps)
+    assert checked["analysis"].isna().sum() == len(sweep)
+    # the same concepts line up: at 50% sparsity both sources give drops from their dense
+    half = checked[(checked["target_sparsity"] == 0.5)
+                   & checked["metric"].isin(["em", "logprob"]) & (checked["baseline"] != 0)]
+    assert set(half["scope"]) >= {"all", "attn.q@1"}
+    assert np.allclose(half["relative_drop"], (half["baseline"] - half["value"])
+                       / half["baseline"].abs())
+    assert (maps["remaining_params"] == maps["model_params"] - maps["params_removed"]).all()
+    with pytest.raises(SchemaError, match=r"map table has bad values: method \['prune'\]"):
+        validate_maps(maps.assign(method="prune"))
+    with pytest.raises(SchemaError, match=r"missing column\(s\) \['unit'\]"):
+        validate_maps(maps.drop(columns="unit"))

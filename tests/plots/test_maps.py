@@ -55,8 +55,8 @@ def rows(analysis: str, groups: list[dict], method: str = "magnitude",
                 out.append({
                     "model": "m", "analysis": analysis, "method": method, "seed": 0,
                     "first_layer": g["layer"], "last_layer": g["layer"], "direction": "",
-                    "unit": "weights", "head": pd.NA, "unit_label": g["group"],
-                    "achieved_sparsity": g["sparsity"], "params_removed": 100,
+                    "unit": "weights", "head": pd.NA, "unit_label": g["scope"],
+                    "achieved_sparsity": g["target_sparsity"], "params_removed": 100,
                     "group_params": 200, "model_params": 1000, "task": task, "kind": kind,
                     "category": category, "metric": metric, "value": 0.8 * (1 - rel), "n": 50,
                     "baseline": 0.8, "drop": 0.8 * rel, "relative_drop": rel,
@@ -70,8 +70,8 @@ def sensitivity_frame() -> pd.DataFrame:
         for layer in (0, 1):
             for fam, comps in COMPONENTS.items():
                 for c in comps:
-                    groups.append({"group": f"{fam}.{c}@{layer}", "layer": layer, "family": fam,
-                                   "component": c, "sparsity": s,
+                    groups.append({"scope": f"{fam}.{c}@{layer}", "layer": layer, "family": fam,
+                                   "component": c, "target_sparsity": s,
                                    "drop": lambda t, layer=layer, fam=fam, s=s: drop(
                                        t, layer, fam, s / 0.5)})
     return rows("sensitivity", groups)
@@ -101,8 +101,8 @@ def test_sensitivity_map_figure():
     # the table of the same frame holds the same numbers
     table = sensitivity_table(df, "em", "fact_recall", sparsity=0.5)
     assert table.loc[1, "out"] == pytest.approx(cell.relative_drop)
-    fam = rows("sensitivity", [{"group": f"{f}@{lay}", "layer": lay, "family": f,
-                                "component": "all", "sparsity": 0.5,
+    fam = rows("sensitivity", [{"scope": f"{f}@{lay}", "layer": lay, "family": f,
+                                "component": "all", "target_sparsity": 0.5,
                                 "drop": lambda t, lay=lay, f=f: drop(t, lay, f)}
                                for lay in (0, 1) for f in ("attn", "mlp")])
     fspec = chart_spec(fig_sensitivity_map(fam))
@@ -115,8 +115,8 @@ def test_cumulative_figure():
     for direction in ("bottom_up", "top_down"):
         for k in range(3):
             first, last = (0, k) if direction == "bottom_up" else (k, 2)
-            df = rows("cumulative", [{"group": f"mlp@{first}-{last}", "layer": k,
-                                      "family": "mlp", "component": "all", "sparsity": 0.5,
+            df = rows("cumulative", [{"scope": f"mlp@{first}-{last}", "layer": k,
+                                      "family": "mlp", "component": "all", "target_sparsity": 0.5,
                                       "drop": lambda t, n=last - first + 1, top=last: (
                                           0.1 * n * (1 + top) if t == "facts" else 0.02 * n)}])
             parts.append(df.assign(direction=direction, first_layer=first, last_layer=last))
@@ -139,8 +139,8 @@ def test_head_and_neuron_ablation_figures():
     heads = []
     for mode in ("zero", "mean"):
         df = rows("head_ablation", [
-            {"group": f"attn.o@{lay}[head={h}]", "layer": lay, "family": "attn",
-             "component": "o", "sparsity": 0.25, "unit": "head", "head": h,
+            {"scope": f"attn.o@{lay}[head={h}]", "layer": lay, "family": "attn",
+             "component": "o", "target_sparsity": 0.25, "unit": "head", "head": h,
              "unit_label": f"head {h}",
              "drop": lambda t, lay=lay, h=h, m=mode: (0.9 if (lay, h) == (1, 2) and t != "facts"
                                                       else 0.05) * (0.5 if m == "mean" else 1)}
@@ -156,8 +156,8 @@ def test_head_and_neuron_ablation_figures():
     assert spec["spec"]["layer"][0]["encoding"]["x"]["sort"] == [0, 1, 2, 3]
     assert spec["facet"]["row"]["field"] == "mode"
     neurons = rows("neuron_ablation", [
-        {"group": f"mlp.out@{lay}[lowest_norm={f:g}]", "layer": lay, "family": "mlp",
-         "component": "out", "sparsity": f, "unit": "neurons",
+        {"scope": f"mlp.out@{lay}[lowest_norm={f:g}]", "layer": lay, "family": "mlp",
+         "component": "out", "target_sparsity": f, "unit": "neurons",
          "unit_label": f"lowest-norm {f:.0%}", "drop": lambda t, f=f: f * f}
         for lay in (0, 1) for f in (0.5, 0.1, 0.25)], method="zero")
     nspec = chart_spec(fig_neuron_ablation(neurons))
@@ -165,8 +165,8 @@ def test_head_and_neuron_ablation_figures():
     enc = nspec["spec"]["layer"][0]["encoding"]["x"]
     assert enc["sort"] == ["10%", "25%", "50%"] and enc["title"] == "lowest-norm neurons ablated"
     chunks = rows("neuron_ablation", [
-        {"group": f"mlp.out@0[chunk={i}/2]", "layer": 0, "family": "mlp", "component": "out",
-         "sparsity": 0.5, "unit": "neurons", "unit_label": f"chunk {i}/2",
+        {"scope": f"mlp.out@0[chunk={i}/2]", "layer": 0, "family": "mlp", "component": "out",
+         "target_sparsity": 0.5, "unit": "neurons", "unit_label": f"chunk {i}/2",
          "drop": lambda t, i=i: 0.1 * i} for i in (1, 0)])
     cspec = chart_spec(fig_neuron_ablation(chunks))
     assert cspec["spec"]["layer"][0]["encoding"]["x"]["sort"] == ["0", "1"]

@@ -263,7 +263,7 @@ def test_real_evaluation_rows_instances_and_bootstrap(tiny_dirs, tmp_path):
 
     from lenskit.models import load_model, model_info, pruned
     from lenskit.study import RunStore, SweepConfig, instances_from_eval
-    from lenskit.study.thresholds import _aggregate
+    from lenskit.study.schema import aggregate
     from lenskit.tasks import default_suite, evaluate_suite
 
     torch.set_num_threads(1)
@@ -297,7 +297,7 @@ def test_real_evaluation_rows_instances_and_bootstrap(tiny_dirs, tmp_path):
             # every aggregate of the suite is the (weighted) mean of our instance values
             for _, s in summary.iterrows():
                 sub = inst[(inst.task == s.task) & (inst.metric == s.metric)]
-                agg = _aggregate(sub["value"].to_numpy(), sub["weight"].to_numpy(), s.metric)
+                agg = aggregate(sub["value"].to_numpy(), sub["weight"].to_numpy(), s.metric)
                 assert agg == pytest.approx(s.value, rel=1e-9, abs=1e-12), (s.task, s.metric)
             store.write_cell(cell.cell_id, rows, instances=inst)
     results = RunStore(tmp_path / "run").results()

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from statsmodels.stats.proportion import proportion_confint
 
 from lenskit.models import model_info
 from lenskit.synthetic.world import WorldConfig
@@ -195,3 +196,34 @@ def test_bad_evaluation_inputs_are_clear_errors(organism_model, small_tasks, tin
     foreign = perplexity_task("The capital of Brirul is red .", gpt2_tok, window=8)
     with pytest.raises(ValueError, match="another tokenizer"):
         evaluate(organism_model, foreign)
+
+
+def _qa_rows(task: str, correct: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """Per-instance rows of a closed-book task with the given exact-match scores."""
+    rng = np.random.default_rng(seed)
+    n = len(correct)
+    return pd.DataFrame({
+        "task": task, "kind": "closed_book", "category": "fact_recall",
+        "instance_id": np.arange(n), "prompt_tokens": 8, "prediction": "x", "gold": "x",
+        "correct": correct.astype(bool), "logprob": rng.normal(-2.0, 1.0, n),
+        "scored_tokens": 2, "gold_rank": rng.integers(1, 5, n),
+        "first_token_correct": correct.astype(bool), "memorised": np.nan,
+        "generated_tokens": 2, "stopped": True})[list(ROW_COLUMNS)]
+
+
+def test_summary_proportions_have_wilson_intervals_never_degenerate():
+    rows = pd.concat([_qa_rows("perfect", np.ones(300)),
+                      _qa_rows("half", np.arange(300) % 2 == 0, seed=1)], ignore_index=True)
+    s = EvalResult(rows=rows, n_bootstrap=200).summary().set_index(["task", "metric"])
+    perfect = s.loc[("perfect", "em")]
+    assert perfect["value"] == 1.0
+    # 300 of 300 correct: not the degenerate [1, 1] a bootstrap gives
+    assert perfect["ci_high"] == 1.0 and perfect["ci_low"] == pytest.approx(0.98735, abs=1e-4)
+    for metric in ("em", "first_token_acc"):
+        half = s.loc[("half", metric)]
+        assert (half["ci_low"], half["ci_high"]) == pytest.approx(
+            proportion_confint(150, 300, alpha=0.05, method="wilson"), abs=1e-12)
+    # continuous metrics keep the bootstrap interval
+    lp = s.loc[("perfect", "logprob")]
+    assert lp["ci_low"] < lp["value"] < lp["ci_high"]
+    assert EvalResult(rows=rows).summary(n_bootstrap=0)["ci_low"].isna().all()

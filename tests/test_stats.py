@@ -1,0 +1,236 @@
+"""lenskit.stats against scipy/statsmodels computed directly, and on simulated data with
+known truth (fixed seeds): interval coverage, pairing, edge cases with clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import statsmodels.api as sm
+from statsmodels.stats.proportion import proportion_confint
+
+from lenskit.stats import (
+    bootstrap_means,
+    cluster_bootstrap,
+    correlation,
+    fisher_z_interval,
+    ols,
+    paired_bootstrap_drop,
+    percentile_interval,
+    proportion_interval,
+    weighted_mean,
+)
+
+
+def _rel_drop(value, base):
+    return (base - value) / np.abs(base)
+
+
+# ---------------------------------------------------------------- proportions
+
+
+def test_proportion_intervals_match_statsmodels_and_never_collapse():
+    for method in ("wilson", "beta"):
+        for k, n in ((0, 10), (3, 10), (150, 300), (300, 300)):
+            lo, hi = proportion_interval(k, n, 0.95, method)
+            want = proportion_confint(k, n, alpha=0.05, method=method)
+            assert (lo, hi) == pytest.approx(want, abs=1e-12)
+            assert 0.0 <= lo < hi <= 1.0
+    lo, hi = proportion_interval(300, 300)
+    assert hi == 1.0 and lo == pytest.approx(0.98735, abs=1e-4)  # not [1, 1]
+    # n = 1: still a proper interval
+    lo, hi = proportion_interval(1, 1)
+    assert 0.0 < lo < hi == 1.0
+
+
+def test_wilson_coverage_on_simulated_proportions():
+    rng = np.random.default_rng(0)
+    p, n, reps = 0.9, 60, 2000
+    hits = 0
+    for k in rng.binomial(n, p, size=reps):
+        lo, hi = proportion_interval(int(k), n)
+        hits += lo <= p <= hi
+    assert 0.92 <= hits / reps <= 0.98
+
+
+def test_proportion_bad_inputs():
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
+        proportion_interval(0, 0)
+    with pytest.raises(ValueError, match=r"successes must be in \[0, n\] = \[0, 5\], got 6"):
+        proportion_interval(6, 5)
+    with pytest.raises(ValueError, match="unknown proportion interval 'agresti'"):
+        proportion_interval(1, 5, method="agresti")
+    with pytest.raises(ValueError, match=r"ci must be in \(0, 1\), got 1.5"):
+        proportion_interval(1, 5, ci=1.5)
+
+
+# ---------------------------------------------------------------- OLS
+
+
+def test_ols_matches_statsmodels_and_t_quantiles():
+    rng = np.random.default_rng(1)
+    n = 40
+    x = np.column_stack([np.ones(n), rng.uniform(0, 1, n), rng.normal(size=n)])
+    y = x @ np.array([0.5, 2.0, -1.0]) + rng.normal(0, 0.3, n)
+    fit = ols(x, y)
+    ref = sm.OLS(y, x).fit()
+    np.testing.assert_allclose(fit.coef, ref.params, rtol=1e-10)
+    np.testing.assert_allclose(fit.se, ref.bse, rtol=1e-10)
+    assert fit.r2 == pytest.approx(ref.rsquared, rel=1e-10)
+    assert fit.dof == n - 3
+    lo, hi = fit.interval(0.9)
+    np.testing.assert_allclose(np.column_stack([lo, hi]), ref.conf_int(alpha=0.1), rtol=1e-10)
+    # the t quantile the interval uses is scipy's
+    q = (hi - fit.coef) / fit.se
+    np.testing.assert_allclose(q, scipy.stats.t.ppf(0.95, n - 3), rtol=1e-10)
+
+
+def test_ols_coverage_on_simulated_data():
+    rng = np.random.default_rng(2)
+    n, reps, slope = 25, 600, 1.5
+    hits = 0
+    for _ in range(reps):
+        x = np.column_stack([np.ones(n), rng.uniform(0, 1, n)])
+        y = 0.2 + slope * x[:, 1] + rng.normal(0, 0.5, n)
+        lo, hi = ols(x, y).interval(0.95)
+        hits += lo[1] <= slope <= hi[1]
+    assert 0.92 <= hits / reps <= 0.98
+
+
+def test_ols_edge_cases():
+    with pytest.raises(ValueError, match="0 observations cannot determine 1"):
+        ols(np.zeros((0, 1)), np.zeros(0))
+    with pytest.raises(ValueError, match="1 observations cannot determine 2"):
+        ols(np.ones((1, 2)), np.ones(1))
+    with pytest.raises(ValueError, match=r"rank 1 < 2 columns: \['a', 'b'\]"):
+        ols(np.ones((5, 2)), np.arange(5.0), names=["a", "b"])
+    with pytest.raises(ValueError, match="must be finite"):
+        ols(np.array([[1.0], [np.nan]]), np.ones(2))
+    exact = ols(np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([1.0, 3.0]))
+    np.testing.assert_allclose(exact.coef, [1.0, 2.0])
+    assert exact.dof == 0 and np.isnan(exact.interval()[0]).all()
+
+
+def test_cluster_bootstrap_is_wider_with_shared_cluster_noise():
+    rng = np.random.default_rng(3)
+    cells, per = 30, 4
+    clusters = np.repeat(np.arange(cells), per)
+    s = np.repeat(rng.uniform(0, 1, cells), per)
+    y = 1.0 * s + np.repeat(rng.normal(0, 0.3, cells), per) + rng.normal(0, 0.05, cells * per)
+    x = np.column_stack([np.ones_like(s), s])
+    by_cell = cluster_bootstrap(x, y, clusters, 400, seed=0)
+    by_row = cluster_bootstrap(x, y, np.arange(len(y)), 400, seed=0)
+    assert by_cell.shape == (400, 2)
+    # rows of one cell share their noise: resampling rows understates the uncertainty
+    assert by_cell[:, 1].std() > 1.3 * by_row[:, 1].std()
+    assert np.array_equal(by_cell, cluster_bootstrap(x, y, clusters, 400, seed=0))
+    assert cluster_bootstrap(x, y, clusters, 0).shape == (0, 2)
+    with pytest.raises(ValueError, match="at least one observation"):
+        cluster_bootstrap(np.zeros((0, 2)), np.zeros(0), np.zeros(0), 10)
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def test_weighted_mean_and_its_errors():
+    assert weighted_mean([1.0, 3.0], [3.0, 1.0]) == pytest.approx(1.5)
+    assert weighted_mean([0.0, np.log(4.0)], exp=True) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        weighted_mean([])
+    with pytest.raises(ValueError, match="sum to more than zero"):
+        weighted_mean([1.0], [0.0])
+
+
+def test_bootstrap_means_match_resampling_by_hand():
+    values = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    w = np.array([1.0, 2.0, 1.0, 1.0])
+    got = bootstrap_means(values, w, 50, seed=7)
+    rng = np.random.default_rng(7)
+    counts = rng.multinomial(4, np.full(4, 0.25), size=50) * w
+    want = counts @ values.T / counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(got, want)
+    # the bootstrap of the mean has the spread of the standard error
+    rng = np.random.default_rng(8)
+    sample = rng.normal(size=400)
+    boot = bootstrap_means(sample, None, 4000, seed=1)[:, 0]
+    assert boot.std() == pytest.approx(sample.std() / np.sqrt(400), rel=0.08)
+
+
+def test_paired_bootstrap_drop_cancels_shared_instances():
+    # the modified model answers exactly like the dense one: every paired drop is 0
+    dense = np.array([1.0, 0.0] * 20)
+    drops = paired_bootstrap_drop(dense, dense, None, _rel_drop, 500, seed=0)
+    assert drops.shape == (500, 1) and (drops == 0).all()
+    # one more wrong answer: the drop is (draws of that instance) / (dense correct draws)
+    pruned = dense.copy()
+    pruned[0] = 0.0
+    drops = paired_bootstrap_drop(dense, np.stack([dense, pruned]), None, _rel_drop, 500,
+                                  seed=0)
+    assert (drops[:, 0] == 0).all() and (drops[:, 1] >= 0).all() and drops[:, 1].max() > 0
+    with pytest.raises(ValueError, match="same instances"):
+        paired_bootstrap_drop(dense, dense[:5], None, _rel_drop, 10)
+    with pytest.raises(ValueError, match="at least one instance, got 0"):
+        bootstrap_means(np.zeros((1, 0)), None, 10)
+    with pytest.raises(ValueError, match="n_boot must be an int >= 1, got 0"):
+        bootstrap_means(dense, None, 0)
+
+
+def test_percentile_interval_coverage_of_a_mean():
+    rng = np.random.default_rng(4)
+    hits, reps = 0, 200
+    for r in range(reps):
+        sample = rng.exponential(1.0, size=80)
+        lo, hi = percentile_interval(bootstrap_means(sample, None, 400, seed=r)[:, 0])
+        hits += lo <= 1.0 <= hi
+    assert 0.85 <= hits / reps <= 0.99
+    lo, hi = percentile_interval(np.array([1.0, 2.0, 3.0, 4.0]), 0.5, method="inverted_cdf")
+    assert (lo, hi) == (1.0, 3.0)
+    assert np.isnan(percentile_interval(np.array([np.nan, np.nan]))[0])
+
+
+# ---------------------------------------------------------------- correlation
+
+
+def test_correlation_matches_scipy_with_fisher_interval():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=50)
+    y = 0.6 * x + rng.normal(0, 0.8, 50)
+    for method, fn in (("pearson", scipy.stats.pearsonr), ("spearman", scipy.stats.spearmanr)):
+        c = correlation(x, y, method)
+        ref = fn(x, y)
+        assert c.r == pytest.approx(ref.statistic, rel=1e-12)
+        assert c.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+        assert c.ci_low < c.r < c.ci_high and c.n == 50
+    c = correlation(x, y, "pearson")
+    z, se = np.arctanh(c.r), 1 / np.sqrt(47)
+    assert (c.ci_low, c.ci_high) == pytest.approx(
+        (np.tanh(z - 1.959963985 * se), np.tanh(z + 1.959963985 * se)), rel=1e-8)
+    # scipy >= 1.11 gives the same Fisher interval for Pearson
+    ci = scipy.stats.pearsonr(x, y).confidence_interval(0.95)
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-8)
+
+
+def test_correlation_coverage_on_simulated_data():
+    rng = np.random.default_rng(6)
+    rho, n, reps = 0.5, 40, 600
+    cov = [[1, rho], [rho, 1]]
+    hits = 0
+    for _ in range(reps):
+        xy = rng.multivariate_normal([0, 0], cov, size=n)
+        c = correlation(xy[:, 0], xy[:, 1])
+        hits += c.ci_low <= rho <= c.ci_high
+    assert 0.92 <= hits / reps <= 0.98
+
+
+def test_correlation_edge_cases():
+    with pytest.raises(ValueError, match="at least 3 pairs, got 2"):
+        correlation([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="constant"):
+        correlation([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="unknown correlation 'kendall'"):
+        correlation([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], "kendall")
+    three = correlation([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])
+    assert np.isnan(three.ci_low)  # Fisher z needs n >= 4
+    assert fisher_z_interval(1.0, 10) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="n must be an int >= 4, got 3"):
+        fisher_z_interval(0.5, 3)
