@@ -57,6 +57,7 @@ from lenskit.tasks.registry import (
     parse_spec,
     parse_specs,
 )
+from lenskit.tasks.select import format_template_report, template_report
 from lenskit.tasks.suites import (
     countries_suite,
     default_suite,
@@ -100,6 +101,7 @@ __all__ = [
     "evaluate_suite",
     "exact_match",
     "find_answer_span",
+    "format_template_report",
     "function_spec_name",
     "function_task",
     "gazetteer_text",
@@ -118,6 +120,7 @@ __all__ = [
     "sample_function_instances",
     "split_demos",
     "study_function_specs",
+    "template_report",
     "templated_task",
     "token_span",
     "with_passages",

@@ -215,11 +215,16 @@ def build_task(spec: str | Mapping[str, Any], model=None) -> TaskSet:
 
 
 def build_suite(specs: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]],
-                model=None) -> dict[str, TaskSet]:
+                model=None, seed: int | None = None) -> dict[str, TaskSet]:
     """Task sets by name from specs (see :func:`parse_specs`); every spec is checked
     before any task is built. ``model`` (a loaded bridge) gives perplexity tasks their
-    tokenizer and window limit."""
+    tokenizer and window limit; ``seed`` (e.g. a sweep's seed) is the ``seed`` of every
+    task whose spec sets none."""
     parsed = parse_specs(specs)
+    if seed is not None:
+        parsed = [(name, values if "seed" in values or not any(
+            p.name == "seed" for p in _task(name).params) else {**values, "seed": seed})
+            for name, values in parsed]
     for name, values in parsed:  # fail on bad values before loading any data
         _task(name).resolve({k: v for k, v in values.items() if k != "as"})
     out: dict[str, TaskSet] = {}

@@ -84,6 +84,8 @@ def format_template_report(report: pd.DataFrame) -> str:
              "|---|---|---|---|---|---|---|"]
     for task, frame in report.groupby("task", sort=False):
         best = frame["em"].max()
+        if frame["em"].nunique() < 2:  # a tie everywhere: nothing to choose
+            best = None
         for r in frame.itertuples():
             em = "-" if pd.isna(r.em) else f"{r.em:.3f}"
             if not pd.isna(r.em) and r.em == best:

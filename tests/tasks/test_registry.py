@@ -201,3 +201,35 @@ def test_cli_lists_tasks(capsys):
                  "countries_region_overriding"):
         assert f"\n{name}  [" in "\n" + out
     assert "shots=3" in out and "part=eval" in out
+
+
+def test_passage_length_and_distractors_keep_the_answer_span():
+    from lenskit.tasks import with_passages
+    from lenskit.tasks.items import QAItem
+
+    filler = " ".join(f"word{k}" for k in range(200))
+    items = [QAItem(f"q{k}?", (f"Ans{k}",), context=f"{filler} The answer is Ans{k}. {filler}",
+                    id=f"i{k}") for k in range(5)]
+    cut = with_passages(items, passage_chars=80)
+    for it in cut:
+        assert len(it.context) <= 80
+        s, e = it.answer_span()
+        assert it.context[s:e] == it.answers[0]
+        assert not it.context.startswith(" ") and "word" in it.context
+    mixed = with_passages(cut, distractors=2, seed=1)
+    for it, orig in zip(mixed, cut, strict=True):
+        s, e = it.context_answer_span
+        assert it.context[s:e] == it.answers[0]
+        assert len(it.context) > 2 * len(orig.context)
+    assert with_passages(items) == items  # default: the gold passage as it is
+    with pytest.raises(ValueError, match="distractors"):
+        with_passages(items, distractors=-1)
+
+
+def test_build_suite_seed_is_the_default_of_every_spec():
+    a = build_suite(["fn_linear:n=4", "fn_mlp:n=4,seed=5"], seed=3)
+    b = build_suite(["fn_linear:n=4,seed=3", "fn_mlp:n=4,seed=5"])
+    for name in a:
+        assert a[name].seed == b[name].seed
+        assert [i.prompt for i in a[name]] == [i.prompt for i in b[name]]
+    assert a["fn_linear_d4_n32_k2"].seed == 3 and a["fn_mlp_d4_n32_k2"].seed == 5
