@@ -66,7 +66,8 @@ def _worded(items: Sequence[QAItem], template: str | QAFormat) -> list[QAItem]:
 def split_demos(items: Sequence[QAItem], n_demos: int, seed: int = 0
                 ) -> tuple[list[QAItem], list[QAItem]]:
     """``(demos, rest)``: ``n_demos`` items drawn (seeded) as demonstrations and the others,
-    without any item asking a demo's question (a disjoint split)."""
+    without any item asking a demo's question or about a demo's entity (``meta["country"]``
+    of the country facts): a disjoint split."""
     if not isinstance(n_demos, (int, np.integer)) or n_demos < 0:
         raise ValueError(f"shots must be an int >= 0, got {n_demos!r}")
     if n_demos >= len(items):
@@ -174,8 +175,9 @@ def templated_task(
                  if it.question not in taken and it.meta.get("country") not in taken]
     if not evaluated:
         raise ValueError("no item left to evaluate once the demonstrations are split off")
+    n_requested = n
     if n is not None and n > len(evaluated):
-        n = len(evaluated)
+        n = len(evaluated)  # fewer items than asked: all of them (recorded in the config)
     source = items.source if isinstance(items, QAItems) else None
     split = items.split if isinstance(items, QAItems) else None
     held = QAItems(name=getattr(items, "name", kind), items=tuple(evaluated),
@@ -184,5 +186,5 @@ def templated_task(
     task = qa_task(kind, held, fmt, n=n, seed=seed, name=name, demos=demos)
     config = {**task.config, "template": template if isinstance(template, str) else "custom",
               "stop": list(stop), "fold_accents": bool(fold_accents),
-              "counterfactual_demos": bool(counterfactual_demos)}
+              "counterfactual_demos": bool(counterfactual_demos), "n_requested": n_requested}
     return replace(task, config=config)

@@ -77,3 +77,17 @@ def test_template_report_on_the_select_part(tiny_dirs):
         template_report(model, "fn_linear", ["qa"])
     with pytest.raises(ValueError, match="unknown template"):
         template_report(model, "countries_capital_closed_book", ["chat"])
+
+
+def test_cli_templates_prints_the_report(tiny_dirs, capsys):
+    from lenskit.cli import main
+
+    code = main(["templates", "--model", str(tiny_dirs["gpt2"]), "--task",
+                 "countries_region_closed_book:n=4,shots=1", "--templates", "qa",
+                 "question_answer", "--threads", "1"])
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| task | template |")
+    assert [line.split(" | ")[1] for line in out[2:]] == ["qa", "question_answer"]
+    assert main(["templates", "--model", str(tiny_dirs["gpt2"]), "--task", "fn_tree",
+                 "--threads", "1"]) == 2  # not a QA task: a clear error, exit status 2
