@@ -192,6 +192,24 @@ def _cmd_organism_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from lenskit.tasks import describe_tasks
+
+    print(describe_tasks())
+    return 0
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from lenskit.models import load_model
+    from lenskit.tasks.select import format_template_report, template_report
+
+    _set_threads(args)
+    model = load_model(args.model)
+    print(format_template_report(template_report(model, args.task, args.templates,
+                                                 batch_size=args.batch_size)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lenskit",
@@ -244,6 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scope", default="all",
                    help="selection: all, attn, mlp, attn.q,k, mlp@0-3 ... (default: all)")
     s.set_defaults(func=_cmd_sites)
+
+    tk = sub.add_parser("tasks", help="list the named tasks and their parameters")
+    tk.set_defaults(func=_cmd_tasks)
+
+    tp = sub.add_parser("templates", help="dense accuracy per prompt template on held-out items",
+                        description="Evaluate the unpruned model on the 'select' part of each "
+                                    "QA task once per template, to choose a template before "
+                                    "a sweep (which evaluates the 'eval' part).")
+    tp.add_argument("--model", required=True, help="hub name, local HF directory or 'organism'")
+    tp.add_argument("--task", action="append", required=True,
+                    help="task spec, e.g. countries_capital_closed_book:n=50 (repeatable)")
+    tp.add_argument("--templates", nargs="+", default=["qa", "question_answer", "cloze"])
+    tp.add_argument("--batch-size", type=int, default=32)
+    tp.add_argument("--threads", default="auto",
+                    help="torch threads: N, or auto = the cores not busy at start (default: auto)")
+    tp.set_defaults(func=_cmd_templates)
 
     org = sub.add_parser("organism", help="the small model trained here on a synthetic world")
     osub = org.add_subparsers(dest="organism_command", required=True)

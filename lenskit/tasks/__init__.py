@@ -13,6 +13,7 @@ from lenskit.synthetic.functions import (
     FunctionSpec,
     sample_function_instances,
 )
+from lenskit.tasks import catalog as _catalog  # noqa: F401  (registers the named tasks)
 from lenskit.tasks.builders import (
     closed_book_task,
     function_spec_name,
@@ -48,12 +49,22 @@ from lenskit.tasks.loaders import (
     load_webquestions,
 )
 from lenskit.tasks.normalize import exact_match, normalize_answer
+from lenskit.tasks.registry import (
+    TASKS,
+    build_suite,
+    build_task,
+    describe_tasks,
+    parse_spec,
+    parse_specs,
+)
+from lenskit.tasks.select import format_template_report, template_report
 from lenskit.tasks.suites import (
     countries_suite,
     default_suite,
     organism_suite,
     study_function_specs,
 )
+from lenskit.tasks.templates import TEMPLATES, split_demos, templated_task, with_passages
 
 __all__ = [
     "BACKENDS",
@@ -63,7 +74,9 @@ __all__ = [
     "FUNCTION_KINDS",
     "KIND_CATEGORY",
     "ROW_COLUMNS",
+    "TASKS",
     "TASK_KINDS",
+    "TEMPLATES",
     "CountryFact",
     "DatasetUnavailableError",
     "EvalResult",
@@ -75,16 +88,20 @@ __all__ = [
     "TaskInstance",
     "TaskSet",
     "TextWindow",
+    "build_suite",
+    "build_task",
     "closed_book_task",
     "countries_suite",
     "country_facts",
     "country_items",
     "default_suite",
+    "describe_tasks",
     "encode_prompts",
     "evaluate",
     "evaluate_suite",
     "exact_match",
     "find_answer_span",
+    "format_template_report",
     "function_spec_name",
     "function_task",
     "gazetteer_text",
@@ -96,9 +113,15 @@ __all__ = [
     "open_book_task",
     "organism_suite",
     "overriding_task",
+    "parse_spec",
+    "parse_specs",
     "perplexity_task",
     "qa_task",
     "sample_function_instances",
+    "split_demos",
     "study_function_specs",
+    "template_report",
+    "templated_task",
     "token_span",
+    "with_passages",
 ]

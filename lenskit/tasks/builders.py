@@ -3,7 +3,8 @@
 Few-shot examples are drawn per instance (seeded) from the task's own items (or from
 ``shot_pool``), never the query itself nor an item asking the same question; an example
 carries its passage when the task has passages, so an overriding task's examples are
-themselves counterfactual (they demonstrate that the passage decides).
+themselves counterfactual (they demonstrate that the passage decides). With ``demos`` the
+same fixed demonstrations precede every query instead (see :mod:`lenskit.tasks.templates`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def qa_task(
     source: str | None = None,
     split: str | None = None,
     shot_pool: Sequence[QAItem] | None = None,
+    demos: Sequence[QAItem] | None = None,
 ) -> TaskSet:
     """A closed-book, open-book or overriding task set from ``items``.
 
@@ -69,6 +71,8 @@ def qa_task(
         name: the task's name (default: ``kind``).
         source, split: override the provenance taken from ``items``.
         shot_pool: where examples come from (default: ``items``).
+        demos: fixed demonstrations shown, in order, before every query (``shots`` is then
+            their number); they carry their passage when the task has passages.
     """
     if kind not in ("closed_book", "open_book", "overriding"):
         raise ValueError(
@@ -83,6 +87,13 @@ def qa_task(
     if not isinstance(shots, (int, np.integer)) or shots < 0:
         raise ValueError(f"shots must be an int >= 0, got {shots!r}")
     use_context = kind != "closed_book"
+    if demos is not None:
+        demos = list(demos)
+        if shots not in (0, len(demos)):
+            raise ValueError(f"shots={shots} but {len(demos)} fixed demos were given")
+        shots = len(demos)
+        if use_context and any(not d.context for d in demos):
+            raise ValueError(f"{kind} demonstrations need passages; some have none")
     for it in items:
         if not isinstance(it, QAItem):
             raise ValueError(f"items must be QAItem objects, got a {type(it).__name__}")
@@ -93,10 +104,12 @@ def qa_task(
             raise ValueError(f"overriding needs a memorised_answer for every item; item "
                              f"{it.id or it.question!r} has none")
     pool = list(shot_pool) if shot_pool is not None else list(items)
-    if shots and use_context and any(not p.context for p in pool):
+    if demos is not None:
+        pool = demos
+    elif shots and use_context and any(not p.context for p in pool):
         raise ValueError(f"{kind} few-shot examples need passages; the shot pool has items "
                          "without one")
-    if shots > len(pool) - (0 if shot_pool is not None else 1):
+    if demos is None and shots > len(pool) - (0 if shot_pool is not None else 1):
         raise ValueError(f"shots={shots} needs more items in the shot pool (has {len(pool)})")
     rng = np.random.default_rng(seed)
     chosen = _draw(items, n, rng)
@@ -105,7 +118,8 @@ def qa_task(
     instances = []
     for idx in chosen:
         it = items[idx]
-        ex = _pick_shots(pool, it, shots, rng) if shots else []
+        ex = demos if demos is not None else (_pick_shots(pool, it, shots, rng) if shots
+                                              else [])
         examples = [(p.question, p.context if use_context else None, p.answers[0]) for p in ex]
         context = it.context if use_context else None
         prompt = fmt.prompt(it.question, context, examples)
@@ -137,6 +151,7 @@ def qa_task(
         "format": asdict(fmt),
         "shots": int(shots),
         "n_items": len(items),
+        **({"demo_ids": [d.id for d in demos]} if demos is not None else {}),
         **({"items": dict(items.config)} if isinstance(items, QAItems) else {}),
     }
     return TaskSet(name=name, kind=kind, instances=tuple(instances), source=prov_source,

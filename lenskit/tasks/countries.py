@@ -73,6 +73,11 @@ class CountryFact:
     def statement(self, value: str | None = None) -> str:
         return _STATEMENTS[self.attribute].format(c=self.country, v=value or self.value)
 
+    @property
+    def cloze(self) -> str:
+        """The statement up to its value: ``"The capital of France is"``."""
+        return self.statement()[: self.value_offset()].rstrip()
+
     def value_offset(self) -> int:
         """Where the value starts inside :meth:`statement`."""
         return len(_STATEMENTS[self.attribute].split("{v}")[0].format(c=self.country))
@@ -137,7 +142,7 @@ def country_items(
     attribute: str = "capital",
     kind: str = "closed_book",
     seed: int = 0,
-    n_distractors: int = 3,
+    n_distractors: int = 0,
 ) -> QAItems:
     """Items for one attribute: plain questions, or with passages for open-book/overriding.
 
@@ -146,7 +151,10 @@ def country_items(
         kind: ``"closed_book"`` (no passage), ``"open_book"`` (the true fact among
             ``n_distractors`` true facts about other countries, random attributes, shuffled)
             or ``"overriding"`` (the same, but the queried fact states another country's
-            value; ``memorised_answer`` is the true value).
+            value; ``memorised_answer`` is the true value). Each item's ``meta["cloze"]``
+            is the statement up to the value (for the ``cloze`` template).
+        n_distractors: true sentences about other countries around the queried one
+            (default 0: the passage is the gold sentence alone, the study's setting).
         seed: seeds distractors, sentence order and counterfactual values.
     """
     if kind not in ("closed_book", "open_book", "overriding"):
@@ -159,7 +167,8 @@ def country_items(
                                  ("closed_book", "open_book", "overriding").index(kind)])
     items = []
     for fact in facts:
-        meta = {"country": fact.country, "attribute": attribute, "iso2": fact.iso2}
+        meta = {"country": fact.country, "attribute": attribute, "iso2": fact.iso2,
+                "cloze": fact.cloze}
         if kind == "closed_book":
             items.append(QAItem(fact.question, fact.answers, id=f"{attribute}-{fact.iso2}",
                                 meta=meta))

@@ -39,7 +39,7 @@ _AFFIXES: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], tuple[int, ...]]
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = (
     weakref.WeakKeyDictionary()
 )
-_STOP_MASKS: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], torch.Tensor]] = (
+_STOP_MASKS: weakref.WeakKeyDictionary[Any, dict[tuple, torch.Tensor]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -186,19 +186,21 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return fp
 
 
-def stop_token_mask(tokenizer, vocab_size: int) -> torch.Tensor:
-    """``[vocab_size]`` bool: tokens that end a greedy answer (contain a newline, or EOS).
+def stop_token_mask(tokenizer, vocab_size: int, stop: Sequence[str] = ()) -> torch.Tensor:
+    """``[vocab_size]`` bool: tokens that end a greedy answer (contain a newline or any of
+    the ``stop`` strings, or EOS).
 
     Ids beyond the tokenizer's vocabulary (padded embedding rows) are never stops.
     """
     cache = _STOP_MASKS.setdefault(tokenizer, {})
-    key = (vocab_size, len(tokenizer))
+    stops = ("\n", *stop)
+    key = (vocab_size, len(tokenizer), *stop)
     if key in cache:
         return cache[key]
     n = min(len(tokenizer), vocab_size)
     texts = tokenizer.batch_decode([[i] for i in range(n)])
     mask = torch.zeros(vocab_size, dtype=torch.bool)
-    mask[:n] = torch.tensor(["\n" in t for t in texts], dtype=torch.bool)
+    mask[:n] = torch.tensor([any(s in t for s in stops) for t in texts], dtype=torch.bool)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id < vocab_size:
         mask[tokenizer.eos_token_id] = True
     cache[key] = mask

@@ -10,6 +10,13 @@ the computation is shared between gold scoring and greedy decoding) and returns 
   ``(hook_name_or_filter, fn)`` pairs, as in ``run_with_hooks``) apply to every pass;
   greedy decoding re-runs the prompt per generated token (the bridge's KV cache is wrong).
   Hooks see the gold answer's tokens appended after the prompt in the first pass.
+
+Few-shot prompts whose demonstrations are shared by every item (see
+:mod:`lenskit.tasks.templates`) share a token prefix; on the ``hf`` backend that prefix is
+encoded once per task and its key-value cache reused for every batch (``prefix_cache``).
+
+A task's ``config`` may set ``stop`` (strings that end an answer besides the newline, e.g.
+``["."]``) and ``fold_accents`` (exact match on accent-free forms).
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ ROW_COLUMNS = (
 # newline, so that "Paris.\n" ends by itself when " Paris" is one token.
 _MAX_NEW_MARGIN = 2
 
+# A shared prompt prefix shorter than this is not worth a cache copy per batch.
+MIN_SHARED_PREFIX = 16
+
 # Tokenisation of a task set, per tokenizer (tasks are re-evaluated at every sparsity).
 _ENCODED: weakref.WeakKeyDictionary[TaskSet, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -64,6 +74,7 @@ class _EncodedQA:
     golds: list[list[int]]
     longest_answer: int
     fallbacks: int
+    shared: int = 0  # tokens every prompt starts with (at most the shortest prompt - 1)
 
 
 def _encode_qa(task: TaskSet, tokenizer) -> _EncodedQA:
@@ -83,9 +94,34 @@ def _encode_qa(task: TaskSet, tokenizer) -> _EncodedQA:
     if aliases:
         alias_ids = tokenizer([" " + a for a in aliases], add_special_tokens=False)["input_ids"]
         longest = max(longest, max(len(a) for a in alias_ids))
-    enc = _EncodedQA(prompts, golds, longest, fallbacks)
+    enc = _EncodedQA(prompts, golds, longest, fallbacks, _shared_prefix(prompts))
     per_task[key] = enc
     return enc
+
+
+def _shared_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common token prefix, leaving every row one token of its own
+    (the answer position must be computed per row)."""
+    first = rows[0]
+    n = min(len(r) for r in rows) - 1
+    for r in rows[1:]:
+        k = 0
+        while k < n and r[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return max(n, 0)
+
+
+def _stop_strings(task: TaskSet) -> tuple[str, ...]:
+    stop = task.config.get("stop") or ()
+    stop = (stop,) if isinstance(stop, str) else tuple(stop)
+    for s in stop:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"{task.name}: config['stop'] must hold non-empty strings, "
+                             f"got {s!r}")
+    return stop
 
 
 def _max_positions(hf) -> int | None:
@@ -150,6 +186,7 @@ def evaluate(
     *,
     decode: str = "auto",
     probe=None,
+    prefix_cache: bool = True,
 ) -> EvalResult:
     """Evaluate ``model`` (a bridge from :func:`lenskit.load_model`) on one task set.
 
@@ -172,6 +209,9 @@ def evaluate(
             :class:`lenskit.analysis.AttentionProbe`) that receives the attention patterns
             of the prompt passes (``hf`` backend, QA and function tasks): pattern metrics
             at the cost of eager attention, with no extra forward pass.
+        prefix_cache: encode a token prefix shared by all prompts (at least
+            :data:`MIN_SHARED_PREFIX` tokens, e.g. fixed few-shot demonstrations) once and
+            reuse its key-value cache (``hf`` backend without a probe; same predictions).
 
     Returns:
         An :class:`EvalResult` (one row per instance; ``.summary()`` aggregates).
@@ -198,8 +238,9 @@ def evaluate(
         if task.kind == "perplexity":
             rows, extra = _run_perplexity(task, tok, runner, vocab, batch_size)
         else:
+            share = bool(prefix_cache) and backend == "hf" and probe is None
             rows, extra = _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens,
-                                  mode, switch)
+                                  mode, switch, share)
     meta = {"backend": backend, "decode": mode, "batch_size": int(batch_size),
             "model": info.spec, "tasks": {task.name: {
                 **extra, "seconds": time.perf_counter() - t0, "n": len(task),
@@ -207,7 +248,8 @@ def evaluate(
     return EvalResult(rows=rows, n_bootstrap=int(n_bootstrap), seed=seed, meta=meta)
 
 
-def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, probe=None):
+def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, probe=None,
+            share=False):
     enc = _encode_qa(task, tok)
     if enc.fallbacks:
         warnings.warn(f"{task.name}: {enc.fallbacks} answer(s) could not be tokenised in "
@@ -223,16 +265,20 @@ def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, pro
                     f"{task.name}: instance {inst.id!r} needs {need} positions (prompt "
                     f"{len(p)} + answer/decoding), more than the model's {limit}; shorten "
                     "the prompts (fewer shots or distractors) or lower max_new_tokens")
-    stop = stop_token_mask(tok, runner.vocab_size)
-    scores = score_qa(runner, enc.prompts, enc.golds, batch_size=int(batch_size),
+    stop_strings = _stop_strings(task)
+    fold = bool(task.config.get("fold_accents", False))
+    stop = stop_token_mask(tok, runner.vocab_size, stop_strings)
+    n_shared = enc.shared if share and enc.shared >= MIN_SHARED_PREFIX else 0
+    prompts = [p[n_shared:] for p in enc.prompts] if n_shared else enc.prompts
+    scores = score_qa(runner, prompts, enc.golds, batch_size=int(batch_size),
                       max_new_tokens=max_new, stop_mask=stop, pad_id=_pad_id(tok), decode=mode,
-                      probe=probe)
-    predictions = _decode_predictions(tok, scores.generated)
+                      probe=probe, prefix=enc.prompts[0][:n_shared] if n_shared else None)
+    predictions = _decode_predictions(tok, scores.generated, stop_strings)
     insts = task.instances
-    correct = [matches_any(p, i.answers) for p, i in zip(predictions, insts, strict=True)]
+    correct = [matches_any(p, i.answers, fold) for p, i in zip(predictions, insts, strict=True)]
     if task.kind == "overriding":
         memorised = [
-            matches_any(p, [i.memorised_answer, *i.meta.get("memorised_aliases", ())])
+            matches_any(p, [i.memorised_answer, *i.meta.get("memorised_aliases", ())], fold)
             for p, i in zip(predictions, insts, strict=True)
         ]
     else:
@@ -257,11 +303,14 @@ def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, pro
         "generated_tokens": [len(g) for g in scores.generated],
         "stopped": pd.array(scores.stopped, dtype="boolean"),
     })
-    return rows, {"max_new_tokens": max_new, "answer_fallbacks": enc.fallbacks}
+    return rows, {"max_new_tokens": max_new, "answer_fallbacks": enc.fallbacks,
+                  "shared_prefix_tokens": n_shared}
 
 
-def _decode_predictions(tok, generated: Sequence[Sequence[int]]) -> list[str]:
-    """Text of each greedy continuation up to its first newline (EOS dropped)."""
+def _decode_predictions(tok, generated: Sequence[Sequence[int]],
+                        stop_strings: Sequence[str] = ()) -> list[str]:
+    """Text of each greedy continuation up to its first newline or stop string (EOS
+    dropped)."""
     n_vocab = len(tok)
     eos = tok.eos_token_id
     cleaned = []
@@ -272,7 +321,13 @@ def _decode_predictions(tok, generated: Sequence[Sequence[int]]) -> list[str]:
         cleaned.append(ids)
     texts = tok.batch_decode(cleaned, skip_special_tokens=False,
                              clean_up_tokenization_spaces=False)
-    return [t.split("\n", 1)[0].strip() for t in texts]
+    out = []
+    for t in texts:
+        t = t.split("\n", 1)[0]
+        for s in stop_strings:
+            t = t.split(s, 1)[0]
+        out.append(t.strip())
+    return out
 
 
 def _run_perplexity(task, tok, runner, vocab, batch_size):

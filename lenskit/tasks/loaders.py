@@ -7,7 +7,10 @@ used through the ``datasets`` package; when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_O
 set, or the hub cannot be reached, a :class:`DatasetUnavailableError` says which file to
 provide and in what format.
 
-Local formats (``.jsonl``: one JSON object per line; ``.json``: a list of objects):
+Local files: each dataset's own published format (see :mod:`lenskit.tasks.published`:
+TriviaQA rc JSON with its evidence directory, WebQuestions JSON, NaturalQuestions simplified
+JSON lines or DPR's gold passages, DisentQA CSV), or these simple formats (``.jsonl``: one
+JSON object per line; ``.json``: a list of objects):
 
 - TriviaQA: the hub's rows (``question``, ``question_id``, ``answer: {value, aliases}``,
   ``entity_pages: {wiki_context: [...]}``) or flat rows ``{"question", "answers": [...],
@@ -34,14 +37,24 @@ from typing import Any
 
 from lenskit.tasks.items import QAItem, QAItems, contains_answer
 from lenskit.tasks.normalize import matches_any
+from lenskit.tasks.published import (
+    is_triviaqa_rc,
+    read_c4_texts,
+    read_nq_rows,
+    read_triviaqa_rc,
+    read_webquestions,
+    read_wikitext,
+)
 
 __all__ = [
     "DISENTQA_TYPES",
     "DatasetUnavailableError",
+    "load_c4",
     "load_disentqa",
     "load_natural_questions",
     "load_triviaqa",
     "load_webquestions",
+    "load_wikitext2",
 ]
 
 DISENTQA_TYPES = ("factual", "counterfactual", "closed_book", "random_context")
@@ -153,6 +166,7 @@ def load_triviaqa(
     split: str = "validation",
     evidence: bool = False,
     evidence_chars: int | None = 2000,
+    evidence_dir: str | os.PathLike | None = None,
 ) -> QAItems:
     """TriviaQA, ``rc.wikipedia`` configuration (7,993 validation questions), with aliases.
 
@@ -165,9 +179,11 @@ def load_triviaqa(
             characters (at a word boundary); the subset's size depends on that cut, which
             the paper does not publish. Flat local rows use their ``context``.
         evidence_chars: the cut, ``None`` for whole documents.
+        evidence_dir: the published ``evidence`` directory of a TriviaQA rc file (default:
+            ``../evidence`` next to its ``qa/`` folder).
     """
     source = str(path) if path is not None else "mandarjoshi/trivia_qa:rc.wikipedia"
-    rows = _read_records(path) if path is not None else _hub_rows(
+    rows = _triviaqa_file(path, evidence, evidence_dir) if path is not None else _hub_rows(
         "mandarjoshi/trivia_qa", "rc.wikipedia", split,
         "load_triviaqa(path='triviaqa.jsonl')")
     items = []
@@ -199,12 +215,21 @@ def load_triviaqa(
                            "evidence_chars": evidence_chars})
 
 
+def _triviaqa_file(path, evidence: bool, evidence_dir) -> list[dict]:
+    p = Path(path)
+    if p.is_dir() or (p.suffix == ".json" and p.is_file() and is_triviaqa_rc(
+            json.loads(p.read_text(encoding="utf-8") or "null"))):
+        return read_triviaqa_rc(p, evidence=evidence, evidence_dir=evidence_dir)
+    return _read_records(p)
+
+
 def load_webquestions(path: str | os.PathLike | None = None, *,
                       split: str = "test") -> QAItems:
     """WebQuestions (2,032 test questions), closed-book, all listed answers as aliases."""
     source = str(path) if path is not None else "Stanford/web_questions"
-    rows = _read_records(path) if path is not None else _hub_rows(
-        "Stanford/web_questions", None, split, "load_webquestions(path='webq.jsonl')")
+    rows = ((read_webquestions(path) or _read_records(path)) if path is not None
+            else _hub_rows("Stanford/web_questions", None, split,
+                           "load_webquestions(path='webquestions.examples.test.json')"))
     items = []
     n_read = 0
     for n, row in enumerate(rows, 1):
@@ -221,7 +246,7 @@ def load_natural_questions(path: str | os.PathLike | None = None, *,
                            split: str = "validation") -> QAItems:
     """NaturalQuestions questions with their gold passage (open-book)."""
     if path is not None:
-        source, rows = str(path), _read_records(path)
+        source, rows = str(path), read_nq_rows(path)
     else:
         source = "mrqa-workshop/mrqa:NaturalQuestionsShort"
         hub = _hub_rows("mrqa-workshop/mrqa", None, split,
@@ -313,3 +338,32 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
         raise ValueError(f"{p}: no rows of type(s) {list(types)}")
     return QAItems(name="disentqa", items=tuple(items), source=str(p), split="",
                    config={"n_read": n_read, "n_kept": len(items), "types": list(types)})
+
+
+def load_c4(path: str | os.PathLike | None = None, *, max_docs: int = 256) -> list[str]:
+    """The first ``max_docs`` documents of C4's English validation set: a local shard
+    (``c4-validation.00000-of-00008.json.gz``: lines with ``"text"``) or the hub
+    (``allenai/c4``, streamed)."""
+    if path is not None:
+        return read_c4_texts(path, max_docs)
+    hint = ("provide a local shard instead: path='c4-validation.00000-of-00008.json.gz' "
+            "(JSON lines with a 'text' field)")
+    if _offline():
+        raise DatasetUnavailableError(f"C4 is not available offline: {hint}")
+    try:
+        from datasets import load_dataset
+
+        stream = load_dataset("allenai/c4", "en", split="validation", streaming=True)
+        return [row["text"] for _, row in zip(range(max_docs), stream, strict=False)]
+    except Exception as err:  # any failure to fetch: say how to work without the hub
+        raise DatasetUnavailableError(f"could not stream C4 ({err}): {hint}") from err
+
+
+def load_wikitext2(path: str | os.PathLike | None = None, *, split: str = "test") -> str:
+    """WikiText-2 (raw) as one text: a local ``wiki.test.raw`` or the hub
+    (``Salesforce/wikitext``, ``wikitext-2-raw-v1``)."""
+    if path is not None:
+        return read_wikitext(path)
+    rows = _hub_rows("Salesforce/wikitext", "wikitext-2-raw-v1", split,
+                     "load_wikitext2(path='wikitext-2-raw/wiki.test.raw')")
+    return "".join(r["text"] for r in rows)

@@ -18,6 +18,14 @@ Per batch of prompts (right-padded, see NOTES section 3):
    - ``"rerun"`` (the TransformerBridge, where hooks apply but the KV cache is wrong):
      each step re-runs prompt + generated tokens for the rows still decoding.
 
+**Shared prefix** (``prefix``, HF backend): when every prompt of a task starts with the same
+tokens (fixed few-shot demonstrations), the prefix is run once, batch 1, and its key-value
+cache is copied and expanded over each batch; the batch then runs only its suffixes, at
+positions ``len(prefix) + j``, with an attention mask that covers the prefix columns. Right
+padding stays harmless (pads follow every real token), and decoding masks and positions
+are shifted by the prefix length. Predictions equal those of the full prompts (checked per
+model family in the tests).
+
 Decoding stops per row at the first token whose text contains a newline (or EOS), or after
 ``max_new_tokens`` tokens, and stops for the batch when every row has stopped.
 
@@ -36,6 +44,7 @@ hooks may act anywhere up to the unembedding.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +54,8 @@ import torch
 
 from lenskit.tasks.encoding import pad_right
 
-__all__ = ["BridgeBackend", "HFBackend", "QAScores", "score_qa", "score_windows"]
+__all__ = ["BridgeBackend", "HFBackend", "PrefixState", "QAScores", "score_qa",
+           "score_windows"]
 
 # Rows of hidden states turned into logits at once (bounds the [rows, vocab] buffer).
 _HEAD_CHUNK_ELEMENTS = 1 << 25
@@ -89,10 +99,30 @@ class HFBackend:
         hidden = self.base(input_ids=ids, use_cache=False).last_hidden_state
         return self.logits(_gather(hidden, positions))
 
-    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
-        """Like :meth:`logits_at`, also returning the key-value cache of the pass."""
-        out = self.base(input_ids=ids, use_cache=True)
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor, prefix=None):
+        """Like :meth:`logits_at`, also returning the key-value cache of the pass.
+
+        With ``prefix`` (a :class:`PrefixState`), ``ids`` ``[B, T]`` continue the shared
+        prefix: they run on a copy of its cache expanded over the batch, at positions
+        ``P..P+T-1``; ``positions`` index ``ids`` (not counting the prefix).
+        """
+        if prefix is None:
+            out = self.base(input_ids=ids, use_cache=True)
+        else:
+            b, t = ids.shape
+            p = prefix.length
+            cache = prefix.expanded(b)
+            mask = torch.ones((b, p + t), dtype=torch.long, device=ids.device)
+            pos = torch.arange(p, p + t, device=ids.device)[None, :].expand(b, -1)
+            out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos,
+                            use_cache=True, **{self._cache_kw: cache})
         return self.logits(_gather(out.last_hidden_state, positions)), self._cache_of(out)
+
+    def prefix_state(self, prefix: Sequence[int]) -> PrefixState:
+        """Run the shared ``prefix`` once (batch 1) and keep its key-value cache."""
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
+        out = self.base(input_ids=ids, use_cache=True)
+        return PrefixState(len(prefix), self._cache_of(out))
 
     def step(self, cache, tokens: torch.Tensor, mask: torch.Tensor, position: torch.Tensor):
         """One decoding step: ``tokens`` ``[B]`` at ``position`` ``[B]``; ``mask`` covers the
@@ -101,6 +131,22 @@ class HFBackend:
                         position_ids=position[:, None], use_cache=True,
                         **{self._cache_kw: cache})
         return self.logits(out.last_hidden_state[:, -1]), self._cache_of(out)
+
+
+@dataclass
+class PrefixState:
+    """The key-value cache of a shared prompt prefix of ``length`` tokens (batch 1)."""
+
+    length: int
+    cache: object
+
+    def expanded(self, batch: int):
+        """A fresh copy of the cache repeated ``batch`` times (the forward pass grows the
+        cache it is given in place, so the stored one is never handed out)."""
+        cache = copy.deepcopy(self.cache)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        return cache
 
 
 class BridgeBackend:
@@ -150,12 +196,19 @@ def score_qa(
     pad_id: int,
     decode: str,
     probe=None,
+    prefix: Sequence[int] | None = None,
 ) -> QAScores:
     """Score gold answers and decode greedily (see the module docstring).
 
     Rows are processed longest first (less padding per batch); results are returned in
-    the input order.
+    the input order. With ``prefix`` (HF backend only), ``prompts`` are the suffixes that
+    follow these shared tokens.
     """
+    state = None
+    if prefix is not None and len(prefix):
+        if not isinstance(backend, HFBackend) or probe is not None:
+            raise ValueError("a shared prefix needs the HF backend and no probe")
+        state = backend.prefix_state(prefix)
     n = len(prompts)
     total = np.array([len(p) + len(g) - 1 for p, g in zip(prompts, golds, strict=True)])
     order = np.argsort(-total, kind="stable")
@@ -168,7 +221,7 @@ def score_qa(
     for start in range(0, n, batch_size):
         rows = order[start : start + batch_size].tolist()
         out = _qa_batch(backend, [prompts[i] for i in rows], [golds[i] for i in rows],
-                        max_new_tokens, stop_mask, pad_id, decode, probe, rows)
+                        max_new_tokens, stop_mask, pad_id, decode, probe, rows, state)
         for k, i in enumerate(rows):
             generated[i] = out[0][k]
             stopped[i], logprob[i], rank[i], first[i] = out[1][k], out[2][k], out[3][k], out[4][k]
@@ -176,7 +229,7 @@ def score_qa(
 
 
 def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe=None,
-              rows=()):
+              rows=(), prefix=None):
     dev = backend.device
     b = len(prompts)
     lengths = torch.tensor([len(p) for p in prompts], device=dev)
@@ -193,7 +246,9 @@ def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe
     if probe is not None:  # the probe sees this prompt pass, never the decoding steps
         probe.begin(rows, lengths)
     try:
-        if use_cache:
+        if prefix is not None:
+            logits, cache = backend.prefill(ids, positions, prefix)
+        elif use_cache:
             logits, cache = backend.prefill(ids, positions)
         else:
             logits, cache = backend.logits_at(ids, positions), None
@@ -215,9 +270,10 @@ def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe
     if max_new > 1 and not bool(done.all()):
         if use_cache:
             gen += _decode_cached(backend, cache, nxt, done, lengths, ids.shape[1],
-                                  max_new, stop_mask)
+                                  max_new, stop_mask, prefix.length if prefix else 0)
         else:
-            gen += _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id)
+            gen += _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id,
+                                 prefix)
     tokens = torch.stack(gen, 1).cpu()
     stop_cpu = stop_mask.cpu()
     out_gen, out_stop = [], []
@@ -237,16 +293,21 @@ def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe
             first.cpu().numpy())
 
 
-def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask):
-    """Greedy steps on the KV cache; finished rows keep running (batched) but emit -1."""
+def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask,
+                   n_prefix=0):
+    """Greedy steps on the KV cache; finished rows keep running (batched) but emit -1.
+
+    ``n_prefix`` shared-prefix columns come first in the cache (always attended)."""
     dev = nxt.device
     b = len(nxt)
     mask = (torch.arange(width, device=dev)[None, :] < lengths[:, None]).long()
+    if n_prefix:
+        mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long, device=dev), mask], 1)
     ones = torch.ones((b, 1), dtype=torch.long, device=dev)
     out = []
     for s in range(1, max_new):
         mask = torch.cat([mask, ones], 1)
-        logits, cache = backend.step(cache, nxt, mask, lengths + s - 1)
+        logits, cache = backend.step(cache, nxt, mask, n_prefix + lengths + s - 1)
         step = logits.argmax(-1)
         step = torch.where(done, torch.full_like(step, -1), step)
         out.append(step)
@@ -257,8 +318,9 @@ def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask
     return out
 
 
-def _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id):
-    """Greedy steps by re-running each unfinished row's prompt + generated tokens."""
+def _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id, prefix=None):
+    """Greedy steps by re-running each unfinished row's prompt + generated tokens (after
+    the shared ``prefix``'s cache when given)."""
     dev = nxt.device
     b = len(prompts)
     seqs = [[*p, int(t)] for p, t in zip(prompts, nxt.tolist(), strict=True)]
@@ -266,7 +328,11 @@ def _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id):
     for _ in range(1, max_new):
         active = (~done).nonzero()[:, 0].tolist()
         ids, lens = pad_right([seqs[i] for i in active], pad_id)
-        logits = backend.logits_at(ids.to(dev), (lens - 1)[:, None].to(dev))[:, 0]
+        at = (lens - 1)[:, None].to(dev)
+        if prefix is not None:
+            logits = backend.prefill(ids.to(dev), at, prefix)[0][:, 0]
+        else:
+            logits = backend.logits_at(ids.to(dev), at)[:, 0]
         step = torch.full((b,), -1, dtype=torch.long, device=dev)
         step[active] = logits.argmax(-1)
         for i in active:

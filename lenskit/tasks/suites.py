@@ -28,6 +28,7 @@ from lenskit.tasks.builders import (
 from lenskit.tasks.core import TaskSet
 from lenskit.tasks.countries import COUNTRY_ATTRIBUTES, country_items, gazetteer_text
 from lenskit.tasks.items import QAItem, QAItems
+from lenskit.tasks.templates import templated_task
 
 __all__ = ["SIZES", "countries_suite", "default_suite", "organism_suite",
            "study_function_specs"]
@@ -221,26 +222,33 @@ def countries_suite(
     seed: int = 0,
     *,
     attributes: Sequence[str] = COUNTRY_ATTRIBUTES,
-    shots: int = 2,
-    n_distractors: int = 3,
+    shots: int = 3,
+    n_distractors: int = 0,
     fmt: QAFormat | None = None,
+    template: str = "cloze",
 ) -> dict[str, TaskSet]:
     """Country facts from ``countryinfo`` in closed-book, open-book and overriding form.
 
     Task names are ``countries_{attribute}_{kind}``. ``size="small"`` draws 100 countries
-    per task (seeded), ``"full"`` uses all (about 237). Each prompt has ``shots`` examples
-    from other countries of the same task (so overriding examples are counterfactual too).
+    per task (seeded), ``"full"`` uses all (about 237) but the demonstrations' countries.
+    Every prompt starts with the same ``shots`` demonstrations (true facts about other
+    countries; overriding tasks demonstrate with true passages, see
+    :func:`lenskit.tasks.templates.templated_task`) worded by ``template`` (or ``fmt``);
+    passages are the gold sentence alone unless ``n_distractors`` adds true sentences about
+    other countries.
     """
     _check_size(size)
     tasks: dict[str, TaskSet] = {}
-    builders = {"closed_book": closed_book_task, "open_book": open_book_task,
-                "overriding": overriding_task}
     for attribute in attributes:
-        for kind, build in builders.items():
+        for kind in ("closed_book", "open_book", "overriding"):
             items = country_items(attribute, kind, seed=seed, n_distractors=n_distractors)
+            demo_items = (country_items(attribute, "open_book", seed=seed,
+                                        n_distractors=n_distractors)
+                          if kind == "overriding" else None)
             name = f"countries_{attribute}_{kind}"
-            tasks[name] = build(items, fmt, shots, n=_n(_COUNTRY_SIZES[size], len(items)),
-                                seed=seed, name=name)
+            tasks[name] = templated_task(kind, items, template=fmt or template, shots=shots,
+                                         n=_COUNTRY_SIZES[size], seed=seed, name=name,
+                                         demo_items=demo_items)
     return tasks
 
 

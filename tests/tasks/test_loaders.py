@@ -120,7 +120,7 @@ def test_malformed_files_are_clear_errors(tmp_path):
 
 def test_offline_without_a_file_says_how_to_provide_one(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for loader, hint in ((load_triviaqa, "triviaqa.jsonl"), (load_webquestions, "webq.jsonl"),
+    for loader, hint in ((load_triviaqa, "triviaqa.jsonl"), (load_webquestions, "webquestions.examples.test.json"),
                          (load_natural_questions, "nq.jsonl")):
         with pytest.raises(DatasetUnavailableError, match=re.escape(hint)):
             loader()

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from lenskit.synthetic.world import World
@@ -31,20 +33,39 @@ def test_countries_suite_variants():
                           for k in ("closed_book", "open_book", "overriding")}
     for task in suite.values():
         assert len(task) == 100 and task.source == "countryinfo"
+        demos = task.config["demo_ids"]
+        assert len(demos) == 3  # three fixed demonstrations, then the query
+        # the demonstrations' countries are never asked
+        assert not {i.id for i in task} & set(demos)
+        common = os.path.commonprefix([i.prompt for i in task])  # noqa: RUF071 (text)
+        prefix = common[: common.rindex(".\n") + 2]
+        # the same three demonstrations (a passage line and a statement each with passages)
+        assert prefix.count(".\n") == (3 if task.kind == "closed_book" else 6)
         for inst in task:
-            assert inst.prompt.count("Q: ") == 3  # two examples, then the query
+            assert inst.prompt.startswith(prefix)  # the same demonstrations in every prompt
             if task.kind != "closed_book":
                 s, e = inst.answer_span
                 assert inst.prompt[s:e] == inst.gold
+                # the passage is the gold sentence alone (no distractors by default)
+                context = inst.prompt.split("\n")[-2]
+                assert context.count(".") == 1 + inst.gold.count(".")
     for inst in suite["countries_capital_overriding"]:
         # the passage's capital is another country's; the memorised one is the true capital
         assert normalize_answer(inst.gold) != normalize_answer(inst.memorised_answer)
         assert f"of {inst.meta['country']} is {inst.gold}." in inst.prompt
+        # demonstrations state true capitals: no counterfactual demos
+        capitals = {f.country: f.value for f in country_facts("capital")}
+        for line in inst.prompt.split("\n")[:-1]:
+            if line.startswith("The capital of ") and line.endswith("."):
+                country, value = line[len("The capital of "):-1].split(" is ", 1)
+                assert capitals[country] == value
     full = countries_suite("full", seed=0)
-    assert len(full["countries_capital_closed_book"]) == len(country_facts("capital"))
+    assert len(full["countries_capital_closed_book"]) == len(country_facts("capital")) - 3
     again = countries_suite("small", seed=0)
     assert [i.prompt for i in again["countries_region_open_book"]] == \
         [i.prompt for i in suite["countries_region_open_book"]]
+    distract = countries_suite("small", seed=0, n_distractors=2, template="qa")
+    assert distract["countries_capital_open_book"].instances[0].prompt.count("Q: ") == 4
     with pytest.raises(ValueError, match="unknown size"):
         countries_suite("medium")
     with pytest.raises(ValueError, match="kind must be"):
