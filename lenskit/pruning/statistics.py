@@ -70,7 +70,8 @@ class GroupStats:
         if n_sequences is None:
             n_sequences = x.shape[0] if x.ndim == 3 else 1
         self.n_sequences += n_sequences
-        flat = x.detach().reshape(-1, self.d_in).to(torch.float32)
+        # Statistics are float32 whatever the model's dtype (as in the references).
+        flat = x.detach().reshape(-1, self.d_in).to(self.sq.device, torch.float32)
         self.n_tokens += flat.shape[0]
         if self.xtx is None:
             # float32 sums per batch (fast), accumulated across batches in float64
@@ -203,7 +204,9 @@ class BlockWalker:
             stats: dict[str, GroupStats] = {}
             handles = []
             for group, (site, kind) in wanted.items():
-                st = GroupStats(site.shape[1], kind, self.device)
+                # On the device of the weight that reads this input (device maps spread
+                # the blocks over several devices).
+                st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
                 stats[group] = st
                 module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
                 handles.append(module.register_forward_pre_hook(
