@@ -28,6 +28,7 @@ __all__ = [
     "MaskSet",
     "apply_masks",
     "check_consistency",
+    "check_masks",
     "check_sparsity",
     "offload",
     "parse_site_name",
@@ -260,6 +261,14 @@ def _validate(info, masks: Mapping[str, torch.Tensor],
         if not torch.isfinite(w).all():
             raise ValueError(f"replacement weight for {name} has non-finite values")
     return sites
+
+
+def check_masks(model, masks: Mapping[str, torch.Tensor],
+                weights: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Raise ``ValueError`` unless ``masks`` (and replacement ``weights``) fit ``model``:
+    same weight fingerprint (when the masks carry one), known sites, matching shapes, bool
+    masks and finite weights. Nothing is modified."""
+    _validate(model_info(model), masks, weights)
 
 
 def apply_masks(

@@ -385,6 +385,14 @@ class SweepConfig:
     name: str = "default"
     models: list[str] = field(default_factory=lambda: ["organism"])
     dense_models: list[str] = field(default_factory=list)
+    # ---- where and in which precision the models run (lenskit.models.devices) ----
+    # device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps; dtype: float32,
+    # bfloat16, float16 (statistics, Hessians and SparseGPT stay float32); device_map: none
+    # or auto (Accelerate spreads the layers over the GPUs). Checked by device_problems.
+    device: str = "auto"
+    dtype: str = "float32"
+    device_map: str = "none"
+    # ---- end of device settings ----
     # Budget of the default study (<= 10 min on 2 cores, one of them busy): the organism
     # (~0.9M parameters) prunes in well under 1 s and its small suite evaluates in ~5 s.
     #   dense: 1 model x 1 seed                                  =  1 cell
@@ -625,6 +633,9 @@ class SweepConfig:
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 p.append(f"seed {s!r} must be a non-negative integer")
+        from lenskit.models.devices import device_problems  # like the site imports above
+
+        p.extend(device_problems(self.device, self.dtype, self.device_map))
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or self.batch_size < 1:
             p.append(f"batch_size {self.batch_size!r} must be a positive integer")
@@ -863,6 +874,7 @@ _FIELD_TYPES: dict[str, str] = {
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
+    "device": "str", "dtype": "str", "device_map": "str",
 }
 _CALIB_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
 assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(SweepConfig)}
