@@ -36,7 +36,12 @@ __all__ = [
 ]
 
 _REGISTRY: weakref.WeakKeyDictionary[torch.nn.Module, LoadedModel] = weakref.WeakKeyDictionary()
-_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+# The shipped organisms: inside an installed wheel they are the package data
+# lenskit/_data (setup.py maps the repository's data/ there); in the source tree and in
+# editable installs they are the repository's top-level data/.
+_PACKAGED_DATA = Path(__file__).resolve().parents[1] / "_data"
+_DATA_DIR = _PACKAGED_DATA if _PACKAGED_DATA.is_dir() else \
+    Path(__file__).resolve().parents[2] / "data"
 
 
 class ModelLoadError(RuntimeError):
@@ -90,7 +95,11 @@ class LoadedModel:
 
 def organism_path(name: str = "organism") -> Path:
     """The directory of a shipped organism: ``organism`` or a family member like
-    ``organism-d64`` (see ``data/organism/README.md``)."""
+    ``organism-d64`` (see ``data/organism/README.md``).
+
+    Looked up under ``$LENSKIT_DATA`` when set, else the data shipped with lenskit: the
+    repository's ``data/`` (source tree, editable install) or ``lenskit/_data`` inside an
+    installed wheel."""
     root = Path(os.environ.get("LENSKIT_DATA", _DATA_DIR))
     path = root / "organism" if name == "organism" else root / "organisms" / name
     if not (path / "config.json").exists():
