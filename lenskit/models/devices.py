@@ -107,8 +107,10 @@ def _is_oom(err: BaseException) -> bool:
     cuda_oom = getattr(torch.cuda, "OutOfMemoryError", None)
     if cuda_oom is not None and isinstance(err, cuda_oom):
         return True
-    # MPS and older CUDA builds raise a plain RuntimeError with this text.
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    # MPS, older CUDA builds and the CPU allocator raise a plain RuntimeError.
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text
+                                              or "can't allocate memory" in text)
 
 
 _ADVICE = {
