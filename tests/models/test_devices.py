@@ -94,9 +94,9 @@ def test_originals_live_on_cpu_and_restore_is_exact(tiny_model):
 
 def test_out_of_memory_says_what_to_lower():
     # A real allocation failure of the CPU allocator (1 PiB), translated.
-    with pytest.raises(OutOfMemoryError, match="batch_size") as caught:
-        with oom_hint("evaluation", dtype="float32", device="cpu"):
-            torch.empty(2**50, dtype=torch.uint8)
+    with pytest.raises(OutOfMemoryError, match="batch_size") as caught, \
+            oom_hint("evaluation", dtype="float32", device="cpu"):
+        torch.empty(2**50, dtype=torch.uint8)
     assert "bfloat16" in str(caught.value) and isinstance(caught.value.__cause__, RuntimeError)
     cuda = memory_error(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate "
                                                     "2.00 GiB"), "pruning",
