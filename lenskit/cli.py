@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, MemoryError) as err:
         print(f"lenskit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

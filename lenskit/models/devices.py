@@ -37,8 +37,9 @@ _DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _DEVICES_ALLOWED = "auto, cpu, cuda, cuda:N, mps"
 
 
-class OutOfMemoryError(RuntimeError):
-    """A device (or the host) ran out of memory; the message says what to lower."""
+class OutOfMemoryError(MemoryError):
+    """A device (or the host) ran out of memory; the message says what to lower (a
+    ``MemoryError``, so that the command line reports it as an error, not a crash)."""
 
 
 def device_problems(device: object, dtype: object, device_map: object = "none") -> list[str]:
