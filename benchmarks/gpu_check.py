@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import sys
 import tempfile
@@ -178,7 +179,9 @@ def check_llama(device: torch.device, sizes: Sizes, workdir: Path) -> list[str]:
             lines.append(f"| {dtype} | {method} sequential | {secs:.2f} | {fwd:.2f} | "
                          f"{ratio:.2f} | {'yes' if ratio <= 2 else 'no'} | "
                          f"{peak_gib(device)} |")
-        del model, info
+        # Free this dtype's model before the next one is loaded (peaks must not include it).
+        del pruner, model, info
+        gc.collect()
         peak_reset(device)
     return lines
 

@@ -420,7 +420,9 @@ class Pruner:
                 new, keep = sparsegpt_prune(w, factor, t[s.name], self.structure,
                                             self.params["blocksize"])
                 mk[s.name] = keep.cpu()
-                wt[s.name] = new.to(w.dtype)
+                # Held in CPU memory like the masks: levels and results kept for later cost
+                # nothing on the accelerator (apply_masks copies one site at a time there).
+                wt[s.name] = new.to(device="cpu", dtype=w.dtype)
 
     def _sparsegpt_dense(self, targets: list[dict[str, float]]):
         by_layer, grouped = self._groups("hessian")

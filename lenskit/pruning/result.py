@@ -35,7 +35,7 @@ class PruneResult:
         masks: a :class:`~lenskit.models.MaskSet` (``True`` = keep) with the model's
             fingerprint; ``masks.meta`` holds method, parameters, seed and calibration.
         weights: for SparseGPT, site -> updated weight ``[out, in]`` (pruned entries 0, in
-            the model's dtype); ``None`` for methods without a weight update.
+            the model's dtype, in CPU memory); ``None`` for methods without a weight update.
         target: site -> requested sparsity after allocation (for ``global``, the sparsity
             the single ranking gave the site).
         config: everything needed to reproduce the result (method, sparsity, scope,
