@@ -152,8 +152,9 @@ def load_model(
     Args:
         spec: a hub name (``"EleutherAI/pythia-70m"``, ``"gpt2"``...), a local HF directory,
             or ``"organism"`` (the small model shipped in ``data/organism``).
-        device: where to hold the weights (ignored with ``device_map="auto"``): ``"auto"`` (CUDA if available, else MPS, else
-            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``.
+        device: where to hold the weights: ``"auto"`` (CUDA if available, else MPS, else
+            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``
+            (ignored with ``device_map="auto"``).
         dtype: precision of the weights (``torch.float32``/``"float32"``, ``"bfloat16"``,
             ``"float16"``); calibration statistics and SparseGPT stay float32 regardless.
         device_map: ``None``/``"none"`` (everything on ``device``) or ``"auto"``: Accelerate

@@ -78,10 +78,10 @@ def _chunks(cells: list[Cell], n_params: int, method: str) -> list[list[Cell]]:
 
 
 def _evaluate(model, suite, cfg: SweepConfig):
-    from lenskit.models import oom_hint
+    from lenskit.models import model_info, oom_hint
     from lenskit.tasks import evaluate_suite
 
-    with oom_hint("evaluation", dtype=cfg.dtype, device=cfg.device):
+    with oom_hint("evaluation", dtype=cfg.dtype, device=model_info(model).device):
         return evaluate_suite(model, suite, batch_size=cfg.batch_size)
 
 
@@ -200,7 +200,7 @@ class _ModelRun:
         for chunk in _chunks(group, n_scope, first.method):
             self.bar.set_postfix_str(f"pruning {chunk[0].label}")
             t0 = time.perf_counter()
-            with oom_hint("pruning", dtype=self.cfg.dtype, device=self.cfg.device):
+            with oom_hint("pruning", dtype=self.cfg.dtype, device=self.info.device):
                 if first.is_matched:
                     wanted = [c.params_to_remove(self.counts) for c in chunk]
                     swept = pruner.sweep(n_params=wanted)
