@@ -1,7 +1,7 @@
 """GPU check: the study's cells on a GPU give the CPU's numbers; pruning time and memory of a
 1B-parameter Llama; SparseGPT at LLaMA-7B layer shapes against the reference loop structure.
 
-Run on one GPU (no network; under 5 minutes on an H100/H200)::
+Run on one GPU (no network; sized to finish in under 5 minutes on one H100/H200-class GPU)::
 
     python -m benchmarks.gpu_check              # prints a markdown block for BENCHMARKS.md
     python -m benchmarks.gpu_check --smoke      # tiny sizes on the CPU (seconds; CI runs it)
@@ -104,6 +104,12 @@ def peak_gib(device: torch.device) -> str:
     return f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}"
 
 
+def resident_gib(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "n/a"
+    return f"{torch.cuda.memory_allocated(device) / 2**30:.1f}"
+
+
 # ---- 1. organism cells ------------------------------------------------------------------
 
 def organism_cells(device: torch.device, sizes: Sizes) -> tuple[dict, dict]:
@@ -156,8 +162,8 @@ def forward_pass(model, tokens: torch.Tensor, batch: int) -> None:
 
 def check_llama(device: torch.device, sizes: Sizes, workdir: Path) -> list[str]:
     path = make_tiny_model("llama", workdir / "llama", **sizes.llama)
-    lines = ["| dtype | method | seconds | forward pass (s) | x forward | <= 2x | peak GiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dtype | method | seconds | forward pass (s) | x forward | <= 2x | model GiB "
+             "| peak GiB |", "|---|---|---|---|---|---|---|---|"]
     n, seq = sizes.cal
     gen = torch.Generator().manual_seed(0)
     for dtype in ("float32", "bfloat16"):
@@ -170,6 +176,7 @@ def check_llama(device: torch.device, sizes: Sizes, workdir: Path) -> list[str]:
         cal = CalibrationData.from_tokens(torch.randint(vocab, (n, seq), generator=gen))
         forward_pass(model, cal.tokens[:sizes.batch], sizes.batch)  # warm-up (kernels)
         _, fwd = timed(lambda m=model, c=cal: forward_pass(m, c.tokens, sizes.batch), device)
+        resident = resident_gib(device)  # the model's weights (and buffers)
         for method in ("sparsegpt", "wanda"):
             pruner = Pruner(model, method, calibration=cal, mode="sequential",
                             batch_size=sizes.batch)
@@ -177,7 +184,7 @@ def check_llama(device: torch.device, sizes: Sizes, workdir: Path) -> list[str]:
             _, secs = timed(lambda p=pruner: p.prune(SPARSITY, apply=False), device)
             ratio = secs / fwd
             lines.append(f"| {dtype} | {method} sequential | {secs:.2f} | {fwd:.2f} | "
-                         f"{ratio:.2f} | {'yes' if ratio <= 2 else 'no'} | "
+                         f"{ratio:.2f} | {'yes' if ratio <= 2 else 'no'} | {resident} | "
                          f"{peak_gib(device)} |")
         # Free this dtype's model before the next one is loaded (peaks must not include it).
         del pruner, model, info
