@@ -97,7 +97,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     out: dict[str, str] = {}
     for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
                       ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
-                      ("out", "out_dir"), ("task_size", "task_size")):
+                      ("out", "out_dir"), ("task_size", "task_size"), ("device", "device"),
+                      ("dtype", "dtype"), ("device_map", "device_map")):
         value = getattr(args, flag, None)
         if value:
             out[key] = ";".join(value) if key == "scopes" else (
@@ -133,6 +134,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                              thresholds=outcome.thresholds)
         if paths:
             print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lenskit.models import load_model
+    from lenskit.pruning import PruneResult, export_pruned
+
+    model = load_model(args.model, device=args.device)
+    result = PruneResult.load(args.result, model)
+    out = export_pruned(model, result, args.out)
+    print(f"exported {result!r} to {out}")
     return 0
 
 
@@ -242,7 +254,28 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")
+    sw.add_argument("--device", help="auto (cuda, else mps, else cpu; the default), cpu, "
+                                     "cuda, cuda:N, mps")
+    sw.add_argument("--dtype", help="weights' precision: float32 (default), bfloat16, float16 "
+                                    "(statistics and SparseGPT stay float32)")
+    sw.add_argument("--device-map", help="none (default) or auto: spread each model's layers "
+                                         "over the GPUs (needs accelerate)")
     sw.set_defaults(func=_cmd_sweep)
+
+    ex = sub.add_parser(
+        "export", help="write a pruned model as a plain Hugging Face model directory",
+        description="Apply a saved pruning result (PruneResult.save: masks and SparseGPT's "
+                    "updated weights) to MODEL and write config, tokenizer and "
+                    "model.safetensors to OUT, loadable by "
+                    "transformers.AutoModelForCausalLM.from_pretrained(OUT). Sweep run "
+                    "directories do not store masks, so export works from a saved result "
+                    "only: re-prune the cell with lenskit.prune(...) and save it.")
+    ex.add_argument("result", help="a file written by PruneResult.save")
+    ex.add_argument("--model", required=True,
+                    help="the model the result was made for: hub name, local dir, organism")
+    ex.add_argument("--out", required=True, help="the directory to write")
+    ex.add_argument("--device", default="cpu", help="where to apply it (default: cpu)")
+    ex.set_defaults(func=_cmd_export)
 
     th = sub.add_parser("thresholds", help="print the largest sparsity each task survives")
     th.add_argument("run_dir")
@@ -314,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, MemoryError) as err:
         print(f"lenskit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
+from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.sites import Site, SiteSelection, select_sites
 from lenskit.models.sites_build import build_sites
 
@@ -35,7 +36,12 @@ __all__ = [
 ]
 
 _REGISTRY: weakref.WeakKeyDictionary[torch.nn.Module, LoadedModel] = weakref.WeakKeyDictionary()
-_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+# The shipped organisms: inside an installed wheel they are the package data
+# lenskit/_data (setup.py maps the repository's data/ there); in the source tree and in
+# editable installs they are the repository's top-level data/.
+_PACKAGED_DATA = Path(__file__).resolve().parents[1] / "_data"
+_DATA_DIR = _PACKAGED_DATA if _PACKAGED_DATA.is_dir() else \
+    Path(__file__).resolve().parents[2] / "data"
 
 
 class ModelLoadError(RuntimeError):
@@ -54,7 +60,12 @@ class LoadedModel:
         tokenizer: the model's tokenizer (``pad_token`` set if it had none).
         sites: every prunable site, in layer then component order.
         fingerprint: a hash of the weights at load time (identifies the model for masks).
-        originals: pristine copies of sites modified so far (for bitwise restore).
+        originals: pristine copies of sites modified so far (for bitwise restore), kept in
+            CPU memory so that a pruned scope costs its own size once on the accelerator.
+        device: where the weights are (``"cuda:0"``; with a device map, its devices joined
+            by ``+``, e.g. ``"cuda:0+cuda:1"``).
+        dtype: the weights' precision (``"bfloat16"``).
+        device_map: ``"none"`` or ``"auto"``, as asked.
     """
 
     spec: str
@@ -66,6 +77,9 @@ class LoadedModel:
     fingerprint: str
     n_layers: int
     originals: dict[str, torch.Tensor] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    device_map: str = "none"
 
     @property
     def site_map(self) -> dict[str, Site]:
@@ -81,7 +95,11 @@ class LoadedModel:
 
 def organism_path(name: str = "organism") -> Path:
     """The directory of a shipped organism: ``organism`` or a family member like
-    ``organism-d64`` (see ``data/organism/README.md``)."""
+    ``organism-d64`` (see ``data/organism/README.md``).
+
+    Looked up under ``$LENSKIT_DATA`` when set, else the data shipped with lenskit: the
+    repository's ``data/`` (source tree, editable install) or ``lenskit/_data`` inside an
+    installed wheel."""
     root = Path(os.environ.get("LENSKIT_DATA", _DATA_DIR))
     path = root / "organism" if name == "organism" else root / "organisms" / name
     if not (path / "config.json").exists():
@@ -122,18 +140,25 @@ def load_model(
     spec: str | os.PathLike,
     *,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: str | torch.dtype = torch.float32,
     tokenizer: Any = None,
     attn_implementation: str = "sdpa",
     revision: str | None = None,
     trust_remote_code: bool = False,
+    device_map: str | None = None,
 ):
     """Load a model as a TransformerLens ``TransformerBridge`` (raw HF numerics, eval mode).
 
     Args:
         spec: a hub name (``"EleutherAI/pythia-70m"``, ``"gpt2"``...), a local HF directory,
             or ``"organism"`` (the small model shipped in ``data/organism``).
-        device, dtype: where and in which precision to hold the weights.
+        device: where to hold the weights: ``"auto"`` (CUDA if available, else MPS, else
+            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``
+            (ignored with ``device_map="auto"``).
+        dtype: precision of the weights (``torch.float32``/``"float32"``, ``"bfloat16"``,
+            ``"float16"``); calibration statistics and SparseGPT stay float32 regardless.
+        device_map: ``None``/``"none"`` (everything on ``device``) or ``"auto"``: Accelerate
+            spreads the layers over the visible GPUs (then CPU memory); needs ``accelerate``.
         tokenizer: a tokenizer to use instead of the model's own.
         attn_implementation: attention kernel of the plain HF model used for decoding (the
             bridge always uses eager attention so that patterns can be hooked).
@@ -149,8 +174,25 @@ def load_model(
     """
     from transformer_lens.model_bridge import TransformerBridge
 
+    dmap = "none" if device_map is None else device_map
+    problems = device_problems(device if isinstance(device, str) else "cpu",
+                               dtype if isinstance(dtype, str) else "float32", dmap)
+    if problems:
+        raise ValueError("; ".join(problems))
+    dtype = parse_dtype(dtype)
+    if dmap == "auto":
+        try:
+            import accelerate  # noqa: F401 (transformers needs it for device_map)
+        except ImportError:
+            raise ModelLoadError("device_map='auto' needs the 'accelerate' package "
+                                 "(pip install 'lenskit[gpu]' or pip install accelerate)"
+                                 ) from None
+    else:
+        device = resolve_device(device)
     path, local = _resolve(spec)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
+    if dmap == "auto":
+        kwargs["device_map"] = "auto"
     if local:
         kwargs["local_files_only"] = True
     try:
@@ -174,7 +216,11 @@ def load_model(
     if tok.pad_token is None:
         # Right padding with explicit lengths: the pad id is never read as content.
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
-    hf = hf.to(device).eval()
+    if dmap == "auto":
+        hf = hf.eval()  # Accelerate placed the layers; the bridge must not move them
+        device = None
+    else:
+        hf = hf.to(device).eval()
     # The plain model shares every Parameter object with `hf`; the bridge then wraps `hf`
     # in place (its modules get replaced), while `plain` keeps the native module tree.
     plain = copy.deepcopy(hf, {id(p): p for p in hf.parameters()})
@@ -192,6 +238,9 @@ def load_model(
         sites=site_list,
         fingerprint=_fingerprint(site_list),
         n_layers=len(bridge.blocks),
+        device="+".join(dict.fromkeys(str(p.device) for p in plain.parameters())),
+        dtype=str(dtype).removeprefix("torch."),
+        device_map=dmap,
     )
     _REGISTRY[bridge] = info
     return bridge

@@ -3,8 +3,9 @@
 A :class:`MaskSet` maps site names to ``[out, in]`` boolean tensors (``True`` = keep).
 :func:`apply_masks` zeroes the pruned entries of each site in place (in the HF parameter and
 in any copy TransformerLens holds) after validating everything first, so bad input never
-leaves a model half-modified. The first time a site is touched, its original weight is kept;
-:func:`restore` writes it back, so restored weights are bitwise identical to the loaded ones.
+leaves a model half-modified. The first time a site is touched, its original weight is kept
+(in CPU memory, whatever the model's device); :func:`restore` writes it back, so restored
+weights are bitwise identical to the loaded ones.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ __all__ = [
     "MaskSet",
     "apply_masks",
     "check_consistency",
+    "check_masks",
     "check_sparsity",
+    "offload",
     "parse_site_name",
     "pruned",
     "restore",
@@ -260,6 +263,14 @@ def _validate(info, masks: Mapping[str, torch.Tensor],
     return sites
 
 
+def check_masks(model, masks: Mapping[str, torch.Tensor],
+                weights: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Raise ``ValueError`` unless ``masks`` (and replacement ``weights``) fit ``model``:
+    same weight fingerprint (when the masks carry one), known sites, matching shapes, bool
+    masks and finite weights. Nothing is modified."""
+    _validate(model_info(model), masks, weights)
+
+
 def apply_masks(
     model,
     masks: Mapping[str, torch.Tensor],
@@ -278,18 +289,29 @@ def apply_masks(
     with torch.no_grad():
         for site in sites:
             if site.name not in info.originals:
-                info.originals[site.name] = site.bindings[0].read()
+                info.originals[site.name] = offload(site)
+            dtype = info.originals[site.name].dtype
+            device = site.bindings[0].param.device
             base = weights[site.name] if weights and site.name in weights else \
                 info.originals[site.name]
-            keep = masks[site.name].to(base.device)
-            new = torch.where(keep, base.to(info.originals[site.name].dtype),
-                              torch.zeros((), dtype=info.originals[site.name].dtype))
+            # Computed where the weight lives: one site's temporary at a time there.
+            base = base.to(device=device, dtype=dtype)
+            keep = masks[site.name].to(device)
+            new = torch.where(keep, base, torch.zeros((), dtype=dtype, device=device))
             for b in site.bindings:
                 b.write_(new)
             if verify:
                 for b in site.bindings:
                     if not torch.equal(b.read(), new):
                         raise RuntimeError(f"{b.where} did not take the new weight of {site.name}")
+
+
+def offload(site: Site) -> torch.Tensor:
+    """A copy of ``site``'s current weight ``[out, in]`` in CPU memory (never aliasing the
+    model): the originals kept for :func:`restore` stay off the accelerator, so a pruned
+    scope costs its own size once there, and writing the copy back is bitwise exact."""
+    view = site.bindings[0].view().reshape(site.shape)
+    return view.to("cpu", copy=True)
 
 
 def restore(model, names: Iterable[str] | None = None) -> list[str]:
@@ -315,7 +337,7 @@ def pruned(model, masks: Mapping[str, torch.Tensor],
     put every touched site back exactly as it was before the block."""
     info = model_info(model)
     _validate(info, masks, weights)
-    before = {n: info.site_map[n].bindings[0].read() for n in masks if n in info.originals}
+    before = {n: offload(info.site_map[n]) for n in masks if n in info.originals}
     try:
         apply_masks(model, masks, weights)
         yield model

@@ -8,6 +8,7 @@ of sites; uniform, global, OWL and parameter-matched allocation; cheap sweeps.
 
 from lenskit.pruning.allocation import ALLOCATIONS, matched_sparsities
 from lenskit.pruning.calibration import CalibrationData, default_calibration
+from lenskit.pruning.export import export_pruned
 from lenskit.pruning.pruner import METHODS, MODES, Pruner, prune
 from lenskit.pruning.result import PruneResult
 from lenskit.pruning.structure import Structure, parse_structure
@@ -21,6 +22,7 @@ __all__ = [
     "Pruner",
     "Structure",
     "default_calibration",
+    "export_pruned",
     "matched_sparsities",
     "parse_structure",
     "prune",

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from lenskit.models.loading import model_info
-from lenskit.models.masks import MaskSet, apply_masks, check_sparsity, restore
+from lenskit.models.masks import MaskSet, apply_masks, check_sparsity, offload, restore
 from lenskit.models.sites import Selection, Site
 from lenskit.names import METHODS
 from lenskit.pruning.allocation import (
@@ -124,8 +124,7 @@ def _original_weights(model):
     """Put every modified site back to its original weight for the duration of the block,
     then leave each one exactly as it was (original record included)."""
     info = model_info(model)
-    saved = {n: (orig, info.site_map[n].bindings[0].read())
-             for n, orig in info.originals.items()}
+    saved = {n: (orig, offload(info.site_map[n])) for n, orig in info.originals.items()}
     restore(model)
     try:
         yield
@@ -426,7 +425,9 @@ class Pruner:
                 new, keep = sparsegpt_prune(w, factor, t[s.name], self.structure,
                                             self.params["blocksize"])
                 mk[s.name] = keep.cpu()
-                wt[s.name] = new.to(w.dtype)
+                # Held in CPU memory like the masks: levels and results kept for later cost
+                # nothing on the accelerator (apply_masks copies one site at a time there).
+                wt[s.name] = new.to(device="cpu", dtype=w.dtype)
 
     def _sparsegpt_dense(self, targets: list[dict[str, float]]):
         by_layer, grouped = self._groups("hessian")

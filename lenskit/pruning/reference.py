@@ -32,7 +32,7 @@ __all__ = [
 def reference_hessian(inputs: torch.Tensor) -> torch.Tensor:
     """``H = 2/N sum_seq X_seq^T X_seq``, accumulated one sequence at a time."""
     cols = inputs.shape[-1]
-    h = torch.zeros(cols, cols)
+    h = torch.zeros(cols, cols, device=inputs.device)
     for n, seq in enumerate(inputs, start=1):
         inp = seq.reshape(-1, cols).t()  # [cols, tokens]
         h *= (n - 1) / n
@@ -44,7 +44,7 @@ def reference_hessian(inputs: torch.Tensor) -> torch.Tensor:
 def reference_scaler_row(inputs: torch.Tensor) -> torch.Tensor:
     """Wanda's ``scaler_row``: per input feature, sum of squares over tokens / N sequences."""
     cols = inputs.shape[-1]
-    scaler = torch.zeros(cols)
+    scaler = torch.zeros(cols, device=inputs.device)
     for n, seq in enumerate(inputs, start=1):
         inp = seq.reshape(-1, cols).t().float()
         scaler *= (n - 1) / n
@@ -113,9 +113,9 @@ def reference_sparsegpt(
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
     w[:, dead] = 0
-    losses = torch.zeros(rows)
+    losses = torch.zeros(rows, device=w.device)
     damp = percdamp * torch.mean(torch.diag(h))
-    idx = torch.arange(cols)
+    idx = torch.arange(cols, device=w.device)
     h[idx, idx] += damp
     h = torch.linalg.cholesky(h)
     h = torch.cholesky_inverse(h)
@@ -133,7 +133,7 @@ def reference_sparsegpt(
         if prunen == 0:
             tmp = w1 ** 2 / (torch.diag(hinv1).reshape((1, -1))) ** 2
             if exact:
-                mask1 = torch.zeros(w1.shape, dtype=torch.bool)
+                mask1 = torch.zeros(w1.shape, dtype=torch.bool, device=w.device)
                 order = torch.argsort(tmp.flatten(), stable=True)[:counts[bi]]
                 mask1.view(-1)[order] = True
             else:

@@ -1,15 +1,28 @@
-"""The outcome of pruning: masks, SparseGPT's updated weights, targets and the config."""
+"""The outcome of pruning: masks, SparseGPT's updated weights, targets and the config.
+
+:meth:`PruneResult.save` writes one safetensors file (bit-packed masks, SparseGPT's updated
+weights in their dtype, everything else as JSON metadata); :meth:`PruneResult.load` reads it
+back and, given the model, checks that the result was made for it (weight fingerprint,
+site names and shapes) before anything can be applied.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from lenskit.models.masks import MaskSet, apply_masks, pruned
+from lenskit.models.masks import MaskSet, apply_masks, check_masks, pruned
+
+_FORMAT = "lenskit.prune_result.v1"
 
 __all__ = ["PruneResult"]
 
@@ -22,7 +35,7 @@ class PruneResult:
         masks: a :class:`~lenskit.models.MaskSet` (``True`` = keep) with the model's
             fingerprint; ``masks.meta`` holds method, parameters, seed and calibration.
         weights: for SparseGPT, site -> updated weight ``[out, in]`` (pruned entries 0, in
-            the model's dtype); ``None`` for methods without a weight update.
+            the model's dtype, in CPU memory); ``None`` for methods without a weight update.
         target: site -> requested sparsity after allocation (for ``global``, the sparsity
             the single ranking gave the site).
         config: everything needed to reproduce the result (method, sparsity, scope,
@@ -69,6 +82,71 @@ class PruneResult:
         """Apply for the duration of a ``with`` block, then put every site back exactly."""
         with pruned(model, self.masks, self.weights) as m:
             yield m
+
+    # Persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the result to ``path`` (a ``.safetensors`` file): masks bit-packed as
+        ``mask/<site>``, SparseGPT's weights as ``weight/<site>`` (CPU, their dtype), and
+        target, config, diagnostics and the masks' model identity as JSON metadata."""
+        tensors: dict[str, torch.Tensor] = {}
+        shapes = {}
+        for name, m in self.masks.items():
+            shapes[name] = list(m.shape)
+            tensors[f"mask/{name}"] = torch.from_numpy(
+                np.packbits(m.cpu().numpy().reshape(-1)))
+        for name, w in (self.weights or {}).items():
+            tensors[f"weight/{name}"] = w.detach().contiguous().cpu()
+        meta = {
+            "format": _FORMAT, "shapes": json.dumps(shapes),
+            "fingerprint": self.masks.fingerprint or "", "model": self.masks.model or "",
+            "mask_meta": json.dumps(self.masks.meta), "target": json.dumps(self.target),
+            "config": json.dumps(self.config), "diagnostics": json.dumps(self.diagnostics),
+            "has_weights": str(self.weights is not None).lower(),
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, model=None) -> PruneResult:
+        """Read a result written by :meth:`save`. With ``model`` (a bridge from
+        :func:`lenskit.load_model`), raise ``ValueError`` unless the result was made for
+        it: same weight fingerprint, known sites, matching shapes, finite weights."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no pruning result at {path}")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"{path} is not a lenskit pruning result (format "
+                                 f"{meta.get('format')!r}, expected {_FORMAT!r})")
+            shapes = json.loads(meta["shapes"])
+            masks: dict[str, torch.Tensor] = {}
+            weights: dict[str, torch.Tensor] = {}
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                kind, name = key.split("/", 1)
+                t = f.get_tensor(key)
+                if kind == "mask":
+                    shape = tuple(shapes[name])
+                    bits = np.unpackbits(t.numpy(), count=int(np.prod(shape))).astype(bool)
+                    masks[name] = torch.from_numpy(bits.reshape(shape))
+                else:
+                    weights[name] = t
+        order = list(shapes)  # the saved (scope) order
+        mask_set = MaskSet({n: masks[n] for n in order},
+                           fingerprint=meta.get("fingerprint") or None,
+                           model=meta.get("model") or None,
+                           meta=json.loads(meta.get("mask_meta", "{}")))
+        out = cls(mask_set,
+                  {n: weights[n] for n in order if n in weights}
+                  if meta.get("has_weights") == "true" else None,
+                  json.loads(meta["target"]), json.loads(meta["config"]),
+                  json.loads(meta.get("diagnostics", "{}")))
+        if model is not None:
+            check_masks(model, out.masks, out.weights)
+        return out
 
     def __repr__(self) -> str:
         c = self.config

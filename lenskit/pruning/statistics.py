@@ -15,8 +15,9 @@ Sites of one ``input_group`` (q, k, v; or in, gate) read one tensor: one hook, o
 statistic. Statistics are summed with large matmuls per batch of sequences
 (``H += X^T X`` with ``X`` ``[batch * seq_len, d_in]``, only the row panels up to the
 diagonal since ``X^T X`` is symmetric), never per sequence. Memory: the block inputs of all
-calibration samples (``n_samples x seq_len x d_model``, in the model's dtype) plus one
-block's statistics (``d_in^2`` float32 per input group for SparseGPT).
+calibration samples, one copy (``n_samples x seq_len x d_model``, in the model's dtype; each
+batch's output replaces its input as it is computed), plus one block's statistics (``d_in^2``
+float32 per input group for SparseGPT).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class GroupStats:
         if n_sequences is None:
             n_sequences = x.shape[0] if x.ndim == 3 else 1
         self.n_sequences += n_sequences
-        flat = x.detach().reshape(-1, self.d_in).to(torch.float32)
+        # Statistics are float32 whatever the model's dtype (as in the references).
+        flat = x.detach().reshape(-1, self.d_in).to(self.sq.device, torch.float32)
         self.n_tokens += flat.shape[0]
         if self.xtx is None:
             # float32 sums per batch (fast), accumulated across batches in float64
@@ -165,14 +167,18 @@ class BlockWalker:
         return store
 
     def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool) -> list[_Batch]:
+        """Run block ``layer`` on every batch. With ``keep_outputs``, each batch's output
+        replaces its input in ``batches`` as soon as it is computed (returned: the same
+        list), so the block inputs and outputs of all calibration sequences never exist at
+        once: one copy, plus one batch."""
         block = self.blocks[layer]
-        outs = []
-        for b in batches:
+        for i, b in enumerate(batches):
             out = block(b.hidden, *b.args, **b.kwargs)
             if keep_outputs:
                 hidden = out[0] if isinstance(out, tuple) else out
-                outs.append(_Batch(hidden.detach(), b.args, b.kwargs))
-        return outs
+                batches[i] = _Batch(hidden.detach(), b.args, b.kwargs)
+            del out, b  # drop the references before the next batch runs
+        return batches if keep_outputs else []
 
     @torch.no_grad()
     def walk(
@@ -203,7 +209,9 @@ class BlockWalker:
             stats: dict[str, GroupStats] = {}
             handles = []
             for group, (site, kind) in wanted.items():
-                st = GroupStats(site.shape[1], kind, self.device)
+                # On the device of the weight that reads this input (device maps spread
+                # the blocks over several devices).
+                st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
                 stats[group] = st
                 module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
                 handles.append(module.register_forward_pre_hook(

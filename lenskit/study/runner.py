@@ -73,9 +73,20 @@ def _chunks(cells: list[Cell], n_params: int, method: str) -> list[list[Cell]]:
 
 
 def _evaluate(model, suite, cfg: SweepConfig):
+    from lenskit.models import model_info, oom_hint
     from lenskit.tasks import evaluate_suite
 
-    return evaluate_suite(model, suite, batch_size=cfg.batch_size)
+    with oom_hint("evaluation", dtype=cfg.dtype, device=model_info(model).device):
+        return evaluate_suite(model, suite, batch_size=cfg.batch_size)
+
+
+def _device_record(info) -> dict:
+    """Where and in which precision a model ran (for the manifest)."""
+    record = {"device": info.device, "dtype": info.dtype, "device_map": info.device_map}
+    cuda = [d for d in info.device.split("+") if d.startswith("cuda")]
+    if cuda:
+        record["accelerator"] = [torch.cuda.get_device_name(torch.device(d)) for d in cuda]
+    return record
 
 
 def run_sweep(
@@ -120,8 +131,12 @@ class _ModelRun:
 
         self.cfg, self.store, self.bar = cfg, store, bar
         bar.set_postfix_str(f"loading {spec}")
-        self.model = load_model(spec)
+        self.model = load_model(spec, device=cfg.device, dtype=cfg.dtype,
+                                device_map=cfg.device_map)
         self.info = model_info(self.model)
+        # The config says what was asked ("auto"); the manifest records what it resolved to
+        # (saved with the next cell).
+        store.manifest().setdefault("devices", {})[spec] = _device_record(self.info)
         self.counts = {s: self.info.select(s).n_params for s in cfg.scopes_needed()}
         cfg.check_model(spec, self.counts)
         self.suites: dict[int, dict] = {}
@@ -166,7 +181,7 @@ class _ModelRun:
                 self.run_pruned(group)
 
     def run_pruned(self, group: list[Cell]) -> None:
-        from lenskit.models import pruned
+        from lenskit.models import oom_hint, pruned
         from lenskit.pruning import Pruner
 
         first = group[0]
@@ -180,15 +195,16 @@ class _ModelRun:
         for chunk in _chunks(group, n_scope, first.method):
             self.bar.set_postfix_str(f"pruning {chunk[0].label}")
             t0 = time.perf_counter()
-            if first.is_matched:
-                wanted = [c.params_to_remove(self.counts) for c in chunk]
-                swept = pruner.sweep(n_params=wanted)
-                results = [swept[n] for n in wanted]
-            elif first.structure != "unstructured":
-                results = [pruner.prune() for _ in chunk]
-            else:
-                swept = pruner.sweep([c.sparsity for c in chunk])
-                results = [swept[c.sparsity] for c in chunk]
+            with oom_hint("pruning", dtype=self.cfg.dtype, device=self.info.device):
+                if first.is_matched:
+                    wanted = [c.params_to_remove(self.counts) for c in chunk]
+                    swept = pruner.sweep(n_params=wanted)
+                    results = [swept[n] for n in wanted]
+                elif first.structure != "unstructured":
+                    results = [pruner.prune() for _ in chunk]
+                else:
+                    swept = pruner.sweep([c.sparsity for c in chunk])
+                    results = [swept[c.sparsity] for c in chunk]
             prune_seconds = (time.perf_counter() - t0) / len(chunk)
             for cell, r in zip(chunk, results, strict=True):
                 self.bar.set_postfix_str(cell.label)

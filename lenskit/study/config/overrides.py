@@ -28,6 +28,7 @@ FIELD_TYPES: dict[str, str] = {
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
+    "device": "str", "dtype": "str", "device_map": "str",
 }
 #: The kind of value of every field of :class:`CalibrationConfig`.
 CALIBRATION_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.devices import device_problems
 from lenskit.pruning.structure import parse_structure
 from lenskit.study.config.calibration import CalibrationConfig, calibration_problems
 from lenskit.study.config.cells import Cell, kw_tuple
@@ -47,6 +48,9 @@ class SweepConfig:
         models: model specs for :func:`lenskit.load_model` ("organism", hub names, local dirs).
         dense_models: models evaluated dense only, as reference points (e.g. smaller or larger
             models of the same family for the dense-scaling figure).
+        device: "auto" (cuda, else mps, else cpu), "cpu", "cuda", "cuda:N" or "mps".
+        dtype: "float32", "bfloat16" or "float16" for the model's weights.
+        device_map: "none" or "auto" (Accelerate places layers over the available GPUs).
         methods: pruning methods (``lenskit.pruning.METHODS``).
         sparsities: target fractions of each scope, in [0, 1] (ignored by N:M structures,
             whose sparsity is N/M).
@@ -73,6 +77,13 @@ class SweepConfig:
     name: str = "default"
     models: list[str] = field(default_factory=lambda: ["organism"])
     dense_models: list[str] = field(default_factory=list)
+    # Where and in which precision the models run (lenskit.models.devices): device auto
+    # (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps; dtype float32, bfloat16, float16
+    # (statistics, Hessians and SparseGPT stay float32); device_map none or auto (Accelerate
+    # spreads the layers over the GPUs).
+    device: str = "auto"
+    dtype: str = "float32"
+    device_map: str = "none"
     # Budget of the default study (<= 10 min on 2 cores, one of them busy): the organism
     # (~0.9M parameters) prunes in well under 1 s and its small suite evaluates in ~5 s.
     #   dense: 1 model x 1 seed                                  =  1 cell
@@ -146,6 +157,7 @@ class SweepConfig:
         if not isinstance(self.name, str) or not self.name.strip():
             p.append("name must be a non-empty string")
         p += model_problems(self.models, self.dense_models)
+        p += device_problems(self.device, self.dtype, self.device_map)
         p += grid_problems(self.methods, self.structures, self.allocations, self.sparsities,
                            self.scopes, self.matched, self.matched_pairs, self.seeds)
         p += task_problems(self.tasks, self.task_size)
