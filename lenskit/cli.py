@@ -98,10 +98,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
                       ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
                       ("out", "out_dir"), ("task_size", "task_size"), ("device", "device"),
-                      ("dtype", "dtype"), ("device_map", "device_map")):
+                      ("dtype", "dtype"), ("device_map", "device_map"), ("suite", "suite")):
         value = getattr(args, flag, None)
         if value:
-            out[key] = ";".join(value) if key == "scopes" else (
+            out[key] = ";".join(value) if key in ("scopes", "suite") else (
                 ",".join(value) if isinstance(value, list) else value)
     for item in args.set or []:
         if "=" not in item:
@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--methods", nargs="+", help="random magnitude wanda sparsegpt")
     sw.add_argument("--sparsities", nargs="+", help="e.g. 0.1 0.3 0.5")
     sw.add_argument("--scopes", nargs="+", help="e.g. all attn mlp 'attn.q,k@0-3'")
+    sw.add_argument("--suite", nargs="+", metavar="SPEC",
+                    help="task specs by name instead of the model's default suite, e.g. "
+                         "'triviaqa:n=500,path=/data/triviaqa-rc' fn_linear (see lenskit tasks)")
     sw.add_argument("--tasks", nargs="+", help="task names of the suite (default: all)")
     sw.add_argument("--task-size", choices=("small", "full"))
     sw.add_argument("--seeds", nargs="+")

@@ -24,6 +24,7 @@ from lenskit.study.config import Cell, SweepConfig
 from lenskit.study.schema import attach_baselines, instances_from_eval
 from lenskit.study.store import RunStore, iter_missing
 from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+from lenskit.tasks import build_suite, default_suite
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
 
@@ -144,11 +145,10 @@ class _ModelRun:
         self.dense_rows: dict[int, pd.DataFrame] = {}
 
     def suite(self, seed: int) -> dict:
-        from lenskit.tasks import default_suite
-
         if seed not in self.suites:
-            self.suites[seed] = self.cfg.select_tasks(
-                default_suite(self.model, self.cfg.task_size, seed))
+            suite = (build_suite(self.cfg.suite, self.model, seed=seed) if self.cfg.suite
+                     else default_suite(self.model, self.cfg.task_size, seed))
+            self.suites[seed] = self.cfg.select_tasks(suite)
         return self.suites[seed]
 
     def baseline(self, cell: Cell) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from typing import Any
 from lenskit.tasks.core import TaskSet
 
 __all__ = ["PARTS", "TASKS", "Param", "TaskBuilder", "build_suite", "build_task",
-           "describe_tasks", "parse_spec", "parse_specs", "select_part"]
+           "describe_tasks", "parse_spec", "parse_specs", "resolve_spec", "select_part"]
 
 PARTS = ("eval", "select", "all")
 # One item in five (by id hash) is held out for choosing templates.
@@ -203,6 +203,12 @@ def parse_specs(specs: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any
     return [parse_spec(s) for s in items]
 
 
+def resolve_spec(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of task ``name`` with ``values`` parsed and checked (defaults for
+    the rest); raises ``ValueError`` naming a bad value. Loads no data."""
+    return _task(name).resolve({k: v for k, v in values.items() if k != "as"})
+
+
 def build_task(spec: str | Mapping[str, Any], model=None) -> TaskSet:
     """One task set from a spec (its name: the task's, or the spec's ``as``)."""
     name, values = parse_spec(spec)
@@ -226,7 +232,7 @@ def build_suite(specs: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any
             p.name == "seed" for p in _task(name).params) else {**values, "seed": seed})
             for name, values in parsed]
     for name, values in parsed:  # fail on bad values before loading any data
-        _task(name).resolve({k: v for k, v in values.items() if k != "as"})
+        resolve_spec(name, values)
     out: dict[str, TaskSet] = {}
     for name, values in parsed:
         task = build_task({"task": name, **values}, model)

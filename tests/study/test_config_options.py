@@ -149,3 +149,41 @@ def test_toml_is_written_by_tomli_w_and_reads_back(tmp_path):
     assert back == SweepConfig.from_dict(cfg.to_dict())
     assert back.to_dict() == cfg.to_dict()
     assert [c.cell_id for c in back.cells()] == [c.cell_id for c in cfg.cells()]
+
+
+# ----------------------------------------------------------------------------- suite specs
+
+
+def test_suite_specs_parse_from_command_line_and_tables():
+
+    cfg = load_config(None, {"suite": "fn_linear:d=2,n=40;countries_capital_closed_book:n=20"})
+    assert cfg.suite == ["fn_linear:d=2,n=40", "countries_capital_closed_book:n=20"]
+    cfg2 = SweepConfig.from_dict({"suite": {"fn_linear": {"d": 2, "n": 40}}})
+    assert cfg2.suite == [{"task": "fn_linear", "d": 2, "n": 40}]
+    assert SweepConfig.from_dict(cfg.to_dict()).suite == cfg.suite
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("trivia_qa", "triviaqa"),               # unknown task: did you mean
+    ("fn_linear:dd=2", "'d'"),               # unknown parameter: did you mean
+    ("fn_linear:d=two", "two"),              # bad value named
+])
+def test_bad_suite_specs_fail_at_validation(spec, needle):
+
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"suite": spec})
+    assert needle in str(e.value)
+
+
+def test_sweep_evaluates_the_named_suite(tiny_dirs, tmp_path):
+    from lenskit.study import run_sweep
+
+    cfg = load_config(None, {
+        "models": str(tiny_dirs["llama"]), "methods": "magnitude", "sparsities": "0.5",
+        "scopes": "all", "matched": "false", "out_dir": str(tmp_path / "run"),
+        "suite": "fn_linear:d=1,n=8,exemplars=4;countries_capital_closed_book:n=6,shots=1",
+        "calibration.n_samples": "2", "calibration.seq_len": "8"})
+    out = run_sweep(cfg, progress=False, echo=lambda _: None)
+    n = out.results.groupby("task")["n"].first()
+    assert set(n.index) == {"fn_linear_d1_n4_k2", "countries_capital_closed_book"}
+    assert n["fn_linear_d1_n4_k2"] == 8 and n["countries_capital_closed_book"] == 6

@@ -17,6 +17,7 @@ from typing import Any
 from lenskit.models.sites import parse_scopes
 from lenskit.pruning.structure import parse_sparsities
 from lenskit.study.config.errors import ConfigError, did_you_mean, unknown
+from lenskit.study.config.tasks import suite_specs
 
 __all__ = ["CALIBRATION_TYPES", "FIELD_TYPES", "apply_overrides", "flatten"]
 
@@ -28,7 +29,7 @@ FIELD_TYPES: dict[str, str] = {
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
-    "device": "str", "dtype": "str", "device_map": "str",
+    "device": "str", "dtype": "str", "device_map": "str", "suite": "specs",
 }
 #: The kind of value of every field of :class:`CalibrationConfig`.
 CALIBRATION_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
@@ -180,6 +181,8 @@ def _convert(kind: str, raw: Any) -> Any:
         if not isinstance(raw, (list, tuple)):
             raise ValueError("expected a list of [reference, target] scope pairs")
         return [list(p) if isinstance(p, (list, tuple)) else p for p in raw]
+    if kind == "specs":
+        return suite_specs(raw)
     if kind == "list[int]":
         return [_number(v, int) for v in _list(raw)]
     if kind == "list[str]":

@@ -32,7 +32,7 @@ from lenskit.study.config.overrides import (
     apply_overrides,
     flatten,
 )
-from lenskit.study.config.tasks import select_tasks, task_problems
+from lenskit.study.config.tasks import select_tasks, suite_problems, task_problems
 from lenskit.study.schema import DENSE
 
 __all__ = ["SweepConfig"]
@@ -63,7 +63,10 @@ class SweepConfig:
             of weights (allocation "matched" in the results).
         matched_pairs: (reference, target) scope pairs for ``matched``; empty = the first
             attention-only scope and the first FFW-only scope of ``scopes``.
-        tasks: task names of the task suite, or ["default"] for its default suite.
+        suite: task specs by name (``lenskit tasks`` lists them), e.g.
+            ``["triviaqa:n=500,path=/data/triviaqa-rc", "fn_linear"]``; empty = the model's
+            default suite (:func:`lenskit.tasks.default_suite`, sized by ``task_size``).
+        tasks: task names of the suite to evaluate, or ["default"] for all of them.
         task_size: "small" (seconds per evaluation) or "full".
         seeds: seeds; each seed has its own dense baseline, calibration sample and task set.
         calibration: calibration data (:class:`CalibrationConfig`).
@@ -100,6 +103,7 @@ class SweepConfig:
     allocations: list[str] = field(default_factory=lambda: ["uniform"])
     matched: bool = True
     matched_pairs: list[list[str]] = field(default_factory=list)
+    suite: list[Any] = field(default_factory=list)
     tasks: list[str] = field(default_factory=lambda: ["default"])
     task_size: str = "small"
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -161,6 +165,7 @@ class SweepConfig:
         p += grid_problems(self.methods, self.structures, self.allocations, self.sparsities,
                            self.scopes, self.matched, self.matched_pairs, self.seeds)
         p += task_problems(self.tasks, self.task_size)
+        p += suite_problems(self.suite)
         p += execution_problems(self.batch_size, self.out_dir)
         p += calibration_problems(self.calibration)
         p += option_problems("method_kwargs", self.method_kwargs)
