@@ -97,7 +97,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     out: dict[str, str] = {}
     for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
                       ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
-                      ("out", "out_dir"), ("task_size", "task_size")):
+                      ("out", "out_dir"), ("task_size", "task_size"),
+                      ("executor", "executor"), ("address", "address"), ("workers", "workers")):
         value = getattr(args, flag, None)
         if value:
             out[key] = ";".join(value) if key == "scopes" else (
@@ -229,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")
+    sw.add_argument("--executor", choices=("local", "ray"),
+                    help="where cells run: local (this process, the default) or ray (actors of "
+                         "a Ray cluster; pip install 'lenskit[ray]')")
+    sw.add_argument("--address", help="Ray cluster to join: auto, HOST:PORT or "
+                                      "ray://HOST:10001 (default: start a local one)")
+    sw.add_argument("--workers", help="Ray workers, one model each (default: as many as the "
+                                      "cluster fits at num_cpus/num_gpus each, see --set)")
     sw.set_defaults(func=_cmd_sweep)
 
     th = sub.add_parser("thresholds", help="print the largest sparsity each task survives")

@@ -409,6 +409,16 @@ class SweepConfig:
     out_dir: str = "runs/default"
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     allocation_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the cells run (lenskit.study.executors; none of these changes results, so a run
+    # resumes under other values): executor "local" (this process) or "ray"; address of a
+    # Ray cluster (None = start a local one, "auto", "HOST:PORT", "ray://HOST:PORT");
+    # workers = Ray actors (None = as many as the cluster fits), each with num_cpus CPUs
+    # (also its torch threads) and num_gpus GPUs.
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
 
     # ---- construction ---------------------------------------------------------------
 
@@ -863,6 +873,8 @@ _FIELD_TYPES: dict[str, str] = {
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
+    "executor": "str", "address": "str", "workers": "int", "num_cpus": "float",
+    "num_gpus": "float",
 }
 _CALIB_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
 assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(SweepConfig)}
@@ -939,6 +951,8 @@ def _convert(name: str, kind: str, raw: Any) -> Any:
         return _parse_bool(raw)
     if kind == "int":
         return _number(raw, int)
+    if kind == "float":
+        return _number(raw, float)
     if kind == "pairs":
         if isinstance(raw, str):
             text = raw.strip()
