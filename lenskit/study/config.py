@@ -873,7 +873,7 @@ _FIELD_TYPES: dict[str, str] = {
     "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
-    "executor": "str", "address": "str", "workers": "int", "num_cpus": "float",
+    "executor": "str", "address": "str?", "workers": "int?", "num_cpus": "float",
     "num_gpus": "float",
 }
 _CALIB_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
@@ -943,6 +943,10 @@ def _number(raw: Any, typ: type) -> Any:
 
 
 def _convert(name: str, kind: str, raw: Any) -> Any:
+    if kind.endswith("?"):  # optional: None stays None (it means "unset")
+        if raw is None:
+            return None
+        kind = kind[:-1]
     if kind == "str":
         if not isinstance(raw, str):
             raise ValueError("expected a string")
