@@ -86,6 +86,10 @@ class ConfigError(ValueError):
                                          else "")
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
 
+    def __reduce__(self):
+        # Rebuilt from its problems when it crosses processes (e.g. from a Ray worker).
+        return type(self), (self.problems,)
+
 
 def parse_structure(structure: str) -> tuple[int, int] | None:
     """``None`` for "unstructured", ``(N, M)`` for "N:M" (N of every M consecutive inputs pruned).

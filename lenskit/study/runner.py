@@ -110,7 +110,7 @@ def run_sweep(
         try:
             if missing:
                 store.record_session(executor=runner.describe())
-            _Writer(store, bar).consume(runner.run(plan_units(missing), bar.set_postfix_str))
+            _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
             if missing:
                 store.record_session(executor=runner.describe())
         finally:

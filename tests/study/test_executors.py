@@ -122,7 +122,7 @@ def test_killed_driver_resumes(cluster, warm, local_rows, tmp_path):
     args = [sys.executable, "-m", "lenskit", "sweep", "--model", "organism",
             "--methods", "magnitude", "--sparsities", "0.3", "0.7", "--scopes", "attn", "mlp",
             "--tasks", "closed_book", "--out", str(run_dir), "--no-figures", "--threads", "1",
-            "--executor", "ray", "--address", cluster, "--workers", "2",
+            "--executor", "ray", "--address", cluster, "--workers", "1",
             "--set", "num_cpus=0.5", "--set", "matched=false",
             "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -145,9 +145,17 @@ def test_killed_driver_resumes(cluster, warm, local_rows, tmp_path):
     assert [s["status"] for s in sessions] == ["running", "complete"]
 
 
+def test_an_error_in_a_worker_reaches_the_driver_as_itself(warm, tmp_path):
+    cfg = config(tmp_path / "bad-task", tasks="no_such_task", **RAY)
+    with pytest.raises(ConfigError, match="no_such_task"):
+        run_sweep(cfg, executor=warm, progress=False, echo=quiet)
+    assert not list((tmp_path / "bad-task" / "cells").glob("*.parquet"))
+
+
 def test_units_are_pruner_groups(tmp_path):
-    cells = config(tmp_path / "r").cells()
-    units = plan_units(cells)
+    cfg = config(tmp_path / "r")
+    cells = cfg.cells()
+    units = plan_units(cfg, cells)
     assert [len(u.cells) for u in units] == [1, 2, 2]
     assert [c for u in units for c in u.cells] == cells
     assert {(c.scope, c.method) for c in units[1].cells} == {("attn", "magnitude")}

@@ -36,13 +36,15 @@ _LEVEL_MEMORY_BUDGET = 2 * 1024**3
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Cells of one model sharing one pruner (or one dense cell), in config order.
+    """Cells of one model sharing one pruner (or one dense cell), in config order, and
+    the config they run under (tasks, calibration, batch size...).
 
     ``index`` is the unit's position in the plan (a stable name in logs and retries)."""
 
     index: int
     model: str
     cells: tuple[Cell, ...]
+    cfg: SweepConfig
 
     @property
     def label(self) -> str:
@@ -68,15 +70,15 @@ def pruner_key(cell: Cell) -> tuple:
             cell.match_scope, cell.method_kwargs, cell.allocation_kwargs)
 
 
-def plan_units(cells: Sequence[Cell]) -> list[WorkUnit]:
-    """Split ``cells`` (config order, e.g. the missing cells of a run) into work units:
-    consecutive cells with the same :func:`pruner_key`; dense cells one unit each."""
+def plan_units(cfg: SweepConfig, cells: Sequence[Cell]) -> list[WorkUnit]:
+    """Split ``cells`` of ``cfg`` (config order, e.g. the missing cells of a run) into work
+    units: consecutive cells with the same :func:`pruner_key`; dense cells one unit each."""
     units: list[WorkUnit] = []
     for key, group in itertools.groupby(cells, key=pruner_key):
         group = list(group)
         parts = [[c] for c in group] if group[0].is_dense else [group]
         for part in parts:
-            units.append(WorkUnit(len(units), key[0], tuple(part)))
+            units.append(WorkUnit(len(units), key[0], tuple(part), cfg))
     return units
 
 
@@ -104,6 +106,14 @@ def _noop(_: str) -> None:
     pass
 
 
+# Settings that do not change what a worker computes (where results go, where they run).
+_PLACEMENT_KEYS = ("out_dir", "executor", "address", "workers", "num_cpus", "num_gpus")
+
+
+def _work_settings(cfg: SweepConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in _PLACEMENT_KEYS}
+
+
 class ModelWorker:
     """Runs work units of one model at a time; loads a model when a unit of another model
     arrives (dropping the previous one), so a worker holding a model keeps it loaded for
@@ -116,6 +126,21 @@ class ModelWorker:
         self.device = device
         self.spec: str | None = None
         self.loads = 0
+
+    def configure(self, cfg: SweepConfig) -> None:
+        """Run later units under ``cfg``: when it differs from the current config, the
+        suites and calibration data are rebuilt on demand and the loaded model is
+        checked against it again."""
+        if _work_settings(cfg) == _work_settings(self.cfg):
+            self.cfg = cfg
+            return
+        self.cfg = cfg
+        if self.spec is not None:
+            self.counts = {s: self.info.select(s).n_params for s in cfg.scopes_needed()}
+            self.suites, self.calibrations = {}, {}
+            spec, self.spec = self.spec, None
+            cfg.check_model(spec, self.counts)
+            self.spec = spec
 
     def load(self, spec: str, status: Callable[[str], None] = _noop) -> None:
         """Load ``spec`` (a no-op when it is loaded already) and check the config's cells
@@ -156,6 +181,7 @@ class ModelWorker:
     def run(self, unit: WorkUnit, status: Callable[[str], None] = _noop
             ) -> Iterator[CellResult]:
         """The unit's cells, evaluated in order, each yielded as soon as it is done."""
+        self.configure(unit.cfg)
         self.load(unit.model, status)
         first = unit.cells[0]
         if first.is_dense:
