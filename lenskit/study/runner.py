@@ -109,7 +109,12 @@ def run_sweep(
         runner = make_executor(cfg) if own else executor
         try:
             if missing:
-                store.record_session(executor=runner.describe())
+                info = runner.describe()
+                store.record_session(executor=info)
+                if info["executor"] != "local":
+                    echo(f"executor {info['executor']}: " + ", ".join(
+                        f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
+                        if k in info))
             _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
             if missing:
                 store.record_session(executor=runner.describe())

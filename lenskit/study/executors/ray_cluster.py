@@ -167,46 +167,56 @@ class RayExecutor(Executor):
         queue = list(units)
         attempts: Counter[int] = Counter()
         inflight: dict[Any, _Slot] = {}
-        while queue or inflight:
-            idle = [s for s in self._slots if s.unit is None]
-            while queue and len(self._slots) < self.workers:
-                idle.append(self._new_slot())
-            for slot in idle:
-                if not queue:
-                    break
-                unit = queue.pop(self._pick(slot, queue))
+        try:
+            while queue or inflight:
+                self._dispatch(queue, inflight)
+                status(f"{len(inflight)} units running on {len(self._slots)} workers, "
+                       f"{len(queue)} queued")
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                slot = inflight.pop(ready[0])
+                unit = slot.unit
                 with self._lock:
-                    slot.unit, slot.model = unit, unit.model
-                inflight[slot.actor.run.remote(unit)] = slot
-            status(f"{len(inflight)} units running on {len(self._slots)} workers, "
-                   f"{len(queue)} queued")
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            slot = inflight.pop(ready[0])
-            unit = slot.unit
-            try:
-                results = ray.get(ready[0])
-            except ray.exceptions.RayActorError as e:
+                    slot.unit = None  # idle again, whatever the outcome
+                try:
+                    results = ray.get(ready[0])
+                except ray.exceptions.RayActorError as e:
+                    self._drop(slot)
+                    attempts[unit.index] += 1
+                    if attempts[unit.index] >= self.max_attempts:
+                        raise RuntimeError(
+                            f"work unit {unit.label!r} lost {attempts[unit.index]} Ray workers "
+                            f"in a row (last: {e}); stopping the sweep (finished cells are kept)"
+                        ) from e
+                    self.requeued += 1
+                    queue.insert(0, unit)
+                    status(f"worker lost, re-running {unit.label}")
+                    continue
+                except ray.exceptions.RayTaskError as e:
+                    # the unit itself failed (bad config for this model, a bug): the original
+                    # error, not Ray's wrapper, is what the user needs to read
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, Exception):
+                        raise cause from e
+                    raise
+                yield from results
+        finally:
+            # Stopped early (an error, Ctrl-C): nobody will collect the units still running,
+            # so their workers go; the next run of this executor starts fresh ones.
+            for slot in list(inflight.values()):
                 self._drop(slot)
-                attempts[unit.index] += 1
-                if attempts[unit.index] >= self.max_attempts:
-                    raise RuntimeError(
-                        f"work unit {unit.label!r} lost {attempts[unit.index]} Ray workers in "
-                        f"a row (last: {e}); stopping the sweep (finished cells are kept)"
-                    ) from e
-                self.requeued += 1
-                queue.insert(0, unit)
-                status(f"worker lost, re-running {unit.label}")
-                continue
-            except ray.exceptions.RayTaskError as e:
-                # the unit itself failed (bad config for this model, a bug): the original
-                # error, not Ray's wrapper, is what the user needs to read
-                cause = getattr(e, "cause", None)
-                if isinstance(cause, Exception):
-                    raise cause from e
-                raise
+
+    def _dispatch(self, queue: list[WorkUnit], inflight: dict[Any, _Slot]) -> None:
+        """Give every idle worker (started here up to :attr:`workers`) a unit of ``queue``."""
+        idle = [s for s in self._slots if s.unit is None]
+        while queue and len(self._slots) < self.workers:
+            idle.append(self._new_slot())
+        for slot in idle:
+            if not queue:
+                break
+            unit = queue.pop(self._pick(slot, queue))
             with self._lock:
-                slot.unit = None
-            yield from results
+                slot.unit, slot.model = unit, unit.model
+            inflight[slot.actor.run.remote(unit)] = slot
 
     def close(self) -> None:
         for slot in list(self._slots):
