@@ -106,21 +106,9 @@ def run_sweep(
             echo(f"resuming {store.dir}: {skipped} of {len(cells)} cells already done")
         bar = tqdm(total=len(cells), initial=skipped, disable=not progress, unit="cell",
                    desc="sweep", dynamic_ncols=True)
-        runner = make_executor(cfg) if own else executor
-        try:
-            if missing:
-                info = runner.describe()
-                store.record_session(executor=info)
-                if info["executor"] != "local":
-                    echo(f"executor {info['executor']}: " + ", ".join(
-                        f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
-                        if k in info))
-            _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
-            if missing:
-                store.record_session(executor=runner.describe())
-        finally:
-            if own:
-                runner.close()
+        if missing:
+            _run_missing(cfg, missing, executor if not own else make_executor(cfg), own,
+                         store, bar, echo)
         bar.close()
         outcome = finish_run(store, cells, echo=echo)
     outcome.cells_run = len(missing)
@@ -129,6 +117,22 @@ def run_sweep(
     echo(f"{len(missing)} cells run, {skipped} reused, in {outcome.seconds:.0f} s; "
          f"results in {store.dir}")
     return outcome
+
+
+def _run_missing(cfg: SweepConfig, missing: list[Cell], runner: Executor, own: bool,
+                 store: RunStore, bar, echo: Callable[[str], None]) -> None:
+    try:
+        info = runner.describe()
+        store.record_session(executor=info)
+        if info["executor"] != "local":
+            echo(f"executor {info['executor']}: " + ", ".join(
+                f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
+                if k in info))
+        _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
+        store.record_session(executor=runner.describe())  # with its final counters
+    finally:
+        if own:
+            runner.close()
 
 
 class _Writer:

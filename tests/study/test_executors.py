@@ -111,6 +111,8 @@ def test_killed_worker_unit_is_rerun(warm, local_rows, tmp_path):
     killer.join(timeout=10)
     assert killed, "no worker was busy with a pruner group after the first cell"
     assert warm.requeued == requeued + 1
+    session = json.loads((run_dir / "manifest.json").read_text())["sessions"][-1]
+    assert session["executor"]["units_requeued"] == warm.requeued
     assert out.cells_run == N_CELLS
     assert not out.results.duplicated(KEYS).any()
     pd.testing.assert_frame_equal(sort_rows(out.results), sort_rows(local_rows),

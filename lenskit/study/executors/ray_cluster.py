@@ -104,6 +104,7 @@ class RayExecutor(Executor):
         self.resources = {k: float(v) for k, v in ray.cluster_resources().items()}
         self.capacity = self._capacity()
         if self.capacity < 1:
+            self.close()
             raise RuntimeError(
                 f"the Ray cluster has {self.resources.get('CPU', 0):g} CPUs and "
                 f"{self.resources.get('GPU', 0):g} GPUs; one worker needs num_cpus="
@@ -219,7 +220,7 @@ class RayExecutor(Executor):
             inflight[slot.actor.run.remote(unit)] = slot
 
     def close(self) -> None:
-        for slot in list(self._slots):
+        for slot in list(getattr(self, "_slots", ())):
             self._drop(slot)
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
