@@ -19,6 +19,8 @@ from lenskit.study.runner import run_sweep
 from lenskit.study.store import RunStore
 
 ray = pytest.importorskip("ray")
+# One Ray cluster for the module: under `pytest -n 2 --dist loadgroup` its tests share a process.
+pytestmark = pytest.mark.xdist_group("ray")
 
 # 5 cells in 3 work units: dense, magnitude on attn (2 levels), magnitude on mlp (2 levels).
 GRID = {"models": "organism", "methods": "magnitude", "sparsities": "0.3,0.7",
