@@ -22,14 +22,16 @@ ray = pytest.importorskip("ray")
 # One Ray cluster for the module: under `pytest -n 2 --dist loadgroup` its tests share a process.
 pytestmark = pytest.mark.xdist_group("ray")
 
-# 5 cells in 3 work units: dense, magnitude on attn (2 levels), magnitude on mlp (2 levels).
-GRID = {"models": "organism", "methods": "magnitude", "sparsities": "0.3,0.7",
+# 6 cells in 4 work units of two models: the organism dense, magnitude on attn (2 levels),
+# magnitude on mlp (2 levels), and its sibling organism-d64 dense.
+GRID = {"models": "organism", "dense_models": "organism-d64", "methods": "magnitude",
+        "sparsities": "0.3,0.7",
         "scopes": "attn;mlp", "tasks": "closed_book", "matched": "false",
         "calibration.n_samples": "4", "calibration.seq_len": "32"}
 # Half a logical CPU per worker: the module's warm workers (2) and those of the driver run
 # as a subprocess (2) fit the 2-CPU cluster together; each worker still runs 1 torch thread.
 RAY = {"executor": "ray", "workers": "2", "num_cpus": "0.5"}
-N_CELLS = 5
+N_CELLS = 6
 KEYS = ["cell_id", "task", "metric"]
 
 
@@ -77,8 +79,11 @@ def warm(cluster, tmp_path_factory):
 
 
 def test_ray_rows_equal_local_rows(warm, local_rows, tmp_path):
+    loads = warm.model_loads()
     out = run_sweep(config(tmp_path / "ray", **RAY), executor=warm, progress=False, echo=quiet)
     assert out.cells_run == N_CELLS
+    # a model loads once per worker holding it (2 workers, 2 models, one of them 1 cell)
+    assert warm.model_loads() - loads <= 3
     got = out.results
     assert not got.duplicated(KEYS).any()
     # Exactly equal: the same units, the same computation, one thread everywhere, and every
@@ -128,6 +133,7 @@ def test_killed_driver_resumes(cluster, warm, local_rows, tmp_path):
             "--tasks", "closed_book", "--out", str(run_dir), "--no-figures", "--threads", "1",
             "--executor", "ray", "--address", cluster, "--workers", "1",
             "--set", "num_cpus=0.5", "--set", "matched=false",
+            "--set", "dense_models=organism-d64",
             "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -160,7 +166,8 @@ def test_units_are_pruner_groups(tmp_path):
     cfg = config(tmp_path / "r")
     cells = cfg.cells()
     units = plan_units(cfg, cells)
-    assert [len(u.cells) for u in units] == [1, 2, 2]
+    assert [len(u.cells) for u in units] == [1, 2, 2, 1]
+    assert [u.model for u in units] == ["organism"] * 3 + ["organism-d64"]
     assert [c for u in units for c in u.cells] == cells
     assert {(c.scope, c.method) for c in units[1].cells} == {("attn", "magnitude")}
     assert isinstance(make_executor(config(tmp_path / "r")), LocalExecutor)

@@ -66,6 +66,9 @@ class _WorkerActor:
     def run(self, unit: WorkUnit) -> list[CellResult]:
         return list(self.worker.run(unit))
 
+    def loads(self) -> int:
+        return self.worker.loads
+
 
 @dataclass
 class _Slot:
@@ -134,6 +137,10 @@ class RayExecutor(Executor):
         """(actor handle, unit) of every unit in flight now (safe from another thread)."""
         with self._lock:
             return [(s.actor, s.unit) for s in self._slots if s.unit is not None]
+
+    def model_loads(self) -> int:
+        """Models loaded so far by the live workers, all together (waits for busy ones)."""
+        return sum(self._ray.get([s.actor.loads.remote() for s in list(self._slots)]))
 
     # ---- scheduling ---------------------------------------------------------------------
 
