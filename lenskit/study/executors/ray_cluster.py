@@ -112,6 +112,8 @@ class RayExecutor(Executor):
                 f"the Ray cluster has {self.resources.get('CPU', 0):g} CPUs and "
                 f"{self.resources.get('GPU', 0):g} GPUs; one worker needs num_cpus="
                 f"{cfg.num_cpus:g} and num_gpus={cfg.num_gpus:g}: lower them or add nodes")
+        # Capped at what the cluster fits now: a worker Ray cannot place would hold the unit
+        # given to it until the end, while the placed workers run out of work.
         self.workers = min(cfg.workers or self.capacity, self.capacity)
         self._remote = ray.remote(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
                                   max_restarts=0)(_WorkerActor)
