@@ -98,7 +98,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
                       ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
                       ("out", "out_dir"), ("task_size", "task_size"), ("device", "device"),
-                      ("dtype", "dtype"), ("device_map", "device_map"), ("suite", "suite")):
+                      ("dtype", "dtype"), ("device_map", "device_map"), ("suite", "suite"),
+                      ("executor", "executor"), ("address", "address"), ("workers", "workers")):
         value = getattr(args, flag, None)
         if value:
             out[key] = ";".join(value) if key in ("scopes", "suite") else (
@@ -263,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(statistics and SparseGPT stay float32)")
     sw.add_argument("--device-map", help="none (default) or auto: spread each model's layers "
                                          "over the GPUs (needs accelerate)")
+    sw.add_argument("--executor", choices=("local", "ray"),
+                    help="where cells run: local (this process, the default) or ray (actors of "
+                         "a Ray cluster; pip install 'lenskit[ray]')")
+    sw.add_argument("--address", help="Ray cluster to join: auto, HOST:PORT or "
+                                      "ray://HOST:10001 (default: start a local one)")
+    sw.add_argument("--workers", help="Ray workers, one model each (default: as many as the "
+                                      "cluster fits at num_cpus/num_gpus each, see --set)")
     sw.set_defaults(func=_cmd_sweep)
 
     ex = sub.add_parser(

@@ -3,6 +3,8 @@
 - :mod:`~lenskit.study.config`: :class:`SweepConfig` (TOML/YAML/overrides, validation)
   and its expansion into :class:`Cell` objects.
 - :mod:`~lenskit.study.runner`: :func:`run_sweep`, every cell of a config, resumably.
+- :mod:`~lenskit.study.executors`: where the cells run: this process, or the actors of a
+  Ray cluster (``executor = "ray"``).
 - :mod:`~lenskit.study.store`: :class:`RunStore`, a run directory written atomically cell
   by cell so that sweeps resume.
 - :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.

@@ -4,35 +4,40 @@ The runner loads each model once, evaluates its dense baseline once per seed, bu
 :class:`lenskit.pruning.Pruner` per (seed, method, structure, allocation, scope) so that
 scores are sorted once and SparseGPT's Hessians are factored once for all sparsity levels,
 and writes every cell atomically as soon as it is evaluated. Interrupting it (Ctrl-C, a
-killed process) loses at most the cell in flight; running it again skips finished cells.
+killed process) loses at most the cells in flight; running it again skips finished cells.
+
+The cells themselves run on an executor (:mod:`lenskit.study.executors`): in this process
+(``local``, the default) or on the actors of a Ray cluster (``ray``). Either way this
+process is the one writer of the run directory.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-import torch
 
 from lenskit.study.comparison import format_study_comparison, study_comparison
-from lenskit.study.config import Cell, SweepConfig
-from lenskit.study.schema import attach_baselines, instances_from_eval
+from lenskit.study.config import Cell, ConfigError, SweepConfig
+from lenskit.study.executors import (
+    CellResult,
+    Executor,
+    executor_problems,
+    make_executor,
+    plan_units,
+)
+from lenskit.study.schema import attach_baselines
 from lenskit.study.store import RunStore, iter_missing
 from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
-from lenskit.tasks import build_suite, default_suite
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
 
 log = logging.getLogger(__name__)
-
-# Masks (and SparseGPT's updated weights) of this many bytes at most are held at once:
-# levels of one pruner are computed in chunks that fit.
-_LEVEL_MEMORY_BUDGET = 2 * 1024**3
 
 
 @dataclass
@@ -48,46 +53,10 @@ class SweepOutcome:
     seconds: float
 
 
-def _calibration(cfg: SweepConfig, model, seed: int):
-    from lenskit.models import model_info
-    from lenskit.pruning import CalibrationData, default_calibration
-
-    c = cfg.calibration
-    if c.source == "default":
-        return default_calibration(model, n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    if Path(c.source).is_file():
-        return CalibrationData.from_text(Path(c.source), model_info(model).tokenizer,
-                                         n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    return CalibrationData.from_hf_dataset(c.source, tokenizer=model_info(model).tokenizer,
-                                           n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-
-
-def _pruner_key(cell: Cell) -> tuple:
-    return (cell.seed, cell.method, cell.structure, cell.allocation, cell.scope,
-            cell.match_scope, cell.method_kwargs, cell.allocation_kwargs)
-
-
-def _chunks(cells: list[Cell], n_params: int, method: str) -> list[list[Cell]]:
-    per_level = n_params * (5 if method == "sparsegpt" else 1)
-    size = max(1, _LEVEL_MEMORY_BUDGET // max(1, per_level))
-    return [cells[i:i + size] for i in range(0, len(cells), size)]
-
-
-def _evaluate(model, suite, cfg: SweepConfig):
-    from lenskit.models import model_info, oom_hint
-    from lenskit.tasks import evaluate_suite
-
-    with oom_hint("evaluation", dtype=cfg.dtype, device=model_info(model).device):
-        return evaluate_suite(model, suite, batch_size=cfg.batch_size)
-
-
-def _device_record(info) -> dict:
-    """Where and in which precision a model ran (for the manifest)."""
-    record = {"device": info.device, "dtype": info.dtype, "device_map": info.device_map}
-    cuda = [d for d in info.device.split("+") if d.startswith("cuda")]
-    if cuda:
-        record["accelerator"] = [torch.cuda.get_device_name(torch.device(d)) for d in cuda]
-    return record
+def _executor_overrides(executor, address, workers, num_cpus, num_gpus) -> dict[str, Any]:
+    given = {"executor": executor, "address": address, "workers": workers,
+             "num_cpus": num_cpus, "num_gpus": num_gpus}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def run_sweep(
@@ -96,14 +65,34 @@ def run_sweep(
     force: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: str | Executor | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
 ) -> SweepOutcome:
     """Run (or resume) every cell of ``cfg`` into ``cfg.out_dir``; then write the
     threshold and study-comparison tables. ``force`` restarts a run whose stored config
     differs. Returns the results; figures are drawn from them by
-    :func:`lenskit.plots.make_figures` (the CLI does so after a sweep)."""
+    :func:`lenskit.plots.make_figures` (the CLI does so after a sweep).
+
+    ``executor`` ("local" or "ray"), ``address``, ``workers``, ``num_cpus`` and
+    ``num_gpus`` override the config's settings of the same names (see
+    :mod:`lenskit.study.executors`); ``executor`` may also be an :class:`Executor`
+    instance, which the caller owns. Whatever runs the cells, this process alone writes
+    them, so results, resume and the run directory are the same.
+    """
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
+    own = not isinstance(executor, Executor)
+    overrides = _executor_overrides(executor if own else None, address, workers,
+                                    num_cpus, num_gpus)
+    if overrides:
+        cfg = cfg.with_overrides(overrides)
+    problems = executor_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     cells = cfg.cells()
     with RunStore.open(cfg.out_dir, cfg, force=force) as store:
         missing = list(iter_missing(store, cells))
@@ -112,8 +101,9 @@ def run_sweep(
             echo(f"resuming {store.dir}: {skipped} of {len(cells)} cells already done")
         bar = tqdm(total=len(cells), initial=skipped, disable=not progress, unit="cell",
                    desc="sweep", dynamic_ncols=True)
-        for spec, model_cells in itertools.groupby(missing, key=lambda c: c.model):
-            _ModelRun(cfg, store, spec, bar).run(list(model_cells))
+        if missing:
+            _run_missing(cfg, missing, executor if not own else make_executor(cfg), own,
+                         store, bar, echo)
         bar.close()
         outcome = finish_run(store, cells, echo=echo)
     outcome.cells_run = len(missing)
@@ -124,95 +114,61 @@ def run_sweep(
     return outcome
 
 
-class _ModelRun:
-    """The cells of one model: loaded once, its suites and calibration built once."""
+def _run_missing(cfg: SweepConfig, missing: list[Cell], runner: Executor, own: bool,
+                 store: RunStore, bar, echo: Callable[[str], None]) -> None:
+    try:
+        info = runner.describe()
+        store.record_session(executor=info)
+        if info["executor"] != "local":
+            echo(f"executor {info['executor']}: " + ", ".join(
+                f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
+                if k in info))
+        _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
+        store.record_session(executor=runner.describe())  # with its final counters
+    finally:
+        if own:
+            runner.close()
 
-    def __init__(self, cfg: SweepConfig, store: RunStore, spec: str, bar) -> None:
-        from lenskit.models import load_model, model_info
 
-        self.cfg, self.store, self.bar = cfg, store, bar
-        bar.set_postfix_str(f"loading {spec}")
-        self.model = load_model(spec, device=cfg.device, dtype=cfg.dtype,
-                                device_map=cfg.device_map)
-        self.info = model_info(self.model)
-        # The config says what was asked ("auto"); the manifest records what it resolved to
-        # (saved with the next cell).
-        store.manifest().setdefault("devices", {})[spec] = _device_record(self.info)
-        self.counts = {s: self.info.select(s).n_params for s in cfg.scopes_needed()}
-        cfg.check_model(spec, self.counts)
-        self.suites: dict[int, dict] = {}
-        self.calibrations: dict[int, object] = {}
-        self.dense_rows: dict[int, pd.DataFrame] = {}
+class _Writer:
+    """The one writer of a run: fills each cell's baselines from its stored dense cell
+    and writes it atomically. A pruned cell that finishes before its dense cell (another
+    worker is still evaluating it) waits in memory until the dense cell is written."""
 
-    def suite(self, seed: int) -> dict:
-        if seed not in self.suites:
-            suite = (build_suite(self.cfg.suite, self.model, seed=seed) if self.cfg.suite
-                     else default_suite(self.model, self.cfg.task_size, seed))
-            self.suites[seed] = self.cfg.select_tasks(suite)
-        return self.suites[seed]
+    def __init__(self, store: RunStore, bar) -> None:
+        self.store, self.bar = store, bar
+        self.dense_rows: dict[str, pd.DataFrame] = {}
+        self.waiting: dict[str, list[CellResult]] = {}
 
-    def baseline(self, cell: Cell) -> pd.DataFrame:
-        if cell.seed not in self.dense_rows:
-            self.dense_rows[cell.seed] = self.store.read_cell(cell.dense().cell_id)
-        return self.dense_rows[cell.seed]
-
-    def write(self, cell: Cell, result, params_removed: int, seconds: float) -> pd.DataFrame:
-        rows = cell.to_rows(result.summary(), scope_params=self.counts,
-                            params_removed=params_removed)
-        rows = attach_baselines(rows, rows if cell.is_dense else self.baseline(cell))
-        self.store.write_cell(cell.cell_id, rows,
-                              instances=instances_from_eval(result.rows, cell.cell_id),
-                              seconds=seconds, label=cell.label)
-        return rows
-
-    def run(self, cells: list[Cell]) -> None:
-        # Cells come grouped by pruner (config order): one Pruner per group.
-        for _, group in itertools.groupby(cells, key=_pruner_key):
-            group = list(group)
-            if group[0].is_dense:
-                for cell in group:
-                    self.bar.set_postfix_str(cell.label)
-                    t0 = time.perf_counter()
-                    res = _evaluate(self.model, self.suite(cell.seed), self.cfg)
-                    self.dense_rows[cell.seed] = self.write(cell, res, 0,
-                                                            time.perf_counter() - t0)
-                    self.bar.update()
+    def consume(self, results) -> None:
+        for res in results:
+            dense_id = res.cell.dense().cell_id
+            if res.cell.is_dense or self.store.done(dense_id):
+                self.write(res)
             else:
-                self.run_pruned(group)
+                self.waiting.setdefault(dense_id, []).append(res)
+            if res.cell.is_dense:
+                for r in self.waiting.pop(dense_id, []):
+                    self.write(r)
+        if self.waiting:  # an executor that returned without a dense cell: a bug
+            raise RuntimeError(f"cells finished without their dense baseline: "
+                               f"{sorted(self.waiting)}")
 
-    def run_pruned(self, group: list[Cell]) -> None:
-        from lenskit.models import oom_hint, pruned
-        from lenskit.pruning import Pruner
-
-        first = group[0]
-        if first.seed not in self.calibrations:
-            self.calibrations[first.seed] = _calibration(self.cfg, self.model, first.seed)
-        pruner = Pruner(self.model, first.method, scope=first.scope, structure=first.structure,
-                        allocation=first.allocation, calibration=self.calibrations[first.seed],
-                        mode=self.cfg.calibration.mode, seed=first.seed, **first.kwargs,
-                        **first.alloc_kwargs)
-        n_scope = self.counts.get(first.scope) or self.info.select(first.scope).n_params
-        for chunk in _chunks(group, n_scope, first.method):
-            self.bar.set_postfix_str(f"pruning {chunk[0].label}")
-            t0 = time.perf_counter()
-            with oom_hint("pruning", dtype=self.cfg.dtype, device=self.info.device):
-                if first.is_matched:
-                    wanted = [c.params_to_remove(self.counts) for c in chunk]
-                    swept = pruner.sweep(n_params=wanted)
-                    results = [swept[n] for n in wanted]
-                elif first.structure != "unstructured":
-                    results = [pruner.prune() for _ in chunk]
-                else:
-                    swept = pruner.sweep([c.sparsity for c in chunk])
-                    results = [swept[c.sparsity] for c in chunk]
-            prune_seconds = (time.perf_counter() - t0) / len(chunk)
-            for cell, r in zip(chunk, results, strict=True):
-                self.bar.set_postfix_str(cell.label)
-                t0 = time.perf_counter()
-                with torch.no_grad(), pruned(self.model, r.masks, r.weights):
-                    res = _evaluate(self.model, self.suite(cell.seed), self.cfg)
-                self.write(cell, res, r.masks.n_pruned, prune_seconds + time.perf_counter() - t0)
-                self.bar.update()
+    def write(self, res: CellResult) -> None:
+        cell = res.cell
+        if cell.is_dense:
+            rows = attach_baselines(res.rows, res.rows)
+            self.dense_rows[cell.cell_id] = rows
+        else:
+            dense_id = cell.dense().cell_id
+            if dense_id not in self.dense_rows:
+                self.dense_rows[dense_id] = self.store.read_cell(dense_id)
+            rows = attach_baselines(res.rows, self.dense_rows[dense_id])
+        if res.device is not None:  # saved with the cell below
+            self.store.manifest().setdefault("devices", {})[cell.model] = res.device
+        self.store.write_cell(cell.cell_id, rows, instances=res.instances,
+                              seconds=res.seconds, label=cell.label)
+        self.bar.update()
 
 
 def finish_run(

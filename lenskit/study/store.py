@@ -54,7 +54,8 @@ __all__ = ["ConfigMismatchError", "RunLockedError", "RunStore", "atomic_write_by
 MANIFEST = "manifest.json"
 FORMAT = "lenskit-run/1"
 #: Config keys that may change between sessions of one run (they do not change results).
-DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir",)
+DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir", "executor", "address", "workers",
+                                          "num_cpus", "num_gpus")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _VERSION_PACKAGES = ("lenskit", "torch", "transformers", "transformer-lens", "numpy",
                      "pandas", "pyarrow", "altair", "vl-convert-python")
@@ -383,6 +384,13 @@ class RunStore:
     def config(self) -> dict[str, Any]:
         """The stored config (a plain dict; ``SweepConfig.from_dict`` rebuilds it)."""
         return self.manifest()["config"]
+
+    def record_session(self, **info: Any) -> None:
+        """Add JSON-able facts about this writing session to the manifest (e.g. the
+        executor and its cluster's resources) and save it."""
+        self._require_writer()
+        self.manifest()["sessions"][self._session].update(_normalise(info))
+        self._save_manifest()
 
     def _save_manifest(self) -> None:
         _write_json(self.dir / MANIFEST, self._manifest)

@@ -18,6 +18,10 @@ class ConfigError(ValueError):
                                          else "")
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
 
+    def __reduce__(self):
+        # Rebuilt from its problems when it crosses processes (e.g. from a Ray worker).
+        return type(self), (self.problems,)
+
 
 def did_you_mean(name: Any, allowed: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the allowed name closest to ``name`` (difflib, case

@@ -30,6 +30,8 @@ FIELD_TYPES: dict[str, str] = {
     "calibration": "calibration", "batch_size": "int", "out_dir": "str",
     "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
     "device": "str", "dtype": "str", "device_map": "str", "suite": "specs",
+    "executor": "str", "address": "str?", "workers": "int?", "num_cpus": "float",
+    "num_gpus": "float",
 }
 #: The kind of value of every field of :class:`CalibrationConfig`.
 CALIBRATION_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
@@ -161,6 +163,12 @@ def _list(raw: Any) -> list[Any]:
 
 
 def _convert(kind: str, raw: Any) -> Any:
+    if kind.endswith("?"):  # optional: None stays None (it means "unset")
+        if raw is None:
+            return None
+        kind = kind[:-1]
+    if kind == "float":
+        return _number(raw, float)
     if kind == "str":
         if not isinstance(raw, str):
             raise ValueError("expected a string")

@@ -112,6 +112,16 @@ class SweepConfig:
     out_dir: str = "runs/default"
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     allocation_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where the cells run (lenskit.study.executors; none of these changes results, so a run
+    # resumes under other values): executor "local" (this process) or "ray"; address of a
+    # Ray cluster (None = start a local one, "auto", "HOST:PORT", "ray://HOST:PORT");
+    # workers = Ray actors (None = as many as the cluster fits), each with num_cpus CPUs
+    # (also its torch threads) and num_gpus GPUs.
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
 
     # ---- construction ---------------------------------------------------------------
 
