@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.study.schema import (
     DENSE,
     RESULT_COLUMNS,
@@ -77,7 +78,7 @@ _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _SPARSITY_DIGITS = 6  # sparsities are compared and hashed after rounding to this many digits
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A sweep configuration is invalid; the message lists every problem found."""
 
     def __init__(self, problems: Sequence[str]):

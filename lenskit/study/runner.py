@@ -9,17 +9,22 @@ killed process) loses at most the cell in flight; running it again skips finishe
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from lenskit.errors import SweepTerminated
 from lenskit.study.config import Cell, SweepConfig
+from lenskit.study.preflight import preflight
 from lenskit.study.schema import attach_baselines, instances_from_eval
 from lenskit.study.store import RunStore, iter_missing
 from lenskit.study.thresholds import (
@@ -83,6 +88,24 @@ def _evaluate(model, suite, cfg: SweepConfig):
     return evaluate_suite(model, suite, batch_size=cfg.batch_size)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a sweep runs, SIGTERM raises :class:`SweepTerminated` (a KeyboardInterrupt):
+    the run is closed as "interrupted" and its lock released, like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        raise SweepTerminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_sweep(
     cfg: SweepConfig,
     *,
@@ -93,12 +116,26 @@ def run_sweep(
     """Run (or resume) every cell of ``cfg`` into ``cfg.out_dir``; then write the
     threshold and study-comparison tables. ``force`` restarts a run whose stored config
     differs. Returns the results; figures are drawn from them by
-    :func:`lenskit.plots.make_figures` (the CLI does so after a sweep)."""
-    from tqdm.auto import tqdm
+    :func:`lenskit.plots.make_figures` (the CLI does so after a sweep).
 
+    Everything checkable without weights is checked first (:func:`preflight`), before the
+    run directory is touched. SIGTERM is handled like Ctrl-C (raises
+    :class:`lenskit.errors.SweepTerminated`, a KeyboardInterrupt, after closing the run as
+    "interrupted"). Corrupt cell files found on resume are quarantined and recomputed."""
     t_start = time.perf_counter()
     cells = cfg.cells()
+    preflight(cfg)
+    with _sigterm_as_interrupt():
+        return _run(cfg, cells, force, progress, echo, t_start)
+
+
+def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
+         echo: Callable[[str], None], t_start: float) -> SweepOutcome:
+    from tqdm.auto import tqdm
+
     with RunStore.open(cfg.out_dir, cfg, force=force) as store:
+        for line in store.repaired:
+            echo(f"repaired: {line}")
         missing = list(iter_missing(store, cells))
         skipped = len(cells) - len(missing)
         if skipped:

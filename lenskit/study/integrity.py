@@ -1,0 +1,56 @@
+"""Integrity of a run directory's files: content hashes, read checks and quarantine.
+
+Every cell file (and instances file) is hashed (sha256 of its bytes) when written; the
+hash goes into the manifest. A resume re-hashes the files: one whose hash differs, or that
+has no recorded hash and does not parse, is moved aside into ``RUN_DIR/quarantine/`` (never
+deleted: it is evidence) and its cell is computed again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+
+__all__ = ["QUARANTINE", "parquet_readable", "quarantine", "sha256_bytes", "sha256_file"]
+
+QUARANTINE = "quarantine"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parquet_readable(path: str | Path) -> bool:
+    """Whether a Parquet file parses completely (footer, schema and every row group)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path)
+    except Exception:  # pyarrow raises several types (ArrowInvalid, OSError...) for bad files
+        return False
+    return True
+
+
+def quarantine(run_dir: str | Path, path: str | Path) -> Path:
+    """Move ``path`` (inside ``run_dir``) to ``run_dir/quarantine/`` under a name that keeps
+    its folder and a UTC timestamp (``cells__<id>.parquet.<time>``); returns the new path."""
+    run_dir, path = Path(run_dir), Path(path)
+    dest_dir = run_dir / QUARANTINE
+    dest_dir.mkdir(exist_ok=True)
+    rel = path.relative_to(run_dir)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    dest = dest_dir / f"{'__'.join(rel.parts)}.{stamp}"
+    os.replace(path, dest)
+    return dest
