@@ -35,7 +35,7 @@ from lenskit.study.thresholds import (
     tasks_at_chance,
 )
 
-__all__ = ["SweepOutcome", "finish_run", "run_sweep"]
+__all__ = ["SweepOutcome", "finish_run", "run_sweep", "sigterm_as_interrupt"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _evaluate(model, suite, cfg: SweepConfig):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """While a sweep runs, SIGTERM raises :class:`SweepTerminated` (a KeyboardInterrupt):
     the run is closed as "interrupted" and its lock released, like Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
@@ -125,7 +125,7 @@ def run_sweep(
     t_start = time.perf_counter()
     cells = cfg.cells()
     preflight(cfg)
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         return _run(cfg, cells, force, progress, echo, t_start)
 
 
