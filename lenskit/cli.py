@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from lenskit.errors import LenskitError, SweepTerminated, UsageError
+from lenskit.errors import LenskitError, RunDirectoryError, SweepTerminated, UsageError
 
 __all__ = ["main"]
 
@@ -144,6 +144,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lenskit.study.integrity import check_inside
     from lenskit.study.preflight import load_sweep_config, preflight
     from lenskit.study.runner import run_sweep
 
@@ -163,6 +164,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         from lenskit.plots import make_figures
 
         inst = outcome.instances
+        check_inside(outcome.run_dir, Path(outcome.run_dir) / "figures")
         paths = make_figures(outcome.results, Path(outcome.run_dir) / "figures",
                              instances=inst if len(inst) else None,
                              thresholds=outcome.thresholds)
@@ -200,12 +202,13 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from lenskit.plots import make_figures
+    from lenskit.study.integrity import check_inside
     from lenskit.study.lock import check_not_locked
 
     store = _existing_run(args.run_dir)
     if not args.out:
         check_not_locked(store.dir, "writing figures into it (or pass --out DIR)")
-        _check_inside(store.dir, store.figures_dir)
+        check_inside(store.dir, store.figures_dir)
     inst = store.instances()
     out = args.out or store.figures_dir
     paths = make_figures(_pruned_results(store), out, instances=inst if len(inst) else None,
@@ -231,8 +234,6 @@ def _existing_run(run_dir: str):
 
 def _pruned_results(store):
     """The run's results, refusing a run without any pruned cell (nothing to compare)."""
-    from lenskit.errors import RunDirectoryError
-
     results = store.results()
     if not (results["method"] != "dense").any():
         raise RunDirectoryError(
@@ -240,17 +241,6 @@ def _pruned_results(store):
             "done): thresholds and figures need them; resume the sweep with "
             f"`lenskit sweep --out {store.dir}` (same options as before)", store.dir)
     return results
-
-
-def _check_inside(run_dir: Path, target: Path) -> None:
-    """Refuse a target that symlinks resolve to outside the run directory."""
-    from lenskit.errors import RunDirectoryError
-
-    root, real = Path(run_dir).resolve(), Path(target).resolve()
-    if real != root and root not in real.parents:
-        raise RunDirectoryError(f"refusing to write into {target}: it resolves to {real}, "
-                                f"outside the run directory {root} (a symlink?); pass --out",
-                                target)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -11,9 +11,16 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["QUARANTINE", "parquet_readable", "quarantine", "sha256_bytes", "sha256_file"]
+import pandas as pd
+
+from lenskit.errors import CorruptFileError, RunDirectoryError
+
+__all__ = ["QUARANTINE", "check_inside", "parquet_readable", "quarantine", "read_parquet",
+           "sha256_bytes", "sha256_file", "verify_cells"]
 
 QUARANTINE = "quarantine"
 
@@ -54,3 +61,59 @@ def quarantine(run_dir: str | Path, path: str | Path) -> Path:
     dest = dest_dir / f"{'__'.join(rel.parts)}.{stamp}"
     os.replace(path, dest)
     return dest
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """A Parquet file of a run directory (``RUN_DIR/<folder>/<name>.parquet``); a damaged
+    one raises :class:`CorruptFileError` naming it and the command that repairs the run."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as err:
+        if not Path(path).exists():
+            raise
+        run = Path(path).parent.parent
+        raise CorruptFileError(f"{path} is damaged ({type(err).__name__}: {err}); "
+                               f"repair the run with `lenskit doctor {run}`", path) from err
+
+
+def check_inside(run_dir: str | Path, path: str | Path) -> Path:
+    """``path`` if, with symlinks resolved, it lies inside ``run_dir``; else raise
+    :class:`RunDirectoryError` (nothing is ever written outside a run through a link)."""
+    root, path = Path(run_dir).resolve(), Path(path)
+    real = path.resolve()
+    if real != root and root not in real.parents:
+        raise RunDirectoryError(f"refusing to write {path}: it resolves to {real}, outside the "
+                                f"run directory {root} (a symlink?)", path)
+    return path
+
+
+def verify_cells(run_dir: str | Path, entries: dict[str, dict[str, Any]],
+                 files: dict[str, Sequence[tuple[str, Path]]]) -> tuple[list[str], bool]:
+    """Check each cell's files (``files``: cell id -> [(manifest key, path)]) against the
+    hashes in ``entries`` (the manifest's "cells", updated in place).
+
+    A file whose hash differs, or that has no recorded hash and does not parse, gets its
+    cell's files quarantined and its entry dropped (so the cell is computed again); intact
+    files without a recorded hash (a writer killed before the manifest recorded them) get
+    it recorded. Returns one line per quarantined cell and whether ``entries`` changed.
+    """
+    run_dir = Path(run_dir)
+    report: list[str] = []
+    changed = False
+    for cid, cell_files in files.items():
+        entry = entries.get(cid) or {}
+        bad = next((p for key, p in cell_files
+                    if not (sha256_file(p) == entry[key] if entry.get(key)
+                            else parquet_readable(p))), None)
+        if bad is None:
+            if any(not entry.get(k) for k, _ in cell_files):
+                entries[cid] = {**entry, **{k: sha256_file(p) for k, p in cell_files}}
+                changed = True
+            continue
+        moved = [quarantine(run_dir, p) for _, p in cell_files]
+        entries.pop(cid, None)
+        changed = True
+        report.append(f"cell {cid}: {bad.relative_to(run_dir)} is corrupt; moved to "
+                      f"{', '.join(str(m.relative_to(run_dir)) for m in moved)}; "
+                      "it will be computed again")
+    return report, changed

@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from lenskit.errors import CorruptFileError, RunDirectoryError, RunLockedError, UsageError
-from lenskit.study.integrity import parquet_readable, quarantine, sha256_bytes, sha256_file
+from lenskit.study.integrity import check_inside, read_parquet, sha256_bytes, verify_cells
 from lenskit.study.lock import LOCK_NAME, RunLock
 from lenskit.study.schema import (
     INSTANCE_COLUMNS,
@@ -126,29 +126,6 @@ def _write_parquet(path: Path, df: pd.DataFrame) -> str:
     data = buf.getvalue()
     atomic_write_bytes(path, lambda f: f.write(data))
     return sha256_bytes(data)
-
-
-def read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet file of a run directory; a damaged one raises :class:`CorruptFileError`
-    naming it (and the command that repairs the run)."""
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError) as err:
-        if not Path(path).exists():
-            raise
-        run = Path(path).parent.parent
-        raise CorruptFileError(f"{path} is damaged ({type(err).__name__}: {err}); "
-                               f"repair the run with `lenskit doctor {run}`", path) from err
-
-
-def _inside(run_dir: Path, path: Path) -> Path:
-    """``path`` if, with symlinks resolved, it lies inside ``run_dir`` (else refuse)."""
-    root = run_dir.resolve()
-    real = path.resolve()
-    if real != root and root not in real.parents:
-        raise RunDirectoryError(f"refusing to write {path}: it resolves to {real}, outside the "
-                                f"run directory {root} (a symlink?)", path)
-    return path
 
 
 def _write_json(path: Path, obj: Any) -> Path:
@@ -300,6 +277,10 @@ class RunStore:
         """Refuse a non-empty directory without a manifest: lenskit did not write it."""
         if (self.dir / MANIFEST).exists() or not self.dir.is_dir():
             return
+        if (self.dir / RUN_CONFIG).exists():
+            raise CorruptFileError(f"{self.dir / MANIFEST} is missing; run `lenskit doctor "
+                                   f"{self.dir}` to rebuild it from {RUN_CONFIG}",
+                                   self.dir / MANIFEST)
         foreign = sorted(p.name for p in self.dir.iterdir() if p.name not in _OWN_FILES)
         if foreign:
             raise RunDirectoryError(
@@ -337,6 +318,8 @@ class RunStore:
             old = {k: v for k, v in manifest.get("config", {}).items() if k not in ignore_keys}
             new = {k: v for k, v in config.items() if k not in ignore_keys}
             diffs = _diff(old, new)
+            if diffs and not self.done_ids():
+                force = True  # no finished cell: nothing to lose by starting afresh
             if diffs and not force:
                 raise ConfigMismatchError(
                     f"run directory {str(self.dir)!r} holds a run of a different config "
@@ -387,32 +370,13 @@ class RunStore:
         again, and record the hashes of intact unrecorded ones. Returns one line per
         repair. Writers only (opening a run calls it)."""
         self._require_writer()
-        cells = self.manifest()["cells"]
-        report = []
+        files = {}
         for cid in sorted(self.done_ids()):
-            entry = cells.get(cid) or {}
-            files = [("sha256", self.cell_path(cid))]
-            if (self.instances_dir / f"{cid}.parquet").exists():
-                files.append(("instances_sha256", self.instances_dir / f"{cid}.parquet"))
-            bad = None
-            for key, p in files:
-                want = entry.get(key)
-                ok = sha256_file(p) == want if want else parquet_readable(p)
-                if not ok:
-                    bad = p
-                    break
-            if bad is None:
-                if any(not entry.get(k) for k, _ in files):
-                    # written, then killed before the manifest recorded it: record it now
-                    cells[cid] = {**entry, **{k: sha256_file(p) for k, p in files}}
-                    self._hashes_added = True
-                continue
-            moved = [quarantine(self.dir, p) for _, p in files]
-            cells.pop(cid, None)
-            report.append(f"cell {cid}: {bad.relative_to(self.dir)} is corrupt; moved to "
-                          f"{', '.join(str(m.relative_to(self.dir)) for m in moved)}; "
-                          "it will be computed again")
-        if report or getattr(self, "_hashes_added", False):
+            inst = self.instances_dir / f"{cid}.parquet"
+            files[cid] = [("sha256", self.cell_path(cid))] + (
+                [("instances_sha256", inst)] if inst.exists() else [])
+        report, changed = verify_cells(self.dir, self.manifest()["cells"], files)
+        if changed:
             self._save_manifest()
         return report
 
@@ -611,7 +575,7 @@ class RunStore:
         self._check_name(name, "table name")
         paths = []
         for fmt in formats:
-            path = _inside(self.dir, self.tables_dir / f"{name}.{fmt}")
+            path = check_inside(self.dir, self.tables_dir / f"{name}.{fmt}")
             if fmt == "parquet":
                 _write_parquet(path, df)
                 paths.append(path)

@@ -198,3 +198,15 @@ def test_truncated_mask_file_is_named(keep, tmp_path):
     truncate(path, keep)
     with pytest.raises(CorruptFileError, match=r"masks\.safetensors"):
         MaskSet.load(path)
+
+
+def test_missing_manifest_is_rebuilt_by_doctor(tmp_path):
+    run = tmp_path / "r"
+    ref, _ = fill(run)
+    (run / MANIFEST).unlink()
+    with pytest.raises(CorruptFileError, match="lenskit doctor"):
+        RunStore.open(run, CONFIG)
+    assert any("missing" in line for line in doctor(run))
+    _, written = fill(run)
+    assert written == 0
+    pd.testing.assert_frame_equal(RunStore(run).results(ORDER), ref.results(ORDER))

@@ -149,8 +149,14 @@ def test_config_mismatch_and_force(tmp_path):
     cfg = default_config()
     with RunStore.open(tmp_path / "s", cfg) as store:
         assert store.config() == json.loads(json.dumps(cfg.to_dict()))
+        store.write_cell(cid, rows, instances=inst)
     with pytest.raises(ConfigMismatchError, match="methods"):
         RunStore.open(tmp_path / "s", cfg.with_overrides({"methods": "magnitude"}))
+    # a run that finished no cell has nothing to lose: another config simply starts afresh
+    with RunStore.open(tmp_path / "t", cfg):
+        pass
+    with RunStore.open(tmp_path / "t", cfg.with_overrides({"methods": "magnitude"})) as store:
+        assert store.config()["methods"] == ["magnitude"]
 
 
 def test_lock(tmp_path):
