@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,12 @@ class RunLock:
     """The exclusive lock of one run directory, held from :meth:`acquire` to
     :meth:`release` (or the holder's death)."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, patience: float = 0.1):
+        """``patience``: seconds to keep trying before giving up (a reader's probe, see
+        :func:`lock_holder`, holds the lock shared for an instant)."""
         self.dir = Path(run_dir)
         self.path = self.dir / LOCK_NAME
+        self.patience = float(patience)
         self._fd: int | None = None
 
     @property
@@ -57,8 +61,16 @@ class RunLock:
         if self._fd is not None:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.patience
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
         except BlockingIOError:
             os.close(fd)
             holder = _describe(_read_info(self.path))

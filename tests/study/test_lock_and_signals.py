@@ -44,7 +44,7 @@ def _stale_lock(run: Path) -> None:
 def _contender(dirs, barrier, active, peak, wins, lost, guard) -> None:
     for i, d in enumerate(dirs):
         barrier.wait()
-        lock = RunLock(d)
+        lock = RunLock(d, patience=0.0)
         try:
             lock.acquire()
         except RunLockedError:
