@@ -297,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any other setting, e.g. calibration.n_samples=64 (repeatable)")
     sw.add_argument("--force", action="store_true",
-                    help="restart the run directory if its stored config differs")
+                    help="restart the run directory if its stored config differs (deletes "
+                         "only what lenskit wrote there)")
     sw.add_argument("--no-figures", action="store_true", help="skip the figures")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",

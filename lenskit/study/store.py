@@ -231,10 +231,14 @@ class RunStore:
         """Create a run for ``config`` (a SweepConfig or a JSON-able mapping) or resume it.
 
         Resuming requires the stored config to equal ``config`` (keys in ``ignore_keys``
-        aside): otherwise :class:`ConfigMismatchError` lists every difference. With
-        ``force=True`` a mismatching run's cells, instances, tables, figures and manifest
-        are deleted first and the run starts afresh. Raises :class:`RunLockedError` when a
-        live process holds the run's lock.
+        aside): otherwise :class:`ConfigMismatchError` lists every difference (a run with no
+        finished cell simply starts afresh). With ``force=True`` a mismatching run's files
+        that lenskit wrote (cells, instances, tables, figures, manifest) are deleted first
+        and the run starts afresh; anything else stays. A non-empty directory without a
+        manifest is refused (:class:`RunDirectoryError`), with or without ``force``.
+        Raises :class:`RunLockedError` when a live process holds the run's lock, and
+        :class:`CorruptFileError` for a damaged manifest. Corrupt cell files are
+        quarantined; :attr:`repaired` says which.
         """
         store = cls(run_dir)
         config = _config_dict(config)
