@@ -9,6 +9,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from lenskit.errors import LenskitError, RunDirectoryError, SweepTerminated, UsageError
+
 __all__ = ["main"]
 
 
@@ -47,6 +49,32 @@ def resolve_threads(value: str | int) -> int:
     return n
 
 
+def _int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (the error names the value)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (0.05 = 5%)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction in (0, 1), e.g. 0.05 for a 5% drop; got {text!r}")
+    return value
+
+
 def _set_threads(args: argparse.Namespace) -> None:
     import torch
 
@@ -55,7 +83,12 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 def _cmd_sites(args: argparse.Namespace) -> int:
     from lenskit.models import load_model, model_info
+    from lenskit.models.loading import ModelLoadError, resolve_spec
 
+    try:
+        resolve_spec(args.model)
+    except ModelLoadError as err:
+        raise UsageError(str(err)) from None
     model = load_model(args.model)
     info = model_info(model)
     sel = info.select(args.scope)
@@ -113,12 +146,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from lenskit.study.config import load_config
+    from lenskit.study.integrity import check_inside
+    from lenskit.study.preflight import load_sweep_config, preflight
     from lenskit.study.runner import run_sweep
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_sweep_config(args.config, _overrides(args))
     _set_threads(args)
     cells = cfg.cells()
+    if args.dry_run:
+        preflight(cfg)  # a real run checks the same in run_sweep, before touching --out
     print(f"sweep {cfg.name!r}: {len(cells)} cells ({', '.join(cfg.models)}; "
           f"{', '.join(cfg.methods)}; scopes {', '.join(cfg.scopes)}) -> {cfg.out_dir}")
     if args.dry_run:
@@ -130,6 +166,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         from lenskit.plots import make_figures
 
         inst = outcome.instances
+        check_inside(outcome.run_dir, Path(outcome.run_dir) / "figures")
         paths = make_figures(outcome.results, Path(outcome.run_dir) / "figures",
                              instances=inst if len(inst) else None,
                              thresholds=outcome.thresholds)
@@ -151,11 +188,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_thresholds(args: argparse.Namespace) -> int:
     from lenskit.study.comparison import format_study_comparison, study_comparison
+    from lenskit.study.lock import check_not_locked
     from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
 
     store = _existing_run(args.run_dir)
+    check_not_locked(store.dir, "writing the threshold tables")
     inst = store.instances()
-    results = store.results()
+    results = _pruned_results(store)
     thr = compute_thresholds(results, inst if len(inst) else None,
                              tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
     store.write_table("thresholds", thr)
@@ -171,11 +210,16 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from lenskit.plots import make_figures
+    from lenskit.study.integrity import check_inside
+    from lenskit.study.lock import check_not_locked
 
     store = _existing_run(args.run_dir)
+    if not args.out:
+        check_not_locked(store.dir, "writing figures into it (or pass --out DIR)")
+        check_inside(store.dir, store.figures_dir)
     inst = store.instances()
     out = args.out or store.figures_dir
-    paths = make_figures(store.results(), out, instances=inst if len(inst) else None,
+    paths = make_figures(_pruned_results(store), out, instances=inst if len(inst) else None,
                          formats=tuple(args.formats))
     print(f"{len(paths)} files written to {out}")
     for p in paths:
@@ -189,9 +233,36 @@ def _existing_run(run_dir: str):
     from lenskit.study.store import RunStore
 
     if not (Path(run_dir) / "manifest.json").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a lenskit run directory (no manifest.json); "
-                                "run `lenskit sweep --out DIR` first")
-    return RunStore(run_dir)
+        raise UsageError(f"{run_dir} is not a lenskit run directory (no manifest.json); "
+                         f"run `lenskit sweep --out {run_dir}` first")
+    store = RunStore(run_dir)
+    store.manifest()  # a damaged manifest is reported now, naming the file
+    return store
+
+
+def _pruned_results(store):
+    """The run's results, refusing a run without any pruned cell (nothing to compare)."""
+    results = store.results()
+    if not (results["method"] != "dense").any():
+        raise RunDirectoryError(
+            f"{store.dir} has no pruned cells yet ({len(store.done_ids())} dense cell(s) "
+            "done): thresholds and figures need them; resume the sweep with "
+            f"`lenskit sweep --out {store.dir}` (same options as before)", store.dir)
+    return results
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from lenskit.study.doctor import doctor
+    from lenskit.study.store import RunStore
+
+    report = doctor(args.run_dir)
+    for line in report:
+        print(f"repaired: {line}" if not line.startswith("warning") else line)
+    done = len(RunStore(args.run_dir).done_ids())
+    print(f"{args.run_dir}: {'healthy' if not report else f'{len(report)} problem(s) handled'}; "
+          f"{done} cells done" + ("; run the same sweep again to recompute quarantined cells"
+                                  if any("quarantine" in r for r in report) else ""))
+    return 0
 
 
 def _cmd_organism_card(args: argparse.Namespace) -> int:
@@ -229,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Layer-wise ablation studies: prune attention and FFW separately and "
                     "measure fact recall against in-context learning.",
     )
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error instead of one line")
     sub = p.add_subparsers(dest="command", required=True)
 
     sw = sub.add_parser(
@@ -253,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any other setting, e.g. calibration.n_samples=64 (repeatable)")
     sw.add_argument("--force", action="store_true",
-                    help="restart the run directory if its stored config differs")
+                    help="restart the run directory if its stored config differs (deletes "
+                         "only what lenskit wrote there)")
     sw.add_argument("--no-figures", action="store_true", help="skip the figures")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
@@ -290,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     th = sub.add_parser("thresholds", help="print the largest sparsity each task survives")
     th.add_argument("run_dir")
-    th.add_argument("--tolerance", type=float, nargs="+", default=[0.05],
+    th.add_argument("--tolerance", type=_fraction, nargs="+", default=[0.05],
                     help="relative drop(s) allowed (default: 0.05)")
     th.set_defaults(func=_cmd_thresholds)
 
@@ -299,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
     fg.add_argument("--formats", nargs="+", default=["svg", "png", "pdf"])
     fg.set_defaults(func=_cmd_figures)
+
+    dr = sub.add_parser("doctor", help="check a run directory and repair what can be repaired",
+                        description="Quarantine corrupt cell files (the next resume recomputes "
+                                    "them), rebuild a damaged manifest, delete temporary files "
+                                    "of killed writers, and say what was done.")
+    dr.add_argument("run_dir")
+    dr.set_defaults(func=_cmd_doctor)
 
     s = sub.add_parser("sites", help="load a model and list its prunable sites")
     s.add_argument("model", nargs="?", default="organism",
@@ -327,17 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     osub = org.add_subparsers(dest="organism_command", required=True)
     t = osub.add_parser("train", help="train an organism from scratch (resumes if interrupted)")
     t.add_argument("--out", default="runs/organism", help="run directory (default: %(default)s)")
-    t.add_argument("--steps", type=int, default=3000, help="(default: %(default)s)")
+    t.add_argument("--steps", type=_int_at_least(1), default=3000, help="(default: %(default)s)")
     t.add_argument("--exemplar-weight", type=float, default=0.5,
                    help="loss weight of in-context exemplar labels after the 4th "
                         "(default: %(default)s)")
-    t.add_argument("--d-model", type=int, default=128, help="width (default: %(default)s)")
-    t.add_argument("--d-ffn", type=int, default=None, help="FFW width (default: 3 x d-model)")
-    t.add_argument("--layers", type=int, default=4)
+    t.add_argument("--d-model", type=_int_at_least(1), default=128, help="width (default: %(default)s)")
+    t.add_argument("--d-ffn", type=_int_at_least(1), default=None, help="FFW width (default: 3 x d-model)")
+    t.add_argument("--layers", type=_int_at_least(1), default=4)
     t.add_argument("--seed", type=int, default=0, help="seeds the world, data and init")
-    t.add_argument("--threads", type=int, default=1,
+    t.add_argument("--threads", type=_int_at_least(1), default=1,
                    help="torch threads (1 is fastest when another job holds a core)")
-    t.add_argument("--eval-every", type=int, default=500,
+    t.add_argument("--eval-every", type=_int_at_least(0), default=500,
                    help="evaluate the task suite every N steps (0: never)")
     t.set_defaults(func=_cmd_organism_train)
     cd = osub.add_parser("card", help="measure an organism and write its model card")
@@ -358,12 +439,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, MemoryError) as err:
-        print(f"lenskit: error: {err}", file=sys.stderr)
-        return 2
+    except SweepTerminated as err:
+        if args.debug:
+            raise
+        print(f"\nlenskit: terminated (signal {err.signum}); run the same command again to "
+              "resume", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("\nlenskit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except (ValueError, KeyError) as err:  # bad input (UsageError and ConfigError included)
+        if args.debug:
+            raise
+        print(f"lenskit: error: {_message(err)}", file=sys.stderr)
+        return 2
+    except (OSError, LenskitError, MemoryError) as err:  # a file, run directory, model or memory
+        if args.debug:
+            raise
+        print(f"lenskit: error: {_message(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"lenskit: error: unexpected {type(err).__name__}: {_message(err)} "
+              "(run with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _message(err: BaseException) -> str:
+    """The error's message; a single-problem list (ConfigError) on one line."""
+    problems = getattr(err, "problems", None)
+    if isinstance(problems, list) and len(problems) == 1:
+        return f"invalid sweep config: {problems[0]}"
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in str(err):
+        return f"{err.strerror or err}: {err.filename}"
+    return str(err)
 
 
 if __name__ == "__main__":

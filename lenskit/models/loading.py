@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from lenskit.errors import RunDirectoryError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.sites import Site, SiteSelection, select_sites
@@ -32,6 +33,7 @@ __all__ = [
     "load_model",
     "model_info",
     "organism_path",
+    "resolve_spec",
     "sites",
 ]
 
@@ -44,8 +46,8 @@ _DATA_DIR = _PACKAGED_DATA if _PACKAGED_DATA.is_dir() else \
     Path(__file__).resolve().parents[2] / "data"
 
 
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says why and what to do."""
+class ModelLoadError(RunDirectoryError):
+    """A model could not be loaded; the message says why and what to do (an OSError)."""
 
 
 @dataclass(eq=False)
@@ -110,11 +112,26 @@ def organism_path(name: str = "organism") -> Path:
     return path
 
 
-def _resolve(spec: str | os.PathLike) -> tuple[str, bool]:
+def _looks_like_path(text: str) -> bool:
+    # Hub ids are "name" or "owner/name"; anything else with a separator is a path.
+    return (text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+            or text.endswith("/"))
+
+
+def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
+    """Where a model spec points: ``(local directory, True)`` or ``(hub name, False)``.
+
+    Raises :class:`ModelLoadError` for a path that does not exist, a directory without
+    ``config.json``, a file, or an organism that is not installed. Reads nothing else.
+    """
     text = str(spec)
     if text == "organism" or text.startswith("organism-"):
         return str(organism_path(text)), True
     path = Path(text).expanduser()
+    if not path.exists() and (isinstance(spec, os.PathLike) or _looks_like_path(text)):
+        raise ModelLoadError(f"no such directory: {text!r}; pass a Hugging Face model "
+                             "directory (config.json + safetensors + tokenizer), a hub name "
+                             "such as 'EleutherAI/pythia-70m', or 'organism'")
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path} is a directory but has no config.json; expected a "
@@ -189,7 +206,7 @@ def load_model(
                                  ) from None
     else:
         device = resolve_device(device)
-    path, local = _resolve(spec)
+    path, local = resolve_spec(spec)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     if dmap == "auto":
         kwargs["device_map"] = "auto"
@@ -200,15 +217,20 @@ def load_model(
             path, dtype=dtype, attn_implementation=attn_implementation, **kwargs
         )
         tok = tokenizer or AutoTokenizer.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as err:
+    except Exception as err:
         if local:
-            raise ModelLoadError(f"could not load the model in {path}: {err}") from err
+            weights = sorted(p.name for p in Path(path).glob("*.safetensors")) or ["no weights"]
+            raise ModelLoadError(
+                f"could not load the model in {path} (weights: {', '.join(weights)}; a "
+                f"truncated or damaged file?): {type(err).__name__}: {err}", path) from err
+        if not isinstance(err, (OSError, ValueError)):
+            raise
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise ModelLoadError(
             f"could not load {path!r} from the Hugging Face hub"
             + (" (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else "")
-            + f": {err}\nTo work offline, pass a local directory holding config.json, "
-            "safetensors weights and the tokenizer (e.g. saved with save_pretrained), or "
+            + f" ({type(err).__name__}); to work offline, pass a local directory holding "
+            "config.json, safetensors weights and the tokenizer (e.g. saved with save_pretrained), or "
             "download once and set HF_HUB_OFFLINE=1 to use the cache; 'organism' is shipped "
             "with lenskit."
         ) from err

@@ -10,6 +10,7 @@ weights are bitwise identical to the loaded ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from lenskit.errors import CorruptFileError
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Site
 
@@ -37,6 +39,16 @@ __all__ = [
 ]
 
 _FORMAT = "lenskit.masks.v1"
+
+
+def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the stored tensors (name, dtype, shape and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def check_sparsity(value: float, name: str = "sparsity") -> float:
@@ -195,7 +207,8 @@ class MaskSet(Mapping[str, torch.Tensor]):
                 tensors[name] = m.contiguous().cpu()
         meta = {"format": _FORMAT, "packed": str(packed).lower(),
                 "fingerprint": self.fingerprint or "", "model": self.model or "",
-                "shapes": json.dumps(shapes), "meta": json.dumps(self.meta)}
+                "shapes": json.dumps(shapes), "meta": json.dumps(self.meta),
+                "sha256": _checksum(tensors)}
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
@@ -203,24 +216,36 @@ class MaskSet(Mapping[str, torch.Tensor]):
 
     @classmethod
     def load(cls, path: str | Path, model=None) -> MaskSet:
-        """Read masks saved by :meth:`save`; with ``model``, check they belong to it."""
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a lenskit mask file (format "
-                                 f"{meta.get('format')!r}, expected {_FORMAT!r})")
-            shapes = json.loads(meta["shapes"])
-            packed = meta.get("packed") == "true"
-            masks = {}
-            for name in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                t = f.get_tensor(name)
-                shape = tuple(shapes[name])
-                if packed:
-                    n = int(np.prod(shape))
-                    bits = np.unpackbits(t.numpy(), count=n).astype(bool)
-                    masks[name] = torch.from_numpy(bits.reshape(shape))
-                else:
-                    masks[name] = t.bool()
+        """Read masks saved by :meth:`save`; with ``model``, check they belong to it.
+
+        Raises :class:`lenskit.errors.CorruptFileError` naming the file when it is truncated
+        or its content differs from the checksum stored at save time."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                raw = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        except FileNotFoundError:
+            raise
+        except Exception as err:
+            raise CorruptFileError(f"mask file {path} is damaged or not a safetensors file "
+                                   f"({type(err).__name__}: {err})", path) from err
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a lenskit mask file (format "
+                             f"{meta.get('format')!r}, expected {_FORMAT!r})")
+        if meta.get("sha256") and meta["sha256"] != _checksum(raw):
+            raise CorruptFileError(f"mask file {path} is corrupt: its content does not match "
+                                   "the checksum stored when it was saved", path)
+        shapes = json.loads(meta["shapes"])
+        packed = meta.get("packed") == "true"
+        masks = {}
+        for name, t in raw.items():
+            shape = tuple(shapes[name])
+            if packed:
+                n = int(np.prod(shape))
+                bits = np.unpackbits(t.numpy(), count=n).astype(bool)
+                masks[name] = torch.from_numpy(bits.reshape(shape))
+            else:
+                masks[name] = t.bool()
         out = cls(masks, fingerprint=meta.get("fingerprint") or None,
                   model=meta.get("model") or None, meta=json.loads(meta.get("meta", "{}")))
         if model is not None:

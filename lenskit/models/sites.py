@@ -159,8 +159,12 @@ class Selection:
                 raise ValueError(f"unknown {name[:-1] if name != 'families' else 'family'} "
                                  f"{bad[0]!r}; allowed: {allowed}")
         if self.layers is not None:
-            layers = (self.layers,) if isinstance(self.layers, int) else tuple(self.layers)
-            if any(not isinstance(i, int) for i in layers):
+            raw = self.layers
+            if isinstance(raw, (str, bytes)) or not isinstance(raw, (int, Iterable)):
+                raise ValueError(f"layers must be an integer or a sequence of integers, "
+                                 f"got {raw!r}")
+            layers = (raw,) if isinstance(raw, int) else tuple(raw)
+            if any(not isinstance(i, int) or isinstance(i, bool) for i in layers):
                 raise ValueError(f"layers must be integers, got {layers}")
             object.__setattr__(self, "layers", layers)
         if self.families and self.components:

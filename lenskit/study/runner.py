@@ -13,15 +13,19 @@ process is the one writer of the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import SweepTerminated
 from lenskit.study.comparison import format_study_comparison, study_comparison
 from lenskit.study.config import Cell, ConfigError, SweepConfig
 from lenskit.study.executors import (
@@ -31,11 +35,12 @@ from lenskit.study.executors import (
     make_executor,
     plan_units,
 )
+from lenskit.study.preflight import preflight
 from lenskit.study.schema import attach_baselines
 from lenskit.study.store import RunStore, iter_missing
 from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
 
-__all__ = ["SweepOutcome", "finish_run", "run_sweep"]
+__all__ = ["SweepOutcome", "finish_run", "run_sweep", "sigterm_as_interrupt"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,24 @@ def _executor_overrides(executor, address, workers, num_cpus, num_gpus) -> dict[
     given = {"executor": executor, "address": address, "workers": workers,
              "num_cpus": num_cpus, "num_gpus": num_gpus}
     return {k: v for k, v in given.items() if v is not None}
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a sweep runs, SIGTERM raises :class:`SweepTerminated` (a KeyboardInterrupt):
+    the run is closed as "interrupted" and its lock released, like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        raise SweepTerminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_sweep(
@@ -81,9 +104,12 @@ def run_sweep(
     :mod:`lenskit.study.executors`); ``executor`` may also be an :class:`Executor`
     instance, which the caller owns. Whatever runs the cells, this process alone writes
     them, so results, resume and the run directory are the same.
-    """
-    from tqdm.auto import tqdm
 
+    Everything checkable without weights is checked first (:func:`preflight`), before the
+    run directory is touched. SIGTERM is handled like Ctrl-C (raises
+    :class:`lenskit.errors.SweepTerminated`, a KeyboardInterrupt, after closing the run as
+    "interrupted"). Corrupt cell files found on resume are quarantined and recomputed.
+    """
     t_start = time.perf_counter()
     own = not isinstance(executor, Executor)
     overrides = _executor_overrides(executor if own else None, address, workers,
@@ -94,7 +120,18 @@ def run_sweep(
     if problems:
         raise ConfigError(problems)
     cells = cfg.cells()
+    preflight(cfg)
+    with sigterm_as_interrupt():
+        return _run(cfg, cells, force, progress, echo, t_start, executor, own)
+
+
+def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
+         echo: Callable[[str], None], t_start: float, executor, own: bool) -> SweepOutcome:
+    from tqdm.auto import tqdm
+
     with RunStore.open(cfg.out_dir, cfg, force=force) as store:
+        for line in store.repaired:
+            echo(f"repaired: {line}")
         missing = list(iter_missing(store, cells))
         skipped = len(cells) - len(missing)
         if skipped:

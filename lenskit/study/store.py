@@ -8,7 +8,9 @@ Layout of a run directory::
       instances/<cell_id>.parquet   per-instance rows of that cell (optional; bootstrap CIs)
       tables/<name>.parquet|.csv    derived tables (thresholds, summaries)
       figures/                 figures (written by lenskit.plots.make_figures)
-      .lock                    pid of the sweep writing here (removed when it ends)
+      .lock                    OS lock of the sweep writing here (holder's pid inside)
+      run_config.json          the config, written once (rebuilds a damaged manifest)
+      quarantine/              files found corrupt, moved aside (their cells were recomputed)
 
 A cell file exists if and only if the cell finished: it is written to a temporary file in
 the same directory (a name starting with "."), flushed and fsynced, then renamed over its
@@ -18,18 +20,19 @@ names, and stale temporary files are deleted when a writer opens the run again.
 
 The manifest is rewritten atomically the same way after each cell; it is informative
 (timings may miss the cell that was being written when a process died) while the cell files
-are the truth about what is done.
+are the truth about what is done. It also records each file's sha256: a resume re-hashes
+every cell and instances file and quarantines (and recomputes) one that changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import platform
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +44,9 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import CorruptFileError, RunDirectoryError, RunLockedError, UsageError
+from lenskit.study.integrity import check_inside, read_parquet, sha256_bytes, verify_cells
+from lenskit.study.lock import LOCK_NAME, RunLock
 from lenskit.study.schema import (
     INSTANCE_COLUMNS,
     empty_results,
@@ -52,6 +58,7 @@ __all__ = ["ConfigMismatchError", "RunLockedError", "RunStore", "atomic_write_by
            "environment_info", "iter_missing"]
 
 MANIFEST = "manifest.json"
+RUN_CONFIG = "run_config.json"
 FORMAT = "lenskit-run/1"
 #: Config keys that may change between sessions of one run (they do not change results).
 DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir", "executor", "address", "workers",
@@ -61,12 +68,14 @@ _VERSION_PACKAGES = ("lenskit", "torch", "transformers", "transformer-lens", "nu
                      "pandas", "pyarrow", "altair", "vl-convert-python")
 
 
-class ConfigMismatchError(ValueError):
+# Everything lenskit writes into a run directory: --force removes only these.
+_OWN_DIRS = {"cells": (".parquet",), "instances": (".parquet",), "tables": (".parquet", ".csv"),
+             "figures": (".svg", ".png", ".pdf", ".html", ".json")}
+_OWN_FILES = (MANIFEST, RUN_CONFIG, LOCK_NAME, "quarantine")
+
+
+class ConfigMismatchError(UsageError):
     """A run directory holds results of a different config than the one being resumed."""
-
-
-class RunLockedError(RuntimeError):
-    """Another live process is writing to this run directory."""
 
 
 def _now() -> str:
@@ -111,8 +120,13 @@ def atomic_write_bytes(path: str | Path, writer) -> Path:
     return path
 
 
-def _write_parquet(path: Path, df: pd.DataFrame) -> Path:
-    return atomic_write_bytes(path, lambda f: df.to_parquet(f, index=False))
+def _write_parquet(path: Path, df: pd.DataFrame) -> str:
+    """Write ``df`` as Parquet atomically; return the sha256 of the bytes written."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    data = buf.getvalue()
+    atomic_write_bytes(path, lambda f: f.write(data))
+    return sha256_bytes(data)
 
 
 def _write_json(path: Path, obj: Any) -> Path:
@@ -202,6 +216,9 @@ class RunStore:
         self._manifest: dict[str, Any] | None = None
         self._writer = False
         self._session: int | None = None
+        self._lock: RunLock | None = None
+        #: What opening this run repaired (one line each: a quarantined file, ...).
+        self.repaired: list[str] = []
 
     def __repr__(self) -> str:
         mode = "writer" if self._writer else "reader"
@@ -215,76 +232,99 @@ class RunStore:
         """Create a run for ``config`` (a SweepConfig or a JSON-able mapping) or resume it.
 
         Resuming requires the stored config to equal ``config`` (keys in ``ignore_keys``
-        aside): otherwise :class:`ConfigMismatchError` lists every difference. With
-        ``force=True`` a mismatching run's cells, instances, tables, figures and manifest
-        are deleted first and the run starts afresh. Raises :class:`RunLockedError` when a
-        live process holds the run's lock.
+        aside): otherwise :class:`ConfigMismatchError` lists every difference (a run with no
+        finished cell simply starts afresh). With ``force=True`` a mismatching run's files
+        that lenskit wrote (cells, instances, tables, figures, manifest) are deleted first
+        and the run starts afresh; anything else stays. A non-empty directory without a
+        manifest is refused (:class:`RunDirectoryError`), with or without ``force``.
+        Raises :class:`RunLockedError` when a live process holds the run's lock, and
+        :class:`CorruptFileError` for a damaged manifest. Corrupt cell files are
+        quarantined; :attr:`repaired` says which.
         """
         store = cls(run_dir)
-        store.dir.mkdir(parents=True, exist_ok=True)
-        store._lock()
+        config = _config_dict(config)
+        store._make_dir()
+        store._refuse_foreign()  # before the lock file is created in it
+        store._lock = RunLock(store.dir).acquire()
+        store._writer = True
         try:
-            store._start(_config_dict(config), force=force, ignore_keys=tuple(ignore_keys))
+            store._start(config, force=force, ignore_keys=tuple(ignore_keys))
+            store.repaired = store.verify()
         except BaseException:
             store._unlock()
             raise
         return store
 
-    def _lock(self) -> None:
-        lock = self.dir / ".lock"
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    other = json.loads(lock.read_text() or "{}")
-                except (OSError, json.JSONDecodeError):
-                    other = {}
-                if self._alive(other):
-                    raise RunLockedError(
-                        f"run directory {str(self.dir)!r} is in use by process "
-                        f"{other.get('pid')} on {other.get('host')} since {other.get('since')}; "
-                        f"wait for it, or delete {lock} if that process is gone"
-                    ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()  # stale: its process died (e.g. killed mid-sweep)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self._writer = True
-            return
-        raise RunLockedError(f"could not take the lock of {str(self.dir)!r}")
+    @classmethod
+    def open_for_repair(cls, run_dir: str | Path) -> RunStore:
+        """A writer over an existing run directory that starts no session (for
+        :func:`lenskit.study.doctor.doctor`): it holds the lock, may rewrite the manifest
+        (:meth:`save_manifest`) and :meth:`verify` the cells. Close it with
+        :meth:`release`."""
+        store = cls(run_dir)
+        if not store.dir.is_dir():
+            raise RunDirectoryError(f"{str(store.dir)!r} is not a directory", store.dir)
+        store._lock = RunLock(store.dir).acquire()
+        store._writer = True
+        return store
 
-    @staticmethod
-    def _alive(info: Mapping[str, Any]) -> bool:
-        pid = info.get("pid")
-        if not isinstance(pid, int) or info.get("host") != socket.gethostname():
-            # another host's lock cannot be checked: a shared file system, treat as live
-            return isinstance(pid, int)
+    def release(self) -> None:
+        """Release the lock without recording a session end (see :meth:`open_for_repair`)."""
+        self._unlock()
+
+    def save_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the manifest (writers only; atomically)."""
+        self._require_writer()
+        self._manifest = manifest
+        self._save_manifest()
+
+    def _refuse_foreign(self) -> None:
+        """Refuse a non-empty directory without a manifest: lenskit did not write it."""
+        if (self.dir / MANIFEST).exists() or not self.dir.is_dir():
+            return
+        if (self.dir / RUN_CONFIG).exists():
+            raise CorruptFileError(f"{self.dir / MANIFEST} is missing; run `lenskit doctor "
+                                   f"{self.dir}` to rebuild it from {RUN_CONFIG}",
+                                   self.dir / MANIFEST)
+        foreign = sorted(p.name for p in self.dir.iterdir() if p.name not in _OWN_FILES)
+        if foreign:
+            raise RunDirectoryError(
+                f"{str(self.dir)!r} is not a lenskit run directory (no {MANIFEST}) and is "
+                f"not empty: it holds {', '.join(foreign[:5])}"
+                + (" ..." if len(foreign) > 5 else "")
+                + "; lenskit writes only into a new or empty directory or one of its own "
+                  "runs (--force included): choose another --out", self.dir)
+
+    def _make_dir(self) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise RunDirectoryError(f"run directory {str(self.dir)!r} is a file, not a "
+                                    "directory; choose another --out", self.dir)
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunDirectoryError(f"cannot create run directory {str(self.dir)!r}: "
+                                    f"{err.strerror or err}", self.dir) from err
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise RunDirectoryError(f"run directory {str(self.dir)!r} is not writable; "
+                                    "fix its permissions or choose another --out", self.dir)
 
     def _unlock(self) -> None:
-        if self._writer:
-            with contextlib.suppress(FileNotFoundError):
-                (self.dir / ".lock").unlink()
-            self._writer = False
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._writer = False
 
     def _start(self, config: dict[str, Any], *, force: bool, ignore_keys: tuple[str, ...]
                ) -> None:
         path = self.dir / MANIFEST
         manifest = None
         if path.exists():
-            manifest = json.loads(path.read_text())
+            manifest = self._read_manifest()
             old = {k: v for k, v in manifest.get("config", {}).items() if k not in ignore_keys}
             new = {k: v for k, v in config.items() if k not in ignore_keys}
             diffs = _diff(old, new)
+            if diffs and not self.done_ids():
+                force = True  # no finished cell: nothing to lose by starting afresh
             if diffs and not force:
                 raise ConfigMismatchError(
                     f"run directory {str(self.dir)!r} holds a run of a different config "
@@ -296,13 +336,8 @@ class RunStore:
             if diffs:
                 self._wipe()
                 manifest = None
-        elif self.done_ids() and not force:
-            raise ConfigMismatchError(
-                f"run directory {str(self.dir)!r} has cell files but no {MANIFEST}; "
-                f"it was not made by this config. Use another directory or --force"
-            )
-        elif force:
-            self._wipe()
+        else:
+            self._refuse_foreign()
         self._clean_temporaries()
         env = environment_info()
         session = {"start": _now(), "end": None, "status": "running", "pid": os.getpid(),
@@ -331,13 +366,53 @@ class RunStore:
         self._session = len(manifest["sessions"]) - 1
         self._manifest = manifest
         self._save_manifest()
+        if not (self.dir / RUN_CONFIG).exists():
+            _write_json(self.dir / RUN_CONFIG, {"format": FORMAT, "config": config})
+
+    def verify(self) -> list[str]:
+        """Re-hash every finished cell's files against the manifest; quarantine a cell whose
+        file changed (or, with no hash recorded, does not parse) so that it is computed
+        again, and record the hashes of intact unrecorded ones. Returns one line per
+        repair. Writers only (opening a run calls it)."""
+        self._require_writer()
+        files = {}
+        for cid in sorted(self.done_ids()):
+            inst = self.instances_dir / f"{cid}.parquet"
+            files[cid] = [("sha256", self.cell_path(cid))] + (
+                [("instances_sha256", inst)] if inst.exists() else [])
+        report, changed = verify_cells(self.dir, self.manifest()["cells"], files)
+        if changed:
+            self._save_manifest()
+        return report
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.dir / MANIFEST
+        try:
+            manifest = json.loads(path.read_text())
+        except ValueError as err:
+            raise CorruptFileError(
+                f"{path} is damaged (not valid JSON: {err}); run `lenskit doctor {self.dir}` "
+                f"to rebuild it from {RUN_CONFIG} and the cell files", path) from err
+        if not isinstance(manifest, dict) or not str(manifest.get("format", "")).startswith(
+                "lenskit-run/"):
+            raise RunDirectoryError(f"{path} is not a lenskit run manifest (no 'format': "
+                                    f"{FORMAT!r}); choose another --out", path)
+        return manifest
 
     def _wipe(self) -> None:
-        for d in (self.cells_dir, self.instances_dir, self.tables_dir, self.figures_dir):
-            if d.is_dir():
-                shutil.rmtree(d)
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir / MANIFEST).unlink()
+        # Only what lenskit wrote (see _OWN_DIRS) in a directory holding its manifest; a
+        # folder keeps anything else (and then stays).
+        for name, suffixes in _OWN_DIRS.items():
+            d = self.dir / name
+            if d.is_dir() and not d.is_symlink():
+                for p in d.iterdir():
+                    if p.is_file() and not p.is_symlink() and p.suffix in suffixes:
+                        p.unlink()
+                with contextlib.suppress(OSError):
+                    d.rmdir()  # fails when something else is left: it stays
+        for name in (MANIFEST, RUN_CONFIG):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / name).unlink()
 
     def _clean_temporaries(self) -> None:
         for d in (self.dir, self.cells_dir, self.instances_dir, self.tables_dir):
@@ -378,7 +453,7 @@ class RunStore:
             if not path.exists():
                 raise FileNotFoundError(f"no {MANIFEST} in {str(self.dir)!r}: not a run "
                                         f"directory (run `lenskit sweep --out {self.dir}`)")
-            self._manifest = json.loads(path.read_text())
+            self._manifest = self._read_manifest()
         return self._manifest
 
     def config(self) -> dict[str, Any]:
@@ -449,13 +524,15 @@ class RunStore:
             if wrong.any():
                 raise ValueError(f"instances of cell {cell_id!r} carry cell_id "
                                  f"{inst.loc[wrong, 'cell_id'].iloc[0]!r}")
+        inst_hash = None
         if inst is not None:
-            _write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
-        _write_parquet(path, rows)
+            inst_hash = _write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
+        cell_hash = _write_parquet(path, rows)
         self.manifest()["cells"][cell_id] = {
             "label": label, "seconds": None if seconds is None else round(float(seconds), 3),
             "rows": len(rows), "instances": None if inst is None else len(inst),
             "finished": _now(), "session": self._session,
+            "sha256": cell_hash, "instances_sha256": inst_hash,
         }
         self._save_manifest()
         return path
@@ -465,7 +542,7 @@ class RunStore:
         path = self.cell_path(cell_id)
         if not path.exists():
             raise KeyError(f"cell {cell_id!r} is not done in {str(self.dir)!r}")
-        return pd.read_parquet(path)
+        return read_parquet(path)
 
     def _ordered(self, ids: Iterable[str], order: Sequence[str] | None) -> list[str]:
         ids = set(ids)
@@ -483,7 +560,7 @@ class RunStore:
         ids = self._ordered(self.done_ids(), order)
         if not ids:
             return empty_results()
-        frames = [pd.read_parquet(self.cell_path(i)) for i in ids]
+        frames = [read_parquet(self.cell_path(i)) for i in ids]
         frames = [f for f in frames if len(f)] or frames[:1]
         return validate_results(pd.concat(frames, ignore_index=True))
 
@@ -498,7 +575,7 @@ class RunStore:
         if not ids:
             return pd.DataFrame({c: pd.Series(dtype=d) for c, d in INSTANCE_COLUMNS.items()})
         return validate_instances(pd.concat(
-            [pd.read_parquet(self.instances_dir / f"{i}.parquet") for i in ids],
+            [read_parquet(self.instances_dir / f"{i}.parquet") for i in ids],
             ignore_index=True))
 
     # ---- derived tables -----------------------------------------------------------------
@@ -510,9 +587,10 @@ class RunStore:
         self._check_name(name, "table name")
         paths = []
         for fmt in formats:
-            path = self.tables_dir / f"{name}.{fmt}"
+            path = check_inside(self.dir, self.tables_dir / f"{name}.{fmt}")
             if fmt == "parquet":
-                paths.append(_write_parquet(path, df))
+                _write_parquet(path, df)
+                paths.append(path)
             elif fmt == "csv":
                 paths.append(atomic_write_bytes(
                     path, lambda f: f.write(df.to_csv(index=False).encode())))

@@ -198,8 +198,9 @@ def compute_thresholds(results: pd.DataFrame, instances: pd.DataFrame | None = N
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
     tolerances = [float(t) for t in tolerances]
-    if not tolerances or any(not (t >= 0) for t in tolerances):
-        raise ValueError(f"tolerances must be non-negative fractions, got {tolerances}")
+    if not tolerances or any(not (0 < t < 1) for t in tolerances):
+        raise ValueError(f"tolerances must be fractions in (0, 1) (0.05 = a 5% drop), "
+                         f"got {tolerances}")
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
     if n_boot < 1:

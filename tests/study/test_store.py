@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lenskit.study import ConfigMismatchError, RunLockedError, RunStore, SchemaError, default_config
+from lenskit.study.lock import lock_holder
 from lenskit.study.store import atomic_write_bytes
 
 from .frames import synthetic_cell
@@ -78,7 +79,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     done_before = RunStore(run).done_ids()
     assert 4 <= len(done_before) < N_CELLS, "the child was not killed mid-sweep"
-    assert (run / ".lock").exists()  # left behind by the killed process
+    assert lock_holder(run) is None  # the kernel released the killed process's lock
 
     # A reader sees only the finished cells, each complete.
     partial = RunStore(run).results(order)
@@ -137,7 +138,7 @@ def test_config_mismatch_and_force(tmp_path):
     assert "sparsities: stored [0.1, 0.2], now [0.1, 0.3]" in msg
     assert "seeds: stored [0], now [1]" in msg and "--force" in msg
     assert RunStore(run).done(cid)  # nothing was touched
-    assert not (run / ".lock").exists()
+    assert lock_holder(run) is None
     # out_dir may differ (the run directory was moved or given as another path)
     with RunStore.open(run, {**CONFIG, "out_dir": "elsewhere"}) as store:
         assert store.done(cid)
@@ -148,8 +149,14 @@ def test_config_mismatch_and_force(tmp_path):
     cfg = default_config()
     with RunStore.open(tmp_path / "s", cfg) as store:
         assert store.config() == json.loads(json.dumps(cfg.to_dict()))
+        store.write_cell(cid, rows, instances=inst)
     with pytest.raises(ConfigMismatchError, match="methods"):
         RunStore.open(tmp_path / "s", cfg.with_overrides({"methods": "magnitude"}))
+    # a run that finished no cell has nothing to lose: another config simply starts afresh
+    with RunStore.open(tmp_path / "t", cfg):
+        pass
+    with RunStore.open(tmp_path / "t", cfg.with_overrides({"methods": "magnitude"})) as store:
+        assert store.config()["methods"] == ["magnitude"]
 
 
 def test_lock(tmp_path):
@@ -158,8 +165,8 @@ def test_lock(tmp_path):
     with pytest.raises(RunLockedError, match=str(os.getpid())):
         RunStore.open(run, CONFIG)
     store.close()
-    assert not (run / ".lock").exists()
-    # a lock whose process is gone is stale
+    assert lock_holder(run) is None
+    # a lock file left by a process that is gone is no lock (the kernel lock died with it)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     import socket

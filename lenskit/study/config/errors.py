@@ -6,10 +6,12 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lenskit.errors import UsageError
+
 __all__ = ["ConfigError", "check_list", "did_you_mean", "unknown"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A sweep configuration is invalid; the message lists every problem found."""
 
     def __init__(self, problems: Sequence[str]):
