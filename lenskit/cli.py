@@ -9,6 +9,23 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from lenskit.models import load_model, model_info, organism_path
+from lenskit.organism.card import write_card
+from lenskit.organism.monitor import task_evaluator
+from lenskit.organism.train import TrainConfig, train
+from lenskit.plots import make_figures
+from lenskit.study.config import load_config
+from lenskit.study.runner import run_sweep
+from lenskit.study.store import RunStore
+from lenskit.study.thresholds import (
+    compute_thresholds,
+    format_study_comparison,
+    format_thresholds,
+    study_comparison,
+    tasks_at_chance,
+)
+from lenskit.synthetic.world import WorldConfig
+
 __all__ = ["main"]
 
 
@@ -54,8 +71,6 @@ def _set_threads(args: argparse.Namespace) -> None:
 
 
 def _cmd_sites(args: argparse.Namespace) -> int:
-    from lenskit.models import load_model, model_info
-
     model = load_model(args.model)
     info = model_info(model)
     sel = info.select(args.scope)
@@ -73,9 +88,6 @@ def _cmd_sites(args: argparse.Namespace) -> int:
 def _cmd_organism_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from lenskit.organism.train import TrainConfig, train
-    from lenskit.synthetic.world import WorldConfig
-
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
@@ -85,8 +97,6 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
                   world=replace(WorldConfig(), seed=args.seed))
     evaluator = None
     if args.eval_every > 0:
-        from lenskit.organism.monitor import task_evaluator
-
         evaluator = task_evaluator()
     final = train(args.out, cfg, evaluator=evaluator, progress=True)
     print(f"organism saved to {final}")
@@ -111,9 +121,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from lenskit.study.config import load_config
-    from lenskit.study.runner import run_sweep
-
     cfg = load_config(args.config, _overrides(args))
     _set_threads(args)
     cells = cfg.cells()
@@ -125,8 +132,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     outcome = run_sweep(cfg, force=args.force)
     if not args.no_figures:
-        from lenskit.plots import make_figures
-
         inst = outcome.instances
         paths = make_figures(outcome.results, Path(outcome.run_dir) / "figures",
                              instances=inst if len(inst) else None,
@@ -137,14 +142,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_thresholds(args: argparse.Namespace) -> int:
-    from lenskit.study.thresholds import (
-        compute_thresholds,
-        format_study_comparison,
-        format_thresholds,
-        study_comparison,
-        tasks_at_chance,
-    )
-
     store = _existing_run(args.run_dir)
     inst = store.instances()
     results = store.results()
@@ -162,8 +159,6 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from lenskit.plots import make_figures
-
     store = _existing_run(args.run_dir)
     inst = store.instances()
     out = args.out or store.figures_dir
@@ -178,8 +173,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _existing_run(run_dir: str):
     from pathlib import Path
 
-    from lenskit.study.store import RunStore
-
     if not (Path(run_dir) / "manifest.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a lenskit run directory (no manifest.json); "
                                 "run `lenskit sweep --out DIR` first")
@@ -187,9 +180,6 @@ def _existing_run(run_dir: str):
 
 
 def _cmd_organism_card(args: argparse.Namespace) -> int:
-    from lenskit.models import organism_path
-    from lenskit.organism.card import write_card
-
     model_dir = args.model_dir or organism_path()
     _set_threads(args)
     path = write_card(model_dir, args.run_dir, methods=args.methods)

@@ -43,6 +43,8 @@ from lenskit.analysis.mapping import (
     prepare_suite,
 )
 from lenskit.analysis.regression import cluster_bootstrap, ols
+from lenskit.models import model_info
+from lenskit.pruning import Pruner, default_calibration
 
 __all__ = [
     "FEATURE_SETS",
@@ -162,9 +164,6 @@ def allocation_profiles(
         :class:`AllocationProfiles`.
     """
     from tqdm.auto import tqdm
-
-    from lenskit.models import model_info
-    from lenskit.pruning import Pruner, default_calibration
 
     allocs = [allocations] if isinstance(allocations, str) else list(dict.fromkeys(allocations))
     bad = [a for a in allocs if a not in PROFILE_ALLOCATIONS]

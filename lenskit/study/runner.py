@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lenskit.models import load_model, model_info, pruned
+from lenskit.pruning import CalibrationData, Pruner, default_calibration
 from lenskit.study.config import Cell, SweepConfig
 from lenskit.study.schema import attach_baselines, instances_from_eval
 from lenskit.study.store import RunStore, iter_missing
@@ -29,6 +31,7 @@ from lenskit.study.thresholds import (
     study_comparison,
     tasks_at_chance,
 )
+from lenskit.tasks import default_suite, evaluate_suite
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep"]
 
@@ -53,9 +56,6 @@ class SweepOutcome:
 
 
 def _calibration(cfg: SweepConfig, model, seed: int):
-    from lenskit.models import model_info
-    from lenskit.pruning import CalibrationData, default_calibration
-
     c = cfg.calibration
     if c.source == "default":
         return default_calibration(model, n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
@@ -78,8 +78,6 @@ def _chunks(cells: list[Cell], n_params: int, method: str) -> list[list[Cell]]:
 
 
 def _evaluate(model, suite, cfg: SweepConfig):
-    from lenskit.tasks import evaluate_suite
-
     return evaluate_suite(model, suite, batch_size=cfg.batch_size)
 
 
@@ -121,8 +119,6 @@ class _ModelRun:
     """The cells of one model: loaded once, its suites and calibration built once."""
 
     def __init__(self, cfg: SweepConfig, store: RunStore, spec: str, bar) -> None:
-        from lenskit.models import load_model, model_info
-
         self.cfg, self.store, self.bar = cfg, store, bar
         bar.set_postfix_str(f"loading {spec}")
         self.model = load_model(spec)
@@ -134,8 +130,6 @@ class _ModelRun:
         self.dense_rows: dict[int, pd.DataFrame] = {}
 
     def suite(self, seed: int) -> dict:
-        from lenskit.tasks import default_suite
-
         if seed not in self.suites:
             self.suites[seed] = self.cfg.select_tasks(
                 default_suite(self.model, self.cfg.task_size, seed))
@@ -171,9 +165,6 @@ class _ModelRun:
                 self.run_pruned(group)
 
     def run_pruned(self, group: list[Cell]) -> None:
-        from lenskit.models import pruned
-        from lenskit.pruning import Pruner
-
         first = group[0]
         if first.seed not in self.calibrations:
             self.calibrations[first.seed] = _calibration(self.cfg, self.model, first.seed)
