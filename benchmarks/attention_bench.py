@@ -44,16 +44,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import interleaved
-from lenskit.analysis.attention import (
-    AttentionProbe,
-    _batches,
-    _Engine,
-    _pad_id,
-    _source,
-    _Stop,
-    attention_drift,
-    attention_metrics,
-)
+from lenskit.analysis.attention import AttentionProbe, attention_drift, attention_metrics
+from lenskit.analysis.attention_engine import PatternEngine, StopForward
+from lenskit.analysis.attention_inputs import pad_id, pattern_batches, prompt_rows
 from lenskit.models import load_model, make_tiny_model, model_info
 from lenskit.pruning import Pruner
 from lenskit.tasks import evaluate, organism_suite
@@ -95,16 +88,17 @@ def main() -> None:
         results = {f"magnitude {s:.0%} {sc}": Pruner(model, "magnitude", scope=sc).prune(s)
                    for s, sc in levels}
         one = next(iter(results.values()))
-        engine = _Engine(model, None)
-        batches = [b for t in tasks for b in _batches(_source(info, t, None, engine.vocab_size),
-                                                      bs, _pad_id(info.tokenizer))]
+        engine = PatternEngine(model, None)
+        batches = [b for t in tasks
+                   for b in pattern_batches(prompt_rows(info, t, None, engine.vocab_size),
+                                            bs, pad_id(info.tokenizer))]
         for t in tasks:  # warm the evaluation's tokenisation cache (as in a sweep)
             evaluate(model, t, batch_size=bs, n_bootstrap=0)
         last = info.n_layers - 1
 
         def stop_at_last(pattern, hook):
             if hook.name == f"blocks.{last}.attn.hook_pattern":
-                raise _Stop
+                raise StopForward
 
         def bridge_forward() -> None:
             with torch.inference_mode():

@@ -1,4 +1,9 @@
-"""The ``lenskit`` command line: it only composes the library's packages."""
+"""The ``lenskit`` command line: it only composes the library's packages.
+
+Each command imports the packages it needs inside its handler, so that ``lenskit --help``
+and argument errors answer without loading torch; imports still flow one way (the CLI is
+the top layer, see ``tests/test_layering.py``).
+"""
 
 from __future__ import annotations
 

@@ -57,6 +57,9 @@ from lenskit.analysis.mapping import (
     finish_frame,
     prepare_suite,
 )
+from lenskit.models import model_info, pruned
+from lenskit.tasks import TaskSet
+from lenskit.tasks.encoding import _pad_id, encode_texts, pad_right
 
 __all__ = [
     "ABLATION_BACKENDS",
@@ -91,8 +94,6 @@ class ActivationMeans:
 
 
 def _token_rows(tokenizer, task) -> list[list[int]]:
-    from lenskit.tasks.encoding import encode_texts
-
     if task.kind == "perplexity":
         return [list(w.tokens) for w in task.instances]
     return encode_texts(tokenizer, [i.prompt for i in task.instances])
@@ -113,10 +114,6 @@ def mean_activations(
     Padding is excluded by each row's length; sums are accumulated in float64 and the
     means returned in float32.
     """
-    from lenskit.models import model_info
-    from lenskit.tasks import TaskSet
-    from lenskit.tasks.encoding import _pad_id, pad_right
-
     info = model_info(model)
     chosen = check_layers(layers, info.n_layers)
     which = (which,) if isinstance(which, str) else tuple(which)
@@ -308,8 +305,6 @@ def _run(model, suite, units: list[_Unit], *, analysis: str, mode: str, mean_ove
          n_bootstrap: int, progress: bool, unit_kind: str) -> pd.DataFrame:
     from tqdm.auto import tqdm
 
-    from lenskit.models import model_info, pruned
-
     info = model_info(model)
     prepared = prepare_suite(suite, tasks, n_per_task, seed)
     ev = MapEvaluator(model, prepared, batch_size=batch_size, metrics=metrics,
@@ -393,8 +388,6 @@ def head_ablation_map(
         ``component == "o"``, ``unit == "head"`` and the ``head`` index; ``sparsity`` is the
         head's share of the o projection's input (``1 / n_heads``).
     """
-    from lenskit.models import model_info
-
     _check(mode, mean_over, backend)
     info = model_info(model)
     check_dense(model)
@@ -443,8 +436,6 @@ def neuron_ablation_map(
         (``"chunk 1/4"``, ``"lowest-norm 25%"``) and its share of the layer's neurons in
         ``sparsity`` (requested) / ``achieved_sparsity`` (exact).
     """
-    from lenskit.models import model_info
-
     _check(mode, mean_over, backend)
     if groups not in NEURON_GROUPINGS:
         raise ValueError(f"unknown groups {groups!r}; allowed: {NEURON_GROUPINGS}")

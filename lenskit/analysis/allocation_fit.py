@@ -42,6 +42,8 @@ from lenskit.analysis.mapping import (
     check_sparsities,
     prepare_suite,
 )
+from lenskit.models import model_info
+from lenskit.pruning import Pruner, default_calibration
 from lenskit.stats import cluster_bootstrap, ols
 
 __all__ = [
@@ -164,9 +166,6 @@ def allocation_profiles(
         :class:`AllocationProfiles`.
     """
     from tqdm.auto import tqdm
-
-    from lenskit.models import model_info
-    from lenskit.pruning import Pruner, default_calibration
 
     allocs = [allocations] if isinstance(allocations, str) else list(dict.fromkeys(allocations))
     bad = [a for a in allocs if a not in PROFILE_ALLOCATIONS]

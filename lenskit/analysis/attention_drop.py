@@ -24,7 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from lenskit.analysis.attention import DRIFT_COLUMNS
 from lenskit.stats import percentile_interval
+from lenskit.study.schema import DENSE, attach_baselines, relative_drop
+from lenskit.study.thresholds import primary_metric
+from lenskit.tasks import EvalResult
 
 __all__ = [
     "CORRELATIONS",
@@ -60,10 +64,6 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
         Columns ``config, task, kind, category, metric, value, baseline, relative_drop``
         (positive = worse than dense, :func:`lenskit.analysis.relative_drop`).
     """
-    from lenskit.study.schema import relative_drop
-    from lenskit.study.thresholds import primary_metric
-    from lenskit.tasks import EvalResult
-
     if not isinstance(dense, EvalResult):
         raise ValueError(f"dense must be an EvalResult, got {type(dense).__name__}")
     if not isinstance(pruned, Mapping) or not pruned:
@@ -94,9 +94,6 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
 
 def _category_drops(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Mean relative drop per configuration and category, and the join keys."""
-    from lenskit.study.schema import DENSE, attach_baselines
-    from lenskit.study.thresholds import primary_metric
-
     if not isinstance(results, pd.DataFrame):
         raise ValueError(f"results must be a DataFrame, got {type(results).__name__}")
     need = {"task", "category", "metric"}
@@ -163,8 +160,6 @@ def drift_drop_table(
         each configuration (``config``, ``method``, ``structure``, ``allocation``, ``scope``,
         ``sparsity``, ``achieved_sparsity``, from the drift).
     """
-    from lenskit.analysis.attention import DRIFT_COLUMNS
-
     if not isinstance(drift, pd.DataFrame):
         raise ValueError(f"drift must be a DataFrame, got {type(drift).__name__}")
     missing = [c for c in DRIFT_COLUMNS if c not in drift.columns]

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.models import model_info
 from lenskit.names import METHODS
 from lenskit.stats import paired_bootstrap_drop, percentile_interval
 from lenskit.study.schema import (
@@ -63,6 +64,7 @@ from lenskit.study.schema import (
     relative_drop,
     validate_results,
 )
+from lenskit.tasks import EvalResult, TaskSet, evaluate, evaluate_suite
 
 __all__ = [
     "ABLATION_MODES",
@@ -152,7 +154,6 @@ def check_layers(layers: Iterable[int] | int | None, n_layers: int) -> tuple[int
 
 def check_dense(model) -> None:
     """Maps intervene relative to the dense model: refuse a model that is pruned now."""
-    from lenskit.models import model_info
 
     modified = sorted(model_info(model).originals)
     if modified:
@@ -166,7 +167,6 @@ def prepare_suite(suite, tasks: Iterable[str] | None = None, n_per_task: int | N
     """The task sets to evaluate, by name: ``suite`` (a dict or a list of
     :class:`~lenskit.tasks.TaskSet`), restricted to ``tasks`` (names) and to
     ``n_per_task`` instances per task (a seeded subset; smaller sets are kept whole)."""
-    from lenskit.tasks import TaskSet
 
     items = list(suite.values()) if isinstance(suite, Mapping) else list(suite)
     if not items:
@@ -209,7 +209,6 @@ class MapEvaluator:
     def __init__(self, model, suite: Mapping, *, batch_size: int = 64,
                  metrics: Sequence[str] | None = None, n_bootstrap: int = 500,
                  seed: int = 0) -> None:
-        from lenskit.models import model_info
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
@@ -246,7 +245,6 @@ class MapEvaluator:
         ``context(task)`` a context manager entered around the task's evaluation, so that
         an intervention may depend on the task (mean ablation with per-task means).
         """
-        from lenskit.tasks import EvalResult, evaluate, evaluate_suite
 
         if fwd_hooks is None and context is None:
             return evaluate_suite(self.model, self.suite, batch_size=self.batch_size,

@@ -36,6 +36,8 @@ from lenskit.analysis.mapping import (
     finish_frame,
     prepare_suite,
 )
+from lenskit.models import model_info, pruned
+from lenskit.pruning import Pruner
 
 __all__ = [
     "DIRECTIONS",
@@ -111,9 +113,6 @@ def _run(model, suite, groups: list[_Group], *, analysis: str, method: str,
          method_kwargs: dict) -> pd.DataFrame:
     """Prune once for the union of ``groups``, then evaluate each group x sparsity."""
     from tqdm.auto import tqdm
-
-    from lenskit.models import model_info, pruned
-    from lenskit.pruning import Pruner
 
     info = model_info(model)
     union = sorted({n for g in groups for n in g.sites},
@@ -229,8 +228,6 @@ def sensitivity_map(
         ValueError: unknown method / grouping / parameter, sparsity outside [0, 1], a layer
             the model lacks, a pruned model -- all before anything is evaluated or pruned.
     """
-    from lenskit.models import model_info
-
     _check_choice(groups, GROUPINGS, "groups")
     sparsities = check_sparsities(sparsities)
     info = model_info(model)
@@ -272,8 +269,6 @@ def cumulative_map(
     pruned, exactly as ``Pruner(model, method, scope=family)`` would prune it. Other
     arguments as in :func:`sensitivity_map`.
     """
-    from lenskit.models import model_info
-
     _check_choice(direction, DIRECTIONS, "direction")
     _check_choice(family, _FAMILIES, "family")
     sparsities = check_sparsities(sparsities)

@@ -1,4 +1,5 @@
-"""Models: loading hooked models, the map of prunable sites, exact reversible masks."""
+"""Models: loading hooked models, the map of prunable sites, exact reversible masks, and the
+calibration source a model directory declares."""
 
 from lenskit.models.architectures import (
     ARCHITECTURES,
@@ -39,6 +40,7 @@ from lenskit.models.masks import (
     restore,
 )
 from lenskit.models.sites import Binding, Selection, Site, SiteSelection, select_sites
+from lenskit.models.sources import declared_calibration_source, register_calibration_source
 from lenskit.models.tiny import TINY_FAMILIES, make_tiny_model
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "check_consistency",
     "check_masks",
     "check_sparsity",
+    "declared_calibration_source",
     "hf_model",
     "load_model",
     "make_tiny_model",
@@ -75,6 +78,7 @@ __all__ = [
     "parse_dtype",
     "parse_site_name",
     "pruned",
+    "register_calibration_source",
     "resolve_device",
     "restore",
     "select_sites",

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from lenskit.errors import CorruptFileError
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Site
+from lenskit.models.sites_build import _bridge_binding
 
 __all__ = [
     "MaskSet",
@@ -379,8 +380,6 @@ def pruned(model, masks: Mapping[str, torch.Tensor],
 def check_consistency(model) -> None:
     """Assert that TransformerLens sees the same weights as the HF model for every site
     (the bridge's ``W_Q``-style views and any copies it holds). Raises ``AssertionError``."""
-    from lenskit.models.sites_build import _bridge_binding
-
     info = model_info(model)
     for site in info.sites:
         bb = _bridge_binding(model, site.layer, site.family, site.component)

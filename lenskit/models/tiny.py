@@ -21,15 +21,15 @@ from transformers import (
     OPTForCausalLM,
 )
 
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import WorldConfig
+
 __all__ = ["TINY_FAMILIES", "make_tiny_model"]
 
 TINY_FAMILIES = ("gpt2", "gpt_neox", "opt", "llama")
 
 
 def _tokenizer():
-    from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
-    from lenskit.synthetic.world import WorldConfig
-
     return build_tokenizer(organism_vocabulary(WorldConfig().build()))
 
 

@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from lenskit.models import load_model
+from lenskit.study.config import load_config
+from lenskit.study.runner import run_sweep
+from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
+from lenskit.synthetic.world import World
+from lenskit.tasks import evaluate_suite, organism_suite
+
 __all__ = ["measure_card", "nearest_neighbour_accuracy", "render_card", "target_rows",
            "write_card"]
 
@@ -34,11 +41,6 @@ def measure_card(model_dir: str | Path, run_dir: str | Path, *,
 
     The sweep is resumable in ``run_dir`` like any other.
     """
-    from lenskit.models import load_model
-    from lenskit.study.config import load_config
-    from lenskit.study.runner import run_sweep
-    from lenskit.tasks import evaluate_suite, organism_suite
-
     model = load_model(model_dir)
     dense = evaluate_suite(model, organism_suite(model, size="full", seed=0),
                            batch_size=64).summary()
@@ -73,8 +75,6 @@ def nearest_neighbour_accuracy(spec, n: int = 1000, seed: int = 5) -> float:
     (a :class:`~lenskit.synthetic.functions.FunctionSpec`) reveal without any learning."""
     import numpy as np
 
-    from lenskit.synthetic.functions import sample_function_instances
-
     hits = []
     for inst in sample_function_instances(spec, n, seed):
         x = np.asarray(inst.exemplars_x, dtype=float).reshape(len(inst.exemplars_x), -1)
@@ -97,9 +97,6 @@ def _table(df: pd.DataFrame) -> str:
 def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFrame,
                 thresholds: pd.DataFrame) -> str:
     """The card as markdown."""
-    from lenskit.synthetic.functions import FunctionSpec
-    from lenskit.synthetic.world import World
-
     d = Path(model_dir)
     world = World.load(d / "world.json")
     meta = json.loads((d / "training.json").read_text())

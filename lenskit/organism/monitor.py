@@ -12,7 +12,9 @@ import json
 import tempfile
 from pathlib import Path
 
+from lenskit.models import load_model
 from lenskit.synthetic.world import World
+from lenskit.tasks import evaluate_suite, organism_suite
 
 __all__ = ["task_evaluator"]
 
@@ -24,9 +26,6 @@ def task_evaluator(size: str = "small", seed: int = 0, batch_size: int = 64):
     """An evaluator for :func:`lenskit.organism.train.train`: ``{"<task>/<metric>": value}``."""
 
     def evaluate_model(model, tokenizer, world: World, cfg) -> dict[str, float]:
-        from lenskit.models import load_model
-        from lenskit.tasks import evaluate_suite, organism_suite
-
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             model.save_pretrained(d, safe_serialization=True)

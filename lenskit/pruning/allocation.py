@@ -28,8 +28,10 @@ from typing import Any
 import torch
 
 from lenskit.models.loading import model_info
+from lenskit.models.masks import check_sparsity
 from lenskit.models.sites import Selection, Site
 from lenskit.names import ALLOCATIONS
+from lenskit.pruning.structure import n_to_prune
 
 __all__ = ["ALLOCATIONS", "ALLOCATION_PARAMS", "matched_sparsities", "outlier_ratio",
            "owl_layer_sparsities"]
@@ -93,9 +95,6 @@ def resolve_n_params(info, n_params: int | None, fraction: float | None) -> int:
         if n_params > total:
             raise ValueError(f"n_params={n_params} exceeds all {total} block-linear parameters")
         return n_params
-    from lenskit.models.masks import check_sparsity
-    from lenskit.pruning.structure import n_to_prune
-
     return n_to_prune(check_sparsity(fraction, "fraction of all block-linear parameters"), total)
 
 

@@ -8,12 +8,9 @@ the SparseGPT/Wanda C4 loaders do).
 
 :func:`default_calibration` works offline and is seeded:
 
-- if the model's directory holds ``world.json`` (the organism), each sample is a row of the
-  organism's training corpus (``CorpusSampler`` with the training mixture from
-  ``training.json`` when present), drawn at a step index (:data:`CALIBRATION_STEP`) far
-  beyond any training step, so rows are in-distribution but not the exact training rows;
-  a row starts with ``<bos>`` like every training row, and a row shorter than ``seq_len``
-  is continued by the next row;
+- if the model's directory declares a calibration source
+  (:func:`lenskit.models.sources.declared_calibration_source`; the organism's ``world.json``
+  declares rows of its own training corpus), that source's token ids;
 - otherwise, uniformly random non-special token ids, with the tokenizer's BOS first when it
   has one.
 
@@ -24,7 +21,6 @@ C4), never ``max_position_embeddings``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +30,9 @@ import numpy as np
 import torch
 
 from lenskit.models.loading import model_info
+from lenskit.models.sources import declared_calibration_source
 
-__all__ = ["CALIBRATION_STEP", "CalibrationData", "default_calibration"]
-
-CALIBRATION_STEP = 10**9  # corpus "step" used for calibration rows (training uses 0..steps-1)
+__all__ = ["CalibrationData", "default_calibration"]
 
 
 def _check_size(n_samples: int, seq_len: int) -> None:
@@ -168,7 +163,7 @@ class CalibrationData:
                 "HF_DATASETS_OFFLINE=1). Use CalibrationData.from_text, .from_tokens or "
                 "default_calibration(model) offline")
         try:
-            import datasets
+            import datasets  # optional (the "hub" extra), heavy: imported only when asked for
         except ImportError:
             raise RuntimeError("CalibrationData.from_hf_dataset needs the 'datasets' package "
                                "(pip install datasets); offline, use from_text or "
@@ -201,40 +196,6 @@ class CalibrationData:
                    f"{name}/{config}:{split} (seed {seed})")
 
 
-def _corpus_config(model_dir: Path):
-    """The training corpus config of an organism, from ``training.json`` (every field it
-    records that ``CorpusConfig`` has); the default config otherwise."""
-    from lenskit.synthetic.corpus import CorpusConfig, corpus_config_from_json
-
-    try:
-        corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
-        return corpus_config_from_json(corpus), "training mixture from training.json"
-    except (OSError, KeyError, TypeError, ValueError):
-        return CorpusConfig(), "default CorpusConfig mixture"
-
-
-def _organism_calibration(info, model_dir: Path, n_samples: int, seq_len: int,
-                          seed: int) -> CalibrationData:
-    from lenskit.synthetic.corpus import CorpusSampler
-    from lenskit.synthetic.world import World
-
-    world = World.load(model_dir / "world.json")
-    cfg, which = _corpus_config(model_dir)
-    sampler = CorpusSampler(world, info.tokenizer, cfg, seed=seed)
-    rows = []
-    next_row = 0
-    for _ in range(n_samples):
-        ids: list[int] = []
-        while len(ids) < seq_len:
-            ids.extend(sampler.row_ids(CALIBRATION_STEP, next_row))
-            next_row += 1
-        rows.append(ids[:seq_len])
-    return CalibrationData(
-        torch.tensor(rows, dtype=torch.long),
-        f"organism corpus ({which}; world.json of {model_dir}): {n_samples} x {seq_len} "
-        f"tokens, rows of step {CALIBRATION_STEP}, seed {seed}")
-
-
 def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> CalibrationData:
     tok = info.tokenizer
     vocab = min(int(info.hf.get_input_embeddings().num_embeddings), len(tok))
@@ -254,11 +215,12 @@ def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> Calibr
 
 def default_calibration(model, n_samples: int = 128, seq_len: int = 128,
                         seed: int = 0) -> CalibrationData:
-    """lenskit's offline, seeded default: organism corpus rows if the model directory has
-    ``world.json``, seeded random tokens otherwise (see the module docstring)."""
+    """lenskit's offline, seeded default: the calibration source the model's directory
+    declares (organism corpus rows for a directory with ``world.json``), seeded random
+    tokens otherwise (see the module docstring)."""
     _check_size(n_samples, seq_len)
-    info = model_info(model)
-    model_dir = Path(info.path)
-    if (model_dir / "world.json").is_file():
-        return _organism_calibration(info, model_dir, n_samples, seq_len, seed)
-    return _random_calibration(info, n_samples, seq_len, seed)
+    declared = declared_calibration_source(model)
+    if declared is not None:
+        tokens, description = declared.build(n_samples, seq_len, seed)
+        return CalibrationData(tokens, description)
+    return _random_calibration(model_info(model), n_samples, seq_len, seed)

@@ -1,6 +1,7 @@
 """One-shot pruning of a loaded model: :func:`prune` and the sweep-friendly :class:`Pruner`.
 
-Methods (``METHODS``), as their reference implementations define them (NOTES.md section 2):
+Methods (``METHODS``), as their reference implementations define them (the published code of
+SparseGPT, Frantar & Alistarh 2023, and Wanda, Sun et al. 2024):
 
 - ``random``: seeded uniform scores (a control). Per matrix by default; ``per_row=True`` for
   per output row. A site's scores depend only on ``(seed, site name)``, not on the scope.
@@ -31,113 +32,41 @@ afterwards (with ``apply=True`` the new result then replaces the sites it covers
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from lenskit import __version__
 from lenskit.models.loading import model_info
-from lenskit.models.masks import MaskSet, apply_masks, check_sparsity, offload, restore
-from lenskit.models.sites import Selection, Site
+from lenskit.models.masks import MaskSet, check_sparsity
+from lenskit.models.sites import Selection
 from lenskit.names import METHODS
 from lenskit.pruning.allocation import (
-    ALLOCATION_PARAMS,
     ALLOCATIONS,
     layer_sizes,
     matched_sparsity,
-    outlier_ratio,
     owl_layer_sparsities,
     resolve_n_params,
     scope_key,
 )
 from lenskit.pruning.calibration import CalibrationData, default_calibration
+from lenskit.pruning.options import (
+    METHOD_PARAMS,
+    MODES,
+    OWL_PARAMS,
+    Level,
+    check_param,
+    original_weights,
+)
+from lenskit.pruning.passes import MaskPasses
 from lenskit.pruning.result import PruneResult
-from lenskit.pruning.scores import magnitude_scores, random_scores, wanda_scores
-from lenskit.pruning.selection import keep_from_ranks, keep_lowest, nm_keep, ranks, split_flat
-from lenskit.pruning.sparsegpt import factor_hessian, sparsegpt_prune
-from lenskit.pruning.statistics import BlockWalker, GroupStats, group_sites
 from lenskit.pruning.structure import parse_structure
 
 __all__ = ["METHODS", "METHOD_PARAMS", "MODES", "Pruner", "check_param", "prune"]
 
 
-MODES = ("dense", "sequential")
-#: The keyword parameters each method takes, with their defaults (what :class:`Pruner`
-#: accepts besides those of its allocation, ``ALLOCATION_PARAMS``).
-METHOD_PARAMS: dict[str, dict[str, Any]] = {
-    "random": {"per_row": False},
-    "magnitude": {"per_row": False},
-    "wanda": {},
-    "sparsegpt": {"blocksize": 128, "percdamp": 0.01},
-}
-_OWL_PARAMS: dict[str, Any] = ALLOCATION_PARAMS["owl"]
-
-
-@dataclass(frozen=True)
-class _Level:
-    """One requested level: what was asked (``key``) and the scope's sparsity it means."""
-
-    key: float | int
-    sparsity: float | None  # as given (None for N:M defaults / n_params requests)
-    scope_sparsity: float
-    n_params: int | None = None  # matched allocation
-
-
-def check_param(name: str, value: Any) -> Any:
-    """``value`` checked (and numbers made float) for the method or allocation parameter
-    ``name``; ``ValueError`` naming the value and what is allowed."""
-    if name == "per_row":
-        if not isinstance(value, bool):
-            raise ValueError(f"per_row must be True or False, got {value!r}")
-    elif name == "blocksize":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"blocksize must be a positive int, got {value!r}")
-    elif name == "percdamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
-            raise ValueError(f"percdamp must be a number >= 0, got {value!r}")
-        value = float(value)
-    elif name == "owl_m":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"owl_m must be a number > 0, got {value!r}")
-        value = float(value)
-    elif name == "owl_lambda":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not 0 <= value <= 0.5:
-            raise ValueError(f"owl_lambda must be a number in [0, 0.5], got {value!r}")
-        value = float(value)
-    return value
-
-
-def _version() -> str:
-    from lenskit import __version__
-
-    return __version__
-
-
-@contextmanager
-def _original_weights(model):
-    """Put every modified site back to its original weight for the duration of the block,
-    then leave each one exactly as it was (original record included)."""
-    info = model_info(model)
-    saved = {n: (orig, offload(info.site_map[n])) for n, orig in info.originals.items()}
-    restore(model)
-    try:
-        yield
-    finally:
-        restore(model)
-        with torch.no_grad():
-            for name, (orig, current) in saved.items():
-                for b in info.site_map[name].bindings:
-                    b.write_(current)
-                info.originals[name] = orig
-
-
-class Pruner:
+class Pruner(MaskPasses):
     """Prunes one model with one method, scope, structure and allocation, at any levels.
 
     Validates everything at construction (``ValueError`` naming the bad value and what is
@@ -195,10 +124,10 @@ class Pruner:
         self.scope = scope_key(scope)
         allowed = dict(METHOD_PARAMS[method])
         if allocation == "owl":
-            allowed.update(_OWL_PARAMS)
+            allowed.update(OWL_PARAMS)
         bad = [k for k in method_kwargs if k not in allowed]
         if bad:
-            extra = " (owl_m, owl_lambda need allocation='owl')" if bad[0] in _OWL_PARAMS else ""
+            extra = " (owl_m, owl_lambda need allocation='owl')" if bad[0] in OWL_PARAMS else ""
             raise ValueError(f"unknown parameter {bad[0]!r} for method {method!r} with "
                              f"allocation {allocation!r}; allowed: {sorted(allowed)}{extra}")
         self.params = {k: check_param(k, method_kwargs.get(k, v)) for k, v in allowed.items()}
@@ -281,12 +210,12 @@ class Pruner:
         return {lv.key: r for lv, r in zip(todo, self._run(todo), strict=True)}
 
     # Levels and targets
-    def _level(self, sparsity: float | None, n_params: int | None) -> _Level:
+    def _level(self, sparsity: float | None, n_params: int | None) -> Level:
         if self.allocation == "matched":
             frac = None if sparsity is None else check_sparsity(sparsity)
             n = resolve_n_params(self.info, n_params, frac)
             s = matched_sparsity(n, self.selection.n_params, self.scope)
-            return _Level(n_params if n_params is not None else sparsity, frac, s, n)
+            return Level(n_params if n_params is not None else sparsity, frac, s, n)
         if n_params is not None:
             raise ValueError(f"n_params is only for allocation='matched' (got allocation "
                              f"{self.allocation!r}); give sparsity instead")
@@ -295,14 +224,14 @@ class Pruner:
             if sparsity is not None and abs(check_sparsity(sparsity) - implied) > 1e-9:
                 raise ValueError(f"structure {self.structure} prunes {implied:g} of every row; "
                                  f"sparsity={sparsity!r} contradicts it (omit sparsity)")
-            return _Level(implied if sparsity is None else sparsity, implied, implied)
+            return Level(implied if sparsity is None else sparsity, implied, implied)
         if sparsity is None:
             raise ValueError("sparsity is required for unstructured pruning (a number in "
                              "[0, 1])")
         s = check_sparsity(sparsity)
-        return _Level(sparsity, s, s)
+        return Level(sparsity, s, s)
 
-    def _targets(self, level: _Level) -> dict[str, float]:
+    def _targets(self, level: Level) -> dict[str, float]:
         if self.allocation == "owl":
             ratios = self._outlier_ratios()
             layer_s = owl_layer_sparsities(ratios, layer_sizes(self.selection),
@@ -310,55 +239,9 @@ class Pruner:
             return {s.name: layer_s[s.layer] for s in self.selection}
         return {s.name: level.scope_sparsity for s in self.selection}
 
-    # Statistics
-    def _groups(self, kind: str) -> tuple[dict[int, dict[str, tuple[Site, str]]],
-                                          dict[str, list[Site]]]:
-        grouped = group_sites(self.selection)
-        by_layer: dict[int, dict[str, tuple[Site, str]]] = {}
-        for g, members in grouped.items():
-            by_layer.setdefault(members[0].layer, {})[g] = (members[0], kind)
-        return by_layer, grouped
-
-    def _walker(self) -> BlockWalker:
-        assert self._calibration is not None
-        return BlockWalker(self.info, self._calibration.tokens, self.batch_size)
-
-    def _dense_norms(self) -> dict[str, torch.Tensor]:
-        """``||X_j||`` of every selected input group on the dense model (cached)."""
-        if self._norms is None:
-            by_layer, _ = self._groups("norms")
-            norms: dict[str, torch.Tensor] = {}
-
-            def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
-                norms.update({g: st.norms() for g, st in stats.items()})
-
-            self._walker().walk(by_layer, on_block)
-            self._norms = norms
-        return self._norms
-
-    def _outlier_ratios(self) -> dict[int, float]:
-        if self._owl_ratios is None:
-            norms = self._dense_norms()
-            by_layer: dict[int, list[torch.Tensor]] = {}
-            for s in self.selection:
-                score = wanda_scores(s.weight(), norms[s.input_group])
-                by_layer.setdefault(s.layer, []).append(score)
-            self._owl_ratios = {layer: outlier_ratio(sc, self.params["owl_m"])
-                                for layer, sc in by_layer.items()}
-        return self._owl_ratios
-
-    def _scores(self, site: Site, norms: dict[str, torch.Tensor] | None) -> torch.Tensor:
-        w = site.weight()
-        if self.method == "magnitude":
-            return magnitude_scores(w)
-        if self.method == "wanda":
-            assert norms is not None
-            return wanda_scores(w, norms[site.input_group])
-        return random_scores(site.shape, self.seed, site.name).to(w.device)
-
     # Runs
-    def _run(self, levels: list[_Level]) -> list[PruneResult]:
-        with torch.no_grad(), _original_weights(self.model):
+    def _run(self, levels: list[Level]) -> list[PruneResult]:
+        with torch.no_grad(), original_weights(self.model):
             if self.allocation == "owl":
                 self._outlier_ratios()
             targets = [self._targets(lv) for lv in levels]
@@ -380,111 +263,8 @@ class Pruner:
         return [self._result(lv, mk, w, t, d)
                 for lv, mk, w, t, d in zip(levels, masks, weights, targets, diag, strict=True)]
 
-    def _score_masks(self, levels: list[_Level], targets: list[dict[str, float]]
-                     ) -> list[dict[str, torch.Tensor]]:
-        norms = self._dense_norms() if self.method == "wanda" else None
-        out: list[dict[str, torch.Tensor]] = [{} for _ in levels]
-        if not self.structure.unstructured:
-            for s in self.selection:
-                keep = nm_keep(self._scores(s, norms), self.structure.n, self.structure.m).cpu()
-                for o in out:
-                    o[s.name] = keep
-            return out
-        if self.allocation == "global":
-            # One ranking over the concatenation of every selected matrix's scores.
-            flat = torch.cat([self._scores(s, norms).reshape(-1).cpu() for s in self.selection])
-            rank = ranks(flat[None, :], "matrix")[0] if len(levels) > 1 else None
-            for o, lv in zip(out, levels, strict=True):
-                keep = (keep_from_ranks(rank, lv.scope_sparsity, "matrix") if rank is not None
-                        else keep_lowest(flat, lv.scope_sparsity, "matrix"))
-                parts = split_flat(keep, [s.shape for s in self.selection])
-                o.update({s.name: p for s, p in zip(self.selection, parts, strict=True)})
-            return out
-        gran = self.granularity
-        for s in self.selection:
-            score = self._scores(s, norms)
-            if len(levels) == 1:  # one level: a selection, no full sort (same mask)
-                out[0][s.name] = keep_lowest(score, targets[0][s.name], gran).cpu()
-                continue
-            rank = ranks(score, gran)  # one sort serves every level (nested masks)
-            for o, t in zip(out, targets, strict=True):
-                o[s.name] = keep_from_ranks(rank, t[s.name], gran).cpu()
-        return out
-
-    def _sparsegpt_group(self, stats: GroupStats, group: str, members: list[Site],
-                         targets: list[dict[str, float]], masks: list[dict], weights: list[dict],
-                         diag: list[dict]) -> None:
-        factor = factor_hessian(stats.hessian(), self.params["percdamp"], name=group)
-        if factor.percdamp != self.params["percdamp"] or factor.fallback:
-            for d in diag:
-                d.setdefault("hessian", {})[group] = {"percdamp": factor.percdamp,
-                                                      "fallback": factor.fallback}
-        for s in members:
-            w = s.weight()
-            for t, mk, wt in zip(targets, masks, weights, strict=True):
-                new, keep = sparsegpt_prune(w, factor, t[s.name], self.structure,
-                                            self.params["blocksize"])
-                mk[s.name] = keep.cpu()
-                # Held in CPU memory like the masks: levels and results kept for later cost
-                # nothing on the accelerator (apply_masks copies one site at a time there).
-                wt[s.name] = new.to(device="cpu", dtype=w.dtype)
-
-    def _sparsegpt_dense(self, targets: list[dict[str, float]]):
-        by_layer, grouped = self._groups("hessian")
-        n = len(targets)
-        masks: list[dict] = [{} for _ in range(n)]
-        weights: list[dict] = [{} for _ in range(n)]
-        diag: list[dict] = [{} for _ in range(n)]
-
-        def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
-            for g, st in stats.items():
-                self._sparsegpt_group(st, g, grouped[g], targets, masks, weights, diag)
-
-        self._walker().walk(by_layer, on_block)
-        return masks, weights, diag
-
-    def _sparsegpt_sequential(self, target: dict[str, float]):
-        by_layer, grouped = self._groups("hessian")
-        masks: dict = {}
-        weights: dict = {}
-        diag: dict = {}
-
-        def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
-            names = []
-            for g, st in stats.items():
-                self._sparsegpt_group(st, g, grouped[g], [target], [masks], [weights], [diag])
-                names += [s.name for s in grouped[g]]
-            apply_masks(self.model, {n: masks[n] for n in names}, {n: weights[n] for n in names})
-
-        self._walker().walk(by_layer, on_block, sequential=True)
-        return self._ordered(masks), self._ordered(weights), diag
-
-    def _wanda_sequential(self, target: dict[str, float]) -> dict[str, torch.Tensor]:
-        by_layer, grouped = self._groups("norms")
-        masks: dict = {}
-
-        def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
-            block = {}
-            for g, st in stats.items():
-                norms = {g: st.norms()}
-                for s in grouped[g]:
-                    score = self._scores(s, norms)
-                    if self.structure.unstructured:
-                        keep = keep_lowest(score, target[s.name], "row")
-                    else:
-                        keep = nm_keep(score, self.structure.n, self.structure.m)
-                    block[s.name] = keep.cpu()
-            masks.update(block)
-            apply_masks(self.model, block)
-
-        self._walker().walk(by_layer, on_block, sequential=True)
-        return self._ordered(masks)
-
-    def _ordered(self, d: dict) -> dict:
-        return {s.name: d[s.name] for s in self.selection}
-
     # Results
-    def _config(self, level: _Level) -> dict:
+    def _config(self, level: Level) -> dict:
         cfg = {
             "method": self.method,
             "sparsity": level.sparsity,
@@ -499,14 +279,14 @@ class Pruner:
             "batch_size": self.batch_size,
             "model": self.info.spec,
             "fingerprint": self.info.fingerprint,
-            "lenskit": _version(),
+            "lenskit": __version__,
         }
         if self.allocation == "matched":
             cfg["n_params"] = level.n_params
             cfg["scope_sparsity"] = level.scope_sparsity
         return cfg
 
-    def _result(self, level: _Level, masks: dict[str, torch.Tensor],
+    def _result(self, level: Level, masks: dict[str, torch.Tensor],
                 weights: dict[str, torch.Tensor] | None, target: dict[str, float],
                 diag: dict) -> PruneResult:
         cfg = self._config(level)

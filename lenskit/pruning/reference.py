@@ -1,10 +1,11 @@
 """The reference implementations' loop structure, re-implemented as an oracle and a baseline.
 
-Written for lenskit from the algorithms' description (NOTES.md section 2), in the shape of
-the published SparseGPT and Wanda code: statistics accumulated one calibration sequence at a
-time (the Hessian rescaled by ``n / (n + 1)`` before each addition), SparseGPT's per-column
-Python loop with its bookkeeping (``Q1``, ``Err1``, ``Losses1``), a ``<=`` threshold per block,
-magnitude's ``<=`` threshold per matrix and N:M masks chosen in a loop over column groups.
+Written for lenskit from the algorithms' descriptions (SparseGPT: Frantar & Alistarh 2023,
+Algorithm 1; Wanda: Sun et al. 2024), in the shape of the published SparseGPT and Wanda
+code: statistics accumulated one calibration sequence at a time (the Hessian rescaled by
+``n / (n + 1)`` before each addition), SparseGPT's per-column Python loop with its
+bookkeeping (``Q1``, ``Err1``, ``Losses1``), a ``<=`` threshold per block, magnitude's
+``<=`` threshold per matrix and N:M masks chosen in a loop over column groups.
 
 It is not used by :func:`lenskit.pruning.prune`. Tests check lenskit's vectorised SparseGPT
 against :func:`reference_sparsegpt` with ``exact=True`` (the same counts), and

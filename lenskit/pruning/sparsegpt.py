@@ -12,7 +12,7 @@ The reference algorithm, for a weight ``W`` ``[rows, cols]`` and ``H = 2/N sum X
    column with its pruned entries zeroed); after a block, the later columns get the block's
    errors in one matrix product (lazy update).
 
-What lenskit changes (the reference's defects, see NOTES.md):
+What lenskit changes (the reference's defects):
 
 - counts are exact: a block prunes exactly its share of ``floor(s * rows * cols)``, the shares
   being ``floor(s*rows*c_end) - floor(s*rows*c_start)`` so that the matrix as a whole prunes

@@ -19,7 +19,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.loading import ModelLoadError, resolve_spec
+from lenskit.models.sites import Selection
 from lenskit.study.config import ConfigError, SweepConfig, load_config
+from lenskit.tasks import countries_suite, function_spec_name, organism_suite, study_function_specs
 
 __all__ = ["load_sweep_config", "preflight", "suite_task_names"]
 
@@ -46,12 +49,6 @@ def suite_task_names(path: str | None, size: str = "small", seed: int = 0) -> li
     """Task names of the suite the runner builds for the model at ``path`` (a local
     directory, or None for a hub model): the organism's own suite when the directory holds
     ``world.json``, else the countries tasks, the study's function tasks and perplexity."""
-    from lenskit.tasks import (
-        countries_suite,
-        function_spec_name,
-        organism_suite,
-        study_function_specs,
-    )
 
     if path is not None and (Path(path) / "world.json").is_file():
         return list(organism_suite(path, size=size, seed=seed))
@@ -61,8 +58,6 @@ def suite_task_names(path: str | None, size: str = "small", seed: int = 0) -> li
 
 def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[str],
                  unknown_tasks: dict[tuple[str, tuple[str, ...]], list[str]]) -> None:
-    from lenskit.models.loading import ModelLoadError, resolve_spec
-    from lenskit.models.sites import Selection
 
     try:
         path, local = resolve_spec(spec)

@@ -87,8 +87,6 @@ def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
     (``train_config["corpus"]``); fields it lacks keep their defaults, except
     ``exemplar_weight``, which defaults to the context weight (older organisms gave every
     exemplar label the context weight)."""
-    from lenskit.synthetic.functions import FunctionSpec
-
     raw = raw or {}
     kwargs: dict = {k: raw[k] for k in ("row_tokens", "max_distractors", "context_weight",
                                          "exemplar_weight", "exemplar_warmup") if k in raw}

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lenskit.models import model_info
 from lenskit.stats import proportion_interval
 from lenskit.tasks.core import TaskInstance, TaskSet, check_task_sets
 from lenskit.tasks.encoding import (
@@ -217,8 +218,6 @@ def evaluate(
         An :class:`EvalResult` (one row per instance; ``.summary()`` aggregates).
     """
     _check_args(task, batch_size, backend, fwd_hooks, max_new_tokens, n_bootstrap, decode)
-    from lenskit.models import model_info
-
     info = model_info(model)
     tok = info.tokenizer
     hf_backend = HFBackend(info.hf)

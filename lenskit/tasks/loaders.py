@@ -78,7 +78,7 @@ def _hub_rows(dataset: str, config: str | None, split: str, how_to: str) -> Iter
             f"{dataset} ({config or 'default'}, {split}) is not available offline "
             f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set): {hint}")
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # optional (the "hub" extra), heavy: only when used
 
         return load_dataset(dataset, config, split=split)
     except Exception as err:  # any failure to fetch: say how to work without the hub

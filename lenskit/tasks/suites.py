@@ -15,8 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from lenskit.models import model_info
+from lenskit.synthetic import episodes
+from lenskit.synthetic.corpus import CorpusSampler, corpus_config_from_json
 from lenskit.synthetic.formats import QAFormat
 from lenskit.synthetic.functions import FunctionSpec
+from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+from lenskit.synthetic.world import World
+from lenskit.tasks import loaders
 from lenskit.tasks.builders import (
     closed_book_task,
     function_spec_name,
@@ -61,8 +67,6 @@ def _organism_dir(model_or_path) -> Path | None:
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
     else:
-        from lenskit.models import model_info
-
         try:
             path = Path(model_info(model_or_path).path)
         except ValueError:
@@ -78,8 +82,6 @@ def _training_config(directory: Path | None) -> dict[str, Any]:
 
 def _corpus_config(train_cfg: dict[str, Any]):
     """The corpus settings the organism was trained with (defaults when not recorded)."""
-    from lenskit.synthetic.corpus import corpus_config_from_json
-
     return corpus_config_from_json(train_cfg.get("corpus"))
 
 
@@ -126,10 +128,6 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
     training corpus, in its format (``QAFormat()``, zero-shot).
     """
     _check_size(size)
-    from lenskit.synthetic import episodes
-    from lenskit.synthetic.corpus import CorpusSampler
-    from lenskit.synthetic.world import World
-
     tokenizer = None
     directory = None
     if isinstance(model_or_world, World):
@@ -142,8 +140,6 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
                              f"got {model_or_world!r}")
         world = World.load(directory / "world.json")
         if not isinstance(model_or_world, (str, os.PathLike)):
-            from lenskit.models import model_info
-
             tokenizer = model_info(model_or_world).tokenizer
     if tokenizer is None:
         if directory is not None and (directory / "tokenizer.json").is_file():
@@ -151,8 +147,6 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
 
             tokenizer = AutoTokenizer.from_pretrained(str(directory))
         else:
-            from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
-
             tokenizer = build_tokenizer(organism_vocabulary(world))
     train_cfg = _training_config(directory)
     corpus = _corpus_config(train_cfg)
@@ -285,8 +279,6 @@ def default_suite(
             raise ValueError("the organism's suite is its own world; hub datasets are for "
                              "pretrained models")
         return organism_suite(model, size=size, seed=seed)
-    from lenskit.models import model_info
-
     info = model_info(model)
     tasks = countries_suite(size, seed)
     for j, spec in enumerate(study_function_specs()):
@@ -306,8 +298,6 @@ _HUB_TASKS = ("triviaqa", "triviaqa_open", "webquestions", "natural_questions", 
 
 def _hub_tasks(names: Sequence[str], paths: dict[str, str], size: str,
                seed: int) -> dict[str, TaskSet]:
-    from lenskit.tasks import loaders
-
     n = 500 if size == "small" else None
     out: dict[str, TaskSet] = {}
     for name in names:

@@ -20,6 +20,7 @@ from lenskit.analysis.attention import (
     attention_metrics,
     repeated_token_ids,
 )
+from lenskit.analysis.attention_stats import PatternStats
 from lenskit.models import MaskSet, load_model, make_tiny_model, model_info, pruned, restore
 from lenskit.pruning import Pruner
 from lenskit.tasks import encode_prompts, organism_suite, token_span
@@ -263,13 +264,11 @@ def test_weights_restored_exactly(sharp_model, suite):
 
 
 def test_failure_inside_the_pruned_pass_restores_weights(sharp_model, suite, monkeypatch):
-    from lenskit.analysis import attention as attention_module
-
     model = sharp_model
     task = suite["closed_book"].subset(4, seed=7)
     before = weights_digest(model)
     masks, weights = random_masks(model, "all", seed=8, with_weights=True)
-    real_add = attention_module.PatternStats.add
+    real_add = PatternStats.add
     calls = []
 
     def failing_add(self, *args, **kwargs):
@@ -279,7 +278,7 @@ def test_failure_inside_the_pruned_pass_restores_weights(sharp_model, suite, mon
             raise RuntimeError("injected failure")
         return real_add(self, *args, **kwargs)
 
-    monkeypatch.setattr(attention_module.PatternStats, "add", failing_add)
+    monkeypatch.setattr(PatternStats, "add", failing_add)
     with pytest.raises(RuntimeError, match="injected failure"):
         attention_metrics(model, task, masks=masks, weights=weights)
     assert weights_digest(model) == before and not model_info(model).originals

@@ -6,10 +6,10 @@ import shutil
 import pytest
 import torch
 
-from lenskit.models import load_model, model_info
+from lenskit.models import load_model, model_info, organism_path
 from lenskit.organism.train import TrainConfig
 from lenskit.pruning import CalibrationData, default_calibration, prune
-from lenskit.pruning.calibration import CALIBRATION_STEP
+from lenskit.synthetic.calibration import CALIBRATION_STEP
 from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
 from lenskit.synthetic.world import WorldConfig
 
@@ -114,3 +114,14 @@ def test_sample_count_and_length_are_parameters_not_the_position_table(llama):
                                        "seq_len": 7, "fingerprint": cal.fingerprint}
     other = default_calibration(llama, n_samples=3, seq_len=7, seed=1)
     assert other.fingerprint != cal.fingerprint
+
+
+def test_default_calibration_of_the_shipped_organism_is_pinned():
+    # Fingerprints computed before the organism's corpus source moved behind
+    # lenskit.models.sources: the default calibration must not change with the design.
+    model = load_model(organism_path())
+    cal = default_calibration(model, n_samples=4, seq_len=32, seed=0)
+    assert cal.fingerprint == "44aba32486564c98"
+    assert default_calibration(model, n_samples=3, seq_len=300, seed=5).fingerprint \
+        == "336928a7269ad18a"
+    assert cal.description.startswith("organism corpus (training mixture from training.json")

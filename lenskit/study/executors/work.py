@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lenskit.models import oom_hint
+from lenskit.models import load_model, model_info, oom_hint, pruned
+from lenskit.pruning import CalibrationData, Pruner, default_calibration
 from lenskit.study.config import Cell, SweepConfig
 from lenskit.study.schema import instances_from_eval
 from lenskit.tasks import build_suite, default_suite, evaluate_suite
@@ -87,8 +88,6 @@ def plan_units(cfg: SweepConfig, cells: Sequence[Cell]) -> list[WorkUnit]:
 
 
 def _calibration(cfg: SweepConfig, model, seed: int):
-    from lenskit.models import model_info
-    from lenskit.pruning import CalibrationData, default_calibration
 
     c = cfg.calibration
     if c.source == "default":
@@ -150,7 +149,6 @@ class ModelWorker:
     def load(self, spec: str, status: Callable[[str], None] = _noop) -> None:
         """Load ``spec`` (a no-op when it is loaded already) and check the config's cells
         can run on it (:meth:`SweepConfig.check_model`)."""
-        from lenskit.models import load_model, model_info
 
         if spec == self.spec:
             return
@@ -210,8 +208,6 @@ class ModelWorker:
 
     def _run_pruned(self, group: list[Cell], status: Callable[[str], None]
                     ) -> Iterator[CellResult]:
-        from lenskit.models import pruned
-        from lenskit.pruning import Pruner
 
         first = group[0]
         if first.seed not in self.calibrations:
