@@ -55,6 +55,9 @@ class LoadedModel:
         sites: every prunable site, in layer then component order.
         fingerprint: a hash of the weights at load time (identifies the model for masks).
         originals: pristine copies of sites modified so far (for bitwise restore).
+        source: where the weights came from: {"format": "hf"} or, for a GGUF file,
+            {"format": "gguf", "file": ..., "quantised": True, "quantisation": "Q4_1", ...}
+            (the weights were dequantised to float on loading).
     """
 
     spec: str
@@ -66,6 +69,7 @@ class LoadedModel:
     fingerprint: str
     n_layers: int
     originals: dict[str, torch.Tensor] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=lambda: {"format": "hf"})
 
     @property
     def site_map(self) -> dict[str, Site]:

@@ -14,8 +14,11 @@ the SparseGPT/Wanda C4 loaders do).
   beyond any training step, so rows are in-distribution but not the exact training rows;
   a row starts with ``<bos>`` like every training row, and a row shorter than ``seq_len``
   is continued by the next row;
-- otherwise, uniformly random non-special token ids, with the tokenizer's BOS first when it
-  has one.
+- otherwise, seeded random windows of natural English text shipped with lenskit
+  (:data:`DEFAULT_TEXT`, public domain; see ``data/calibration/README.md``). Uniformly random
+  token ids calibrate real models badly; they are used only when asked for
+  (``source="random"`` in :mod:`lenskit.pruning.calibration_sources`, which also reads C4
+  shards, WikiText-2 files and text files).
 
 Sample count and length are parameters (defaults 128 x 128; the references use 128 x 2048 of
 C4), never ``max_position_embeddings``.
@@ -35,9 +38,11 @@ import torch
 
 from lenskit.models.loading import model_info
 
-__all__ = ["CALIBRATION_STEP", "CalibrationData", "default_calibration"]
+__all__ = ["CALIBRATION_STEP", "DEFAULT_TEXT", "CalibrationData", "default_calibration"]
 
 CALIBRATION_STEP = 10**9  # corpus "step" used for calibration rows (training uses 0..steps-1)
+#: The shipped natural-text calibration corpus (see data/calibration/README.md).
+DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "data" / "calibration" / "kjv_narrative.txt"
 
 
 def _check_size(n_samples: int, seq_len: int) -> None:
@@ -134,6 +139,11 @@ class CalibrationData:
             source = str(path)
             text = path.read_text()
         ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
+        return cls._windows(ids, tokenizer, n_samples, seq_len, seed, add_bos, source)
+
+    @classmethod
+    def _windows(cls, ids, tokenizer, n_samples: int, seq_len: int, seed: int, add_bos: bool,
+                 source: str) -> CalibrationData:
         body = seq_len - 1 if add_bos else seq_len
         if add_bos and tokenizer.bos_token_id is None:
             raise ValueError("add_bos=True but the tokenizer has no BOS token")
@@ -255,10 +265,31 @@ def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> Calibr
 def default_calibration(model, n_samples: int = 128, seq_len: int = 128,
                         seed: int = 0) -> CalibrationData:
     """lenskit's offline, seeded default: organism corpus rows if the model directory has
-    ``world.json``, seeded random tokens otherwise (see the module docstring)."""
+    ``world.json``; otherwise seeded random windows of the shipped English text
+    (:data:`DEFAULT_TEXT`). See the module docstring."""
     _check_size(n_samples, seq_len)
     info = model_info(model)
     model_dir = Path(info.path)
     if (model_dir / "world.json").is_file():
         return _organism_calibration(info, model_dir, n_samples, seq_len, seed)
-    return _random_calibration(info, n_samples, seq_len, seed)
+    if not DEFAULT_TEXT.is_file():
+        raise FileNotFoundError(f"lenskit's calibration text {DEFAULT_TEXT} is missing; "
+                                f"reinstall lenskit or pass a source (c4:PATH, a text file)")
+    tok = info.tokenizer
+    cal = CalibrationData._windows(_default_text_ids(tok), tok, n_samples, seq_len, seed, False,
+                                   DEFAULT_TEXT.name)
+    return CalibrationData(cal.tokens, f"default text: {cal.description}")
+
+
+_TEXT_IDS: dict[str, np.ndarray] = {}
+
+
+def _default_text_ids(tokenizer) -> np.ndarray:
+    """Token ids of :data:`DEFAULT_TEXT`, cached per tokenizer vocabulary (tokenizing the
+    1.3 MB text takes seconds; tests and sweeps ask for it many times)."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    key = hashlib.sha256(json.dumps([type(tokenizer).__name__, vocab]).encode()).hexdigest()
+    if key not in _TEXT_IDS:
+        _TEXT_IDS[key] = np.asarray(tokenizer(DEFAULT_TEXT.read_text(encoding="utf-8"),
+                                              add_special_tokens=False)["input_ids"], np.int64)
+    return _TEXT_IDS[key]

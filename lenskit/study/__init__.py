@@ -4,7 +4,7 @@
   and its expansion into :class:`Cell` objects.
 - :mod:`~lenskit.study.runner`: :func:`run_sweep`, every cell of a config, resumably.
 - :mod:`~lenskit.study.store`: :class:`RunStore`, a run directory written atomically cell
-  by cell so that sweeps resume.
+  by cell so that sweeps resume and grow; :mod:`~lenskit.study.merge`: :func:`merge_runs`.
 - :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.
 - :mod:`~lenskit.study.thresholds`: the largest sparsity a task survives within a
   tolerance, with confidence intervals, and the study's reported numbers beside them.
@@ -23,6 +23,7 @@ from lenskit.study.config import (
     model_label,
     parse_structure,
 )
+from lenskit.study.merge import merge_runs
 from lenskit.study.runner import (
     SweepOutcome,
     finish_run,
@@ -112,6 +113,7 @@ __all__ = [
     "known_allocations",
     "known_methods",
     "load_config",
+    "merge_runs",
     "model_label",
     "parse_structure",
     "primary_metric",

@@ -53,22 +53,16 @@ class SweepOutcome:
 
 
 def _calibration(cfg: SweepConfig, model, seed: int):
-    from lenskit.models import model_info
-    from lenskit.pruning import CalibrationData, default_calibration
+    from lenskit.pruning import calibration_from_source
 
     c = cfg.calibration
-    if c.source == "default":
-        return default_calibration(model, n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    if Path(c.source).is_file():
-        return CalibrationData.from_text(Path(c.source), model_info(model).tokenizer,
-                                         n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    return CalibrationData.from_hf_dataset(c.source, tokenizer=model_info(model).tokenizer,
-                                           n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
+    return calibration_from_source(model, c.source, n_samples=c.n_samples, seq_len=c.seq_len,
+                                   seed=seed)
 
 
 def _pruner_key(cell: Cell) -> tuple:
     return (cell.seed, cell.method, cell.structure, cell.allocation, cell.scope,
-            cell.match_scope, cell.method_kwargs, cell.allocation_kwargs)
+            cell.match_scope, cell.method_kwargs, cell.allocation_kwargs, cell.calibration)
 
 
 def _chunks(cells: list[Cell], n_params: int, method: str) -> list[list[Cell]]:
@@ -127,6 +121,8 @@ class _ModelRun:
         bar.set_postfix_str(f"loading {spec}")
         self.model = load_model(spec)
         self.info = model_info(self.model)
+        store.record_model(spec, {"fingerprint": self.info.fingerprint, "path": self.info.path,
+                                  "source": dict(self.info.source)})
         self.counts = {s: self.info.select(s).n_params for s in cfg.scopes_needed()}
         cfg.check_model(spec, self.counts)
         self.suites: dict[int, dict] = {}
@@ -147,12 +143,18 @@ class _ModelRun:
         return self.dense_rows[cell.seed]
 
     def write(self, cell: Cell, result, params_removed: int, seconds: float) -> pd.DataFrame:
+        calibration = None
+        if cell.calibration:
+            tokens = self.calibrations[cell.seed]
+            calibration = f"{cell.calibration_label};tokens={tokens.fingerprint}"
         rows = cell.to_rows(result.summary(), scope_params=self.counts,
-                            params_removed=params_removed)
+                            params_removed=params_removed, calibration=calibration)
         rows = attach_baselines(rows, rows if cell.is_dense else self.baseline(cell))
         self.store.write_cell(cell.cell_id, rows,
                               instances=instances_from_eval(result.rows, cell.cell_id),
-                              seconds=seconds, label=cell.label)
+                              seconds=seconds, label=cell.label, cell=cell,
+                              calibration=None if calibration is None
+                              else self.calibrations[cell.seed].to_json())
         return rows
 
     def run(self, cells: list[Cell]) -> None:
@@ -179,7 +181,8 @@ class _ModelRun:
             self.calibrations[first.seed] = _calibration(self.cfg, self.model, first.seed)
         pruner = Pruner(self.model, first.method, scope=first.scope, structure=first.structure,
                         allocation=first.allocation, calibration=self.calibrations[first.seed],
-                        mode=self.cfg.calibration.mode, seed=first.seed, **first.kwargs,
+                        mode=first.calibration_mode or self.cfg.calibration.mode,
+                        seed=first.seed, **first.kwargs,
                         **first.alloc_kwargs)
         n_scope = self.counts.get(first.scope) or self.info.select(first.scope).n_params
         for chunk in _chunks(group, n_scope, first.method):
@@ -212,9 +215,11 @@ def finish_run(
 ) -> SweepOutcome:
     """Thresholds and the study comparison of a run directory's results (written as
     tables into the run directory)."""
+    # With cells: this grid's cells only (a run directory may also hold the cells of
+    # earlier, smaller or differently calibrated grids, or of a merged run).
     order = None if cells is None else [c.cell_id for c in cells]
-    results = store.results(order)
-    instances = store.instances(order)
+    results = store.results(order, only=order is not None)
+    instances = store.instances(order, only=order is not None)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
     store.write_table("thresholds", thresholds)
     at_chance = tasks_at_chance(results)

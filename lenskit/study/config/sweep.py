@@ -189,9 +189,12 @@ class SweepConfig:
         pairs = self.matched_pairs_resolved()
         allocs = [a for a in dict.fromkeys(self.allocations) if a != "matched"]
         sparsities = [round(float(s), SPARSITY_DIGITS) for s in self.sparsities]
+        tasks = self.tasks_key()
+        cal = self.calibration.key
         for model in self.models:
             for seed in self.seeds:
-                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed))
+                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed,
+                                tasks=tasks))
             for seed in self.seeds:
                 for method in self.methods:
                     mkw = kw_tuple(self.method_kwargs.get(method, {}))
@@ -203,19 +206,26 @@ class SweepConfig:
                             for scope in self.scopes:
                                 for s in levels:
                                     out.append(Cell(model, method, structure, alloc, scope,
-                                                    s, seed, None, mkw, akw))
+                                                    s, seed, None, mkw, akw,
+                                                    cal(method, alloc), tasks))
                         if nm.unstructured:
                             akw = kw_tuple(self.allocation_kwargs.get("matched", {}))
                             for ref, tgt in pairs:
                                 for s in sparsities:
                                     out.append(Cell(model, method, structure, "matched", tgt,
-                                                    s, seed, ref, mkw, akw))
+                                                    s, seed, ref, mkw, akw,
+                                                    cal(method, "matched"), tasks))
         for model in dict.fromkeys(self.dense_models):
             for seed in self.seeds:
-                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed))
+                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed,
+                                tasks=tasks))
         ids = [c.cell_id for c in out]
         assert len(set(ids)) == len(ids), "cell ids collide"
         return out
+
+    def tasks_key(self) -> tuple[tuple[str, Any], ...]:
+        """The task-suite part of every cell's identity: the size and the task names."""
+        return (("size", self.task_size), ("tasks", tuple(self.tasks)))
 
     def select_tasks(self, suite: Mapping[str, Any]) -> dict[str, Any]:
         """The tasks of ``suite`` (name -> task set, e.g. ``lenskit.tasks.default_suite(
