@@ -1,6 +1,7 @@
 """Load hooked models: a TransformerLens 4.x ``TransformerBridge`` over the native HF model.
 
-``load_model(spec)`` accepts a hub name, a local HF directory or ``"organism"``. Next to the
+``load_model(spec)`` accepts a hub name, a local HF directory, a ``.gguf`` file
+(dequantised to float, see :mod:`lenskit.models.gguf`) or ``"organism"``. Next to the
 bridge lenskit keeps a plain HF model that shares every parameter tensor with it (no copy):
 task evaluation decodes with it (key-value cache, fused attention kernels), while hooks,
 caches and attention analysis go through the bridge. Weights are only ever edited in place,
@@ -21,6 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
+from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
 from lenskit.models.sites import Site, SiteSelection, select_sites
 from lenskit.models.sites_build import build_sites
 
@@ -107,7 +109,8 @@ def _resolve(spec: str | os.PathLike) -> tuple[str, bool]:
                                  "Hugging Face model directory (config + safetensors + tokenizer)")
         return str(path), True
     if path.exists():
-        raise ModelLoadError(f"{path} is a file; pass a Hugging Face model directory")
+        raise ModelLoadError(f"{path} is a file; pass a Hugging Face model directory or a "
+                             f".gguf file")
     return text, False
 
 
@@ -136,7 +139,9 @@ def load_model(
 
     Args:
         spec: a hub name (``"EleutherAI/pythia-70m"``, ``"gpt2"``...), a local HF directory,
-            or ``"organism"`` (the small model shipped in ``data/organism``).
+            a GGUF file (``.gguf``, needs ``pip install 'lenskit[gguf]'``; quantised tensors
+            are dequantised to float and ``model_info(bridge).source`` records the file and
+            its quantisation), or ``"organism"`` (the small model shipped in ``data/organism``).
         device, dtype: where and in which precision to hold the weights.
         tokenizer: a tokenizer to use instead of the model's own.
         attn_implementation: attention kernel of the plain HF model used for decoding (the
@@ -153,7 +158,14 @@ def load_model(
     """
     from transformer_lens.model_bridge import TransformerBridge
 
-    path, local = _resolve(spec)
+    source: dict[str, Any] = {"format": "hf"}
+    target: str | os.PathLike = spec
+    if is_gguf(spec):
+        try:
+            target, source = gguf_to_hf_dir(spec)
+        except GGUFError as err:
+            raise ModelLoadError(str(err)) from err
+    path, local = _resolve(target)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     if local:
         kwargs["local_files_only"] = True
@@ -196,6 +208,7 @@ def load_model(
         sites=site_list,
         fingerprint=_fingerprint(site_list),
         n_layers=len(bridge.blocks),
+        source=source,
     )
     _REGISTRY[bridge] = info
     return bridge
