@@ -172,21 +172,6 @@ def _config_dict(config: Any) -> dict[str, Any]:
     return _normalise(dict(config))
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            key = f"{prefix}{k}"
-            if k not in old:
-                out.append(f"{key}: not in the stored config, now {new[k]!r}")
-            elif k not in new:
-                out.append(f"{key}: stored {old[k]!r}, now absent")
-            else:
-                out.extend(_diff(old[k], new[k], key + "."))
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: stored {old!r}, now {new!r}"]
-
-
 class RunStore:
     """A run directory (see the module docstring for its layout).
 
