@@ -80,8 +80,8 @@ class SweepConfig:
     #   matched: 2 methods x 9 sparsities (FFW matched to attn)  = 18 cells
     #   73 cells x (~5 s eval + <1 s prune) ~ 440 s, + ~30 s for imports, loading,
     #   thresholds and figures ~ 470 s < 600 s. Sequential calibration (the default) runs
-    #   one calibration pass per Wanda level (~0.3-0.9 s each on the organism, 36 levels:
-    #   ~25 s more; benchmarks/calibration_bench.py measures the ratio to dense mode).
+    #   one calibration pass per Wanda level (~0.2 s each on the organism, 36 levels:
+    #   ~7 s more; benchmarks/calibration_bench.py measures the ratio to dense mode).
     # SparseGPT would add 27 + 9 cells with ~1-2 s more per prune (~250 s): over budget,
     # so it is left to configs that ask for it (examples/sweep_pythia.toml).
     methods: list[str] = field(default_factory=lambda: ["wanda", "magnitude"])
