@@ -232,6 +232,15 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from lenskit.study.merge import merge_runs
+
+    store = merge_runs(args.runs, args.out)
+    print(f"merged {len(args.runs)} runs into {store.dir}: {len(store.done_ids())} cells; "
+          f"`lenskit thresholds {store.dir}` computes their thresholds")
+    return 0
+
+
 def _existing_run(run_dir: str):
     from pathlib import Path
 
@@ -331,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any other setting, e.g. calibration.n_samples=64 (repeatable)")
     sw.add_argument("--force", action="store_true",
-                    help="restart the run directory if its stored config differs (deletes "
-                         "only what lenskit wrote there)")
+                    help="delete what lenskit wrote in the run directory and start again (not "
+                         "needed to grow a run: a larger grid computes only its new cells)")
     sw.add_argument("--no-figures", action="store_true", help="skip the figures")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
@@ -372,6 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--tolerance", type=_fraction, nargs="+", default=[0.05],
                     help="relative drop(s) allowed (default: 0.05)")
     th.set_defaults(func=_cmd_thresholds)
+
+    mg = sub.add_parser("merge", help="merge run directories of the same models into one",
+                        description="Copy every cell of RUN_A, RUN_B... into a new run "
+                                    "directory. Cells shared by the runs must agree (identical "
+                                    "dense rows are one); a disagreement is an error.")
+    mg.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more)")
+    mg.add_argument("--out", required=True, help="the new run directory")
+    mg.set_defaults(func=_cmd_merge)
 
     fg = sub.add_parser("figures", help="make the paper figures of a run directory")
     fg.add_argument("run_dir")

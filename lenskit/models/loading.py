@@ -1,6 +1,7 @@
 """Load hooked models: a TransformerLens 4.x ``TransformerBridge`` over the native HF model.
 
-``load_model(spec)`` accepts a hub name, a local HF directory or ``"organism"``. Next to the
+``load_model(spec)`` accepts a hub name, a local HF directory, a ``.gguf`` file
+(dequantised to float, see :mod:`lenskit.models.gguf`) or ``"organism"``. Next to the
 bridge lenskit keeps a plain HF model that shares every parameter tensor with it (no copy):
 task evaluation decodes with it (key-value cache, fused attention kernels), while hooks,
 caches and attention analysis go through the bridge. Weights are only ever edited in place,
@@ -23,12 +24,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from lenskit.errors import RunDirectoryError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
+from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
 from lenskit.models.sites import Site, SiteSelection, select_sites
 from lenskit.models.sites_build import build_sites
 
 __all__ = [
     "LoadedModel",
     "ModelLoadError",
+    "data_path",
     "hf_model",
     "load_model",
     "model_info",
@@ -68,6 +71,9 @@ class LoadedModel:
             by ``+``, e.g. ``"cuda:0+cuda:1"``).
         dtype: the weights' precision (``"bfloat16"``).
         device_map: ``"none"`` or ``"auto"``, as asked.
+        source: where the weights came from: {"format": "hf"} or, for a GGUF file,
+            {"format": "gguf", "file": ..., "quantised": True, "quantisation": "Q4_1", ...}
+            (the weights were dequantised to float on loading).
     """
 
     spec: str
@@ -82,6 +88,7 @@ class LoadedModel:
     device: str = "cpu"
     dtype: str = "float32"
     device_map: str = "none"
+    source: dict[str, Any] = field(default_factory=lambda: {"format": "hf"})
 
     @property
     def site_map(self) -> dict[str, Site]:
@@ -95,6 +102,13 @@ class LoadedModel:
         return select_sites(self.sites, selection, self.n_layers)
 
 
+def data_path(*parts: str) -> Path:
+    """A path inside the data shipped with lenskit (``$LENSKIT_DATA`` when set, else the
+    repository's ``data/`` in a source tree or editable install, ``lenskit/_data`` inside
+    an installed wheel), e.g. ``data_path("calibration", "kjv_narrative.txt")``."""
+    return Path(os.environ.get("LENSKIT_DATA", _DATA_DIR)).joinpath(*parts)
+
+
 def organism_path(name: str = "organism") -> Path:
     """The directory of a shipped organism: ``organism`` or a family member like
     ``organism-d64`` (see ``data/organism/README.md``).
@@ -102,8 +116,7 @@ def organism_path(name: str = "organism") -> Path:
     Looked up under ``$LENSKIT_DATA`` when set, else the data shipped with lenskit: the
     repository's ``data/`` (source tree, editable install) or ``lenskit/_data`` inside an
     installed wheel."""
-    root = Path(os.environ.get("LENSKIT_DATA", _DATA_DIR))
-    path = root / "organism" if name == "organism" else root / "organisms" / name
+    path = data_path("organism") if name == "organism" else data_path("organisms", name)
     if not (path / "config.json").exists():
         raise ModelLoadError(
             f"the organism {name!r} is not at {path}: expected a HF directory with "
@@ -138,7 +151,8 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
                                  "Hugging Face model directory (config + safetensors + tokenizer)")
         return str(path), True
     if path.exists():
-        raise ModelLoadError(f"{path} is a file; pass a Hugging Face model directory")
+        raise ModelLoadError(f"{path} is a file; pass a Hugging Face model directory or a "
+                             f".gguf file")
     return text, False
 
 
@@ -168,7 +182,9 @@ def load_model(
 
     Args:
         spec: a hub name (``"EleutherAI/pythia-70m"``, ``"gpt2"``...), a local HF directory,
-            or ``"organism"`` (the small model shipped in ``data/organism``).
+            a GGUF file (``.gguf``, needs ``pip install 'lenskit[gguf]'``; quantised tensors
+            are dequantised to float and ``model_info(bridge).source`` records the file and
+            its quantisation), or ``"organism"`` (the small model shipped in ``data/organism``).
         device: where to hold the weights: ``"auto"`` (CUDA if available, else MPS, else
             CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``
             (ignored with ``device_map="auto"``).
@@ -206,7 +222,14 @@ def load_model(
                                  ) from None
     else:
         device = resolve_device(device)
-    path, local = resolve_spec(spec)
+    source: dict[str, Any] = {"format": "hf"}
+    target: str | os.PathLike = spec
+    if is_gguf(spec):
+        try:
+            target, source = gguf_to_hf_dir(spec)
+        except GGUFError as err:
+            raise ModelLoadError(str(err)) from err
+    path, local = resolve_spec(target)
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     if dmap == "auto":
         kwargs["device_map"] = "auto"
@@ -263,6 +286,7 @@ def load_model(
         device="+".join(dict.fromkeys(str(p.device) for p in plain.parameters())),
         dtype=str(dtype).removeprefix("torch."),
         device_map=dmap,
+        source=source,
     )
     _REGISTRY[bridge] = info
     return bridge

@@ -8,6 +8,7 @@ of sites; uniform, global, OWL and parameter-matched allocation; cheap sweeps.
 
 from lenskit.pruning.allocation import ALLOCATIONS, matched_sparsities
 from lenskit.pruning.calibration import CalibrationData, default_calibration
+from lenskit.pruning.calibration_sources import calibration_from_source, parse_source
 from lenskit.pruning.export import export_pruned
 from lenskit.pruning.pruner import METHODS, MODES, Pruner, prune
 from lenskit.pruning.result import PruneResult
@@ -21,9 +22,11 @@ __all__ = [
     "PruneResult",
     "Pruner",
     "Structure",
+    "calibration_from_source",
     "default_calibration",
     "export_pruned",
     "matched_sparsities",
+    "parse_source",
     "parse_structure",
     "prune",
 ]

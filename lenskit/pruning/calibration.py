@@ -11,8 +11,11 @@ the SparseGPT/Wanda C4 loaders do).
 - if the model's directory declares a calibration source
   (:func:`lenskit.models.sources.declared_calibration_source`; the organism's ``world.json``
   declares rows of its own training corpus), that source's token ids;
-- otherwise, uniformly random non-special token ids, with the tokenizer's BOS first when it
-  has one.
+- otherwise, seeded random windows of natural English text shipped with lenskit
+  (:data:`DEFAULT_TEXT`, public domain; see ``data/calibration/README.md``). Uniformly random
+  token ids calibrate real models badly; they are used only when asked for
+  (``source="random"`` in :mod:`lenskit.pruning.calibration_sources`, which also reads C4
+  shards, WikiText-2 files and text files).
 
 Sample count and length are parameters (defaults 128 x 128; the references use 128 x 2048 of
 C4), never ``max_position_embeddings``.
@@ -21,6 +24,7 @@ C4), never ``max_position_embeddings``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenskit.models.loading import model_info
+from lenskit.models.loading import data_path, model_info
 from lenskit.models.sources import declared_calibration_source
 
-__all__ = ["CalibrationData", "default_calibration"]
+__all__ = ["DEFAULT_TEXT", "CalibrationData", "default_calibration"]
+
+#: The shipped natural-text calibration corpus (see data/calibration/README.md).
+DEFAULT_TEXT = data_path("calibration", "kjv_narrative.txt")
 
 
 def _check_size(n_samples: int, seq_len: int) -> None:
@@ -129,6 +136,11 @@ class CalibrationData:
             source = str(path)
             text = path.read_text()
         ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
+        return cls._windows(ids, tokenizer, n_samples, seq_len, seed, add_bos, source)
+
+    @classmethod
+    def _windows(cls, ids, tokenizer, n_samples: int, seq_len: int, seed: int, add_bos: bool,
+                 source: str) -> CalibrationData:
         body = seq_len - 1 if add_bos else seq_len
         if add_bos and tokenizer.bos_token_id is None:
             raise ValueError("add_bos=True but the tokenizer has no BOS token")
@@ -216,11 +228,33 @@ def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> Calibr
 def default_calibration(model, n_samples: int = 128, seq_len: int = 128,
                         seed: int = 0) -> CalibrationData:
     """lenskit's offline, seeded default: the calibration source the model's directory
-    declares (organism corpus rows for a directory with ``world.json``), seeded random
-    tokens otherwise (see the module docstring)."""
+    declares (organism corpus rows for a directory with ``world.json``); otherwise seeded
+    random windows of the shipped English text (:data:`DEFAULT_TEXT`). See the module
+    docstring."""
     _check_size(n_samples, seq_len)
     declared = declared_calibration_source(model)
     if declared is not None:
         tokens, description = declared.build(n_samples, seq_len, seed)
         return CalibrationData(tokens, description)
-    return _random_calibration(model_info(model), n_samples, seq_len, seed)
+    info = model_info(model)
+    if not DEFAULT_TEXT.is_file():
+        raise FileNotFoundError(f"lenskit's calibration text {DEFAULT_TEXT} is missing; "
+                                f"reinstall lenskit or pass a source (c4:PATH, a text file)")
+    tok = info.tokenizer
+    cal = CalibrationData._windows(_default_text_ids(tok), tok, n_samples, seq_len, seed, False,
+                                   DEFAULT_TEXT.name)
+    return CalibrationData(cal.tokens, f"default text: {cal.description}")
+
+
+_TEXT_IDS: dict[str, np.ndarray] = {}
+
+
+def _default_text_ids(tokenizer) -> np.ndarray:
+    """Token ids of :data:`DEFAULT_TEXT`, cached per tokenizer vocabulary (tokenizing the
+    1.3 MB text takes seconds; tests and sweeps ask for it many times)."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    key = hashlib.sha256(json.dumps([type(tokenizer).__name__, vocab]).encode()).hexdigest()
+    if key not in _TEXT_IDS:
+        _TEXT_IDS[key] = np.asarray(tokenizer(DEFAULT_TEXT.read_text(encoding="utf-8"),
+                                              add_special_tokens=False)["input_ids"], np.int64)
+    return _TEXT_IDS[key]

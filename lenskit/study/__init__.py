@@ -6,7 +6,7 @@
 - :mod:`~lenskit.study.executors`: where the cells run: this process, or the actors of a
   Ray cluster (``executor = "ray"``).
 - :mod:`~lenskit.study.store`: :class:`RunStore`, a run directory written atomically cell
-  by cell so that sweeps resume.
+  by cell so that sweeps resume and grow; :mod:`~lenskit.study.merge`: :func:`merge_runs`.
 - :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.
 - :mod:`~lenskit.study.thresholds`: the largest sparsity a task survives within a
   tolerance, with confidence intervals.
@@ -32,6 +32,7 @@ from lenskit.study.config import (
     model_label,
     parse_structure,
 )
+from lenskit.study.merge import merge_runs
 from lenskit.study.runner import (
     SweepOutcome,
     finish_run,
@@ -117,6 +118,7 @@ __all__ = [
     "known_allocations",
     "known_methods",
     "load_config",
+    "merge_runs",
     "model_label",
     "parse_structure",
     "primary_metric",

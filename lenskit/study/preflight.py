@@ -21,6 +21,7 @@ from typing import Any
 
 from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.models.sites import Selection
+from lenskit.pruning.calibration_sources import parse_source
 from lenskit.study.config import ConfigError, SweepConfig, load_config
 from lenskit.tasks import countries_suite, function_spec_name, organism_suite, study_function_specs
 
@@ -88,20 +89,25 @@ def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[
 
 
 def _check_calibration(source: str, problems: list[str]) -> None:
-    if source == "default" or Path(source).is_file():
+    try:
+        kind, where = parse_source(source)
+    except ValueError as err:
+        problems.append(str(err))
+        return
+    if kind != "hub":
         return
     path = Path(source).expanduser()
     if path.exists():
         problems.append(f"calibration.source {source!r} is a directory; pass a text file, "
-                        "a hub dataset name, or 'default'")
+                        "c4:PATH, wikitext2:PATH, a hub dataset name, or 'default'")
     elif (source.startswith((".", "/", "~")) or source.count("/") > 1
           or source.lower().endswith(_FILE_SUFFIXES)):
         problems.append(f"calibration.source {source!r}: no such file; pass an existing text "
-                        "file, a hub dataset name, or 'default'")
+                        "file, c4:PATH, wikitext2:PATH, a hub dataset name, or 'default'")
     elif _offline():
         problems.append(f"calibration.source {source!r} is not a file, and HF_HUB_OFFLINE is "
-                        "set, so it cannot be fetched as a hub dataset; pass a text file or "
-                        "'default'")
+                        "set, so it cannot be fetched as a hub dataset; pass a text file, "
+                        "c4:PATH, wikitext2:PATH, 'random' or 'default'")
 
 
 def preflight(cfg: SweepConfig) -> None:

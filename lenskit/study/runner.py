@@ -203,8 +203,11 @@ class _Writer:
             rows = attach_baselines(res.rows, self.dense_rows[dense_id])
         if res.device is not None:  # saved with the cell below
             self.store.manifest().setdefault("devices", {})[cell.model] = res.device
+        if res.model is not None:  # refuses a model whose weights changed during the run
+            self.store.record_model(cell.model, res.model)
         self.store.write_cell(cell.cell_id, rows, instances=res.instances,
-                              seconds=res.seconds, label=cell.label)
+                              seconds=res.seconds, label=cell.label, cell=cell,
+                              calibration=res.calibration)
         self.bar.update()
 
 
@@ -217,8 +220,10 @@ def finish_run(
     """Thresholds and the study comparison of a run directory's results (written as
     tables into the run directory)."""
     order = None if cells is None else [c.cell_id for c in cells]
-    results = store.results(order)
-    instances = store.instances(order)
+    # With cells: this grid's cells only (a run directory may also hold the cells of
+    # earlier, smaller or differently calibrated grids, or of a merged run).
+    results = store.results(order, only=order is not None)
+    instances = store.instances(order, only=order is not None)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
     store.write_table("thresholds", thresholds)
     at_chance = tasks_at_chance(results)

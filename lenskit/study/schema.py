@@ -44,6 +44,7 @@ __all__ = [
     "LOWER_IS_BETTER",
     "MEASUREMENT_KEYS",
     "METHODS",
+    "PROVENANCE_COLUMNS",
     "RESULT_COLUMNS",
     "SchemaError",
     "aggregate",
@@ -97,6 +98,11 @@ CELL_KEYS: tuple[str, ...] = (
 )
 #: Columns that identify one measurement; no two rows of a valid table share them.
 MEASUREMENT_KEYS: tuple[str, ...] = (*CELL_KEYS, "task", "metric")
+
+#: Optional columns after the schema's that record where a row came from (written by the
+#: study runner): the calibration ("none" or source, mode, sizes and token fingerprint) and
+#: the task suite.
+PROVENANCE_COLUMNS: tuple[str, ...] = ("calibration", "tasks")
 
 #: Instance-level rows: ``value`` is the instance's score (1/0 for exact match, the gold
 #: log-probability, a window's mean NLL for perplexity...); ``weight`` its weight in the
@@ -284,11 +290,14 @@ def validate_results(df: pd.DataFrame, *, extra_columns: Mapping[str, str] | Non
     dense = out["method"] == DENSE
     if (out.loc[dense, "params_removed"] != 0).any():
         problems.append("dense rows must have params_removed == 0")
-    dup = out.duplicated(list(keys), keep=False)
+    # Rows of one grid point under two calibrations or task suites (a grown or merged
+    # run) are different measurements: the provenance columns, when present, count too.
+    keys = [*keys, *(c for c in PROVENANCE_COLUMNS if c in out.columns and c not in keys)]
+    dup = out.duplicated(keys, keep=False)
     if dup.any():
         r = out[dup].iloc[0]
         problems.append(
-            f"{int(dup.sum())} rows repeat a measurement (same {list(keys)}), "
+            f"{int(dup.sum())} rows repeat a measurement (same {keys}), "
             f"e.g. cell {r.cell_id!r} task {r.task!r} metric {r.metric!r}"
         )
     if problems:

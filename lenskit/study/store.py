@@ -59,7 +59,10 @@ __all__ = ["ConfigMismatchError", "RunLockedError", "RunStore", "atomic_write_by
 
 MANIFEST = "manifest.json"
 RUN_CONFIG = "run_config.json"
-FORMAT = "lenskit-run/1"
+#: Run directory format. 2: cell ids cover the calibration and the task suite, the manifest
+#: keeps every config the run has grown through (a run accepts a larger grid), the models'
+#: weight fingerprints, and each cell's identity and calibration.
+FORMAT = "lenskit-run/2"
 #: Config keys that may change between sessions of one run (they do not change results).
 DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir", "executor", "address", "workers",
                                           "num_cpus", "num_gpus")
@@ -75,7 +78,8 @@ _OWN_FILES = (MANIFEST, RUN_CONFIG, LOCK_NAME, "quarantine")
 
 
 class ConfigMismatchError(UsageError):
-    """A run directory holds results of a different config than the one being resumed."""
+    """A run directory's results conflict with the config or run being added to it (another
+    format, a model whose weights changed, two different results for one cell id)."""
 
 
 def _now() -> str:
@@ -183,21 +187,6 @@ def _config_dict(config: Any) -> dict[str, Any]:
     return _normalise(dict(config))
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            key = f"{prefix}{k}"
-            if k not in old:
-                out.append(f"{key}: not in the stored config, now {new[k]!r}")
-            elif k not in new:
-                out.append(f"{key}: stored {old[k]!r}, now absent")
-            else:
-                out.extend(_diff(old[k], new[k], key + "."))
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: stored {old!r}, now {new!r}"]
-
-
 class RunStore:
     """A run directory (see the module docstring for its layout).
 
@@ -231,15 +220,19 @@ class RunStore:
              ignore_keys: Iterable[str] = DEFAULT_IGNORED_KEYS) -> RunStore:
         """Create a run for ``config`` (a SweepConfig or a JSON-able mapping) or resume it.
 
-        Resuming requires the stored config to equal ``config`` (keys in ``ignore_keys``
-        aside): otherwise :class:`ConfigMismatchError` lists every difference (a run with no
-        finished cell simply starts afresh). With ``force=True`` a mismatching run's files
-        that lenskit wrote (cells, instances, tables, figures, manifest) are deleted first
-        and the run starts afresh; anything else stays. A non-empty directory without a
-        manifest is refused (:class:`RunDirectoryError`), with or without ``force``.
-        Raises :class:`RunLockedError` when a live process holds the run's lock, and
+        A run grows: cells are identified by id (which covers everything that changes a
+        result), so ``config`` may differ from the stored one (more sparsities, scopes,
+        methods, tasks, another calibration): finished cells are reused by id and the
+        manifest keeps every config the run has seen (``configs``; ``config`` is the latest).
+        A run directory of an older format raises :class:`ConfigMismatchError` saying so.
+        With ``force=True`` an existing run's files that lenskit wrote (cells, instances,
+        tables, figures, manifest) are deleted first and the run starts afresh; anything else
+        stays. A non-empty directory without a manifest is refused
+        (:class:`RunDirectoryError`), with or without ``force``. Raises
+        :class:`RunLockedError` when a live process holds the run's lock, and
         :class:`CorruptFileError` for a damaged manifest. Corrupt cell files are
-        quarantined; :attr:`repaired` says which.
+        quarantined; :attr:`repaired` says which. ``ignore_keys`` are left out of the config
+        history (they do not change results).
         """
         store = cls(run_dir)
         config = _config_dict(config)
@@ -320,22 +313,11 @@ class RunStore:
         manifest = None
         if path.exists():
             manifest = self._read_manifest()
-            old = {k: v for k, v in manifest.get("config", {}).items() if k not in ignore_keys}
-            new = {k: v for k, v in config.items() if k not in ignore_keys}
-            diffs = _diff(old, new)
-            if diffs and not self.done_ids():
-                force = True  # no finished cell: nothing to lose by starting afresh
-            if diffs and not force:
-                raise ConfigMismatchError(
-                    f"run directory {str(self.dir)!r} holds a run of a different config "
-                    f"({len(self.done_ids())} cells done):\n"
-                    + "\n".join(f"  - {d}" for d in diffs)
-                    + "\nresume with the same config, choose another output directory, or "
-                      "pass --force to delete its results and start again"
-                )
-            if diffs:
+            if force:
                 self._wipe()
                 manifest = None
+            else:
+                check_format(manifest, self.dir, self.done_ids())
         else:
             self._refuse_foreign()
         self._clean_temporaries()
@@ -343,31 +325,37 @@ class RunStore:
         session = {"start": _now(), "end": None, "status": "running", "pid": os.getpid(),
                    "host": env["host"]["hostname"], "git": env["git"],
                    "versions": env["versions"]}
+        history = {k: v for k, v in config.items() if k not in ignore_keys}
         if manifest is None:
             manifest = {
                 "format": FORMAT,
                 "name": config.get("name"),
                 "config": config,
+                "configs": [history],
                 "created": session["start"],
                 "finished": None,
                 "status": "running",
                 "seeds": config.get("seeds"),
                 **env,
                 "sessions": [],
+                "models": {},
                 "cells": {},
             }
         else:
             # the latest session's environment is the one that wrote the newest cells
             manifest.update(env)
             manifest["config"] = config
+            if history not in manifest.setdefault("configs", []):
+                manifest["configs"].append(history)  # the run grew (or changed) its grid
             manifest["status"] = "running"
             manifest["finished"] = None
         manifest["sessions"].append(session)
         self._session = len(manifest["sessions"]) - 1
         self._manifest = manifest
         self._save_manifest()
-        if not (self.dir / RUN_CONFIG).exists():
-            _write_json(self.dir / RUN_CONFIG, {"format": FORMAT, "config": config})
+        # The latest config, apart from the manifest, so that `lenskit doctor` can rebuild a
+        # damaged manifest.
+        _write_json(self.dir / RUN_CONFIG, {"format": FORMAT, "config": config})
 
     def verify(self) -> list[str]:
         """Re-hash every finished cell's files against the manifest; quarantine a cell whose
@@ -498,13 +486,34 @@ class RunStore:
         return {p.stem for p in self.cells_dir.glob("*.parquet")
                 if not p.name.startswith(".")}
 
+    def record_model(self, spec: str, details: Mapping[str, Any]) -> None:
+        """Record a model of the run (``details["fingerprint"]``: a hash of its weights, plus
+        where it came from). Raises :class:`ConfigMismatchError` when the run already holds
+        cells of ``spec`` computed with other weights (e.g. a retrained organism): their
+        results cannot be mixed with new ones."""
+        self._require_writer()
+        models = self.manifest().setdefault("models", {})
+        old = models.get(spec)
+        new = _normalise(dict(details))
+        if old is not None and old.get("fingerprint") != new.get("fingerprint"):
+            raise ConfigMismatchError(
+                f"model {spec!r} has changed since run directory {str(self.dir)!r} computed "
+                f"its cells (weights fingerprint {old.get('fingerprint')}, now "
+                f"{new.get('fingerprint')}): its finished cells would mix two models. Use "
+                f"another output directory, or pass --force to delete its results")
+        models[spec] = new
+        self._save_manifest()
+
     def write_cell(self, cell_id: str, rows: pd.DataFrame, *,
                    instances: pd.DataFrame | None = None, seconds: float | None = None,
-                   label: str | None = None, overwrite: bool = False) -> Path:
+                   label: str | None = None, overwrite: bool = False, cell: Any = None,
+                   calibration: Mapping[str, Any] | None = None) -> Path:
         """Record a finished cell: its result rows (validated against the schema, every row
         with this ``cell_id``) and, optionally, its per-instance rows. Instances are
         written first and the result file last, so a cell counts as done only when both
-        are on disk. ``seconds`` and ``label`` go to the manifest. Raises ValueError when
+        are on disk. ``seconds``, ``label``, ``cell`` (its identity,
+        ``Cell.canonical()``) and ``calibration`` (``CalibrationData.to_json()``) go to the
+        manifest. Raises ValueError when
         the cell is already done (unless ``overwrite``) or the rows are invalid; nothing is
         written then."""
         self._require_writer()
@@ -533,6 +542,8 @@ class RunStore:
             "rows": len(rows), "instances": None if inst is None else len(inst),
             "finished": _now(), "session": self._session,
             "sha256": cell_hash, "instances_sha256": inst_hash,
+            "cell": None if cell is None else _normalise(cell.canonical()),
+            "calibration": None if calibration is None else _normalise(dict(calibration)),
         }
         self._save_manifest()
         return path
@@ -551,22 +562,29 @@ class RunStore:
         first = [i for i in dict.fromkeys(order) if i in ids]
         return first + sorted(ids - set(first))
 
-    def results(self, order: Sequence[str] | None = None) -> pd.DataFrame:
+    def results(self, order: Sequence[str] | None = None, *, only: bool = False
+                ) -> pd.DataFrame:
         """Every finished cell's rows, concatenated and validated.
 
         Cells come in ``order`` (e.g. ``[c.cell_id for c in config.cells()]``; cells not in
-        it follow, sorted) or sorted by id; rows keep their order within a cell.
+        it follow, sorted, unless ``only``) or sorted by id; rows keep their order within a
+        cell.
         """
-        ids = self._ordered(self.done_ids(), order)
+        done = self.done_ids()
+        ids = self._ordered(done & set(order) if only and order is not None else done, order)
         if not ids:
             return empty_results()
         frames = [read_parquet(self.cell_path(i)) for i in ids]
         frames = [f for f in frames if len(f)] or frames[:1]
         return validate_results(pd.concat(frames, ignore_index=True))
 
-    def instances(self, order: Sequence[str] | None = None) -> pd.DataFrame:
-        """Per-instance rows of every finished cell that has them (empty frame if none)."""
+    def instances(self, order: Sequence[str] | None = None, *, only: bool = False
+                  ) -> pd.DataFrame:
+        """Per-instance rows of every finished cell that has them (empty frame if none);
+        ``order`` and ``only`` as in :meth:`results`."""
         done = self.done_ids()
+        if only and order is not None:
+            done &= set(order)
         have = set()
         if self.instances_dir.is_dir():
             have = {p.stem for p in self.instances_dir.glob("*.parquet")
@@ -613,6 +631,21 @@ class RunStore:
              for k, v in cells.items()],
             columns=["cell_id", "label", "seconds", "finished"],
         )
+
+
+def check_format(manifest: Mapping[str, Any], run_dir: Path, done: set[str]) -> None:
+    """Raise :class:`ConfigMismatchError` when a manifest is not of :data:`FORMAT` (a run
+    directory made by an earlier lenskit, whose cell ids do not cover calibration and tasks,
+    so its cells cannot be reused or grown)."""
+    fmt = manifest.get("format")
+    if fmt != FORMAT:
+        raise ConfigMismatchError(
+            f"run directory {str(run_dir)!r} was made by an earlier lenskit (format {fmt!r}, "
+            f"{len(done)} cells done; this lenskit writes {FORMAT!r}, whose cell ids also "
+            f"cover the calibration and the task suite). Its cells cannot be resumed or "
+            f"grown: run the study again into a new directory, or pass --force to delete "
+            f"its results and start again here. Its results stay readable "
+            f"(`lenskit thresholds`, RunStore(run_dir).results())")
 
 
 def iter_missing(store: RunStore, cells: Iterable[Any]) -> Iterator[Any]:

@@ -1,31 +1,135 @@
 """Calibration data: from tokens, text, the organism's corpus, random tokens; offline errors."""
 
+import gzip
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from lenskit.models import load_model, model_info, organism_path
 from lenskit.organism.train import TrainConfig
-from lenskit.pruning import CalibrationData, default_calibration, prune
+from lenskit.pruning import CalibrationData, calibration_from_source, default_calibration, prune
+from lenskit.pruning.calibration import DEFAULT_TEXT
+from lenskit.pruning.calibration_sources import parse_source, source_fingerprint
+from lenskit.study.config.calibration import CalibrationConfig, calibration_problems
 from lenskit.synthetic.calibration import CALIBRATION_STEP
 from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
 from lenskit.synthetic.world import WorldConfig
 
 
-def test_default_calibration_without_a_world_is_seeded_random_tokens(llama):
-    info = model_info(llama)
+def test_organism_calibration_tokens_are_unchanged():
+    # Pinned before real-text calibration became the default for other models: the organism
+    # keeps calibrating on its own corpus, token for token.
+    organism = load_model("organism")
+    assert default_calibration(organism, 128, 128, 0).fingerprint == "462f5abb04617e57"
+    assert default_calibration(organism, 32, 128, 0).fingerprint == "ba15c476bd27ede7"
+    assert calibration_from_source(organism, "default", 8, 64, 3).fingerprint == \
+        "750a2cebab3c5bbc"
+
+
+def test_default_calibration_without_a_world_is_the_shipped_text(llama):
+    tok = model_info(llama).tokenizer
     a = default_calibration(llama, n_samples=6, seq_len=20, seed=1)
     assert a.tokens.shape == (6, 20) and a.tokens.dtype == torch.long
-    assert (a.tokens[:, 0] == info.tokenizer.bos_token_id).all()
-    body = a.tokens[:, 1:]
-    assert not torch.isin(body, torch.tensor(info.tokenizer.all_special_ids)).any()
-    assert int(a.tokens.max()) < len(info.tokenizer)
+    assert a.description.startswith("default text") and DEFAULT_TEXT.name in a.description
+    stream = tok(DEFAULT_TEXT.read_text(), add_special_tokens=False)["input_ids"]
+    text = " ".join(map(str, stream))
+    for row in a.tokens.tolist():  # each sample is a window of the shipped text
+        assert " ".join(map(str, row)) in text
     assert torch.equal(a.tokens, default_calibration(llama, 6, 20, seed=1).tokens)
     assert not torch.equal(a.tokens, default_calibration(llama, 6, 20, seed=2).tokens)
-    assert "random tokens" in a.description and "seed 1" in a.description
-    assert len(body.unique()) > 50  # spread over the vocabulary
+    assert DEFAULT_TEXT.stat().st_size > 500_000  # a real corpus, not a sample sentence
+    # random tokens only when asked for, and recorded as such
+    r = calibration_from_source(llama, "random", n_samples=6, seq_len=20, seed=1)
+    assert (r.tokens[:, 0] == tok.bos_token_id).all()
+    assert not torch.isin(r.tokens[:, 1:], torch.tensor(tok.all_special_ids)).any()
+    assert "random tokens" in r.description and "seed 1" in r.description
+    assert len(r.tokens[:, 1:].unique()) > 50  # spread over the vocabulary
+
+
+def test_sources_are_parsed_and_fingerprinted(tmp_path):
+    txt = tmp_path / "a.txt"
+    txt.write_text("some text")
+    wiki = tmp_path / "wikitext-2-raw"
+    wiki.mkdir()
+    (wiki / "wiki.train.raw").write_text(" = Title = \n text\n")
+    shard = tmp_path / "c4-train.00000-of-01024.json.gz"
+    shard.write_bytes(b"")
+    assert parse_source("default") == ("default", None)
+    assert parse_source("random") == ("random", None)
+    assert parse_source(str(txt)) == ("text", str(txt))
+    assert parse_source(f"text:{txt}") == ("text", str(txt))
+    assert parse_source(str(shard)) == ("c4", str(shard))
+    assert parse_source(f"c4:{txt}") == ("c4", str(txt))
+    assert parse_source(str(wiki)) == ("wikitext2", str(wiki / "wiki.train.raw"))
+    assert parse_source(f"wikitext2:{wiki}") == ("wikitext2", str(wiki / "wiki.train.raw"))
+    assert parse_source("c4") == ("hub", "c4")
+    assert parse_source("allenai/c4") == ("hub", "allenai/c4")
+    with pytest.raises(ValueError, match="no file"):
+        parse_source(f"c4:{tmp_path / 'missing.json.gz'}")
+    with pytest.raises(ValueError, match="non-empty"):
+        parse_source(" ")
+    # a file's fingerprint follows its content
+    before = source_fingerprint(str(txt))
+    assert before.startswith("text:") and before == source_fingerprint(f"text:{txt}")
+    txt.write_text("other text, other results")
+    assert source_fingerprint(str(txt)) != before
+    assert source_fingerprint("default") == "default"
+
+
+def test_c4_shard_sampling_follows_the_references(llama, tmp_path):
+    tok = model_info(llama).tokenizer
+    words = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "by"]
+    rng = np.random.default_rng(0)
+    docs = [" ".join(rng.choice(words, size=n)) for n in (3, 5, 80, 4, 120, 60, 2, 90)]
+    shard = tmp_path / "c4-train.00000-of-01024.json.gz"
+    with gzip.open(shard, "wt") as f:
+        for d in docs:
+            f.write(json.dumps({"text": d, "timestamp": "2019", "url": "u"}) + "\n")
+    seq = 24
+    cal = calibration_from_source(llama, f"c4:{shard}", n_samples=10, seq_len=seq, seed=0)
+    assert cal.tokens.shape == (10, seq) and cal.description.startswith("c4 ")
+    encoded = [tok(d, add_special_tokens=False)["input_ids"] for d in docs]
+    longer = [" ".join(map(str, e)) for e in encoded if len(e) > seq]
+    assert 0 < len(longer) < len(docs)  # short documents exist and are skipped
+    for row in cal.tokens.tolist():  # every window lies inside one long document
+        assert any(" ".join(map(str, row)) in d for d in longer)
+    same = calibration_from_source(llama, str(shard), n_samples=10, seq_len=seq, seed=0)
+    assert torch.equal(cal.tokens, same.tokens)
+    other = calibration_from_source(llama, str(shard), n_samples=10, seq_len=seq, seed=1)
+    assert not torch.equal(cal.tokens, other.tokens)
+    with pytest.raises(ValueError, match="more than 500 tokens"):
+        calibration_from_source(llama, str(shard), n_samples=2, seq_len=500)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"content": "x"}\n')
+    with pytest.raises(ValueError, match=r"line 1 .*'text' field"):
+        calibration_from_source(llama, str(bad), n_samples=2, seq_len=4)
+
+
+def test_wikitext2_and_text_files(llama, tmp_path):
+    tok = model_info(llama).tokenizer
+    wiki = tmp_path / "wikitext-2-raw"
+    wiki.mkdir()
+    body = " = Valkyria Chronicles = \n" + " the capital of the land is in the north .\n" * 40
+    (wiki / "wiki.train.raw").write_text(body)
+    cal = calibration_from_source(llama, str(wiki), n_samples=3, seq_len=16, seed=0)
+    assert cal.description.startswith("wikitext2: ") and "wiki.train.raw" in cal.description
+    ref = CalibrationData.from_text(wiki / "wiki.train.raw", tok, n_samples=3, seq_len=16)
+    assert torch.equal(cal.tokens, ref.tokens)
+    (tmp_path / "t.txt").write_text(body)
+    t = calibration_from_source(llama, str(tmp_path / "t.txt"), n_samples=3, seq_len=16)
+    assert t.description.startswith("text: ") and torch.equal(t.tokens, ref.tokens)
+
+
+def test_study_config_checks_the_source(tmp_path):
+    problems = calibration_problems(CalibrationConfig(source=f"c4:{tmp_path}/none.json.gz"))
+    assert problems and "no file" in problems[0]
+    assert CalibrationConfig().sequential and CalibrationConfig().mode == "sequential"
+    assert CalibrationConfig().cell_mode("wanda", "global") == "dense"
+    assert CalibrationConfig().key("magnitude", "uniform") == ()
+    assert dict(CalibrationConfig().key("magnitude", "owl"))["mode"] == "sequential"
 
 
 def test_default_calibration_of_an_organism_uses_its_corpus(tiny_dirs, tmp_path):

@@ -157,14 +157,15 @@ def test_cells_order_and_ids():
     nm = [c for c in a if c.structure == "2:4"]
     assert {c.sparsity for c in nm} == {0.5} and len(nm) == 2 * 2 * 2
     # ids are stable: a known cell has a known id
-    dense = Cell("organism", "dense", "unstructured", "uniform", "all", 0.0, 0)
+    tasks = (("size", "small"), ("tasks", ("default",)))
+    dense = Cell("organism", "dense", "unstructured", "uniform", "all", 0.0, 0, tasks=tasks)
     assert dense.cell_id == default_config().cells()[0].cell_id
     assert all(c.dense() == dense for c in default_config().cells() if c.model == "organism")
     assert [c.dense().seed for c in cells if c.model == "b"][-1] == 1
     assert dense.cell_id == Cell("organism", "dense", "unstructured", "uniform", "all",
-                                 0.0, 0).cell_id
+                                 0.0, 0, tasks=tasks).cell_id
     assert dense.cell_id != Cell("organism", "dense", "unstructured", "uniform", "all",
-                                 0.0, 1).cell_id
+                                 0.0, 1, tasks=tasks).cell_id
     # method kwargs are part of the cell (and its id)
     kw = SweepConfig(method_kwargs={"magnitude": {"per_row": False}}).cells()
     plain = SweepConfig().cells()

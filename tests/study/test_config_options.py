@@ -28,14 +28,18 @@ def config_error(**overrides) -> str:
 
 
 def test_cell_ids_are_pinned():
-    # Computed before the config became a package: run directories made then must resume.
+    # Pinned since run format 2 (ids cover calibration and tasks): run directories made
+    # since then must resume with the same ids on any machine.
     ids = [c.cell_id for c in default_config().cells()]
-    assert ids[:3] == ["6378d5ca2681", "2c2957ed8b61", "f3c4350eb66c"]
+    assert ids[:3] == ["b49d21eced42", "dbd979003320", "979a24c32d38"]
     assert len(ids) == 74
     cell = Cell("a", "sparsegpt", "unstructured", "owl", "attn", 0.5, 0, None,
                 (("blocksize", 64), ("percdamp", 0.02)),
-                (("owl_lambda", 0.1), ("owl_m", 7.0)))
-    assert cell.cell_id == "985f1232ff4a"
+                (("owl_lambda", 0.1), ("owl_m", 7.0)),
+                (("mode", "sequential"), ("n_samples", 32), ("seq_len", 128),
+                 ("source", "default")),
+                (("size", "small"), ("tasks", ("default",))))
+    assert cell.cell_id == "550c9be90d65"
     cfg = SweepConfig(models=["a"], methods=["sparsegpt"], sparsities=[0.5], scopes=["attn",
                       "mlp"], allocations=["owl"], matched=False,
                       method_kwargs={"sparsegpt": {"blocksize": 64, "percdamp": 0.02}},

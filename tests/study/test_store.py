@@ -126,37 +126,35 @@ def test_atomic_write_failure_leaves_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
 
 
-def test_config_mismatch_and_force(tmp_path):
+def test_config_grows_and_force(tmp_path):
     run = tmp_path / "r"
     with RunStore.open(run, CONFIG) as store:
         cid, rows, inst = synthetic_cell(0)
         store.write_cell(cid, rows, instances=inst)
+    # another grid is accepted (cells are identified by id); the history keeps both configs
     other = {**CONFIG, "sparsities": [0.1, 0.3], "seeds": [1]}
-    with pytest.raises(ConfigMismatchError) as e:
-        RunStore.open(run, other)
-    msg = str(e.value)
-    assert "sparsities: stored [0.1, 0.2], now [0.1, 0.3]" in msg
-    assert "seeds: stored [0], now [1]" in msg and "--force" in msg
-    assert RunStore(run).done(cid)  # nothing was touched
-    assert lock_holder(run) is None
-    # out_dir may differ (the run directory was moved or given as another path)
-    with RunStore.open(run, {**CONFIG, "out_dir": "elsewhere"}) as store:
+    with RunStore.open(run, other) as store:
         assert store.done(cid)
+        assert store.config() == other
+        assert store.manifest()["configs"] == [
+            {k: v for k, v in c.items() if k != "out_dir"} for c in (CONFIG, other)]
+    assert lock_holder(run) is None
+    # out_dir may differ (the run directory was moved or given as another path): no new entry
+    with RunStore.open(run, {**CONFIG, "out_dir": "elsewhere"}) as store:
+        assert store.done(cid) and len(store.manifest()["configs"]) == 2
     with RunStore.open(run, other, force=True) as store:
         assert not store.done_ids()
-        assert store.config()["seeds"] == [1]
-    # a SweepConfig is stored as its dict and compared the same way
+        assert store.config()["seeds"] == [1] and len(store.manifest()["configs"]) == 1
+    # a SweepConfig is stored as its dict
     cfg = default_config()
     with RunStore.open(tmp_path / "s", cfg) as store:
         assert store.config() == json.loads(json.dumps(cfg.to_dict()))
-        store.write_cell(cid, rows, instances=inst)
-    with pytest.raises(ConfigMismatchError, match="methods"):
-        RunStore.open(tmp_path / "s", cfg.with_overrides({"methods": "magnitude"}))
-    # a run that finished no cell has nothing to lose: another config simply starts afresh
-    with RunStore.open(tmp_path / "t", cfg):
-        pass
-    with RunStore.open(tmp_path / "t", cfg.with_overrides({"methods": "magnitude"})) as store:
-        assert store.config()["methods"] == ["magnitude"]
+    # a model whose weights changed is a true conflict
+    with RunStore.open(tmp_path / "s", cfg) as store:
+        store.record_model("organism", {"fingerprint": "aaaa", "path": "x"})
+        store.record_model("organism", {"fingerprint": "aaaa", "path": "y"})
+        with pytest.raises(ConfigMismatchError, match=r"'organism' has changed.*aaaa, now bbbb"):
+            store.record_model("organism", {"fingerprint": "bbbb"})
 
 
 def test_lock(tmp_path):
@@ -201,7 +199,7 @@ def test_manifest_and_tables(tmp_path):
     with RunStore.open(run, CONFIG) as store:
         pass
     m = RunStore(run).manifest()
-    assert m["format"] == "lenskit-run/1" and m["config"] == CONFIG and m["seeds"] == [0]
+    assert m["format"] == "lenskit-run/2" and m["config"] == CONFIG and m["seeds"] == [0]
     for pkg in ("lenskit", "torch", "transformers", "transformer-lens", "python"):
         assert m["versions"][pkg], pkg
     git = m["git"]

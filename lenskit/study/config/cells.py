@@ -29,6 +29,14 @@ class Cell:
     :meth:`resolve_sparsity` turns that into a fraction of ``scope`` once the model's site
     counts are known. ``method_kwargs`` is a sorted tuple of (name, value) pairs so that the
     cell stays hashable; :attr:`kwargs` gives it back as a dict.
+
+    ``calibration`` and ``tasks`` complete the cell's identity: everything that changes its
+    result is in :attr:`cell_id`, so run directories can grow and merge by id.
+    ``calibration`` is a sorted tuple of (key, value) pairs (``mode``, ``n_samples``,
+    ``seq_len``, ``source`` = :func:`~lenskit.pruning.calibration_sources.source_fingerprint`)
+    for cells whose method or allocation uses calibration data, and empty for the others
+    (dense, magnitude, random), whose results do not depend on it. ``tasks`` is the task
+    suite's key (``size`` and the task names).
     """
 
     model: str
@@ -41,6 +49,8 @@ class Cell:
     match_scope: str | None = None
     method_kwargs: tuple[tuple[str, Any], ...] = ()
     allocation_kwargs: tuple[tuple[str, Any], ...] = ()
+    calibration: tuple[tuple[str, Any], ...] = ()
+    tasks: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_dense(self) -> bool:
@@ -62,7 +72,29 @@ class Cell:
 
     def dense(self) -> Cell:
         """The dense baseline cell of this cell's model and seed (itself if dense)."""
-        return Cell(self.model, DENSE, "unstructured", "uniform", "all", 0.0, self.seed)
+        return Cell(self.model, DENSE, "unstructured", "uniform", "all", 0.0, self.seed,
+                    tasks=self.tasks)
+
+    @property
+    def calibration_mode(self) -> str | None:
+        """"sequential" or "dense" for cells that calibrate, else None."""
+        return dict(self.calibration).get("mode")
+
+    @property
+    def calibration_label(self) -> str:
+        """The calibration as recorded in result rows: "none" for cells that use none, else
+        "source=...;mode=...;n_samples=...;seq_len=..." (the token fingerprint is appended by
+        the runner, which knows the tokens)."""
+        if not self.calibration:
+            return "none"
+        return ";".join(f"{k}={v}" for k, v in self.calibration)
+
+    @property
+    def tasks_label(self) -> str:
+        """The task suite as recorded in result rows, e.g. "size=small;tasks=default"."""
+        d = dict(self.tasks)
+        names = d.get("tasks", ())
+        return f"size={d.get('size', '')};tasks={','.join(names)}"
 
     @property
     def model_name(self) -> str:
@@ -75,6 +107,8 @@ class Cell:
         d["sparsity"] = round(float(self.sparsity), SPARSITY_DIGITS)
         d["method_kwargs"] = [list(kv) for kv in self.method_kwargs]
         d["allocation_kwargs"] = [list(kv) for kv in self.allocation_kwargs]
+        d["calibration"] = [list(kv) for kv in self.calibration]
+        d["tasks"] = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.tasks]
         return d
 
     @property
@@ -122,7 +156,7 @@ class Cell:
         return round(self.sparsity * _scope_count(scope_params, ref))
 
     def to_rows(self, measurements: pd.DataFrame, *, scope_params: Mapping[str, int],
-                params_removed: int) -> pd.DataFrame:
+                params_removed: int, calibration: str | None = None) -> pd.DataFrame:
         """Result rows (schema columns) for this cell from the task suite's aggregates.
 
         ``measurements`` needs columns task, kind, category, metric, value, n and may have
@@ -132,6 +166,9 @@ class Cell:
         the number of weights the masks zeroed (``masks.n_pruned``; 0 for dense).
         Baselines and relative drops are NaN here: fill them with
         :func:`lenskit.study.schema.attach_baselines` from the dense cell's rows.
+        Two columns after the schema's record provenance: ``calibration`` (``calibration``
+        if given, e.g. with the tokens' fingerprint, else :attr:`calibration_label`) and
+        ``tasks`` (:attr:`tasks_label`).
         """
         need = ["task", "kind", "category", "metric", "value", "n"]
         missing = [c for c in need if c not in measurements.columns]
@@ -171,7 +208,11 @@ class Cell:
             "relative_drop": nan,
             "cell_id": self.cell_id,
         }, index=range(len(m)))
-        return rows[list(RESULT_COLUMNS)]
+        rows = rows[list(RESULT_COLUMNS)]
+        # Provenance beyond the schema's columns (validate_results keeps extra columns).
+        rows["calibration"] = calibration or self.calibration_label
+        rows["tasks"] = self.tasks_label
+        return rows
 
 
 def _scope_count(scope_params: Mapping[str, int], scope: str | None) -> int:

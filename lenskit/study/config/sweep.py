@@ -92,8 +92,10 @@ class SweepConfig:
     #   dense: 1 model x 1 seed                                  =  1 cell
     #   plain: 2 methods x 9 sparsities x 3 scopes               = 54 cells
     #   matched: 2 methods x 9 sparsities (FFW matched to attn)  = 18 cells
-    #   73 cells x (~5 s eval + <1 s prune) ~ 440 s, + ~30 s for imports, loading, one
-    #   calibration pass per method, thresholds and figures ~ 470 s < 600 s.
+    #   73 cells x (~5 s eval + <1 s prune) ~ 440 s, + ~30 s for imports, loading,
+    #   thresholds and figures ~ 470 s < 600 s. Sequential calibration (the default) runs
+    #   one calibration pass per Wanda level (~0.2 s each on the organism, 36 levels:
+    #   ~7 s more; benchmarks/calibration_bench.py measures the ratio to dense mode).
     # SparseGPT would add 27 + 9 cells with ~1-2 s more per prune (~250 s): over budget,
     # so it is left to configs that ask for it (examples/sweep_pythia.toml).
     methods: list[str] = field(default_factory=lambda: ["wanda", "magnitude"])
@@ -216,9 +218,12 @@ class SweepConfig:
         pairs = self.matched_pairs_resolved()
         allocs = [a for a in dict.fromkeys(self.allocations) if a != "matched"]
         sparsities = [round(float(s), SPARSITY_DIGITS) for s in self.sparsities]
+        tasks = self.tasks_key()
+        cal = self.calibration.key
         for model in self.models:
             for seed in self.seeds:
-                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed))
+                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed,
+                                tasks=tasks))
             for seed in self.seeds:
                 for method in self.methods:
                     mkw = kw_tuple(self.method_kwargs.get(method, {}))
@@ -230,19 +235,26 @@ class SweepConfig:
                             for scope in self.scopes:
                                 for s in levels:
                                     out.append(Cell(model, method, structure, alloc, scope,
-                                                    s, seed, None, mkw, akw))
+                                                    s, seed, None, mkw, akw,
+                                                    cal(method, alloc), tasks))
                         if nm.unstructured:
                             akw = kw_tuple(self.allocation_kwargs.get("matched", {}))
                             for ref, tgt in pairs:
                                 for s in sparsities:
                                     out.append(Cell(model, method, structure, "matched", tgt,
-                                                    s, seed, ref, mkw, akw))
+                                                    s, seed, ref, mkw, akw,
+                                                    cal(method, "matched"), tasks))
         for model in dict.fromkeys(self.dense_models):
             for seed in self.seeds:
-                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed))
+                out.append(Cell(model, DENSE, "unstructured", "uniform", "all", 0.0, seed,
+                                tasks=tasks))
         ids = [c.cell_id for c in out]
         assert len(set(ids)) == len(ids), "cell ids collide"
         return out
+
+    def tasks_key(self) -> tuple[tuple[str, Any], ...]:
+        """The task-suite part of every cell's identity: the size and the task names."""
+        return (("size", self.task_size), ("tasks", tuple(self.tasks)))
 
     def select_tasks(self, suite: Mapping[str, Any]) -> dict[str, Any]:
         """The tasks of ``suite`` (name -> task set, e.g. ``lenskit.tasks.default_suite(

@@ -19,13 +19,12 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from lenskit.models import load_model, model_info, oom_hint, pruned
-from lenskit.pruning import CalibrationData, Pruner, default_calibration
+from lenskit.pruning import Pruner, calibration_from_source
 from lenskit.study.config import Cell, SweepConfig
 from lenskit.study.schema import instances_from_eval
 from lenskit.tasks import build_suite, default_suite, evaluate_suite
@@ -59,20 +58,24 @@ class WorkUnit:
 class CellResult:
     """One evaluated cell: schema rows without baselines (``baseline`` and
     ``relative_drop`` are NaN), per-instance rows, and wall seconds (the cell's share of
-    its pruning plus its evaluation), and where the model ran (``device``: device, dtype,
-    device map and accelerator names, for the manifest)."""
+    its pruning plus its evaluation), where the model ran (``device``: device, dtype,
+    device map and accelerator names), which weights it was (``model``: fingerprint, path,
+    source) and the calibration data of a calibrated cell (``calibration``), for the
+    manifest."""
 
     cell: Cell
     rows: pd.DataFrame
     instances: pd.DataFrame
     seconds: float
     device: dict | None = None
+    model: dict | None = None
+    calibration: dict | None = None
 
 
 def pruner_key(cell: Cell) -> tuple:
     """Cells with equal keys share one Pruner (they differ in sparsity only)."""
     return (cell.model, cell.seed, cell.method, cell.structure, cell.allocation, cell.scope,
-            cell.match_scope, cell.method_kwargs, cell.allocation_kwargs)
+            cell.match_scope, cell.method_kwargs, cell.allocation_kwargs, cell.calibration)
 
 
 def plan_units(cfg: SweepConfig, cells: Sequence[Cell]) -> list[WorkUnit]:
@@ -88,15 +91,9 @@ def plan_units(cfg: SweepConfig, cells: Sequence[Cell]) -> list[WorkUnit]:
 
 
 def _calibration(cfg: SweepConfig, model, seed: int):
-
     c = cfg.calibration
-    if c.source == "default":
-        return default_calibration(model, n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    if Path(c.source).is_file():
-        return CalibrationData.from_text(Path(c.source), model_info(model).tokenizer,
-                                         n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
-    return CalibrationData.from_hf_dataset(c.source, tokenizer=model_info(model).tokenizer,
-                                           n_samples=c.n_samples, seq_len=c.seq_len, seed=seed)
+    return calibration_from_source(model, c.source, n_samples=c.n_samples, seq_len=c.seq_len,
+                                   seed=seed)
 
 
 def _chunks(cells: Sequence[Cell], n_params: int, method: str) -> list[list[Cell]]:
@@ -186,10 +183,17 @@ class ModelWorker:
             return evaluate_suite(self.model, self.suite(seed), batch_size=self.cfg.batch_size)
 
     def _result(self, cell: Cell, res, params_removed: int, seconds: float) -> CellResult:
+        calibration = label = None
+        if cell.calibration:
+            tokens = self.calibrations[cell.seed]
+            label = f"{cell.calibration_label};tokens={tokens.fingerprint}"
+            calibration = tokens.to_json()
         rows = cell.to_rows(res.summary(), scope_params=self.counts,
-                            params_removed=params_removed)
+                            params_removed=params_removed, calibration=label)
+        model = {"fingerprint": self.info.fingerprint, "path": self.info.path,
+                 "source": dict(self.info.source)}
         return CellResult(cell, rows, instances_from_eval(res.rows, cell.cell_id), seconds,
-                          self.device_record())
+                          self.device_record(), model, calibration)
 
     def run(self, unit: WorkUnit, status: Callable[[str], None] = _noop
             ) -> Iterator[CellResult]:
@@ -214,7 +218,8 @@ class ModelWorker:
             self.calibrations[first.seed] = _calibration(self.cfg, self.model, first.seed)
         pruner = Pruner(self.model, first.method, scope=first.scope, structure=first.structure,
                         allocation=first.allocation, calibration=self.calibrations[first.seed],
-                        mode=self.cfg.calibration.mode, seed=first.seed, **first.kwargs,
+                        mode=first.calibration_mode or self.cfg.calibration.mode,
+                        seed=first.seed, **first.kwargs,
                         **first.alloc_kwargs)
         n_scope = self.counts.get(first.scope) or self.info.select(first.scope).n_params
         for chunk in _chunks(group, n_scope, first.method):
