@@ -90,7 +90,7 @@ def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[
 
 def _check_calibration(source: str, problems: list[str]) -> None:
     try:
-        kind, where = parse_source(source)
+        kind, _ = parse_source(source)
     except ValueError as err:
         problems.append(str(err))
         return
