@@ -4,8 +4,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lenskit-installed
+# apt-get needs root: sudo when not root and sudo exists
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: study test lint bench venv clean-venv
+.PHONY: study test lint bench venv clean-venv browser
 
 venv: $(STAMP)
 
@@ -19,7 +21,12 @@ $(STAMP): pyproject.toml
 study: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/lenskit sweep
 
-test: $(STAMP)
+# A headless browser for the run report's test (tests/plots/test_report.py); idempotent.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
 

@@ -56,7 +56,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
         "fig_drift_correlation", "fig_drift_heatmaps", "fig_drift_scatter", "fig_head_ablation",
         "fig_neuron_ablation", "fig_sensitivity_map", "fig_sparsity_curves",
-        "fig_study_comparison", "make_figures", "save_chart",
+        "fig_study_comparison", "make_figures", "save_chart", "use_theme", "write_report",
     ),
     "lenskit.organism": ("World", "build_world", "train_organism"),
 }

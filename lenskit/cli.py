@@ -175,6 +175,15 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lenskit.plots import write_report
+
+    _existing_run(args.run_dir)
+    path = write_report(args.run_dir, args.out)
+    print(f"report written to {path} (self-contained; open it in a browser, offline)")
+    return 0
+
+
 def _existing_run(run_dir: str):
     from pathlib import Path
 
@@ -242,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     fg.add_argument("--out", help="folder for the figures (default: RUN_DIR/figures)")
     fg.add_argument("--formats", nargs="+", default=["svg", "png", "pdf"])
     fg.set_defaults(func=_cmd_figures)
+
+    rp = sub.add_parser("report", help="write one self-contained interactive HTML page of a run")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+    rp.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("sites", help="load a model and list its prunable sites")
     s.add_argument("model", nargs="?", default="organism",
