@@ -25,7 +25,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "lenskit.models": (
         "ARCHITECTURES", "COMPONENTS", "FAMILIES", "LoadedModel", "MaskSet", "ModelLoadError",
-        "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "hf_model",
+        "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "describe",
+        "hf_model",
         "load_model", "make_tiny_model", "model_info", "organism_path", "pruned", "restore",
         "sites",
     ),

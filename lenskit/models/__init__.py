@@ -13,6 +13,7 @@ from lenskit.models.architectures import (
 from lenskit.models.loading import (
     LoadedModel,
     ModelLoadError,
+    describe,
     hf_model,
     load_model,
     model_info,
@@ -51,6 +52,7 @@ __all__ = [
     "architecture_for",
     "check_consistency",
     "check_sparsity",
+    "describe",
     "hf_model",
     "load_model",
     "make_tiny_model",
