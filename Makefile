@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lenskit-installed
 # apt-get needs root: sudo when not root and sudo exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: study test lint bench venv clean-venv browser
+.PHONY: study test lint bench venv clean-venv browser notebooks
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ browser:
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
+
+# Re-execute the notebooks in place: their outputs (charts as PNG) are committed so that
+# they read online; tests/notebooks checks that they are current. 04 runs its small sweep.
+notebooks: $(STAMP)
+	cd notebooks && HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 LENSKIT_RUN_DIR=/nonexistent/run \
+	  ../$(VENV)/bin/jupyter execute --inplace *.ipynb
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run_all

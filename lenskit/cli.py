@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,8 +12,11 @@ __all__ = ["main"]
 
 
 def _quiet() -> None:
+    # No blanket warnings filter: loading, pruning and evaluating the supported families
+    # raise no Python warnings (checked with -W always), so any warning that appears is
+    # news (lenskit's own, e.g. answers tokenised alone, are meant to be read). Library
+    # log chatter and download bars are silenced instead.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore")
     import logging
 
     for name in ("transformers", "transformer_lens", "root"):
