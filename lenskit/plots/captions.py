@@ -30,7 +30,7 @@ CAPTIONS: dict[str, tuple[str, str, str]] = {
         "more than 5% of its dense accuracy. A curve that stays higher for longer is the "
         "more robust ability. " + _CI,
         "Line chart with points and error bars: relative accuracy of fact recall "
-        "(vermillion) and in-context learning (blue) falling as sparsity rises, per model "
+        "(vermillion) and in-context learning (blue) against sparsity, per model "
         "and method, with a dashed horizontal line at 95%."),
     "fig2_attention_vs_ffw": (
         "Pruning attention only against pruning the feed-forward (FFW) blocks only, for one "
@@ -52,7 +52,7 @@ CAPTIONS: dict[str, tuple[str, str, str]] = {
         "A pruned curve above the black line means that pruning a larger model keeps more "
         "accuracy than a dense model of the same size. " + _CI,
         "Scatter-line chart on a logarithmic parameter axis: a black line through the dense "
-        "models, and coloured curves per method descending leftwards from each dense model "
+        "models, and coloured curves per method extending leftwards from each dense model "
         "as it is pruned."),
     "fig4_study_comparison": (
         "The largest sparsity each task group tolerates with at most 5% relative drop: "
