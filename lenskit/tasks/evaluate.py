@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: importing it in Jupyter without ipywidgets warns
 
 from lenskit.tasks.core import TaskInstance, TaskSet, check_task_sets
 from lenskit.tasks.encoding import (

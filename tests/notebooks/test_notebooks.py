@@ -17,15 +17,19 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 def structure(nb) -> list[list[tuple]]:
     """Per code cell, its outputs as (type, stream name or sorted MIME types): what must
-    not change between runs (numbers and images may, within the same kinds)."""
+    not change between runs (numbers and images may, within the same kinds; stderr, which
+    holds only progress bars, is left out)."""
     out = []
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        kinds = []
+        kinds: list[tuple] = []
         for o in cell.outputs:
             if o.output_type == "stream":
-                kinds.append(("stream", o.name))
+                # stderr holds progress bars, split into as many outputs as timing makes;
+                # consecutive stdout outputs are one print stream
+                if o.name == "stdout" and kinds[-1:] != [("stream", "stdout")]:
+                    kinds.append(("stream", "stdout"))
             elif o.output_type in ("display_data", "execute_result"):
                 kinds.append((o.output_type, tuple(sorted(o.data))))
             else:
@@ -45,8 +49,12 @@ def test_committed_notebook_is_executed_cleanly(path):
     assert all(c.execution_count is not None for c in code), \
         f"{path.name} is committed unexecuted; execute it in place (see the module docstring)"
     kinds = [k for cell in structure(nb) for k in cell]
-    # no tracebacks and no warnings in what readers see
-    assert not [k for k in kinds if k[0] == "error" or k == ("stream", "stderr")]
+    # no tracebacks and no warnings in what readers see (stderr holds only the HF
+    # weight-loading bars)
+    assert not [k for k in kinds if k[0] == "error"]
+    stderr = "".join(o.text for c in code for o in c.outputs
+                     if o.output_type == "stream" and o.name == "stderr")
+    assert "Warning" not in stderr and "warn(" not in stderr, stderr[:500]
     # charts are stored as images, readable without JavaScript
     assert any("image/png" in k[1] for k in kinds if k[0] == "display_data"
                or k[0] == "execute_result")
