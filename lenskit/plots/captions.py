@@ -61,7 +61,7 @@ CAPTIONS: dict[str, tuple[str, str, str]] = {
         "A dot is the mean threshold over the group's tasks and models; the coloured line "
         "through it is its confidence interval (mean of the per-task bounds) and the small "
         "ticks mark the lowest and highest task. A triangle means the threshold is only a "
-        "lower bound: even the highest sparsity tested stayed within 5%. A dot at 0% means "
+        "lower bound: every sparsity tested stayed within 5%. A dot at 0% means "
         "the lowest sparsity tested already dropped by more than 5%.",
         "Dot plot: one row per task group, a grey band for the study's range and coloured "
         "dots with interval lines for the measured thresholds, on a 0-100% sparsity axis."),

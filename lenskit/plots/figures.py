@@ -364,15 +364,15 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
 
 #: Legend labels of the threshold marker shapes.
 MEASURED = "measured"
-AT_LEAST = "at least (no drop at the highest level tested)"
+AT_LEAST = f"at least (every tested level within {STUDY_TOLERANCE:.0%})"
 
 
 def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     """:func:`lenskit.study.compare_to_study`'s table as a chart: per task group, the
     study's reported threshold (grey band over its range) and the measured mean per method
-    (dot, coloured by method; a right-pointing triangle when censored, i.e. even the
-    highest tested sparsity was within the tolerance), its confidence interval (line) and
-    the range over its tasks and models (small ticks at both ends)."""
+    (dot, coloured by method; a right-pointing triangle when censored, i.e. every tested
+    sparsity was within the tolerance), its confidence interval (line) and the range over
+    its tasks and models (small ticks at both ends)."""
     need = {"group", "study_low", "study_high", "method", "measured", "measured_min",
             "measured_max", "ci_low", "ci_high"}
     missing = sorted(need - set(comparison.columns))

@@ -123,7 +123,7 @@ def _threshold_table(thr: pd.DataFrame) -> pd.DataFrame:
 
     def reading(r: pd.Series) -> str:
         if r["censored"]:
-            return "no drop at any tested level (lower bound)"
+            return f"every tested level within {STUDY_TOLERANCE:.0%} (a lower bound)"
         if r["threshold"] == 0:
             return "fails at the lowest tested level"
         return ""

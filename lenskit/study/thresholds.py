@@ -363,12 +363,12 @@ def _pct(x: float) -> str:
 def _cell_text(r: pd.Series) -> str:
     """One cell of :func:`format_thresholds`: the threshold with its CI, said in words where
     an interval would mislead (a censored threshold whose CI collapses onto it: no drop
-    beyond the tolerance at any tested level; a threshold of 0: the lowest tested level
+    beyond the tolerance at any tested level, a lower bound; a threshold of 0: the lowest tested level
     already drops too much)."""
     has_ci = pd.notna(r["ci_low"]) and pd.notna(r["ci_high"])
     degenerate = has_ci and _pct(r["ci_low"]) == _pct(r["ci_high"])
     if r["censored"]:
-        text = f"≥{_pct(r['threshold'])}% (no drop at any level)"
+        text = f"≥{_pct(r['threshold'])}% (all levels within {_pct(r['tolerance'])}%)"
     elif r["threshold"] == 0:
         text = "0% (fails at lowest level)"
     else:
@@ -389,8 +389,8 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
                       metric: str | None = None, at_chance: Sequence[str] = ()) -> str:
     """A readable table of thresholds at one ``tolerance``: one block per model, method,
     structure and allocation; rows are tasks grouped by category; columns are scopes;
-    cells read "40% [30-50]" (threshold [CI], in % of the scope), "≥90% (no drop at any
-    level)" when every tested level was within the tolerance (the CI is shown only when it
+    cells read "40% [30-50]" (threshold [CI], in % of the scope), "≥90% (all levels within
+    5%)" when every tested level was within the tolerance (the CI is shown only when it
     is not that same value), "0% (fails at lowest level)" when the lowest tested level
     already dropped beyond it, "-" when not measured. Each task shows its
     primary metric (:func:`primary_metric`) unless ``metric`` is given. Tasks named in

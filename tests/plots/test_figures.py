@@ -252,7 +252,7 @@ def test_study_comparison():
     # a censored threshold gets the "at least" triangle
     censored = cmp.assign(censored=True)
     shape = chart_spec(fig_study_comparison(censored))["layer"][3]["encoding"]["shape"]
-    assert shape["scale"] == {"domain": ["at least (no drop at the highest level tested)"],
+    assert shape["scale"] == {"domain": ["at least (every tested level within 5%)"],
                               "range": ["triangle-right"]}
 
 
