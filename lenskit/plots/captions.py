@@ -85,12 +85,16 @@ def _title(chart: alt.TopLevelMixin) -> str:
 
 
 def write_captions(charts: Mapping[str, alt.TopLevelMixin], out_dir: str | Path,
-                   formats: Sequence[str]) -> Path:
+                   formats: Sequence[str], *, has_ci: bool = True) -> Path:
     """Write ``out_dir/README.md``: one entry per chart (name -> chart, in order) with its
-    files, title, what it shows, how to read it and its alt text. Returns the path."""
+    files, title, what it shows, how to read it and its alt text. Returns the path.
+    ``has_ci=False`` (the results carry no confidence intervals) says so at the top."""
     out = Path(out_dir)
     lines = ["# Figures", "",
              "Written by `lenskit figures` / `make_figures`; regenerated with the figures.", ""]
+    if not has_ci:
+        lines += ["**No confidence intervals**: these results have no `ci_low`/`ci_high`, so "
+                  "the figures have no error bars; their uncertainty is unknown, not zero.", ""]
     for name, chart in charts.items():
         shows, read, alt_text = caption(name)
         files = ", ".join(f"[{fmt.upper()}]({name}.{fmt})" for fmt in formats)

@@ -498,5 +498,8 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
         paths.append(out / "study_comparison.csv")
     attempt("fig4_study_comparison", lambda: fig_study_comparison(comparison))
     if charts:
-        paths.append(write_captions(charts, out, formats))
+        has_ci = bool(pruned[["ci_low", "ci_high"]].notna().all(axis=1).any())
+        if not has_ci:
+            log.info("the results carry no confidence intervals: figures without error bars")
+        paths.append(write_captions(charts, out, formats, has_ci=has_ci))
     return paths

@@ -315,6 +315,11 @@ def test_make_figures(tmp_path, caplog):
     assert readme.count("\n## fig") == 3 and "fig3" not in readme
     assert readme.count("**Alt text.**") == readme.count("**How to read it.**") == 3
     assert "## fig1_sparsity_curves: Accuracy vs sparsity" in readme
+    assert "No confidence intervals" not in readme
+    # without CIs the captions say that the uncertainty is unknown
+    bare = make_figures(df.assign(ci_low=np.nan, ci_high=np.nan), tmp_path / "bare",
+                        formats=("svg",))
+    assert "No confidence intervals" in bare[-1].read_text()
     assert "skipped fig3_dense_scaling: dense scaling needs dense rows of at least two" \
         in caplog.text
     # only dense rows: nothing to draw, and no error
