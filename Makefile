@@ -4,8 +4,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lenskit-installed
+# apt-get needs root: sudo when not root and sudo exists
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: study test lint bench venv clean-venv
+.PHONY: study test lint bench venv clean-venv browser notebooks
 
 venv: $(STAMP)
 
@@ -19,9 +21,22 @@ $(STAMP): pyproject.toml
 study: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/lenskit sweep
 
-test: $(STAMP)
+# A headless browser for the run report's test (tests/plots/test_report.py); idempotent.
+# Without apt or root it says so and the test skips, naming what is missing.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver) || \
+	  echo "make browser: could not install chromium/chromium-driver; the report's browser test will be skipped"
+
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
+
+# Re-execute the notebooks in place: their outputs (charts as PNG) are committed so that
+# they read online; tests/notebooks checks that they are current. 04 runs its small sweep.
+notebooks: $(STAMP)
+	cd notebooks && HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 LENSKIT_RUN_DIR=/nonexistent/run \
+	  ../$(VENV)/bin/jupyter execute --inplace *.ipynb
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run_all

@@ -25,7 +25,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "lenskit.models": (
         "ARCHITECTURES", "COMPONENTS", "FAMILIES", "LoadedModel", "MaskSet", "ModelLoadError",
-        "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "hf_model",
+        "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "describe",
+        "hf_model",
         "load_model", "make_tiny_model", "model_info", "organism_path", "pruned", "restore",
         "sites",
     ),
@@ -56,7 +57,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
         "fig_drift_correlation", "fig_drift_heatmaps", "fig_drift_scatter", "fig_head_ablation",
         "fig_neuron_ablation", "fig_sensitivity_map", "fig_sparsity_curves",
-        "fig_study_comparison", "make_figures", "save_chart",
+        "fig_study_comparison", "make_figures", "save_chart", "use_theme", "write_report",
     ),
     "lenskit.organism": ("World", "build_world", "train_organism"),
 }

@@ -22,6 +22,7 @@ from lenskit.models.devices import (
 from lenskit.models.loading import (
     LoadedModel,
     ModelLoadError,
+    describe,
     hf_model,
     load_model,
     model_info,
@@ -67,6 +68,7 @@ __all__ = [
     "check_masks",
     "check_sparsity",
     "declared_calibration_source",
+    "describe",
     "hf_model",
     "load_model",
     "make_tiny_model",

@@ -32,6 +32,7 @@ __all__ = [
     "LoadedModel",
     "ModelLoadError",
     "data_path",
+    "describe",
     "hf_model",
     "load_model",
     "model_info",
@@ -100,6 +101,28 @@ class LoadedModel:
 
     def select(self, selection=None) -> SiteSelection:
         return select_sites(self.sites, selection, self.n_layers)
+
+    def __repr__(self) -> str:
+        # the dataclass default would print the whole HF module tree (thousands of chars)
+        return f"LoadedModel({self.summary()})"
+
+    def summary(self) -> str:
+        """One line: spec, architecture, layers, sites, block weights, vocab, dtype, device."""
+        attn = sum(s.numel for s in self.sites if s.family == "attn")
+        param = next(iter(self.hf.parameters()), None)
+        where = f", {str(param.dtype).removeprefix('torch.')} on {param.device}" if param is not \
+            None else ""
+        return (f"{self.spec!r}: {self.arch.name}, {self.n_layers} layers, "
+                f"{len(self.sites)} sites, {self.total_params:,} block weights (attention "
+                f"{attn:,}, FFW {self.total_params - attn:,}), vocab {len(self.tokenizer):,}"
+                f"{where}, fingerprint {self.fingerprint[:12]}")
+
+
+def describe(model) -> str:
+    """One line about a model loaded with :func:`load_model`: spec, architecture, layers,
+    prunable sites, block-linear weights (attention / FFW), vocabulary, dtype and device.
+    (The bridge's own ``repr`` is TransformerLens's module tree, thousands of characters.)"""
+    return model_info(model).summary()
 
 
 def data_path(*parts: str) -> Path:

@@ -1,9 +1,12 @@
 """Figures of the study from tidy results, in a paper theme, saved as SVG, PNG and PDF.
 
-Importing this package registers and enables the altair theme ``"lenskit_paper"``
-(:mod:`lenskit.plots.theme`). Figure functions (:mod:`lenskit.plots.figures`) take tidy
+Importing this package registers the altair theme ``"lenskit_paper"``
+(:mod:`lenskit.plots.theme`) without enabling it: lenskit's charts are rendered under it
+(:func:`chart_spec`, :func:`save_chart`, :func:`themed`); :func:`use_theme` enables it
+for the user's own charts. Figure functions (:mod:`lenskit.plots.figures`) take tidy
 results frames and return altair charts; :func:`make_figures` writes every figure a run
-supports (``lenskit figures RUN_DIR``).
+supports with captions (``lenskit figures RUN_DIR``); :func:`write_report` writes one
+self-contained interactive HTML page (``lenskit report RUN_DIR``).
 """
 
 from lenskit.plots.attention import (
@@ -25,20 +28,27 @@ from lenskit.plots.maps import (
     fig_neuron_ablation,
     fig_sensitivity_map,
 )
+from lenskit.plots.report import report_html, write_report
 from lenskit.plots.theme import (
     CATEGORY_COLORS,
+    COLORS,
     OKABE_ITO,
     PAPER_THEME,
     chart_spec,
+    color_scale,
     paper_theme,
     save_chart,
+    themed,
+    use_theme,
 )
 
 __all__ = [
     "CATEGORY_COLORS",
+    "COLORS",
     "OKABE_ITO",
     "PAPER_THEME",
     "chart_spec",
+    "color_scale",
     "fig_allocation_fit",
     "fig_attention_vs_ffw",
     "fig_cumulative_map",
@@ -53,5 +63,9 @@ __all__ = [
     "fig_study_comparison",
     "make_figures",
     "paper_theme",
+    "report_html",
     "save_chart",
+    "themed",
+    "use_theme",
+    "write_report",
 ]

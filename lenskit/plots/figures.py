@@ -2,13 +2,21 @@
 
 Every function takes a results frame, aggregates it (means over tasks and seeds; charts
 never embed raw instance rows) and returns an altair chart; :func:`make_figures` builds
-every figure a run's data supports and saves each as SVG, PNG and PDF.
+every figure a run's data supports, saves each as SVG, PNG and PDF and writes the captions
+(what each figure shows, how to read it, alt text) into ``README.md`` beside them.
 
 "Accuracy relative to dense" is ``1 - relative_drop``: 100% is the dense model, and the
 dashed line at ``1 - tolerance`` is the threshold criterion of
 :mod:`lenskit.study.thresholds`, so a curve crosses it exactly where its threshold is.
 Each task is plotted with its primary metric (exact match first; see
 :func:`lenskit.study.thresholds.primary_metric`).
+
+**Uncertainty.** Every measured point carries an error bar from the rows' ``ci_low`` /
+``ci_high`` (per-task confidence intervals of the metric; relative values divide them by
+the dense baseline, held at its point value). A mean over tasks gets the interval of a mean
+of independent estimates: its half-widths are ``sqrt(sum(h_i^2)) / k`` over the k tasks'
+half-widths (each side separately); seeds are averaged bound by bound first. Points are
+drawn at tested sparsities only; thin lines join neighbouring tested levels.
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS, OKABE_ITO, save_chart
+from lenskit.plots.captions import write_captions
+from lenskit.plots.theme import CATEGORY_LABELS, COLORS, color_scale, save_chart
 from lenskit.study.comparison import compare_to_study
 from lenskit.study.config import is_attention_scope, is_ffw_scope
-from lenskit.study.schema import DENSE, attach_baselines, validate_results
+from lenskit.study.schema import DENSE, attach_baselines, relative_drop, validate_results
 from lenskit.study.thresholds import (
     STUDY_TOLERANCE,
     compute_thresholds,
@@ -47,8 +56,12 @@ log = logging.getLogger(__name__)
 #: altair refuses to embed more rows than this; every figure aggregates below it.
 MAX_ROWS = 5000
 _ROUND = 6  # plotted numbers are rounded so that specs do not depend on float noise
-PART_COLORS = {"attention": OKABE_ITO[0], "FFW": OKABE_ITO[2]}
 _PCT = alt.Axis(format="%")
+_REL_TITLE = "accuracy relative to dense (%)"
+_SPARSITY_TITLE = "sparsity (% of the scope's weights pruned)"
+# "~s" alone lets vega share one SI prefix across ticks, which prints 0 as "0k"
+_COUNT_AXIS = alt.Axis(labelExpr="datum.value == 0 ? '0' : format(datum.value, '~s')")
+_POINT = {"size": 42, "filled": True, "opacity": 1}
 
 
 # ---------------------------------------------------------------------------------------
@@ -57,7 +70,8 @@ _PCT = alt.Axis(format="%")
 
 def _prepare(results: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
     """Validated rows of the wanted categories, each task on its primary metric, with
-    baselines, ``rel`` (accuracy relative to dense) and ``ability`` (display category)."""
+    baselines, ``rel`` (accuracy relative to dense) with its interval ``rel_low`` /
+    ``rel_high`` (NaN without CI bounds), and ``ability`` (display category)."""
     df = validate_results(results)
     if (df["method"] == DENSE).any() and df["baseline"].isna().any():
         df = attach_baselines(df)
@@ -71,8 +85,34 @@ def _prepare(results: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
     primary = df.groupby("task")["metric"].agg(lambda m: primary_metric(m))
     df = df[df["metric"] == df["task"].map(primary)].copy()
     df["rel"] = 1.0 - df["relative_drop"]
+    if len(df):
+        a = 1.0 - relative_drop(df["ci_low"], df["baseline"], list(df["metric"]))
+        b = 1.0 - relative_drop(df["ci_high"], df["baseline"], list(df["metric"]))
+        df["rel_low"], df["rel_high"] = np.fmin(a, b), np.fmax(a, b)
+    else:
+        df["rel_low"] = df["rel_high"] = pd.Series(dtype=float)
     df["ability"] = df["category"].map(lambda c: CATEGORY_LABELS.get(c, c))
     return df
+
+
+def _mean_ci(df: pd.DataFrame, keys: list[str], col: str, low: str, high: str,
+             extra: dict | None = None) -> pd.DataFrame:
+    """Mean of ``col`` per ``keys`` over tasks (seeds averaged first, bound by bound), with
+    the interval of a mean of independent estimates (see the module docstring): columns
+    ``col``, ``ci_low``, ``ci_high``, ``n_tasks``, ``tasks`` and those of ``extra``."""
+    per_task = df.groupby([*keys, "task"], as_index=False, dropna=False).agg(
+        v=(col, "mean"), lo=(low, "mean"), hi=(high, "mean"), **(extra or {}))
+    per_task["dlo2"] = (per_task["v"] - per_task["lo"]) ** 2
+    per_task["dhi2"] = (per_task["hi"] - per_task["v"]) ** 2
+    agg = {"extra_" + k: (k, "mean") for k in (extra or {})}
+    out = per_task.groupby(keys, as_index=False, dropna=False).agg(
+        **{col: ("v", "mean"), "dlo2": ("dlo2", lambda s: s.sum(min_count=len(s))),
+           "dhi2": ("dhi2", lambda s: s.sum(min_count=len(s))), "n_tasks": ("task", "size"),
+           "tasks": ("task", lambda s: ", ".join(map(str, s)))}, **agg)
+    out["ci_low"] = out[col] - np.sqrt(out["dlo2"]) / out["n_tasks"]
+    out["ci_high"] = out[col] + np.sqrt(out["dhi2"]) / out["n_tasks"]
+    out = out.drop(columns=["dlo2", "dhi2"])
+    return out.rename(columns={"extra_" + k: k for k in (extra or {})})
 
 
 def _data(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,9 +127,12 @@ def _data(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ability_color(present: Sequence[str], title: str = "ability") -> alt.Color:
-    domain = [a for a in CATEGORY_COLORS if a in set(present)]
-    return alt.Color("ability:N", title=title, sort=domain,
-                     scale=alt.Scale(domain=domain, range=[CATEGORY_COLORS[a] for a in domain]))
+    scale = color_scale("ability", present)
+    return alt.Color("ability:N", title=title, sort=scale.domain, scale=scale)
+
+
+def _abilities(data: pd.DataFrame) -> list[str]:
+    return [a for a in COLORS["ability"] if a in set(data["ability"])]
 
 
 def _slug(text: str) -> str:
@@ -102,6 +145,31 @@ def _need(df: pd.DataFrame, what: str, **present: Sequence) -> None:
         raise ValueError(f"no rows for {what}" + (f" (present: {have})" if have else ""))
 
 
+def _measured(x: alt.X, y: alt.Y, color: alt.Color, tooltip: list, *, detail: str,
+              y_title: str = _REL_TITLE, y_low: str = "ci_low", y_high: str = "ci_high",
+              dash: alt.StrokeDash | None = None) -> list[alt.Chart]:
+    """The marks of a measured curve: thin lines joining tested levels, an error bar
+    (``y_low`` to ``y_high``) and a filled point at each tested level."""
+    enc = {"x": x, "color": color, "detail": detail}
+    line_enc = {**enc, "y": y, **({"strokeDash": dash} if dash is not None else {})}
+    line = alt.Chart().mark_line(strokeWidth=1.2, opacity=0.8).encode(**line_enc)
+    bars = alt.Chart().mark_rule(strokeWidth=1.5).encode(
+        **enc, y=alt.Y(f"{y_low}:Q", title=y_title), y2=f"{y_high}:Q")
+    points = alt.Chart().mark_point(**_POINT).encode(**enc, y=y, tooltip=tooltip)
+    return [line, bars, points]
+
+
+def _tolerance_rule(tolerance: float) -> alt.Chart:
+    return alt.Chart().mark_rule(strokeDash=[4, 3]).encode(
+        y=alt.YDatum(1 - tolerance, title=_REL_TITLE))
+
+
+def _ci_tooltip(field: str, fmt: str, title: str) -> list[alt.Tooltip]:
+    return [alt.Tooltip(f"{field}:Q", format=fmt, title=title),
+            alt.Tooltip("ci_low:Q", format=fmt, title="CI low"),
+            alt.Tooltip("ci_high:Q", format=fmt, title="CI high")]
+
+
 # ---------------------------------------------------------------------------------------
 # (a) relative accuracy vs sparsity: fact recall against in-context learning
 # ---------------------------------------------------------------------------------------
@@ -110,54 +178,38 @@ def fig_sparsity_curves(results: pd.DataFrame, *, scope: str = "all",
                         structure: str = "unstructured", allocation: str = "uniform",
                         tolerance: float = STUDY_TOLERANCE,
                         categories: Sequence[str] = ("fact_recall", "icl")) -> alt.FacetChart:
-    """The study's first figure: accuracy relative to dense against sparsity, one thin
-    line per task and a thick line per ability (the mean of its tasks), coloured by
-    ability (fact recall vs in-context learning), faceted by model (rows) and method
-    (columns). Only ``scope``/``structure``/``allocation`` cells are drawn; each curve
-    starts at the dense model (sparsity 0, 100%)."""
+    """The study's first figure: accuracy relative to dense (%) against sparsity (% of the
+    scope pruned), one curve per ability (the mean of its tasks, with its confidence
+    interval as error bars), faceted by model (rows) and method (columns). Only
+    ``scope``/``structure``/``allocation`` cells are drawn; each curve starts at the dense
+    model (sparsity 0, 100%). Per-task values are in the data (``series == "task"``) for
+    tooltips and the run report, not drawn."""
     df = _prepare(results, categories)
     pr = df[(df["method"] != DENSE) & (df["scope"] == scope) & (df["structure"] == structure)
             & (df["allocation"] == allocation)]
     _need(pr, f"scope {scope!r}, structure {structure!r}, allocation {allocation!r}",
           scope=df["scope"], structure=df["structure"], allocation=df["allocation"])
-    keys = ["model", "method", "ability", "task"]
-    per_task = pr.groupby([*keys, "target_sparsity"], as_index=False).agg(
-        rel=("rel", "mean"), value=("value", "mean"), metric=("metric", "first"))
-    dense = pr.groupby(keys, as_index=False).agg(value=("baseline", "mean"),
-                                                 metric=("metric", "first"))
-    dense = dense.assign(target_sparsity=0.0, rel=1.0)
-    per_task = (pd.concat([per_task, dense[per_task.columns]], ignore_index=True)
-                .drop_duplicates([*keys, "target_sparsity"], keep="first")
-                .sort_values([*keys, "target_sparsity"]))
-    means = per_task.groupby(["model", "method", "ability", "target_sparsity"],
-                             as_index=False).agg(rel=("rel", "mean"), n_tasks=("task", "size"))
-    means["task"] = "mean: " + means["ability"]
-    data = _data(pd.concat([per_task.assign(series="task"), means.assign(series="mean")],
-                           ignore_index=True)[["model", "method", "ability", "task", "series",
-                                               "target_sparsity", "rel", "value", "metric"]])
-    x = alt.X("target_sparsity:Q", title="sparsity (fraction of weights pruned)", axis=_PCT,
+    keys = ["model", "method", "ability"]
+    per_task = _mean_ci(pr, [*keys, "task", "target_sparsity"], "rel", "rel_low", "rel_high")
+    means = _mean_ci(pr, [*keys, "target_sparsity"], "rel", "rel_low", "rel_high")
+    dense = means[keys].drop_duplicates().assign(target_sparsity=0.0, rel=1.0, ci_low=1.0,
+                                                 ci_high=1.0, n_tasks=0, tasks="dense")
+    means = pd.concat([dense, means], ignore_index=True).sort_values([*keys, "target_sparsity"])
+    cols = [*keys, "task", "series", "target_sparsity", "rel", "ci_low", "ci_high",
+            "n_tasks", "tasks"]
+    data = _data(pd.concat([means.assign(series="mean", task="mean"),
+                            per_task.assign(series="task")], ignore_index=True)[cols])
+    x = alt.X("target_sparsity:Q", title=_SPARSITY_TITLE, axis=_PCT,
               scale=alt.Scale(domain=[0, float(data["target_sparsity"].max())]))
-    y_title = "accuracy relative to dense"
-    y = alt.Y("rel:Q", title=y_title, axis=_PCT)
-    color = _ability_color(data["ability"])
-    base = alt.Chart()
-    rule = base.mark_rule(strokeDash=[4, 3]).encode(y=alt.YDatum(1 - tolerance, title=y_title))
-    thin = base.transform_filter(alt.datum.series == "task").mark_line(
-        strokeWidth=1, opacity=0.45).encode(
-        x=x, y=y, color=color, detail="task:N",
-        tooltip=["task:N", "metric:N", alt.Tooltip("target_sparsity:Q", format=".0%"),
-                 alt.Tooltip("rel:Q", format=".1%", title="relative"),
-                 alt.Tooltip("value:Q", format=".3f")])
-    thick = base.transform_filter(alt.datum.series == "mean").mark_line(
-        strokeWidth=3, point=alt.OverlayMarkDef(size=30, filled=True)).encode(
-        x=x, y=y, color=color, detail="task:N",
-        tooltip=["task:N", alt.Tooltip("target_sparsity:Q", format=".0%"),
-                 alt.Tooltip("rel:Q", format=".1%", title="relative")])
-    title = (f"Accuracy relative to dense vs sparsity ({scope}, {structure}, {allocation}); "
-             f"thin: tasks, thick: mean; dashed: {tolerance:.0%} drop")
-    return alt.layer(rule, thin, thick, data=data).facet(
+    y = alt.Y("rel:Q", title=_REL_TITLE, axis=_PCT)
+    tooltip = ["ability:N", alt.Tooltip("target_sparsity:Q", format=".0%", title="sparsity"),
+               *_ci_tooltip("rel", ".1%", "relative accuracy"), "n_tasks:Q", "tasks:N"]
+    marks = [m.transform_filter(alt.datum.series == "mean") for m in
+             _measured(x, y, _ability_color(data["ability"]), tooltip, detail="ability:N")]
+    return alt.layer(_tolerance_rule(tolerance), *marks, data=data).facet(
         row=alt.Row("model:N", title=None), column=alt.Column("method:N", title=None),
-    ).properties(title=title)
+    ).properties(title=alt.TitleParams("Accuracy vs sparsity",
+                                       subtitle=f"{scope} · {structure} · {allocation}"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -184,9 +236,9 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
     Top row: accuracy relative to dense against the sparsity *of the pruned part* (equal
     fractions: FFW holds about twice the weights, so it loses more). Bottom row: against
     the number of weights removed, where the parameter-matched cells (allocation
-    "matched", dashed) remove from FFW exactly what attention-only pruning removes.
-    Columns: abilities (mean over their tasks and seeds). ``model``/``method`` may be
-    omitted when the results hold only one.
+    "matched", dashed, drawn only when present) remove from FFW exactly what
+    attention-only pruning removes. Columns: abilities (mean over their tasks and seeds,
+    with error bars). ``model``/``method`` may be omitted when the results hold only one.
     """
     df = _prepare(results, categories)
     df = df[(df["method"] != DENSE) & (df["structure"] == structure)
@@ -206,47 +258,47 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
                          f"{sorted(set(df['scope']))}")
     model_name, method_name = df["model"].iloc[0], df["method"].iloc[0]
     df["pruning"] = np.where(df["allocation"] == "matched", "matched weights", "same sparsity")
-    agg = df.groupby(["ability", "part", "pruning", "scope", "target_sparsity"],
-                     as_index=False).agg(rel=("rel", "mean"),
-                                         params_removed=("params_removed", "mean"))
-    dense = agg[["ability", "part", "pruning", "scope"]].drop_duplicates().assign(
-        target_sparsity=0.0, rel=1.0, params_removed=0.0)
+    keys = ["ability", "part", "pruning", "scope", "target_sparsity"]
+    agg = _mean_ci(df, keys, "rel", "rel_low", "rel_high",
+                   extra={"params_removed": ("params_removed", "mean")})
+    dense = agg[keys[:4]].drop_duplicates().assign(
+        target_sparsity=0.0, rel=1.0, ci_low=1.0, ci_high=1.0, params_removed=0.0,
+        n_tasks=0, tasks="dense")
     agg = (pd.concat([agg, dense], ignore_index=True)
-           .drop_duplicates(["ability", "part", "pruning", "scope", "target_sparsity"])
-           .sort_values(["ability", "part", "pruning", "target_sparsity"]))
+           .drop_duplicates(keys).sort_values(["ability", "part", "pruning", "target_sparsity"]))
     data = _data(agg)
-    y_title = "accuracy relative to dense"
-    y = alt.Y("rel:Q", title=y_title, axis=_PCT)
-    domain = [p for p in PART_COLORS if p in set(data["part"])]
-    color = alt.Color("part:N", title="pruned part", sort=domain,
-                      scale=alt.Scale(domain=domain, range=[PART_COLORS[p] for p in domain]))
-    dash = alt.StrokeDash("pruning:N", title="comparison",
-                          sort=["same sparsity", "matched weights"],
-                          scale=alt.Scale(domain=["same sparsity", "matched weights"],
-                                          range=[[1, 0], [5, 3]]))
-    rule = alt.Chart().mark_rule(strokeDash=[4, 3]).encode(
-        y=alt.YDatum(1 - tolerance, title=y_title))
-    tooltip = ["scope:N", "pruning:N", alt.Tooltip("target_sparsity:Q", format=".0%"),
-               alt.Tooltip("params_removed:Q", format=",.0f"),
-               alt.Tooltip("rel:Q", format=".1%", title="relative")]
+    y = alt.Y("rel:Q", title=_REL_TITLE, axis=_PCT)
+    scale = color_scale("part", data["part"])
+    color = alt.Color("part:N", title="pruned part", sort=scale.domain, scale=scale)
+    present = [p for p in ("same sparsity", "matched weights") if p in set(data["pruning"])]
+    dash = (alt.StrokeDash("pruning:N", title="comparison", sort=present,
+                           scale=alt.Scale(domain=present,
+                                           range=[[1, 0], [5, 3]][:len(present)]))
+            if len(present) > 1 else None)
+    tooltip = ["part:N", "scope:N", "pruning:N",
+               alt.Tooltip("target_sparsity:Q", format=".0%", title="sparsity of the part"),
+               alt.Tooltip("params_removed:Q", format=",.0f", title="weights removed"),
+               *_ci_tooltip("rel", ".1%", "relative accuracy"), "tasks:N"]
+    columns = alt.Column("ability:N", title=None, sort=_abilities(data))
 
-    def panel(x: alt.X, filt=None) -> alt.FacetChart:
-        line = (alt.Chart() if filt is None else alt.Chart().transform_filter(filt)).mark_line(
-            point=alt.OverlayMarkDef(size=24, filled=True)).encode(
-            x=x, y=y, color=color, strokeDash=dash, detail="scope:N", tooltip=tooltip)
-        return alt.layer(rule, line, data=data).facet(
-            column=alt.Column("ability:N", title=None,
-                              sort=[a for a in CATEGORY_COLORS if a in set(data["ability"])]))
+    def panel(x: alt.X, filt=None, with_dash=False) -> alt.FacetChart:
+        marks = _measured(x, y, color, tooltip, detail="scope:N",
+                          dash=dash if with_dash else None)
+        if filt is not None:
+            marks = [m.transform_filter(filt) for m in marks]
+        return alt.layer(_tolerance_rule(tolerance), *marks, data=data).facet(column=columns)
 
     by_sparsity = panel(
-        alt.X("target_sparsity:Q", title="sparsity of the pruned part", axis=_PCT),
+        alt.X("target_sparsity:Q", title="sparsity of the pruned part (%)", axis=_PCT),
         alt.datum.pruning == "same sparsity",
-    ).properties(title="by matched sparsity")
+    ).properties(title="by equal sparsity of the part")
     by_params = panel(
-        alt.X("params_removed:Q", title="weights removed", axis=alt.Axis(format="~s")),
-    ).properties(title="by matched weights removed")
+        alt.X("params_removed:Q", title="weights removed (count)", axis=_COUNT_AXIS),
+        with_dash=True,
+    ).properties(title="by weights removed")
     return alt.vconcat(by_sparsity, by_params).properties(
-        title=f"Attention-only vs FFW-only pruning: {model_name}, {method_name}")
+        title=alt.TitleParams("Attention vs FFW pruning", subtitle=f"{model_name} · "
+                              f"{method_name} · {structure}"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,10 +309,10 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
                       scope: str = "all", structure: str = "unstructured",
                       allocation: str = "uniform",
                       categories: Sequence[str] = ("fact_recall", "icl")) -> alt.FacetChart:
-    """Accuracy against remaining block parameters: the dense models of a family (black,
-    labelled) beside the same models pruned (one colour per model, one dash per method;
-    each pruned curve starts at its dense model). Columns: abilities (mean of their tasks'
-    absolute accuracy). Needs at least two dense models."""
+    """Accuracy (mean over an ability's tasks, with error bars) against remaining block
+    parameters (count, log scale): the dense models of a family (black line, labelled)
+    beside the same models pruned (one colour per method; each pruned curve starts at its
+    dense model). Columns: abilities. Needs at least two dense models."""
     df = _prepare(results, categories)
     dense = df[df["method"] == DENSE]
     if dense["model"].nunique() < 2:
@@ -270,56 +322,63 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
             & (df["allocation"] == allocation)]
     if methods is not None:
         pr = pr[pr["method"].isin(list(methods))]
-    d = dense.groupby(["model", "ability"], as_index=False).agg(
-        value=("value", "mean"), params=("model_params", "first"))
+    d = _mean_ci(dense, ["model", "ability"], "value", "ci_low", "ci_high",
+                 extra={"params": ("model_params", "first")})
     d["method"] = DENSE
     d["target_sparsity"] = 0.0
-    p = pr.groupby(["model", "method", "ability", "target_sparsity"], as_index=False).agg(
-        value=("value", "mean"), params=("remaining_params", "mean"))
+    p = _mean_ci(pr, ["model", "method", "ability", "target_sparsity"], "value", "ci_low",
+                 "ci_high", extra={"params": ("remaining_params", "mean")})
     starts = (p[["model", "method", "ability"]].drop_duplicates()
               .merge(d.drop(columns=["method"]), on=["model", "ability"]))
     p = pd.concat([starts[p.columns], p], ignore_index=True).sort_values(
         ["model", "method", "ability", "target_sparsity"])
     data = _data(pd.concat([d.assign(series="dense"), p.assign(series="pruned")],
                            ignore_index=True))
-    x = alt.X("params:Q", title="remaining block parameters",
+    x = alt.X("params:Q", title="remaining parameters (log scale)",
               scale=alt.Scale(type="log"), axis=alt.Axis(format="~s", tickCount=5))
-    y = alt.Y("value:Q", title="accuracy (mean over tasks)")
-    tooltip = ["model:N", "method:N", alt.Tooltip("target_sparsity:Q", format=".0%"),
-               alt.Tooltip("params:Q", format=",.0f"), alt.Tooltip("value:Q", format=".3f")]
-    pruned = alt.Chart().transform_filter(alt.datum.series == "pruned").mark_line(
-        point=alt.OverlayMarkDef(size=18, filled=True), opacity=0.85).encode(
-        x=x, y=y, color=alt.Color("model:N", title="pruned model"),
-        strokeDash=alt.StrokeDash("method:N", title="method"), detail="method:N",
-        tooltip=tooltip)
-    family = alt.Chart().transform_filter(alt.datum.series == "dense")
-    dense_line = family.mark_line(color="black", strokeWidth=2.5,
-                                  point=alt.OverlayMarkDef(color="black", size=40)).encode(
-        x=x, y=y, order="params:Q", tooltip=tooltip)
-    labels = family.mark_text(align="left", dx=5, dy=-7, fontSize=8).encode(
+    y = alt.Y("value:Q", title="accuracy (mean over tasks, %)", axis=_PCT)
+    scale = color_scale("method", data["method"])
+    color = alt.Color("method:N", title="method", sort=scale.domain, scale=scale)
+    tooltip = ["model:N", "method:N", alt.Tooltip("target_sparsity:Q", format=".0%",
+                                                  title="sparsity"),
+               alt.Tooltip("params:Q", format=",.0f", title="parameters"),
+               *_ci_tooltip("value", ".1%", "accuracy"), "tasks:N"]
+    y_title = "accuracy (mean over tasks, %)"
+    pruned = [m.transform_filter(alt.datum.series == "pruned")
+              for m in _measured(x, y, color, tooltip, detail="model:N", y_title=y_title)]
+    family = [m.transform_filter(alt.datum.series == "dense")
+              for m in _measured(x, y, color, tooltip, detail="method:N", y_title=y_title)]
+    family[0] = family[0].mark_line(strokeWidth=2.5).encode(order="params:Q")
+    labels = alt.Chart().transform_filter(alt.datum.series == "dense").mark_text(
+        align="right", baseline="bottom", dx=-5, dy=-4, fontSize=9).encode(
         x=x, y=y, text="model:N")
-    order = [a for a in CATEGORY_COLORS if a in set(data["ability"])]
-    return alt.layer(pruned, dense_line, labels, data=data).facet(
-        column=alt.Column("ability:N", title=None, sort=order),
-    ).properties(title=f"Dense models (black) vs pruned models ({scope}, {structure}, "
-                       f"{allocation})")
+    return alt.layer(*pruned, *family, labels, data=data).facet(
+        column=alt.Column("ability:N", title=None, sort=_abilities(data)),
+    ).properties(title=alt.TitleParams("Dense vs pruned models",
+                                       subtitle=f"{scope} · {structure} · {allocation}"))
 
 
 # ---------------------------------------------------------------------------------------
 # (d) thresholds: measured vs the study
 # ---------------------------------------------------------------------------------------
 
+#: Legend labels of the threshold marker shapes.
+MEASURED = "measured"
+AT_LEAST = f"at least (every tested level within {STUDY_TOLERANCE:.0%})"
+
+
 def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
-    """:func:`lenskit.analysis.compare_to_study`'s table as a chart: per task group, the
-    study's reported threshold (grey band over its range, a tick at each end) and the
-    measured mean per method (dot; a line over the range of its tasks and models;
-    a triangle when censored, i.e. the highest tested sparsity was still within 5%)."""
+    """:func:`lenskit.study.compare_to_study`'s table as a chart: per task group, the
+    study's reported threshold (grey band over its range) and the measured mean per method
+    (dot, coloured by method; a right-pointing triangle when censored, i.e. every tested
+    sparsity was within the tolerance), its confidence interval (line) and the range over
+    its tasks and models (small ticks at both ends)."""
     need = {"group", "study_low", "study_high", "method", "measured", "measured_min",
-            "measured_max"}
+            "measured_max", "ci_low", "ci_high"}
     missing = sorted(need - set(comparison.columns))
     if missing:
         raise ValueError(f"comparison lacks column(s) {missing}; build it with "
-                         f"lenskit.analysis.compare_to_study")
+                         f"lenskit.study.compare_to_study")
     order = list(dict.fromkeys(comparison["group"]))
     pos = {g: i for i, g in enumerate(order)}
     study = comparison.drop_duplicates("group")[["group", "study_low", "study_high", "study"]]
@@ -330,44 +389,50 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     # methods side by side within a group's row: numeric offsets, since altair's yOffset
     # does not combine with layers that have no offset field
     spread_of = {m: (i - (len(methods) - 1) / 2) * 0.22 for i, m in enumerate(methods)}
-    measured = measured.assign(method=measured["method"].astype(str))
+    measured = measured.assign(method=measured["method"].astype(str),
+                               reading=np.where(measured["censored"], AT_LEAST, MEASURED))
     measured = _data(measured.assign(
         y=measured["group"].map(pos) + measured["method"].map(spread_of))[
-        ["group", "method", "y", "measured", "measured_min", "measured_max", "n", "tasks",
-         "censored"]])
-    x_title = f"largest sparsity with ≤{STUDY_TOLERANCE:.0%} relative drop"
+        ["group", "method", "y", "measured", "measured_min", "measured_max", "ci_low",
+         "ci_high", "n", "tasks", "reading"]])
+    x_title = f"largest sparsity with ≤{STUDY_TOLERANCE:.0%} relative drop (% of weights)"
     x_scale = alt.Scale(domain=[0, 1])
     labels = "[" + ", ".join(repr(g) for g in order) + "][datum.value]"
     y_axis = alt.Axis(values=list(range(len(order))), labelExpr=labels, grid=False,
-                      ticks=False, domain=False)
+                      ticks=False, domain=False, labelLimit=220, offset=8)
     y_scale = alt.Scale(domain=[len(order) - 0.5, -0.5])
     y = alt.Y("y:Q", title=None, scale=y_scale, axis=y_axis)
     band = alt.Chart(study).transform_calculate(
         lo="datum.y - 0.3", hi="datum.y + 0.3").mark_rect(color="#bbbbbb", opacity=0.6).encode(
         x=alt.X("study_low:Q", title=x_title, scale=x_scale, axis=_PCT), x2="study_high:Q",
         y=alt.Y("lo:Q", title=None, scale=y_scale, axis=y_axis), y2="hi:Q",
-        tooltip=["group:N", "study:N"])
-    ticks = alt.Chart(study).transform_fold(["study_low", "study_high"], as_=["end", "x"]
-                                            ).transform_calculate(
-        lo="datum.y - 0.3", hi="datum.y + 0.3").mark_rule(color="#555555", strokeWidth=2
-                                                          ).encode(
-        x=alt.X("x:Q", title=x_title, scale=x_scale, axis=_PCT),
-        y=alt.Y("lo:Q", title=None, scale=y_scale, axis=y_axis), y2="hi:Q")
-    color = alt.Color("method:N", title="measured (method)", sort=methods)
-    spread = alt.Chart(measured).mark_rule(strokeWidth=1.5).encode(
-        x=alt.X("measured_min:Q", title=x_title, scale=x_scale, axis=_PCT),
-        x2="measured_max:Q", y=y, color=color)
-    dots = alt.Chart(measured).mark_point(filled=True, size=55, opacity=1).encode(
-        x=alt.X("measured:Q", title=x_title, scale=x_scale, axis=_PCT), y=y, color=color,
-        shape=alt.Shape("censored:N", title="censored (≥)",
-                        scale=alt.Scale(domain=[False, True],
-                                        range=["circle", "triangle-right"])),
+        tooltip=["group:N", alt.Tooltip("study:N", title="study (SparseGPT)")])
+    scale = color_scale("method", methods)
+    color = alt.Color("method:N", title="method", sort=scale.domain, scale=scale)
+    x_mark = alt.X("measured:Q", title=x_title, scale=x_scale, axis=_PCT)
+    ci = alt.Chart(measured).mark_rule(strokeWidth=1.5).encode(
+        x=alt.X("ci_low:Q", title=x_title, scale=x_scale, axis=_PCT), x2="ci_high:Q", y=y,
+        color=color)
+    ends = alt.Chart(measured).transform_fold(["measured_min", "measured_max"],
+                                              as_=["end", "x"]).mark_tick(
+        orient="vertical", size=8, thickness=1).encode(
+        x=alt.X("x:Q", title=x_title, scale=x_scale, axis=_PCT), y=y, color=color)
+    shapes = [r for r in (MEASURED, AT_LEAST) if r in set(measured["reading"])]
+    dots = alt.Chart(measured).mark_point(**{**_POINT, "size": 60}).encode(
+        x=x_mark, y=y, color=color,
+        shape=alt.Shape("reading:N", title="threshold", sort=shapes, scale=alt.Scale(
+            domain=shapes, range=["circle" if s == MEASURED else "triangle-right"
+                                  for s in shapes])),
         tooltip=["group:N", "method:N", alt.Tooltip("measured:Q", format=".0%"),
-                 alt.Tooltip("measured_min:Q", format=".0%"),
-                 alt.Tooltip("measured_max:Q", format=".0%"), "n:Q", "tasks:N"])
-    return alt.layer(band, ticks, spread, dots).properties(
-        width=260, height=24 * len(order),
-        title="Tolerated sparsity: study (grey; SparseGPT, mean of 4 models) vs measured")
+                 alt.Tooltip("ci_low:Q", format=".0%", title="CI low"),
+                 alt.Tooltip("ci_high:Q", format=".0%", title="CI high"),
+                 alt.Tooltip("measured_min:Q", format=".0%", title="lowest task"),
+                 alt.Tooltip("measured_max:Q", format=".0%", title="highest task"),
+                 "reading:N", "n:Q", "tasks:N"])
+    return alt.layer(band, ci, ends, dots).properties(
+        width=260, height=26 * len(order),
+        title=alt.TitleParams("Tolerated sparsity: measured vs study",
+                              subtitle="grey: study (SparseGPT, 4 models)"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,7 +450,9 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
       attention-only and an FFW-only scope;
     - ``fig3_dense_scaling``: (c), when there are dense rows of two or more models;
     - ``fig4_study_comparison`` (+ ``study_comparison.csv``): (d), from ``thresholds``
-      (computed from ``results``/``instances`` when not given) on scope "all".
+      (computed from ``results``/``instances`` when not given) on scope "all";
+    - ``README.md``: one caption per figure saved (what it shows, how to read it, alt
+      text), last in the returned list.
 
     A figure the data cannot support is skipped with a logged note (logger
     ``lenskit.plots.figures``), never an error.
@@ -396,6 +463,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
     if (df["method"] == DENSE).any() and df["baseline"].isna().any():
         df = attach_baselines(df)
     paths: list[Path] = []
+    charts: dict[str, alt.TopLevelMixin] = {}
     pruned = df[df["method"] != DENSE]
 
     def attempt(name: str, build) -> None:
@@ -404,6 +472,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
         except ValueError as e:
             log.info("skipped %s: %s", name, e)
             return
+        charts[name] = chart
         paths.extend(save_chart(chart, out / name, formats))
 
     if not len(pruned):
@@ -428,4 +497,9 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
         comparison.to_csv(out / "study_comparison.csv", index=False)
         paths.append(out / "study_comparison.csv")
     attempt("fig4_study_comparison", lambda: fig_study_comparison(comparison))
+    if charts:
+        has_ci = bool(pruned[["ci_low", "ci_high"]].notna().all(axis=1).any())
+        if not has_ci:
+            log.info("the results carry no confidence intervals: figures without error bars")
+        paths.append(write_captions(charts, out, formats, has_ci=has_ci))
     return paths

@@ -165,6 +165,18 @@ class Pruner(MaskPasses):
         self._norms: dict[str, torch.Tensor] | None = None
         self._owl_ratios: dict[int, float] | None = None
 
+    def __repr__(self) -> str:
+        # the default would be <... object at 0x...>; say what this pruner will do
+        weights = sum(site.numel for site in self.selection)
+        cal = self._calibration
+        cal_text = (f"calibration {cal.n_samples}x{cal.seq_len}" if cal is not None
+                    else "no calibration")
+        params = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return (f"Pruner({self.method!r} on {self.info.spec!r}, scope {self.scope!r} "
+                f"({len(self.selection)} sites, {weights:,} weights), {self.structure}, "
+                f"allocation {self.allocation!r}, mode {self.mode!r}, seed {self.seed}, "
+                f"{cal_text}{params})")
+
     # Properties
     @property
     def needs_calibration(self) -> bool:

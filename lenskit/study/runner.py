@@ -57,6 +57,13 @@ class SweepOutcome:
     cells_skipped: int
     seconds: float
 
+    def __repr__(self) -> str:
+        # the dataclass default prints three whole data frames
+        return (f"SweepOutcome({str(self.run_dir)!r}: {self.cells_run} cells run, "
+                f"{self.cells_skipped} skipped (already done) in {self.seconds:.1f} s; "
+                f"{len(self.results)} result rows, {len(self.thresholds)} thresholds, "
+                f"{len(self.instances)} instance rows)")
+
 
 def _executor_overrides(executor, address, workers, num_cpus, num_gpus) -> dict[str, Any]:
     given = {"executor": executor, "address": address, "workers": workers,

@@ -319,8 +319,19 @@ def _pct(x: float) -> str:
 
 
 def _cell_text(r: pd.Series) -> str:
-    text = ("≥" if r["censored"] else "") + _pct(r["threshold"]) + "%"
-    if pd.notna(r["ci_low"]) and pd.notna(r["ci_high"]):
+    """One cell of :func:`format_thresholds`: the threshold with its CI, said in words where
+    an interval would mislead (a censored threshold whose CI collapses onto it: no drop
+    beyond the tolerance at any tested level, a lower bound; a threshold of 0: the lowest tested level
+    already drops too much)."""
+    has_ci = pd.notna(r["ci_low"]) and pd.notna(r["ci_high"])
+    degenerate = has_ci and _pct(r["ci_low"]) == _pct(r["ci_high"])
+    if r["censored"]:
+        text = f"≥{_pct(r['threshold'])}% (all levels within {_pct(r['tolerance'])}%)"
+    elif r["threshold"] == 0:
+        text = "0% (fails at lowest level)"
+    else:
+        text = _pct(r["threshold"]) + "%"
+    if has_ci and not (degenerate and (r["censored"] or r["threshold"] == 0)):
         text += f" [{_pct(r['ci_low'])}-{_pct(r['ci_high'])}]"
     return text
 
@@ -337,8 +348,10 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
                       metric: str | None = None, at_chance: Sequence[str] = ()) -> str:
     """A readable table of thresholds at one ``tolerance``: one block per model, method,
     structure and allocation; rows are tasks grouped by category; columns are scopes;
-    cells read "40% [30-50]" (threshold [CI], in % of the scope; "≥90%" when every
-    tested level was within the tolerance, "-" when not measured). Each task shows its
+    cells read "40% [30-50]" (threshold [CI], in % of the scope), "≥90% (all levels within
+    5%)" when every tested level was within the tolerance (the CI is shown only when it
+    is not that same value), "0% (fails at lowest level)" when the lowest tested level
+    already dropped beyond it, "-" when not measured. Each task shows its
     primary metric (:func:`primary_metric`) unless ``metric`` is given. Tasks named in
     ``at_chance`` (:func:`tasks_at_chance`) are marked: their thresholds measure noise."""
     if not len(thresholds):
@@ -369,8 +382,8 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
             sub = b[b["category"] == cat]
             for task, t in sub.groupby("task", sort=False):
                 by_scope = {r["scope"]: _cell_text(r) for _, r in t.iterrows()}
-                note = " [dense at chance]" if task in set(at_chance) else ""
-                rows.append([f"  {task} ({t['metric'].iloc[0]}){note}",
+                mark = " [dense at chance]" if task in set(at_chance) else ""
+                rows.append([f"  {task} ({t['metric'].iloc[0]}){mark}",
                              *[by_scope.get(s, "-") for s in scopes]])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [title, note]

@@ -22,6 +22,8 @@ A task's ``config`` may set ``stop`` (strings that end an answer besides the new
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 import warnings
 import weakref
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm  # not tqdm.auto: importing it in Jupyter without ipywidgets warns
 
 from lenskit.models import model_info
 from lenskit.stats import proportion_interval
@@ -46,7 +49,7 @@ from lenskit.tasks.encoding import (
 )
 from lenskit.tasks.normalize import matches_any
 from lenskit.tasks.probe import observe_prompt_patterns
-from lenskit.tasks.scoring import BridgeBackend, HFBackend, score_qa, score_windows
+from lenskit.tasks.scoring import BridgeBackend, HFBackend, QAScores, score_qa, score_windows
 
 __all__ = ["BACKENDS", "PROPORTION_METRICS", "ROW_COLUMNS", "EvalResult", "evaluate",
            "evaluate_suite"]
@@ -61,6 +64,8 @@ ROW_COLUMNS = (
 # Extra tokens allowed beyond the longest answer: a trailing punctuation mark and the
 # newline, so that "Paris.\n" ends by itself when " Paris" is one token.
 _MAX_NEW_MARGIN = 2
+# a progress bar appears only once an evaluation has run this long (seconds)
+_PROGRESS_DELAY = 3.0
 
 # A shared prompt prefix shorter than this is not worth a cache copy per batch.
 MIN_SHARED_PREFIX = 16
@@ -188,6 +193,7 @@ def evaluate(
     decode: str = "auto",
     probe=None,
     prefix_cache: bool = True,
+    progress: bool | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` (a bridge from :func:`lenskit.load_model`) on one task set.
 
@@ -213,6 +219,8 @@ def evaluate(
         prefix_cache: encode a token prefix shared by all prompts (at least
             :data:`MIN_SHARED_PREFIX` tokens, e.g. fixed few-shot demonstrations) once and
             reuse its key-value cache (``hf`` backend without a probe; same predictions).
+        progress: a tqdm bar over the instances (shown only once the evaluation has run
+            3 s); ``None``: on when stderr is a terminal and not under pytest.
 
     Returns:
         An :class:`EvalResult` (one row per instance; ``.summary()`` aggregates).
@@ -233,13 +241,14 @@ def evaluate(
     observing = (observe_prompt_patterns(info, probe) if probe is not None
                  else contextlib.nullcontext())
     t0 = time.perf_counter()
-    with torch.inference_mode(), hooks, observing as switch:
+    bar = _progress_bar(progress, len(task), task.name)
+    with torch.inference_mode(), hooks, observing as switch, bar:
         if task.kind == "perplexity":
-            rows, extra = _run_perplexity(task, tok, runner, vocab, batch_size)
+            rows, extra = _run_perplexity(task, tok, runner, vocab, batch_size, bar)
         else:
             share = bool(prefix_cache) and backend == "hf" and probe is None
             rows, extra = _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens,
-                                  mode, switch, share)
+                                  mode, switch, share, bar)
     meta = {"backend": backend, "decode": mode, "batch_size": int(batch_size),
             "model": info.spec, "tasks": {task.name: {
                 **extra, "seconds": time.perf_counter() - t0, "n": len(task),
@@ -247,8 +256,49 @@ def evaluate(
     return EvalResult(rows=rows, n_bootstrap=int(n_bootstrap), seed=seed, meta=meta)
 
 
+def _progress_bar(progress: bool | None, total: int, desc: str) -> tqdm:
+    if progress is not None and not isinstance(progress, bool):
+        raise ValueError(f"progress must be True, False or None (auto), got {progress!r}")
+    if progress is None:  # auto: a person watching a terminal, never a test log
+        progress = sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
+    return tqdm(total=total, desc=desc, unit="item", delay=_PROGRESS_DELAY,
+                disable=not progress, leave=False, dynamic_ncols=True)
+
+
+def _longest_first(sizes: Sequence[int]) -> np.ndarray:
+    # the scorers' own order (scoring.score_qa / score_windows): calling them on slices of
+    # it, one batch each, gives exactly the batches of a single call
+    return np.argsort(-np.asarray(sizes), kind="stable")
+
+
+def _score_qa_progress(runner, prompts, golds, bar: tqdm, *, batch_size: int, probe,
+                       **kw) -> QAScores:
+    """:func:`score_qa`, one batch per call so that ``bar`` advances; the same batches and
+    results as one call. With a probe (which receives row indices) or no visible bar, one
+    call."""
+    if probe is not None or bar.disable:
+        out = score_qa(runner, prompts, golds, batch_size=batch_size, probe=probe, **kw)
+        bar.update(len(prompts))
+        return out
+    n = len(prompts)
+    order = _longest_first([len(p) + len(g) - 1 for p, g in zip(prompts, golds, strict=True)])
+    generated: list[list[int]] = [[] for _ in range(n)]
+    stopped, first = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    logprob, rank = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.int64)
+    for start in range(0, n, batch_size):
+        rows = order[start:start + batch_size]
+        part = score_qa(runner, [prompts[i] for i in rows], [golds[i] for i in rows],
+                        batch_size=batch_size, **kw)
+        for k, i in enumerate(rows):
+            generated[i] = part.generated[k]
+        stopped[rows], logprob[rows] = part.stopped, part.logprob
+        rank[rows], first[rows] = part.gold_rank, part.first_token
+        bar.update(len(rows))
+    return QAScores(generated, stopped, logprob, rank, first)
+
+
 def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, probe=None,
-            share=False):
+            share=False, bar=None):
     enc = _encode_qa(task, tok)
     if enc.fallbacks:
         warnings.warn(f"{task.name}: {enc.fallbacks} answer(s) could not be tokenised in "
@@ -269,9 +319,11 @@ def _run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, pro
     stop = stop_token_mask(tok, runner.vocab_size, stop_strings)
     n_shared = enc.shared if share and enc.shared >= MIN_SHARED_PREFIX else 0
     prompts = [p[n_shared:] for p in enc.prompts] if n_shared else enc.prompts
-    scores = score_qa(runner, prompts, enc.golds, batch_size=int(batch_size),
-                      max_new_tokens=max_new, stop_mask=stop, pad_id=_pad_id(tok), decode=mode,
-                      probe=probe, prefix=enc.prompts[0][:n_shared] if n_shared else None)
+    scores = _score_qa_progress(runner, prompts, enc.golds,
+                                bar if bar is not None else _progress_bar(False, 0, ""),
+                                batch_size=int(batch_size), max_new_tokens=max_new,
+                                stop_mask=stop, pad_id=_pad_id(tok), decode=mode, probe=probe,
+                                prefix=enc.prompts[0][:n_shared] if n_shared else None)
     predictions = _decode_predictions(tok, scores.generated, stop_strings)
     insts = task.instances
     correct = [matches_any(p, i.answers, fold) for p, i in zip(predictions, insts, strict=True)]
@@ -329,7 +381,7 @@ def _decode_predictions(tok, generated: Sequence[Sequence[int]],
     return out
 
 
-def _run_perplexity(task, tok, runner, vocab, batch_size):
+def _run_perplexity(task, tok, runner, vocab, batch_size, bar=None):
     fp = task.config.get("tokenizer_fingerprint")
     if fp is not None and fp != tokenizer_fingerprint(tok):
         raise ValueError(
@@ -342,7 +394,17 @@ def _run_perplexity(task, tok, runner, vocab, batch_size):
         raise ValueError(f"{task.name}: token id {top} is outside the model's vocabulary "
                          f"of {vocab}")
     sf = [w.score_from for w in task.instances]
-    lp = score_windows(runner, windows, sf, batch_size=int(batch_size), pad_id=_pad_id(tok))
+    batch_size = int(batch_size)
+    if bar is None or bar.disable:
+        lp = score_windows(runner, windows, sf, batch_size=batch_size, pad_id=_pad_id(tok))
+    else:  # one batch per call (the scorer's own batches) so that the bar advances
+        lp = np.zeros(len(windows), dtype=np.float64)
+        order = _longest_first([len(w) for w in windows])
+        for start in range(0, len(windows), batch_size):
+            rows = order[start:start + batch_size]
+            lp[rows] = score_windows(runner, [windows[i] for i in rows], [sf[i] for i in rows],
+                                     batch_size=batch_size, pad_id=_pad_id(tok))
+            bar.update(len(rows))
     n = len(windows)
     na_bool = pd.array([pd.NA] * n, dtype="boolean")
     rows = pd.DataFrame({
@@ -365,17 +427,34 @@ def _run_perplexity(task, tok, runner, vocab, batch_size):
     return rows, {}
 
 
-def evaluate_suite(model, tasks: Mapping[str, TaskSet] | Iterable[TaskSet],
-                   **kwargs) -> EvalResult:
+def evaluate_suite(
+    model,
+    tasks: Mapping[str, TaskSet] | Iterable[TaskSet],
+    batch_size: int = 32,
+    backend: str = "hf",
+    fwd_hooks: Sequence[tuple[Any, Any]] | None = None,
+    max_new_tokens: int | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    *,
+    decode: str = "auto",
+    probe=None,
+    prefix_cache: bool = True,
+    progress: bool | None = None,
+) -> EvalResult:
     """Evaluate every task set (a dict name -> set, or a list) and concatenate the results.
 
-    Keyword arguments are those of :func:`evaluate`.
+    The other arguments are those of :func:`evaluate`, applied to every set (each set gets
+    its own progress bar, named for the set).
     """
     task_list = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not task_list:
         raise ValueError("evaluate_suite needs at least one task set")
     check_task_sets(task_list)
-    return EvalResult.concat([evaluate(model, t, **kwargs) for t in task_list])
+    return EvalResult.concat([
+        evaluate(model, t, batch_size, backend, fwd_hooks, max_new_tokens, n_bootstrap, seed,
+                 decode=decode, probe=probe, prefix_cache=prefix_cache, progress=progress)
+        for t in task_list])
 
 
 # ----------------------------------------------------------------------------- results

@@ -210,8 +210,12 @@ def test_format_thresholds_table():
     assert fact < text.index("capitals (em)") < icl < text.index("copy (em)")
     cap = next(line for line in lines if "capitals" in line).split()
     assert cap[-2:] == ["20%", "10%"]
-    copy = next(line for line in lines if "copy" in line).split()
-    assert copy[-2:] == ["≥30%", "-"]
+    # every level within: said in words, no degenerate interval
+    copy = next(line for line in lines if "copy" in line)
+    assert "≥30% (all levels within 5%)" in copy and copy.split()[-1] == "-"
+    assert "logprob" not in text
+    failing = frame(curve(0.8, {0.1: 0.5, 0.2: 0.5}, scope="all", task="capitals"))
+    assert "0% (fails at lowest level)" in format_thresholds(compute_thresholds(failing))
     assert "logprob" not in text
 
 

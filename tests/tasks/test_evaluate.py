@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,6 +51,30 @@ def _same(a: EvalResult, b: EvalResult) -> None:
 def test_batched_equals_one_by_one(tiny_model, small_tasks):
     for task in small_tasks.values():
         _same(evaluate(tiny_model, task, batch_size=4), evaluate(tiny_model, task, batch_size=1))
+
+
+def test_progress_bar_shows_without_changing_results(tiny_model, small_tasks, monkeypatch,
+                                                     capsys):
+    evaluate_module = importlib.import_module("lenskit.tasks.evaluate")
+    monkeypatch.setattr(evaluate_module, "_PROGRESS_DELAY", 0.0)  # show at once
+    text = " ".join(["The capital of Brirul is red . Q : what is the pet of Trosh ?"] * 8)
+    windows = perplexity_task(text, model_info(tiny_model).tokenizer, window=16, stride=8,
+                              name="ppl")
+    tasks = [*small_tasks.values(), windows]
+    quiet = evaluate_suite(tiny_model, tasks, batch_size=2, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = evaluate_suite(tiny_model, tasks, batch_size=2, progress=True)
+    err = capsys.readouterr().err
+    # one bar per set, counting its instances; the batches (hence results) are unchanged
+    assert "closed_book:" in err and "0/5 " in err and "ppl:" in err and f"0/{len(windows)} " in err
+    _same(quiet, shown)
+    np.testing.assert_allclose(quiet.value("ppl", "perplexity"),
+                               shown.value("ppl", "perplexity"), rtol=1e-6)
+    # auto (None) under pytest: no bar
+    evaluate(tiny_model, small_tasks["function"], progress=None)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress must be True, False or None"):
+        evaluate(tiny_model, small_tasks["function"], progress="yes")
 
 
 def test_hf_and_bridge_backends_agree(tiny_model, small_tasks):
