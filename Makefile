@@ -30,7 +30,7 @@ browser:
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Re-execute the notebooks in place: their outputs (charts as PNG) are committed so that
 # they read online; tests/notebooks checks that they are current. 04 runs its small sweep.

@@ -32,11 +32,11 @@ from lenskit.plots.figures import (
     fig_study_comparison,
 )
 from lenskit.plots.theme import chart_spec, color_scale
+from lenskit.study.comparison import compare_to_study
 from lenskit.study.schema import DENSE, attach_baselines, validate_results
 from lenskit.study.store import RunStore
 from lenskit.study.thresholds import (
     STUDY_TOLERANCE,
-    compare_to_study,
     compute_thresholds,
     primary_metric,
     tasks_at_chance,
