@@ -5,6 +5,8 @@ every function-learning query although 1-NN on the same prompts scores 97-100%. 
 trains a small Llama with the organism's word-level tokenizer ONLY on function-learning
 episodes, with a curriculum:
 
+0. ``repeat``: the exemplars are listed twice (second time shuffled), every label of the
+   second pass a lookup: N induction-style exact matches per episode instead of one;
 1. ``lookup``: the query is a copy of one exemplar (an induction-style exact match);
 2. ``near``: the query is an exemplar moved by at most one unit (nearest neighbour);
 3. ``fresh``: the query is a fresh input (the threshold / hyperplane itself), D=1 then D=2.
@@ -71,7 +73,11 @@ class Episodes:
             ex, ey = pool[:n_ex], y[:n_ex]
             if len(np.unique(ey)) == 2 and 0.2 <= ey.mean() <= 0.8:
                 break
-        if mode == "lookup":
+        if mode == "repeat":
+            order = rng.permutation(n_ex)
+            ex, ey = np.concatenate([ex, ex[order]]), np.concatenate([ey, ey[order]])
+            n_ex *= 2
+        if mode in ("lookup", "repeat"):
             i = int(rng.integers(n_ex))
             q, qy = ex[i], int(ey[i])
         elif mode == "near":
@@ -91,12 +97,16 @@ class Episodes:
         return ids, wts, qy
 
 
-def curriculum(p: float, rng: np.random.Generator, lookup: float = 0.15
+def curriculum(p: float, rng: np.random.Generator, lookup: float = 0.15, repeat: float = 0.0
                ) -> tuple[int, int, str]:
-    """(D, N, mode) for training progress ``p`` in [0, 1]; the first ``lookup`` of training
-    is lookup only, then lookup and nearest neighbour until ``lookup + 0.25``."""
+    """(D, N, mode) for training progress ``p`` in [0, 1]: the first ``repeat`` of training
+    repeats the exemplars, until ``repeat + lookup`` it is lookup only (with some repeats),
+    then lookup and nearest neighbour for a quarter of training, then fresh queries too."""
+    if p < repeat:
+        return 1, int(rng.integers(4, 9)), "repeat"
+    p -= repeat
     if p < lookup:
-        return 1, int(rng.integers(4, 9)), "lookup"
+        return 1, int(rng.integers(4, 9)), "repeat" if rng.random() < 0.3 else "lookup"
     if p < lookup + 0.25:
         mode = "lookup" if rng.random() < 0.3 else "near"
         return 1, int(rng.integers(6, 13)), mode
@@ -106,8 +116,9 @@ def curriculum(p: float, rng: np.random.Generator, lookup: float = 0.15
     return d, int(rng.integers(8, 17)), mode
 
 
-def batch(eps: Episodes, rng: np.random.Generator, p: float, size: int, lookup: float):
-    rows = [eps.sample(rng, *curriculum(p, rng, lookup)) for _ in range(size)]
+def batch(eps: Episodes, rng: np.random.Generator, p: float, size: int, lookup: float,
+          repeat: float):
+    rows = [eps.sample(rng, *curriculum(p, rng, lookup, repeat)) for _ in range(size)]
     t = max(len(r[0]) for r in rows)
     ids = torch.full((size, t), eps.tok.pad_token_id, dtype=torch.long)
     mask = torch.zeros((size, t), dtype=torch.long)
@@ -147,6 +158,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lookup", type=float, default=0.15,
                     help="fraction of training that is lookup only")
+    ap.add_argument("--repeat", type=float, default=0.0,
+                    help="fraction of training (first) whose exemplars are listed twice")
     ap.add_argument("--log", default="icl_curriculum.jsonl")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -173,7 +186,7 @@ def main() -> None:
         lr = args.lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
             g["lr"] = lr
-        ids, mask, w = batch(eps, rng, p, args.batch, args.lookup)
+        ids, mask, w = batch(eps, rng, p, args.batch, args.lookup, args.repeat)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                ids[:, 1:].reshape(-1), reduction="none")

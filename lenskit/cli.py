@@ -113,9 +113,14 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
     corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight)
+    world = {k: v for k, v in (("popularity", args.popularity),
+                               ("zipf_exponent", args.zipf_exponent),
+                               ("n_memorised", args.n_entities),
+                               ("n_held_out", args.n_held_out), ("n_cities", args.n_cities),
+                               ("name_words", args.name_words)) if v is not None}
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
                   eval_every=args.eval_every, model=model, corpus=corpus,
-                  world=replace(WorldConfig(), seed=args.seed))
+                  world=replace(WorldConfig(), seed=args.seed, **world))
     evaluator = None
     if args.eval_every > 0:
         from lenskit.organism.monitor import task_evaluator
@@ -420,6 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (1 is fastest when another job holds a core)")
     t.add_argument("--eval-every", type=_int_at_least(0), default=500,
                    help="evaluate the task suite every N steps (0: never)")
+    w = t.add_argument_group("world (default: the shipped organism's world)")
+    w.add_argument("--popularity", choices=("uniform", "zipf"), default=None,
+                   help="how often each memorised entity is drawn into training documents "
+                        "(default: uniform)")
+    w.add_argument("--zipf-exponent", type=float, default=None,
+                   help="exponent s of the zipf law: rank r drawn with weight r^-s (default: 1)")
+    w.add_argument("--n-entities", type=_int_at_least(1), default=None,
+                   help="memorised entities; 4 facts each (default: 120)")
+    w.add_argument("--n-held-out", type=_int_at_least(1), default=None,
+                   help="held-out names for open-book passages (default: 400)")
+    w.add_argument("--n-cities", type=_int_at_least(1), default=None,
+                   help="values of the capital relation (default: 40)")
+    w.add_argument("--name-words", type=int, choices=(1, 2), default=None,
+                   help="words per name: 2 draws given and family names from two small pools, "
+                        "for large worlds (default: 1)")
     t.set_defaults(func=_cmd_organism_train)
     cd = osub.add_parser("card", help="measure an organism and write its model card")
     cd.add_argument("model_dir", nargs="?", help="organism directory (default: data/organism)")

@@ -4,7 +4,17 @@ Resumable: a checkpoint (weights, optimizer moments, step) is written atomically
 ``checkpoint_every`` steps under ``out_dir/checkpoint``; running again continues from it and
 sees exactly the batches it would have seen (the corpus is a function of seed and step).
 The finished model is saved as a Hugging Face directory (safetensors, config, tokenizer)
-with ``world.json`` and ``train_log.jsonl`` beside it.
+with ``world.json`` (holding, per fact, how many training documents stated it) and
+``train_log.jsonl`` beside it.
+
+A capacity family (one world, several widths) is one command per width, e.g. for a
+40,000-fact zipf world::
+
+    lenskit organism train --popularity zipf --zipf-exponent 1 --n-entities 10000 \
+        --n-held-out 2000 --n-cities 200 --name-words 2 --d-model 64 --out runs/zipf-d64
+
+with ``--d-model`` 32, 64 and 128 (``--d-ffn`` defaults to 3x the width) and the same seed
+and steps, so that the family shares its world and data order.
 """
 
 from __future__ import annotations
@@ -23,7 +33,12 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
-from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler, corpus_config_from_json
+from lenskit.synthetic.corpus import (
+    CorpusConfig,
+    CorpusSampler,
+    corpus_config_from_json,
+    exposure_counts,
+)
 from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
 from lenskit.synthetic.world import World, WorldConfig
 
@@ -31,6 +46,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "export_checkpoint",
+    "record_exposure",
     "train",
 ]
 
@@ -236,16 +252,28 @@ def train(
             bar.close()
             return None
     model.eval()
-    return _save_final(out, model, tok, world, cfg, out / "model")
+    return _save_final(out, model, tok, world, cfg, out / "model", cfg.steps)
 
 
-def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Path) -> Path:
-    """Write ``model`` as a HF directory with tokenizer, world, log and metadata, atomically."""
+def record_exposure(world: World, cfg: TrainConfig, steps: int) -> World:
+    """Set ``world.exposure`` to how many documents of the first ``steps`` training steps of
+    ``cfg`` stated each fact (:func:`~lenskit.synthetic.corpus.exposure_counts`), and
+    ``world.exposure_config`` to the run it was counted for; returns ``world``."""
+    world.exposure = exposure_counts(world, cfg.corpus, steps, cfg.batch_size, seed=cfg.seed)
+    world.exposure_config = {"steps": steps, "batch_size": cfg.batch_size, "seed": cfg.seed,
+                             "unit": "training documents stating the fact"}
+    return world
+
+
+def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Path,
+                steps: int) -> Path:
+    """Write ``model`` as a HF directory with tokenizer, world (with each fact's exposure in
+    the ``steps`` trained), log and metadata, atomically."""
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    world.save(tmp / "world.json")
+    record_exposure(world, cfg, steps).save(tmp / "world.json")
     log_path = out / "train_log.jsonl"
     if log_path.exists():
         shutil.copy(log_path, tmp / "train_log.jsonl")
@@ -274,8 +302,8 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
     tok = build_tokenizer(organism_vocabulary(world))
     model = LlamaForCausalLM(cfg.model.hf_config(tok))
     opt = _optimizer(model, cfg)
-    _load_checkpoint(run / "checkpoint", model, opt)
-    return _save_final(run, model.eval(), tok, world, cfg, Path(out_dir))
+    steps, _ = _load_checkpoint(run / "checkpoint", model, opt)
+    return _save_final(run, model.eval(), tok, world, cfg, Path(out_dir), steps)
 
 
 def _config_from_json(d: dict) -> TrainConfig:

@@ -213,7 +213,10 @@ class World:
         return out
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        # A popularity world holds tens of thousands of facts and their exposure counts:
+        # written compactly (a uniform world's file keeps its indented form).
+        Path(path).write_text(json.dumps(self.to_json(),
+                                         indent=1 if self.popularity is None else None))
 
     @classmethod
     def load(cls, path: str | Path) -> World:
