@@ -116,3 +116,13 @@ def test_cli_trains_a_zipf_world(tmp_path):
                      "name_words": 2}
     saved = World.load(tmp_path / "model" / "world.json")
     assert saved.popularity is not None and saved.exposure is not None
+
+
+def test_worker_processes_give_the_same_training_and_exposure(tmp_path):
+    cfg = zipf_config(4)
+    a = train(tmp_path / "a", cfg, progress=False)
+    b = train(tmp_path / "b", cfg, progress=False, workers=2)
+    loss = [[json.loads(line)["loss"] for line in (d.parent / "train_log.jsonl").open()]
+            for d in (a, b)]
+    assert loss[0] == loss[1] and len(loss[0]) == 4
+    assert (a / "world.json").read_text() == (b / "world.json").read_text()
