@@ -140,6 +140,11 @@ class World:
         if not self.relations:
             self.relations = _relations(tuple(self.cities))
         self._by_name = {r.name: r for r in self.relations}
+        self._buckets: dict[str, str] | None = None
+        if self.popularity is not None:
+            n = len(self.memorised)
+            self._buckets = {e: BUCKETS[min(len(BUCKETS) - 1, (i * len(BUCKETS)) // n)]
+                             for i, e in enumerate(self.memorised)}
 
     def relation(self, name: str) -> Relation:
         if name not in self._by_name:
@@ -153,21 +158,17 @@ class World:
     @property
     def buckets(self) -> dict[str, str] | None:
         """``entity -> "head" | "torso" | "tail"`` for a zipf world (terciles of the
-        popularity rank, the first third of ``memorised`` being the head), else ``None``."""
-        if self.popularity is None:
-            return None
-        n = len(self.memorised)
-        return {e: BUCKETS[min(len(BUCKETS) - 1, (i * len(BUCKETS)) // n)]
-                for i, e in enumerate(self.memorised)}
+        popularity rank, the first third of ``memorised`` being the head; computed when the
+        world is made), else ``None``."""
+        return self._buckets
 
     def bucket(self, entity: str) -> str | None:
         """The popularity bucket of a memorised ``entity`` (``None`` in a uniform world)."""
-        buckets = self.buckets
-        if buckets is None:
+        if self._buckets is None:
             return None
-        if entity not in buckets:
+        if entity not in self._buckets:
             raise KeyError(f"{entity!r} is not a memorised entity of this world")
-        return buckets[entity]
+        return self._buckets[entity]
 
     def question(self, entity: str, relation: str) -> str:
         return self.relation(relation).question.format(e=entity)
