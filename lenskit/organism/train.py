@@ -19,6 +19,7 @@ and steps, so that the family shares its world and data order.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
@@ -199,14 +200,21 @@ def _worker_exposure(job: tuple[TrainConfig, int, int]) -> dict[str, dict[str, i
                            start=start)
 
 
-def _batches(sampler: CorpusSampler, cfg: TrainConfig, start: int, pool):
-    """Batches of steps ``start..cfg.steps-1``: built here, or ahead of use by ``pool``."""
+def _batches(sampler: CorpusSampler, cfg: TrainConfig, start: int, pool, ahead: int = 0):
+    """Batches of steps ``start..cfg.steps-1``: built here, or by ``pool`` at most
+    ``ahead`` steps ahead of use (so a slow model never piles batches up in memory)."""
     if pool is None:
         for step in range(start, cfg.steps):
             yield sampler.batch(step, cfg.batch_size)
         return
-    jobs = ((step, cfg.batch_size) for step in range(start, cfg.steps))
-    for arrays in pool.imap(_worker_batch, jobs, chunksize=2):
+    pending: collections.deque = collections.deque()
+    steps = iter(range(start, cfg.steps))
+    for step in itertools.islice(steps, ahead):
+        pending.append(pool.apply_async(_worker_batch, ((step, cfg.batch_size),)))
+    while pending:
+        arrays = pending.popleft().get()
+        for step in itertools.islice(steps, 1):
+            pending.append(pool.apply_async(_worker_batch, ((step, cfg.batch_size),)))
         yield tuple(torch.from_numpy(a) for a in arrays)
 
 
@@ -266,18 +274,19 @@ def train(
         pool = multiprocessing.get_context("spawn").Pool(workers, _worker_init, (cfg,))
     try:
         return _loop(out, cfg, model, opt, tok, world, sampler, evaluator, bar, start,
-                     log_len, stop_after, pool, t0, ema)
+                     log_len, stop_after, pool, t0, ema, ahead=4 * workers)
     finally:
         if pool is not None:
             pool.terminate()
 
 
 def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, evaluator,
-          bar, start: int, log_len: int, stop_after: int | None, pool, t0: float, ema):
+          bar, start: int, log_len: int, stop_after: int | None, pool, t0: float, ema,
+          ahead: int = 0):
     """The training steps of :func:`train` from ``start`` on, then the final save."""
     ckpt, log_path = out / "checkpoint", out / "train_log.jsonl"
     device = next(model.parameters()).device
-    for step, batch in zip(bar, _batches(sampler, cfg, start, pool), strict=True):
+    for step, batch in zip(bar, _batches(sampler, cfg, start, pool, ahead), strict=True):
         ids, mask, weights = (t.to(device) for t in batch)
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)

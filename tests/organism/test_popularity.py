@@ -121,7 +121,8 @@ def test_cli_trains_a_zipf_world(tmp_path):
 def test_worker_processes_give_the_same_training_and_exposure(tmp_path):
     cfg = zipf_config(4)
     a = train(tmp_path / "a", cfg, progress=False)
-    b = train(tmp_path / "b", cfg, progress=False, workers=2)
+    assert train(tmp_path / "b", cfg, progress=False, workers=2, stop_after=2) is None
+    b = train(tmp_path / "b", cfg, progress=False, workers=2)  # resumed
     loss = [[json.loads(line)["loss"] for line in (d.parent / "train_log.jsonl").open()]
             for d in (a, b)]
     assert loss[0] == loss[1] and len(loss[0]) == 4
