@@ -23,6 +23,14 @@ Run (CPU, one thread, time-bounded)::
     python benchmarks/icl_curriculum.py --minutes 22 --log icl_curriculum.jsonl
 
 It is an experiment for the organism's notes, not a shipped model.
+
+Result (2 layers, d_model 64, 4 heads, 180k parameters, batch 32, lr 2e-3, one CPU thread,
+``--steps 9000 --repeat 0.2 --lookup 0.15``, 11 minutes): the label loss sits at ln 2
+(chance) through the repeat phase and most of the lookup phase, drops once lookup is
+learned (step ~3000-4000), and dense accuracy on linear D=1 K=2 N=16 climbs from 50% to
+81% (step 4500, still in the nearest-neighbour phase), 99.5% (5500) and 100% (9000); D=2
+reaches 71-73% (1-NN on the same prompts: 100% / 96%). Without the repeat phase
+(``--repeat 0 --lookup 0.15``, 3,600 steps) the loss had not left ln 2.
 """
 
 from __future__ import annotations
@@ -101,7 +109,10 @@ def curriculum(p: float, rng: np.random.Generator, lookup: float = 0.15, repeat:
                ) -> tuple[int, int, str]:
     """(D, N, mode) for training progress ``p`` in [0, 1]: the first ``repeat`` of training
     repeats the exemplars, until ``repeat + lookup`` it is lookup only (with some repeats),
-    then lookup and nearest neighbour for a quarter of training, then fresh queries too."""
+    then lookup and nearest neighbour for a quarter of training, then fresh queries too.
+    ``lookup < 0`` is the control without a curriculum: fresh queries throughout."""
+    if lookup < 0:
+        return (1 if rng.random() < 0.6 else 2), int(rng.integers(8, 17)), "fresh"
     if p < repeat:
         return 1, int(rng.integers(4, 9)), "repeat"
     p -= repeat
@@ -157,7 +168,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lookup", type=float, default=0.15,
-                    help="fraction of training that is lookup only")
+                    help="fraction of training that is lookup only (< 0: no curriculum, "
+                         "fresh queries throughout, the control)")
     ap.add_argument("--repeat", type=float, default=0.0,
                     help="fraction of training (first) whose exemplars are listed twice")
     ap.add_argument("--log", default="icl_curriculum.jsonl")

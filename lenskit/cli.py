@@ -112,7 +112,8 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
-    corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight)
+    corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight,
+                     function_curriculum=tuple(args.function_curriculum or ()))
     world = {k: v for k, v in (("popularity", args.popularity),
                                ("zipf_exponent", args.zipf_exponent),
                                ("n_memorised", args.n_entities),
@@ -130,6 +131,18 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
                   workers=args.workers)
     print(f"organism saved to {final}")
     return 0
+
+
+def _steps_triple(text: str) -> tuple[int, int, int]:
+    """``"1800,3150,5400"`` -> three non-decreasing step numbers."""
+    try:
+        steps = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        steps = ()
+    if len(steps) != 3 or min(steps) < 0 or list(steps) != sorted(steps):
+        raise argparse.ArgumentTypeError(
+            f"expected three non-decreasing steps REPEAT,LOOKUP,NEAR, got {text!r}")
+    return steps
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -426,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (1 is fastest when another job holds a core)")
     t.add_argument("--eval-every", type=_int_at_least(0), default=500,
                    help="evaluate the task suite every N steps (0: never)")
+    t.add_argument("--function-curriculum", type=_steps_triple, default=None,
+                   metavar="REPEAT,LOOKUP,NEAR",
+                   help="function-learning curriculum: exemplars repeated until step REPEAT, "
+                        "query = an exemplar until LOOKUP, next to one until NEAR (default: none)")
     t.add_argument("--device", default="cpu",
                    help="where the model trains, e.g. cuda (default: %(default)s)")
     t.add_argument("--workers", type=_int_at_least(0), default=0,

@@ -115,6 +115,7 @@ class TrainConfig:
             "exemplar_weight": self.corpus.exemplar_weight,
             "exemplar_warmup": self.corpus.exemplar_warmup,
             "function_specs": [s.to_json() for s in self.corpus.function_specs],
+            "function_curriculum": list(self.corpus.function_curriculum),
         }
         return d
 

@@ -38,8 +38,8 @@ from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.synthetic.tokenizer import count_tokens
 from lenskit.synthetic.world import World
 
-__all__ = ["DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig", "CorpusSampler",
-           "exposure_counts"]
+__all__ = ["CURRICULUM_MODES", "DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig",
+           "CorpusSampler", "curriculum_prompt", "exposure_counts"]
 
 DOC_KINDS = ("statements", "closed_book", "open_book", "overriding", "function")
 
@@ -73,6 +73,9 @@ class CorpusConfig:
     exemplar_weight: float = 0.5
     exemplar_warmup: int = 4
     function_specs: tuple[FunctionSpec, ...] = DEFAULT_FUNCTION_SPECS
+    # Steps (repeat_end, lookup_end, near_end) of the function-learning curriculum; () = none
+    # (see :func:`curriculum_prompt`).
+    function_curriculum: tuple[int, ...] = ()
     qa_format: QAFormat = field(default_factory=QAFormat)
 
     def __post_init__(self) -> None:
@@ -88,6 +91,10 @@ class CorpusConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.exemplar_warmup < 0:
             raise ValueError(f"exemplar_warmup must be >= 0, got {self.exemplar_warmup}")
+        c = tuple(self.function_curriculum)
+        if c and (len(c) != 3 or min(c) < 0 or list(c) != sorted(c)):
+            raise ValueError("function_curriculum must be () or three non-decreasing steps "
+                             f"(repeat_end, lookup_end, near_end), got {c}")
 
 
 def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
@@ -104,6 +111,8 @@ def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
         kwargs["exemplar_weight"] = raw.get("context_weight", CorpusConfig.context_weight)
     if raw.get("mixture"):
         kwargs["mixture"] = dict(raw["mixture"])
+    if raw.get("function_curriculum"):
+        kwargs["function_curriculum"] = tuple(raw["function_curriculum"])
     if raw.get("function_specs"):
         kwargs["function_specs"] = tuple(FunctionSpec.from_json(s)
                                          for s in raw["function_specs"])
@@ -141,13 +150,15 @@ class CorpusSampler:
         return mem[min(int(np.searchsorted(self._cdf, rng.random(), side="right")),
                        len(mem) - 1)]
 
-    def document(self, rng: np.random.Generator, kind: str) -> tuple[str, list[tuple]]:
+    def document(self, rng: np.random.Generator, kind: str, step: int | None = None
+                 ) -> tuple[str, list[tuple]]:
         """One document of ``kind`` and the character spans of its answer tokens
-        (``(start, end)``, weight 1, or ``(start, end, weight)``)."""
-        text, spans, _ = self.document_facts(rng, kind)
+        (``(start, end)``, weight 1, or ``(start, end, weight)``); ``step`` places a function
+        document in the curriculum (``CorpusConfig.function_curriculum``)."""
+        text, spans, _ = self.document_facts(rng, kind, step)
         return text, spans
 
-    def document_facts(self, rng: np.random.Generator, kind: str
+    def document_facts(self, rng: np.random.Generator, kind: str, step: int | None = None
                        ) -> tuple[str, list[tuple], list[tuple[str, str]]]:
         """:meth:`document` and the memorised facts ``(entity, relation)`` whose true
         value the document states (an overriding passage states its entity's other true
@@ -188,12 +199,16 @@ class CorpusSampler:
             specs = self.cfg.function_specs
             spec = specs[int(rng.integers(len(specs)))]
             inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
-            text = inst.prompt + " " + inst.answer
+            prompt, answer = inst.prompt, inst.answer
+            mode = _curriculum_mode(self.cfg.function_curriculum, step)
+            if mode is not None:
+                prompt, answer = curriculum_prompt(spec, inst, mode, rng)
+            text = prompt + " " + answer
             # The query's answer counts fully; each exemplar label after the first
             # ``exemplar_warmup`` ones (predictable from the exemplars before it) gets
             # ``exemplar_weight``, so that the 16-32 labels of one prompt do not outweigh
             # every fact in the batch.
-            spans = [(len(text) - len(inst.answer), len(text), 1.0)]
+            spans = [(len(text) - len(answer), len(text), 1.0)]
             pos = 0
             for i, line in enumerate(text.split("\n")[:-1]):
                 if i >= self.cfg.exemplar_warmup:
@@ -227,7 +242,7 @@ class CorpusSampler:
         budget = self.cfg.row_tokens
         while True:
             kind = self._kinds[int(rng.choice(len(self._kinds), p=self._p))]
-            doc, w = self._encode(*self.document(rng, kind))
+            doc, w = self._encode(*self.document(rng, kind, step))
             if len(ids) > 1:
                 doc, w = sep + doc, [self.cfg.context_weight] * len(sep) + w
                 if len(ids) + len(doc) > budget:
@@ -251,7 +266,7 @@ class CorpusSampler:
         sep = count_tokens("\n\n")
         while True:
             kind = self._kinds[int(rng.choice(len(self._kinds), p=self._p))]
-            text, _, stated = self.document_facts(rng, kind)
+            text, _, stated = self.document_facts(rng, kind, step)
             length = count_tokens(text)
             if n > 1:
                 length += sep
@@ -281,6 +296,48 @@ class CorpusSampler:
             mask[i, : len(r)] = 1
             weights[i, : len(w)] = torch.tensor(w)
         return ids, mask, weights
+
+
+CURRICULUM_MODES = ("repeat", "lookup", "near")
+
+
+def _curriculum_mode(bounds: tuple[int, ...], step: int | None) -> str | None:
+    if not bounds or step is None:
+        return None
+    for mode, end in zip(CURRICULUM_MODES, bounds, strict=True):
+        if step < end:
+            return mode
+    return None
+
+
+def curriculum_prompt(spec: FunctionSpec, inst, mode: str, rng: np.random.Generator
+                      ) -> tuple[str, str]:
+    """An easier ``(prompt, answer)`` made from function instance ``inst`` for the first
+    phases of in-context function learning (a tiny model learns to compare numbers in
+    context only after learning to look one up: ``benchmarks/icl_curriculum.py``):
+
+    - ``repeat``: the exemplars, then all of them again in random order, then a query equal
+      to one of them: every label of the second pass is an exact-match lookup;
+    - ``lookup``: the exemplars, then a query equal to one of them;
+    - ``near``: a query one unit from an exemplar (per coordinate, within the input range),
+      answered with its nearest exemplar's label (Euclidean; ties to the first).
+    """
+    x, y = np.asarray(inst.exemplars_x, dtype=float), np.asarray(inst.exemplars_y)
+    if mode == "repeat":
+        order = rng.permutation(len(x))
+        x, y = np.concatenate([x, x[order]]), np.concatenate([y, y[order]])
+    i = int(rng.integers(len(x)))
+    query, label = x[i], int(y[i])
+    if mode == "near":
+        step = rng.integers(-1, 2, size=x.shape[1]) * 10.0 ** -spec.decimals
+        query = np.clip(query + step, -spec.value_range, spec.value_range)
+        label = int(y[int(((x - query) ** 2).sum(1).argmin())])
+    elif mode not in ("repeat", "lookup"):
+        raise ValueError(f"unknown curriculum mode {mode!r}; allowed: {CURRICULUM_MODES}")
+    labels = spec.labels
+    prompt = spec.fmt.prompt([(xi, labels[int(yi)]) for xi, yi in zip(x, y, strict=True)],
+                             query)
+    return prompt, labels[label]
 
 
 def exposure_counts(world: World, corpus_cfg: CorpusConfig | None, steps: int, batch: int,
