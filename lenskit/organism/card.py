@@ -199,6 +199,12 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
             "tasks on real models (`lenskit.tasks.study_suite`).\n")
     d_flag = f" --d-model {m['d_model']}" if m["d_model"] != 128 else ""
     d_flag += _world_flags(tc.get("world", {}))
+    phases, curriculum = c.get("function_curriculum") or [], ""
+    if phases:
+        d_flag += " --function-curriculum " + ",".join(map(str, phases))
+        curriculum = (f"; function-learning curriculum: exemplars repeated until step "
+                      f"{phases[0]}, query = an exemplar until {phases[1]}, next to one "
+                      f"(nearest-neighbour label) until {phases[2]}")
     popularity = ""
     by_bucket = bucket_rows(world, dense)
     if by_bucket:
@@ -246,7 +252,7 @@ Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organi
   {tuple(tc['betas'])}, weight decay {tc['weight_decay']:g}, clip {tc['clip']:g}; loss weight 1
   on answer tokens (fact values, answers after `A:`, the function query's label),
   {ew:g} on the function exemplars' labels after the {c.get('exemplar_warmup', 4)}th, and
-  {c.get('context_weight', 0.1):g} on every other token.
+  {c.get('context_weight', 0.1):g} on every other token{curriculum}.
 - Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
   {meta['hardware']} (a shared machine; torch {meta['torch']}).
 - Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}

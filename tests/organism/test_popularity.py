@@ -24,7 +24,7 @@ def zipf_config(steps: int) -> TrainConfig:
         world=WorldConfig(n_memorised=24, n_held_out=20, n_unseen=4, n_cities=6,
                           popularity="zipf", zipf_exponent=1.0, name_words=2),
         model=ModelConfig(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ffn=64),
-        corpus=CorpusConfig(row_tokens=64),
+        corpus=CorpusConfig(row_tokens=64, function_curriculum=(2, 3, 4)),
     )
 
 
@@ -89,6 +89,7 @@ def test_sweep_reports_rows_thresholds_and_card_per_bucket(zipf_organism):
     card = render_card(model_dir, dense, out.results, thresholds)
     assert "Popularity: zipf" in card and "| bucket | entities | facts |" in card
     assert "--popularity zipf --n-entities 24 --n-held-out 20 --n-cities 6 --name-words 2" in card
+    assert "--function-curriculum 2,3,4" in card and "exemplars repeated until step 2" in card
     mean = dense[(dense.metric == "em") & dense.task.isin(BUCKET_TASKS)]["value"].mean()
     rows = {r["target"]: r for r in target_rows(dense)}
     assert rows["closed-book fact recall"]["measured"] == f"{100 * mean:.1f}%"
@@ -108,14 +109,19 @@ def test_cli_trains_a_zipf_world(tmp_path):
     rc = main(["organism", "train", "--out", str(tmp_path), "--steps", "2", "--d-model", "16",
                "--layers", "1", "--eval-every", "0", "--popularity", "zipf",
                "--zipf-exponent", "1.5", "--n-entities", "9", "--n-held-out", "10",
-               "--n-cities", "5", "--name-words", "2"])
+               "--n-cities", "5", "--name-words", "2", "--function-curriculum", "1,1,2"])
     assert rc == 0
+    recorded = json.loads((tmp_path / "train_config.json").read_text())
+    assert recorded["corpus"]["function_curriculum"] == [1, 1, 2]
     world = json.loads((tmp_path / "train_config.json").read_text())["world"]
     assert world == {"seed": 0, "n_memorised": 9, "n_held_out": 10, "n_unseen": 50,
                      "n_cities": 5, "popularity": "zipf", "zipf_exponent": 1.5,
                      "name_words": 2}
     saved = World.load(tmp_path / "model" / "world.json")
     assert saved.popularity is not None and saved.exposure is not None
+    with pytest.raises(SystemExit):
+        main(["organism", "train", "--out", str(tmp_path / "x"), "--function-curriculum",
+              "5,2,9"])
 
 
 def test_worker_processes_give_the_same_training_and_exposure(tmp_path):
