@@ -133,6 +133,17 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
 def _steps_triple(text: str) -> tuple[int, int, int]:
     """``"1800,3150,5400"`` -> three non-decreasing step numbers."""
     try:
@@ -452,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--popularity", choices=("uniform", "zipf"), default=None,
                    help="how often each memorised entity is drawn into training documents "
                         "(default: uniform)")
-    w.add_argument("--zipf-exponent", type=float, default=None,
+    w.add_argument("--zipf-exponent", type=_positive, default=None,
                    help="exponent s of the zipf law: rank r drawn with weight r^-s (default: 1)")
     w.add_argument("--n-entities", type=_int_at_least(1), default=None,
                    help="memorised entities; 4 facts each (default: 120)")

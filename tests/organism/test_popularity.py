@@ -119,9 +119,19 @@ def test_cli_trains_a_zipf_world(tmp_path):
                      "name_words": 2}
     saved = World.load(tmp_path / "model" / "world.json")
     assert saved.popularity is not None and saved.exposure is not None
-    with pytest.raises(SystemExit):
-        main(["organism", "train", "--out", str(tmp_path / "x"), "--function-curriculum",
-              "5,2,9"])
+
+@pytest.mark.parametrize(("flag", "value"), [("--function-curriculum", "5,2,9"),
+                                             ("--function-curriculum", "1,2"),
+                                             ("--zipf-exponent", "0"),
+                                             ("--popularity", "pareto"),
+                                             ("--name-words", "3"), ("--n-entities", "0")])
+def test_cli_refuses_bad_world_and_curriculum_flags(flag, value, tmp_path, capsys):
+    from lenskit.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["organism", "train", "--out", str(tmp_path / "x"), flag, value])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_worker_processes_give_the_same_training_and_exposure(tmp_path):
