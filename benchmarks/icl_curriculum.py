@@ -29,8 +29,10 @@ Result (2 layers, d_model 64, 4 heads, 180k parameters, batch 32, lr 2e-3, one C
 (chance) through the repeat phase and most of the lookup phase, drops once lookup is
 learned (step ~3000-4000), and dense accuracy on linear D=1 K=2 N=16 climbs from 50% to
 81% (step 4500, still in the nearest-neighbour phase), 99.5% (5500) and 100% (9000); D=2
-reaches 71-73% (1-NN on the same prompts: 100% / 96%). Without the repeat phase
-(``--repeat 0 --lookup 0.15``, 3,600 steps) the loss had not left ln 2.
+reaches 71-73% (1-NN on the same prompts: 100% / 96%). Controls, same model and schedule:
+without the repeat phase (``--repeat 0 --lookup 0.15``) the loss had not left ln 2 at step
+3,600; without any curriculum (``--lookup -1``: fresh queries, loss on every label) it was
+still ln 2, one label for every query, at step 5,675, where the curriculum run had 99.5%.
 """
 
 from __future__ import annotations
