@@ -119,18 +119,48 @@ def _cmd_organism_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig()
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
-    corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight)
+    corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight,
+                     function_curriculum=tuple(args.function_curriculum or ()))
+    world = {k: v for k, v in (("popularity", args.popularity),
+                               ("zipf_exponent", args.zipf_exponent),
+                               ("n_memorised", args.n_entities),
+                               ("n_held_out", args.n_held_out), ("n_cities", args.n_cities),
+                               ("name_words", args.name_words)) if v is not None}
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
                   eval_every=args.eval_every, model=model, corpus=corpus,
-                  world=replace(WorldConfig(), seed=args.seed))
+                  world=replace(WorldConfig(), seed=args.seed, **world))
     evaluator = None
     if args.eval_every > 0:
         from lenskit.organism.monitor import task_evaluator
 
         evaluator = task_evaluator()
-    final = train(args.out, cfg, evaluator=evaluator, progress=True)
+    final = train(args.out, cfg, evaluator=evaluator, progress=True, device=args.device,
+                  workers=args.workers)
     print(f"organism saved to {final}")
     return 0
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _steps_triple(text: str) -> tuple[int, int, int]:
+    """``"1800,3150,5400"`` -> three non-decreasing step numbers."""
+    try:
+        steps = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        steps = ()
+    if len(steps) != 3 or min(steps) < 0 or list(steps) != sorted(steps):
+        raise argparse.ArgumentTypeError(
+            f"expected three non-decreasing steps REPEAT,LOOKUP,NEAR, got {text!r}")
+    return steps
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -458,6 +488,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (1 is fastest when another job holds a core)")
     t.add_argument("--eval-every", type=_int_at_least(0), default=500,
                    help="evaluate the task suite every N steps (0: never)")
+    t.add_argument("--function-curriculum", type=_steps_triple, default=None,
+                   metavar="REPEAT,LOOKUP,NEAR",
+                   help="function-learning curriculum: exemplars repeated until step REPEAT, "
+                        "query = an exemplar until LOOKUP, next to one until NEAR (default: none)")
+    t.add_argument("--device", default="cpu",
+                   help="where the model trains, e.g. cuda (default: %(default)s)")
+    t.add_argument("--workers", type=_int_at_least(0), default=0,
+                   help="processes that build the batches ahead (0: in the trainer); a GPU "
+                        "needs several, the corpus takes ~1.5 ms per row on one core")
+    w = t.add_argument_group("world (default: the shipped organism's world)")
+    w.add_argument("--popularity", choices=("uniform", "zipf"), default=None,
+                   help="how often each memorised entity is drawn into training documents "
+                        "(default: uniform)")
+    w.add_argument("--zipf-exponent", type=_positive, default=None,
+                   help="exponent s of the zipf law: rank r drawn with weight r^-s (default: 1)")
+    w.add_argument("--n-entities", type=_int_at_least(1), default=None,
+                   help="memorised entities; 4 facts each (default: 120)")
+    w.add_argument("--n-held-out", type=_int_at_least(1), default=None,
+                   help="held-out names for open-book passages (default: 400)")
+    w.add_argument("--n-cities", type=_int_at_least(1), default=None,
+                   help="values of the capital relation (default: 40)")
+    w.add_argument("--name-words", type=int, choices=(1, 2), default=None,
+                   help="words per name: 2 draws given and family names from two small pools, "
+                        "for large worlds (default: 1)")
     t.set_defaults(func=_cmd_organism_train)
     cd = osub.add_parser("card", help="measure an organism and write its model card")
     cd.add_argument("model_dir", nargs="?", help="organism directory (default: data/organism)")

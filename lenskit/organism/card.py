@@ -17,11 +17,11 @@ from lenskit.models import load_model
 from lenskit.study.config import load_config
 from lenskit.study.runner import run_sweep
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
-from lenskit.synthetic.world import World
+from lenskit.synthetic.world import BUCKETS, World
 from lenskit.tasks import evaluate_suite, organism_suite
 
-__all__ = ["measure_card", "nearest_neighbour_accuracy", "render_card", "target_rows",
-           "write_card"]
+__all__ = ["bucket_rows", "measure_card", "nearest_neighbour_accuracy", "render_card",
+           "target_rows", "write_card"]
 
 CARD_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # The dense model's targets (issue 5): task-kind prefix or exact key -> (metric, bound, sense).
@@ -60,12 +60,45 @@ def target_rows(dense: pd.DataFrame) -> list[dict]:
     for label, key, bound, sense in TARGETS:
         task, metric = key.split("/")
         sel = dense[dense["metric"] == metric]
-        sel = sel[sel["task"].str.startswith(task[:-1])] if task.endswith("*") \
-            else sel[sel["task"] == task]
-        value = float(sel["value"].max()) if len(sel) else float("nan")
+        if task.endswith("*"):
+            sel = sel[sel["task"].str.startswith(task[:-1])]
+            value = float(sel["value"].max()) if len(sel) else float("nan")
+        else:
+            # A popularity world has one closed-book task per bucket: the target is their
+            # mean (each bucket holds a third of the entities).
+            exact = sel[sel["task"] == task]
+            sel = exact if len(exact) else sel[sel["task"].str.startswith(task + "_")]
+            value = float(sel["value"].mean()) if len(sel) else float("nan")
         met = value >= bound if sense == ">=" else value <= bound
         rows.append({"target": label, "required": f"{sense} {_pct(bound)}",
                      "measured": _pct(value), "met": "yes" if met else "**no**"})
+    return rows
+
+
+def bucket_rows(world, dense: pd.DataFrame) -> list[dict]:
+    """Closed-book recall per popularity bucket of a zipf world (empty for a uniform one):
+    entities, facts, training exposure per fact (median and range, when recorded) and the
+    dense exact match of ``closed_book_{bucket}``."""
+    buckets = world.buckets
+    if buckets is None:
+        return []
+    rows = []
+    for b in BUCKETS:
+        ents = [e for e in world.memorised if buckets[e] == b]
+        if not ents:
+            continue
+        sel = dense[(dense["task"] == f"closed_book_{b}") & (dense["metric"] == "em")]
+        row = {"bucket": b, "entities": len(ents), "facts": sum(len(world.facts[e])
+                                                                  for e in ents),
+               "share of documents": _pct(sum(world.popularity[e] for e in ents))}
+        if world.exposure is not None:
+            import numpy as np
+
+            n = np.array([c for e in ents for c in world.exposure[e].values()])
+            row["exposure per fact (median, min-max)"] = \
+                f"{int(np.median(n))} ({int(n.min())}-{int(n.max())})"
+        row["closed-book EM"] = _pct(float(sel["value"].iloc[0])) if len(sel) else "n/a"
+        rows.append(row)
     return rows
 
 
@@ -81,6 +114,15 @@ def nearest_neighbour_accuracy(spec, n: int = 1000, seed: int = 5) -> float:
         q = np.asarray(inst.query_x, dtype=float).reshape(1, -1)
         hits.append(inst.exemplars_y[int(((x - q) ** 2).sum(1).argmin())] == inst.label)
     return float(np.mean(hits))
+
+
+def _world_flags(w: dict) -> str:
+    """The ``lenskit organism train`` flags that rebuild a recorded world config."""
+    flags = (("popularity", "--popularity", "uniform"), ("zipf_exponent", "--zipf-exponent", 1.0),
+             ("n_memorised", "--n-entities", 120), ("n_held_out", "--n-held-out", 400),
+             ("n_cities", "--n-cities", 40), ("name_words", "--name-words", 1))
+    return "".join(f" {flag} {w[k]:g}" if isinstance(w[k], float) else f" {flag} {w[k]}"
+                   for k, flag, default in flags if k in w and w[k] != default)
 
 
 def _pct(x: float) -> str:
@@ -151,6 +193,22 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
             "side of the study is carried by open-book and overriding QA; run the function "
             "tasks on real models (`lenskit.tasks.study_suite`).\n")
     d_flag = f" --d-model {m['d_model']}" if m["d_model"] != 128 else ""
+    d_flag += _world_flags(tc.get("world", {}))
+    phases, curriculum = c.get("function_curriculum") or [], ""
+    if phases:
+        d_flag += " --function-curriculum " + ",".join(map(str, phases))
+        curriculum = (f"; function-learning curriculum: exemplars repeated until step "
+                      f"{phases[0]}, query = an exemplar until {phases[1]}, next to one "
+                      f"(nearest-neighbour label) until {phases[2]}")
+    popularity = ""
+    by_bucket = bucket_rows(world, dense)
+    if by_bucket:
+        zipf = tc.get("world", {}).get("zipf_exponent", 1.0)
+        popularity = (
+            f"- Popularity: zipf, exponent {zipf:g} (the entity of rank r is the subject of "
+            "a fact-stating document with probability proportional to r^-s); buckets are "
+            "terciles of the rank. Closed-book recall by bucket (dense; exposure = training "
+            "documents that stated the fact):\n\n" + _table(pd.DataFrame(by_bucket)) + "\n")
     ew = c.get("exemplar_weight", c.get("context_weight", 0.1))
     fn_specs = "; ".join(
         f"{s['kind']} D={s['n_dims']} N={s['n_exemplars']} K={s['n_classes']} "
@@ -178,7 +236,7 @@ Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organi
 - {len(world.held_out)} held-out names that only appear in passages with freshly drawn values
   (open-book), {len(world.unseen)} names never seen in training; overriding passages give a
   memorised entity a counterfactual value.
-- In-context function learning: {fn_specs}; labels follow the inputs directly (`3 foo`).
+{popularity}- In-context function learning: {fn_specs}; labels follow the inputs directly (`3 foo`).
 - Word-level tokenizer of {len(json.loads((d / 'tokenizer.json').read_text())['model']['vocab'])}
   tokens (HF format).
 
@@ -189,7 +247,7 @@ Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organi
   {tuple(tc['betas'])}, weight decay {tc['weight_decay']:g}, clip {tc['clip']:g}; loss weight 1
   on answer tokens (fact values, answers after `A:`, the function query's label),
   {ew:g} on the function exemplars' labels after the {c.get('exemplar_warmup', 4)}th, and
-  {c.get('context_weight', 0.1):g} on every other token.
+  {c.get('context_weight', 0.1):g} on every other token{curriculum}.
 - Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
   {meta['hardware']} (a shared machine; torch {meta['torch']}).
 - Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}

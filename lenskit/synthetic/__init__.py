@@ -14,7 +14,12 @@ Everything here is data generation, seeded and free of models, so that every lay
 - :mod:`~lenskit.synthetic.corpus`: the organism's training corpus, sampled on the fly.
 """
 
-from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler, corpus_config_from_json
+from lenskit.synthetic.corpus import (
+    CorpusConfig,
+    CorpusSampler,
+    corpus_config_from_json,
+    exposure_counts,
+)
 from lenskit.synthetic.formats import FunctionFormat, QAFormat
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
@@ -31,6 +36,7 @@ __all__ = [
     "build_tokenizer",
     "build_world",
     "corpus_config_from_json",
+    "exposure_counts",
     "organism_vocabulary",
     "sample_function_instances",
 ]

@@ -7,6 +7,7 @@ token of its own (greedy decoding stops on it); spaces are dropped. The tokenize
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
@@ -15,11 +16,21 @@ from transformers import PreTrainedTokenizerFast
 from lenskit.synthetic.functions import DEFAULT_LABELS
 from lenskit.synthetic.world import World
 
-__all__ = ["SPECIAL_TOKENS", "build_tokenizer", "organism_vocabulary"]
+__all__ = ["SPECIAL_TOKENS", "build_tokenizer", "count_tokens", "organism_vocabulary"]
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 _PUNCTUATION = ("\n", ".", ",", "?", ":", "'", "!", ";", "(", ")", "-", "->", "=")
 _SPLIT = r"->|-?\d+(?:\.\d+)?|[A-Za-z]+|[^\sA-Za-z\d]"
+
+
+_TOKEN = re.compile(r"\n|" + _SPLIT)
+
+
+def count_tokens(text: str) -> int:
+    """The number of tokens :func:`build_tokenizer`'s tokenizers split ``text`` into
+    (without ``<bos>``), whatever their vocabulary: one per word, number, punctuation mark
+    or newline. Pure Python, for counting without a tokenizer."""
+    return len(_TOKEN.findall(text))
 
 
 def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:

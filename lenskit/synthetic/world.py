@@ -8,6 +8,13 @@ A world is fully determined by its seed and sizes. It holds three disjoint sets 
   model can answer questions about them only by reading the passage (open-book);
 - ``unseen``: names in the vocabulary that never occur in training (a harder open-book probe).
 
+A world's memorised entities have a *popularity*: ``"uniform"`` (every entity equally likely
+to be drawn into a training document, the shipped organism) or ``"zipf"`` (the entity of
+popularity rank ``r`` is drawn with probability proportional to ``r ** -exponent``, so that a
+few head entities fill many documents and paraphrases and a long tail appears in few). A
+zipf world labels each memorised entity ``head``, ``torso`` or ``tail`` (terciles of its
+rank) and, once trained on, records how often each fact was stated in training.
+
 Values come from small fixed sets per relation (invented city names, common colour, job and
 animal words). Every sentence is built from templates here so the training corpus and the
 task suite see identical strings.
@@ -21,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RELATIONS", "Relation", "World", "WorldConfig", "build_world"]
+__all__ = ["BUCKETS", "POPULARITY_LAWS", "RELATIONS", "Relation", "World", "WorldConfig",
+           "build_world"]
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,22 @@ def _relations(cities: tuple[str, ...]) -> tuple[Relation, ...]:
 
 
 RELATIONS: tuple[str, ...] = ("capital", "colour", "occupation", "pet")
+POPULARITY_LAWS: tuple[str, ...] = ("uniform", "zipf")
+# Popularity buckets, most popular first: terciles of the entities' popularity rank.
+BUCKETS: tuple[str, ...] = ("head", "torso", "tail")
 
 
 @dataclass
 class World:
-    """A seeded world. ``facts[entity][relation] = value`` for memorised entities only."""
+    """A seeded world. ``facts[entity][relation] = value`` for memorised entities only.
+
+    ``popularity`` (zipf worlds only, else ``None``): the probability that a training
+    document about a memorised entity is about each entity (sums to 1); ``memorised`` is
+    then in popularity order, most popular first. ``exposure`` (set by the trainer, see
+    :func:`lenskit.synthetic.corpus.exposure_counts`): ``exposure[entity][relation]`` = the
+    number of training documents that stated the fact, and ``exposure_config`` the training
+    run it was counted for.
+    """
 
     seed: int
     memorised: list[str]
@@ -113,11 +132,19 @@ class World:
     cities: list[str]
     facts: dict[str, dict[str, str]]
     relations: tuple[Relation, ...] = field(default=())
+    popularity: dict[str, float] | None = None
+    exposure: dict[str, dict[str, int]] | None = None
+    exposure_config: dict | None = None
 
     def __post_init__(self) -> None:
         if not self.relations:
             self.relations = _relations(tuple(self.cities))
         self._by_name = {r.name: r for r in self.relations}
+        self._buckets: dict[str, str] | None = None
+        if self.popularity is not None:
+            n = len(self.memorised)
+            self._buckets = {e: BUCKETS[min(len(BUCKETS) - 1, (i * len(BUCKETS)) // n)]
+                             for i, e in enumerate(self.memorised)}
 
     def relation(self, name: str) -> Relation:
         if name not in self._by_name:
@@ -127,6 +154,21 @@ class World:
     @property
     def n_facts(self) -> int:
         return sum(len(v) for v in self.facts.values())
+
+    @property
+    def buckets(self) -> dict[str, str] | None:
+        """``entity -> "head" | "torso" | "tail"`` for a zipf world (terciles of the
+        popularity rank, the first third of ``memorised`` being the head; computed when the
+        world is made), else ``None``."""
+        return self._buckets
+
+    def bucket(self, entity: str) -> str | None:
+        """The popularity bucket of a memorised ``entity`` (``None`` in a uniform world)."""
+        if self._buckets is None:
+            return None
+        if entity not in self._buckets:
+            raise KeyError(f"{entity!r} is not a memorised entity of this world")
+        return self._buckets[entity]
 
     def question(self, entity: str, relation: str) -> str:
         return self.relation(relation).question.format(e=entity)
@@ -140,7 +182,9 @@ class World:
 
     def words(self) -> list[str]:
         """Every word a world sentence can contain (for the tokenizer's vocabulary)."""
-        words: set[str] = set(self.memorised) | set(self.held_out) | set(self.unseen) | {"an"}
+        words: set[str] = {"an"}
+        for name in (*self.memorised, *self.held_out, *self.unseen):
+            words |= set(name.split())  # two-word names contribute both words
         for rel in self.relations:
             words |= set(rel.values)
             for text in (rel.question, *rel.statements):
@@ -151,7 +195,7 @@ class World:
         return sorted(words)
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "seed": self.seed,
             "memorised": self.memorised,
             "held_out": self.held_out,
@@ -160,9 +204,20 @@ class World:
             "facts": self.facts,
             "relations": [asdict(r) for r in self.relations],
         }
+        # Written only when set, so that a uniform world's file is what it always was.
+        if self.popularity is not None:
+            out["popularity"] = self.popularity
+            out["buckets"] = self.buckets
+        if self.exposure is not None:
+            out["exposure"] = self.exposure
+            out["exposure_config"] = self.exposure_config
+        return out
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        # A popularity world holds tens of thousands of facts and their exposure counts:
+        # written compactly (a uniform world's file keeps its indented form).
+        Path(path).write_text(json.dumps(self.to_json(),
+                                         indent=1 if self.popularity is None else None))
 
     @classmethod
     def load(cls, path: str | Path) -> World:
@@ -179,6 +234,9 @@ class World:
             cities=data["cities"],
             facts=data["facts"],
             relations=rels,
+            popularity=data.get("popularity"),
+            exposure=data.get("exposure"),
+            exposure_config=data.get("exposure_config"),
         )
 
 
@@ -188,11 +246,19 @@ def build_world(
     n_held_out: int = 400,
     n_unseen: int = 50,
     n_cities: int = 40,
+    popularity: str = "uniform",
+    zipf_exponent: float = 1.0,
+    name_words: int = 1,
 ) -> World:
     """Build the world for ``seed``: names, cities and one value per (memorised, relation).
 
     Sizes: ``n_memorised * 4`` facts to memorise; ``n_held_out`` names for open-book
-    passages; ``n_unseen`` names that never appear in training.
+    passages; ``n_unseen`` names that never appear in training. ``popularity`` is
+    ``"uniform"`` or ``"zipf"`` (entity of rank ``r``, 1-based, drawn into training documents
+    with probability ``r ** -zipf_exponent / H``). ``name_words`` is 1 (one invented word per
+    name, one token) or 2 (a given and a family name from two pools of about
+    ``2 * sqrt(names)`` words each: large worlds then need few tokens, and an entity's facts
+    cannot live in one embedding row). The defaults' draws are those of the shipped world.
     """
     for name, v in (("n_memorised", n_memorised), ("n_held_out", n_held_out),
                     ("n_cities", n_cities)):
@@ -200,10 +266,23 @@ def build_world(
             raise ValueError(f"{name} must be >= 1, got {v}")
     if n_unseen < 0:
         raise ValueError(f"n_unseen must be >= 0, got {n_unseen}")
+    if popularity not in POPULARITY_LAWS:
+        raise ValueError(f"unknown popularity {popularity!r}; allowed: {POPULARITY_LAWS}")
+    if not zipf_exponent > 0:
+        raise ValueError(f"zipf_exponent must be > 0, got {zipf_exponent}")
+    if name_words not in (1, 2):
+        raise ValueError(f"name_words must be 1 or 2, got {name_words}")
     rng = np.random.default_rng(seed)
     taken = {w.lower() for w in _COLOURS + _JOBS + _PETS}
     cities = _invent_names(rng, n_cities, taken)
-    names = _invent_names(rng, n_memorised + n_held_out + n_unseen, taken)
+    n_names = n_memorised + n_held_out + n_unseen
+    if name_words == 1:
+        names = _invent_names(rng, n_names, taken)
+    else:
+        pool = max(4, int(np.ceil(2 * np.sqrt(n_names))))
+        given, family = _invent_names(rng, pool, taken), _invent_names(rng, pool, taken)
+        pairs = rng.choice(pool * pool, size=n_names, replace=False)
+        names = [f"{given[int(k) // pool]} {family[int(k) % pool]}" for k in pairs]
     memorised = names[:n_memorised]
     held_out = names[n_memorised : n_memorised + n_held_out]
     unseen = names[n_memorised + n_held_out :]
@@ -212,18 +291,42 @@ def build_world(
         e: {r.name: r.values[int(rng.integers(len(r.values)))] for r in relations}
         for e in memorised
     }
-    return World(seed, memorised, held_out, unseen, cities, facts, relations)
+    weights = None
+    if popularity == "zipf":
+        # ``memorised`` is already in random order, so its order is the popularity rank.
+        w = np.arange(1, n_memorised + 1, dtype=float) ** -zipf_exponent
+        weights = {e: float(p) for e, p in zip(memorised, w / w.sum(), strict=True)}
+    return World(seed, memorised, held_out, unseen, cities, facts, relations,
+                 popularity=weights)
 
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """The organism world's size and seed (what :func:`build_world` takes)."""
+    """The organism world's size, popularity law and seed (what :func:`build_world` takes).
+
+    The defaults are the shipped organism's world (uniform popularity, one-word names).
+    A world near a small model's capacity with a long tail is e.g.
+    ``WorldConfig(n_memorised=10_000, n_held_out=2_000, n_unseen=200, n_cities=200,
+    popularity="zipf", zipf_exponent=1.0, name_words=2)`` (40,000 facts).
+    """
 
     seed: int = 0
     n_memorised: int = 120
     n_held_out: int = 400
     n_unseen: int = 50
     n_cities: int = 40
+    popularity: str = "uniform"
+    zipf_exponent: float = 1.0
+    name_words: int = 1
+
+    def __post_init__(self) -> None:
+        if self.popularity not in POPULARITY_LAWS:
+            raise ValueError(f"unknown popularity {self.popularity!r}; allowed: "
+                             f"{POPULARITY_LAWS}")
+        if not self.zipf_exponent > 0:
+            raise ValueError(f"zipf_exponent must be > 0, got {self.zipf_exponent}")
+        if self.name_words not in (1, 2):
+            raise ValueError(f"name_words must be 1 or 2, got {self.name_words}")
 
     def build(self) -> World:
         return build_world(**asdict(self))

@@ -21,7 +21,7 @@ from lenskit.synthetic.corpus import CorpusSampler, corpus_config_from_json
 from lenskit.synthetic.formats import QAFormat
 from lenskit.synthetic.functions import FunctionSpec
 from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
-from lenskit.synthetic.world import World
+from lenskit.synthetic.world import BUCKETS, World
 from lenskit.tasks import loaders
 from lenskit.tasks.builders import (
     closed_book_task,
@@ -103,9 +103,14 @@ def _episode_item(world, ep, prefix: str, k: int | None = None) -> QAItem:
     span = (_statement_span(world, ep.context, ep.entity, ep.relation, ep.answer)
             if ep.context else None)
     tag = f"{prefix}-{ep.entity}-{ep.relation}" if k is None else f"{prefix}-{k}-{ep.entity}"
+    meta = {"entity": ep.entity, "relation": ep.relation}
+    if world.buckets is not None and ep.entity in world.buckets:
+        meta["bucket"] = world.buckets[ep.entity]
+        if world.exposure is not None:
+            meta["exposure"] = world.exposure[ep.entity][ep.relation]
     return QAItem(ep.question, (ep.answer,), context=ep.context,
                   memorised_answer=ep.memorised_answer, context_answer_span=span, id=tag,
-                  meta={"entity": ep.entity, "relation": ep.relation})
+                  meta=meta)
 
 
 def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[str, TaskSet]:
@@ -119,7 +124,10 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
             prompts, 256 rows).
         seed: seeds every draw (subsets, fresh values, distractors, functions).
 
-    Tasks: ``closed_book`` (memorised facts, ``world.facts``), ``open_book`` (held-out
+    Tasks: ``closed_book`` (memorised facts, ``world.facts``; in a world with popularity
+    buckets, one task per bucket instead, ``closed_book_head``, ``closed_book_torso``,
+    ``closed_book_tail``, each of that size, so that sweeps report thresholds per bucket and
+    figures draw head and tail recall as separate fact-recall tasks), ``open_book`` (held-out
     names with freshly drawn values and distractor sentences), ``overriding`` (memorised
     entities whose passage states a counterfactual value), one function task per spec the
     organism was trained on (``training.json``; else ``DEFAULT_FUNCTION_SPECS``), and
@@ -162,8 +170,17 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
                        config={"world_seed": world.seed})
 
     cb = [_episode_item(world, episodes.closed_book(world, e, r), "cb") for e, r in pairs]
-    tasks["closed_book"] = closed_book_task(provenance("closed_book", cb), fmt,
-                                            n=_n(sizes["closed_book"], len(cb)), seed=seed)
+    if world.buckets is None:
+        tasks["closed_book"] = closed_book_task(provenance("closed_book", cb), fmt,
+                                                n=_n(sizes["closed_book"], len(cb)), seed=seed)
+    else:
+        for bucket in BUCKETS:
+            name = f"closed_book_{bucket}"
+            part = [it for it in cb if it.meta["bucket"] == bucket]
+            if part:  # a world of fewer than 3 entities leaves a bucket empty
+                tasks[name] = closed_book_task(provenance(name, part), fmt, name=name,
+                                               n=_n(sizes["closed_book"], len(part)),
+                                               seed=seed)
 
     rng = np.random.default_rng([seed, 1])
     n_open = sizes["open_book"]
