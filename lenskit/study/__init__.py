@@ -7,6 +7,9 @@
   Ray cluster (``executor = "ray"``).
 - :mod:`~lenskit.study.store`: :class:`RunStore`, a run directory written atomically cell
   by cell so that sweeps resume and grow; :mod:`~lenskit.study.merge`: :func:`merge_runs`.
+  Its parts: :mod:`~lenskit.study.manifest` (format and checks),
+  :mod:`~lenskit.study.rundir` (preparing the directory), :mod:`~lenskit.study.files`
+  (atomic writes), :mod:`~lenskit.study.environment` (versions, host, git revision).
 - :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.
 - :mod:`~lenskit.study.thresholds`: the largest sparsity a task survives within a
   tolerance, with confidence intervals.

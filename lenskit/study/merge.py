@@ -19,16 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.study.files import write_json
+from lenskit.study.manifest import FORMAT, MANIFEST, ConfigMismatchError, check_format, utc_now
 from lenskit.study.schema import DENSE
-from lenskit.study.store import (
-    FORMAT,
-    MANIFEST,
-    ConfigMismatchError,
-    RunStore,
-    _now,
-    _write_json,
-    check_format,
-)
+from lenskit.study.store import RunStore
 
 __all__ = ["merge_runs"]
 
@@ -126,8 +120,8 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
         "name": " + ".join(str(m.get("name")) for m in manifests),
         "config": manifests[0].get("config"),
         "configs": configs,
-        "created": _now(),
-        "finished": _now(),
+        "created": utc_now(),
+        "finished": utc_now(),
         "status": "complete",
         "merged_from": [str(st.dir) for st in stores],
         "seeds": sorted({s for m in manifests for s in (m.get("seeds") or [])}),
@@ -136,5 +130,5 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
         "models": {spec: d for spec, (_, d) in models.items()},
         "cells": {cid: e for cid, e in cells.items() if cid in owner},
     }
-    _write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     return RunStore(out)

@@ -26,27 +26,35 @@ every cell and instances file and quarantines (and recomputes) one that changed.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import io
-import json
 import os
-import platform
 import re
-import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lenskit.errors import CorruptFileError, RunDirectoryError, RunLockedError, UsageError
-from lenskit.study.integrity import check_inside, read_parquet, sha256_bytes, verify_cells
-from lenskit.study.lock import LOCK_NAME, RunLock
+from lenskit.errors import RunDirectoryError, RunLockedError
+from lenskit.study.environment import environment_info
+from lenskit.study.files import atomic_write_bytes, write_json, write_parquet
+from lenskit.study.integrity import check_inside, read_parquet, verify_cells
+from lenskit.study.lock import RunLock
+from lenskit.study.manifest import (
+    FORMAT,
+    MANIFEST,
+    RUN_CONFIG,
+    ConfigMismatchError,
+    check_format,
+    normalise,
+    read_manifest,
+    utc_now,
+)
+from lenskit.study.rundir import (
+    clean_temporaries,
+    make_run_dir,
+    refuse_foreign,
+    wipe_own_files,
+)
 from lenskit.study.schema import (
     INSTANCE_COLUMNS,
     empty_results,
@@ -57,126 +65,10 @@ from lenskit.study.schema import (
 __all__ = ["ConfigMismatchError", "RunLockedError", "RunStore", "atomic_write_bytes",
            "environment_info", "iter_missing"]
 
-MANIFEST = "manifest.json"
-RUN_CONFIG = "run_config.json"
-#: Run directory format. 2: cell ids cover the calibration and the task suite, the manifest
-#: keeps every config the run has grown through (a run accepts a larger grid), the models'
-#: weight fingerprints, and each cell's identity and calibration.
-FORMAT = "lenskit-run/2"
 #: Config keys that may change between sessions of one run (they do not change results).
 DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir", "executor", "address", "workers",
                                           "num_cpus", "num_gpus")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_VERSION_PACKAGES = ("lenskit", "torch", "transformers", "transformer-lens", "numpy",
-                     "pandas", "pyarrow", "altair", "vl-convert-python")
-
-
-# Everything lenskit writes into a run directory: --force removes only these.
-_OWN_DIRS = {"cells": (".parquet",), "instances": (".parquet",), "tables": (".parquet", ".csv"),
-             "figures": (".svg", ".png", ".pdf", ".html", ".json")}
-_OWN_FILES = (MANIFEST, RUN_CONFIG, LOCK_NAME, "quarantine")
-
-
-class ConfigMismatchError(UsageError):
-    """A run directory's results conflict with the config or run being added to it (another
-    format, a model whose weights changed, two different results for one cell id)."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable (the directory entry), not only the file's bytes.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, writer) -> Path:
-    """Write a file atomically: ``writer(fileobj)`` fills a temporary file in the same
-    directory, which is flushed, fsynced and renamed over ``path``. Returns ``path``.
-
-    The temporary name starts with "." and contains ".tmp-", so directory listings that
-    skip hidden files never see it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _write_parquet(path: Path, df: pd.DataFrame) -> str:
-    """Write ``df`` as Parquet atomically; return the sha256 of the bytes written."""
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    data = buf.getvalue()
-    atomic_write_bytes(path, lambda f: f.write(data))
-    return sha256_bytes(data)
-
-
-def _write_json(path: Path, obj: Any) -> Path:
-    text = json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n"
-    return atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-def _git_info() -> dict[str, Any] | None:
-    """Revision of the lenskit source tree (None when lenskit is not a git checkout)."""
-    src = Path(__file__).resolve().parents[2]
-    if not (src / ".git").exists():
-        return None
-    try:
-        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(src), "status", "--porcelain",
-                                 "--untracked-files=no"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"revision": rev, "dirty": bool(status.strip())}
-
-
-def environment_info() -> dict[str, Any]:
-    """Versions of lenskit and its main dependencies, Python, host and git revision."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in _VERSION_PACKAGES:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "versions": versions,
-        "git": _git_info(),
-        "host": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python_executable": sys.executable,
-        },
-    }
-
-
-def _normalise(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 def _config_dict(config: Any) -> dict[str, Any]:
@@ -184,7 +76,7 @@ def _config_dict(config: Any) -> dict[str, Any]:
         config = config.to_dict()
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a SweepConfig or a mapping, got {type(config).__name__}")
-    return _normalise(dict(config))
+    return normalise(dict(config))
 
 
 class RunStore:
@@ -236,8 +128,8 @@ class RunStore:
         """
         store = cls(run_dir)
         config = _config_dict(config)
-        store._make_dir()
-        store._refuse_foreign()  # before the lock file is created in it
+        make_run_dir(store.dir)
+        refuse_foreign(store.dir)  # before the lock file is created in it
         store._lock = RunLock(store.dir).acquire()
         store._writer = True
         try:
@@ -271,36 +163,6 @@ class RunStore:
         self._manifest = manifest
         self._save_manifest()
 
-    def _refuse_foreign(self) -> None:
-        """Refuse a non-empty directory without a manifest: lenskit did not write it."""
-        if (self.dir / MANIFEST).exists() or not self.dir.is_dir():
-            return
-        if (self.dir / RUN_CONFIG).exists():
-            raise CorruptFileError(f"{self.dir / MANIFEST} is missing; run `lenskit doctor "
-                                   f"{self.dir}` to rebuild it from {RUN_CONFIG}",
-                                   self.dir / MANIFEST)
-        foreign = sorted(p.name for p in self.dir.iterdir() if p.name not in _OWN_FILES)
-        if foreign:
-            raise RunDirectoryError(
-                f"{str(self.dir)!r} is not a lenskit run directory (no {MANIFEST}) and is "
-                f"not empty: it holds {', '.join(foreign[:5])}"
-                + (" ..." if len(foreign) > 5 else "")
-                + "; lenskit writes only into a new or empty directory or one of its own "
-                  "runs (--force included): choose another --out", self.dir)
-
-    def _make_dir(self) -> None:
-        if self.dir.exists() and not self.dir.is_dir():
-            raise RunDirectoryError(f"run directory {str(self.dir)!r} is a file, not a "
-                                    "directory; choose another --out", self.dir)
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise RunDirectoryError(f"cannot create run directory {str(self.dir)!r}: "
-                                    f"{err.strerror or err}", self.dir) from err
-        if not os.access(self.dir, os.W_OK | os.X_OK):
-            raise RunDirectoryError(f"run directory {str(self.dir)!r} is not writable; "
-                                    "fix its permissions or choose another --out", self.dir)
-
     def _unlock(self) -> None:
         if self._lock is not None:
             self._lock.release()
@@ -312,17 +174,17 @@ class RunStore:
         path = self.dir / MANIFEST
         manifest = None
         if path.exists():
-            manifest = self._read_manifest()
+            manifest = read_manifest(self.dir)
             if force:
-                self._wipe()
+                wipe_own_files(self.dir)
                 manifest = None
             else:
                 check_format(manifest, self.dir, self.done_ids())
         else:
-            self._refuse_foreign()
-        self._clean_temporaries()
+            refuse_foreign(self.dir)
+        clean_temporaries(self.dir)
         env = environment_info()
-        session = {"start": _now(), "end": None, "status": "running", "pid": os.getpid(),
+        session = {"start": utc_now(), "end": None, "status": "running", "pid": os.getpid(),
                    "host": env["host"]["hostname"], "git": env["git"],
                    "versions": env["versions"]}
         history = {k: v for k, v in config.items() if k not in ignore_keys}
@@ -355,7 +217,7 @@ class RunStore:
         self._save_manifest()
         # The latest config, apart from the manifest, so that `lenskit doctor` can rebuild a
         # damaged manifest.
-        _write_json(self.dir / RUN_CONFIG, {"format": FORMAT, "config": config})
+        write_json(self.dir / RUN_CONFIG, {"format": FORMAT, "config": config})
 
     def verify(self) -> list[str]:
         """Re-hash every finished cell's files against the manifest; quarantine a cell whose
@@ -373,42 +235,6 @@ class RunStore:
             self._save_manifest()
         return report
 
-    def _read_manifest(self) -> dict[str, Any]:
-        path = self.dir / MANIFEST
-        try:
-            manifest = json.loads(path.read_text())
-        except ValueError as err:
-            raise CorruptFileError(
-                f"{path} is damaged (not valid JSON: {err}); run `lenskit doctor {self.dir}` "
-                f"to rebuild it from {RUN_CONFIG} and the cell files", path) from err
-        if not isinstance(manifest, dict) or not str(manifest.get("format", "")).startswith(
-                "lenskit-run/"):
-            raise RunDirectoryError(f"{path} is not a lenskit run manifest (no 'format': "
-                                    f"{FORMAT!r}); choose another --out", path)
-        return manifest
-
-    def _wipe(self) -> None:
-        # Only what lenskit wrote (see _OWN_DIRS) in a directory holding its manifest; a
-        # folder keeps anything else (and then stays).
-        for name, suffixes in _OWN_DIRS.items():
-            d = self.dir / name
-            if d.is_dir() and not d.is_symlink():
-                for p in d.iterdir():
-                    if p.is_file() and not p.is_symlink() and p.suffix in suffixes:
-                        p.unlink()
-                with contextlib.suppress(OSError):
-                    d.rmdir()  # fails when something else is left: it stays
-        for name in (MANIFEST, RUN_CONFIG):
-            with contextlib.suppress(FileNotFoundError):
-                (self.dir / name).unlink()
-
-    def _clean_temporaries(self) -> None:
-        for d in (self.dir, self.cells_dir, self.instances_dir, self.tables_dir):
-            if d.is_dir():
-                for p in d.glob(".*.tmp-*"):
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
-
     def close(self, status: str = "complete") -> None:
         """End this writing session: record its end time and ``status`` ("complete",
         "interrupted", "failed"), and release the lock. Idempotent."""
@@ -416,7 +242,7 @@ class RunStore:
             return
         try:
             m = self.manifest()
-            m["sessions"][self._session].update(end=_now(), status=status)
+            m["sessions"][self._session].update(end=utc_now(), status=status)
             m["status"] = status
             if status == "complete":
                 m["finished"] = m["sessions"][self._session]["end"]
@@ -441,7 +267,7 @@ class RunStore:
             if not path.exists():
                 raise FileNotFoundError(f"no {MANIFEST} in {str(self.dir)!r}: not a run "
                                         f"directory (run `lenskit sweep --out {self.dir}`)")
-            self._manifest = self._read_manifest()
+            self._manifest = read_manifest(self.dir)
         return self._manifest
 
     def config(self) -> dict[str, Any]:
@@ -452,11 +278,11 @@ class RunStore:
         """Add JSON-able facts about this writing session to the manifest (e.g. the
         executor and its cluster's resources) and save it."""
         self._require_writer()
-        self.manifest()["sessions"][self._session].update(_normalise(info))
+        self.manifest()["sessions"][self._session].update(normalise(info))
         self._save_manifest()
 
     def _save_manifest(self) -> None:
-        _write_json(self.dir / MANIFEST, self._manifest)
+        write_json(self.dir / MANIFEST, self._manifest)
 
     def _require_writer(self) -> None:
         if not self._writer:
@@ -494,7 +320,7 @@ class RunStore:
         self._require_writer()
         models = self.manifest().setdefault("models", {})
         old = models.get(spec)
-        new = _normalise(dict(details))
+        new = normalise(dict(details))
         if old is not None and old.get("fingerprint") != new.get("fingerprint"):
             raise ConfigMismatchError(
                 f"model {spec!r} has changed since run directory {str(self.dir)!r} computed "
@@ -535,15 +361,15 @@ class RunStore:
                                  f"{inst.loc[wrong, 'cell_id'].iloc[0]!r}")
         inst_hash = None
         if inst is not None:
-            inst_hash = _write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
-        cell_hash = _write_parquet(path, rows)
+            inst_hash = write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
+        cell_hash = write_parquet(path, rows)
         self.manifest()["cells"][cell_id] = {
             "label": label, "seconds": None if seconds is None else round(float(seconds), 3),
             "rows": len(rows), "instances": None if inst is None else len(inst),
-            "finished": _now(), "session": self._session,
+            "finished": utc_now(), "session": self._session,
             "sha256": cell_hash, "instances_sha256": inst_hash,
-            "cell": None if cell is None else _normalise(cell.canonical()),
-            "calibration": None if calibration is None else _normalise(dict(calibration)),
+            "cell": None if cell is None else normalise(cell.canonical()),
+            "calibration": None if calibration is None else normalise(dict(calibration)),
         }
         self._save_manifest()
         return path
@@ -607,7 +433,7 @@ class RunStore:
         for fmt in formats:
             path = check_inside(self.dir, self.tables_dir / f"{name}.{fmt}")
             if fmt == "parquet":
-                _write_parquet(path, df)
+                write_parquet(path, df)
                 paths.append(path)
             elif fmt == "csv":
                 paths.append(atomic_write_bytes(
@@ -632,20 +458,6 @@ class RunStore:
             columns=["cell_id", "label", "seconds", "finished"],
         )
 
-
-def check_format(manifest: Mapping[str, Any], run_dir: Path, done: set[str]) -> None:
-    """Raise :class:`ConfigMismatchError` when a manifest is not of :data:`FORMAT` (a run
-    directory made by an earlier lenskit, whose cell ids do not cover calibration and tasks,
-    so its cells cannot be reused or grown)."""
-    fmt = manifest.get("format")
-    if fmt != FORMAT:
-        raise ConfigMismatchError(
-            f"run directory {str(run_dir)!r} was made by an earlier lenskit (format {fmt!r}, "
-            f"{len(done)} cells done; this lenskit writes {FORMAT!r}, whose cell ids also "
-            f"cover the calibration and the task suite). Its cells cannot be resumed or "
-            f"grown: run the study again into a new directory, or pass --force to delete "
-            f"its results and start again here. Its results stay readable "
-            f"(`lenskit thresholds`, RunStore(run_dir).results())")
 
 
 def iter_missing(store: RunStore, cells: Iterable[Any]) -> Iterator[Any]:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from weight_hashes import weights_hash  # tests/ is on the path
 
-from lenskit.cli import _overrides, build_parser
+from lenskit.cli import build_parser
+from lenskit.cli.sweep import overrides
 from lenskit.models import (
     MaskSet,
     OutOfMemoryError,
@@ -112,7 +113,7 @@ def test_out_of_memory_says_what_to_lower():
 def test_sweep_device_settings(tmp_path):
     args = build_parser().parse_args(["sweep", "--device", "cuda:1", "--dtype", "bfloat16",
                                       "--device-map", "auto"])
-    cfg = load_config(None, _overrides(args))
+    cfg = load_config(None, overrides(args))
     assert (cfg.device, cfg.dtype, cfg.device_map) == ("cuda:1", "bfloat16", "auto")
     assert load_config(None, {}).device == "auto"  # default
     back = load_config(cfg.save(tmp_path / "c.toml"))

@@ -55,8 +55,8 @@ def test_batched_equals_one_by_one(tiny_model, small_tasks):
 
 def test_progress_bar_shows_without_changing_results(tiny_model, small_tasks, monkeypatch,
                                                      capsys):
-    evaluate_module = importlib.import_module("lenskit.tasks.evaluate")
-    monkeypatch.setattr(evaluate_module, "_PROGRESS_DELAY", 0.0)  # show at once
+    runners = importlib.import_module("lenskit.tasks.runners")
+    monkeypatch.setattr(runners, "_PROGRESS_DELAY", 0.0)  # show at once
     text = " ".join(["The capital of Brirul is red . Q : what is the pet of Trosh ?"] * 8)
     windows = perplexity_task(text, model_info(tiny_model).tokenizer, window=16, stride=8,
                               name="ppl")
