@@ -29,10 +29,11 @@ from pathlib import Path
 
 import torch
 
-GRID = {"models": "organism", "methods": "magnitude,wanda", "scopes": "attn;mlp",
+GRID = {"models": "organism", "methods": "magnitude,wanda", "scopes": "all;attn;mlp",
         "sparsities": "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", "matched": "false",
         "calibration.n_samples": "16", "calibration.seq_len": "64"}
-QUICK = {**GRID, "methods": "magnitude", "sparsities": "0.3,0.7", "tasks": "closed_book"}
+QUICK = {**GRID, "methods": "magnitude", "scopes": "attn;mlp", "sparsities": "0.3,0.7",
+         "tasks": "closed_book"}
 
 
 def _cell_seconds(run_dir: Path) -> float:
