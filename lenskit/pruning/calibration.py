@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 from lenskit.models.loading import data_path, model_info
 from lenskit.models.sources import declared_calibration_source
 
-__all__ = ["DEFAULT_TEXT", "CalibrationData", "default_calibration"]
+__all__ = ["DEFAULT_TEXT", "CalibrationData", "default_calibration", "document_windows"]
 
 #: The shipped natural-text calibration corpus (see data/calibration/README.md).
 DEFAULT_TEXT = data_path("calibration", "kjv_narrative.txt")
@@ -164,7 +165,8 @@ class CalibrationData:
         """Random windows from random documents of a Hugging Face dataset (online only).
 
         As the SparseGPT/Wanda C4 loaders: draw documents at random (numpy, ``seed``), keep
-        those with at least ``seq_len`` tokens, cut one random window from each.
+        those longer than ``seq_len`` tokens, cut one random window from each
+        (:func:`document_windows`).
         ``load_kwargs`` go to ``datasets.load_dataset`` (e.g. ``data_files=`` to pick one C4
         shard). Raises ``RuntimeError`` offline or without the ``datasets`` package.
         """
@@ -189,23 +191,33 @@ class CalibrationData:
         if text_field not in ds.column_names:
             raise ValueError(f"dataset {name!r} has no column {text_field!r}; columns: "
                              f"{ds.column_names}")
-        rng = np.random.default_rng(seed)
-        rows: list[list[int]] = []
-        tries = 0
-        while len(rows) < n_samples:
-            tries += 1
-            if tries > 100 * n_samples:
-                raise ValueError(f"found only {len(rows)} documents of >= {seq_len} tokens in "
-                                 f"{100 * n_samples} draws from {name!r}; use shorter seq_len")
-            doc = tokenizer(ds[int(rng.integers(len(ds)))][text_field],
-                            add_special_tokens=False)["input_ids"]
-            if len(doc) < seq_len:
-                continue
-            start = int(rng.integers(0, len(doc) - seq_len + 1))
-            rows.append(doc[start:start + seq_len])
+        rows = document_windows(lambda i: ds[i][text_field], len(ds), tokenizer, n_samples,
+                                seq_len, seed, repr(name))
         return cls(torch.tensor(rows, dtype=torch.long),
                    f"{n_samples} random windows of {seq_len} tokens from random documents of "
                    f"{name}/{config}:{split} (seed {seed})")
+
+
+def document_windows(text_of: Callable[[int], str], n_docs: int, tokenizer, n_samples: int,
+                     seq_len: int, seed: int, where: str) -> list[list[int]]:
+    """``n_samples`` windows of ``seq_len`` token ids, as the SparseGPT/Wanda C4 loaders cut
+    them: a random document (``text_of(i)``, i < ``n_docs``; numpy, ``seed``) is kept when
+    it has more than ``seq_len`` tokens, and one random window is cut from it. Raises
+    ``ValueError`` naming ``where`` when 100 draws per sample find too few such documents."""
+    rng = np.random.default_rng(seed)
+    rows: list[list[int]] = []
+    draws = 0
+    while len(rows) < n_samples:
+        draws += 1
+        if draws > 100 * n_samples:
+            raise ValueError(f"found only {len(rows)} documents of more than {seq_len} tokens "
+                             f"in {draws - 1} draws from {where}; use a shorter seq_len")
+        ids = tokenizer(text_of(int(rng.integers(n_docs))), add_special_tokens=False)["input_ids"]
+        if len(ids) <= seq_len:
+            continue
+        start = int(rng.integers(0, len(ids) - seq_len))
+        rows.append(ids[start:start + seq_len])
+    return rows
 
 
 def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> CalibrationData:

@@ -28,7 +28,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lenskit.models.loading import model_info
@@ -37,6 +36,7 @@ from lenskit.pruning.calibration import (
     _check_size,
     _random_calibration,
     default_calibration,
+    document_windows,
 )
 
 __all__ = ["SOURCE_KINDS", "c4_calibration", "calibration_from_source", "parse_source",
@@ -136,19 +136,8 @@ def c4_calibration(path: str | Path, tokenizer, n_samples: int = 128, seq_len: i
     _check_size(n_samples, seq_len)
     path = Path(path)
     docs = _read_c4(path)
-    rng = np.random.default_rng(seed)
-    rows: list[list[int]] = []
-    draws = 0
-    while len(rows) < n_samples:
-        draws += 1
-        if draws > 100 * n_samples:
-            raise ValueError(f"found only {len(rows)} documents of more than {seq_len} tokens "
-                             f"in {draws - 1} draws from {path}; use a shorter seq_len")
-        ids = tokenizer(docs[int(rng.integers(len(docs)))], add_special_tokens=False)["input_ids"]
-        if len(ids) <= seq_len:
-            continue
-        start = int(rng.integers(0, len(ids) - seq_len))
-        rows.append(ids[start:start + seq_len])
+    rows = document_windows(docs.__getitem__, len(docs), tokenizer, n_samples, seq_len, seed,
+                            str(path))
     return CalibrationData(torch.tensor(rows, dtype=torch.long),
                            f"c4 {path.name}: {n_samples} random windows of {seq_len} tokens "
                            f"from random documents longer than {seq_len} tokens "
