@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-__all__ = ["FLOAT_TYPES", "GGUFError", "gguf_cache_dir", "gguf_source", "gguf_to_hf_dir", "is_gguf"]
+__all__ = ["FLOAT_TYPES", "GGUFError", "gguf_cache_dir", "gguf_n_layers", "gguf_source",
+           "gguf_to_hf_dir", "is_gguf"]
 
 #: GGML tensor types that hold plain floats (anything else is quantised).
 FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
@@ -77,6 +78,19 @@ def gguf_source(path: str | os.PathLike, sha256: str | None = None) -> dict[str,
             "architecture": arch, "tensor_types": dict(sorted(types.items())),
             "quantised": bool(quant),
             "quantisation": quant.most_common(1)[0][0] if quant else None}
+
+
+def gguf_n_layers(path: str | os.PathLike) -> int:
+    """The number of transformer blocks a GGUF file declares (``{architecture}.block_count``),
+    read from its header without loading any tensor; :class:`GGUFError` if it has none."""
+    path = Path(path).expanduser()
+    _, reader = _reader(path)
+    arch_field = reader.fields.get("general.architecture")
+    arch = bytes(arch_field.parts[arch_field.data[0]]).decode() if arch_field else None
+    field = reader.fields.get(f"{arch}.block_count") if arch else None
+    if field is None:
+        raise GGUFError(f"{path} declares no block count ({arch}.block_count)")
+    return int(field.parts[field.data[0]][0])
 
 
 def gguf_cache_dir() -> Path:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.gguf import GGUFError, gguf_n_layers, is_gguf
 from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.models.sites import Selection
 from lenskit.pruning.calibration_sources import parse_source
@@ -59,14 +60,17 @@ def suite_task_names(path: str | None, size: str = "small", seed: int = 0) -> li
 
 def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[str],
                  unknown_tasks: dict[tuple[str, tuple[str, ...]], list[str]]) -> None:
-
     try:
-        path, local = resolve_spec(spec)
-    except ModelLoadError as err:
+        if is_gguf(spec):  # a quantised file: its header says how many blocks it has
+            path, local, n_layers = None, False, gguf_n_layers(spec)
+        else:
+            path, local = resolve_spec(spec)
+    except (ModelLoadError, GGUFError) as err:
         problems.append(f"model {spec!r}: {err}")
         return
     try:
-        n_layers = _n_layers(path, local)
+        if path is not None:
+            n_layers = _n_layers(path, local)
     except (OSError, ValueError) as err:
         where = ("HF_HUB_OFFLINE is set and it is not in the local cache" if _offline()
                  else type(err).__name__)

@@ -142,3 +142,20 @@ def test_a_broken_gguf_file_gives_a_clear_error(tmp_path, monkeypatch):
         load_model(bad)
     assert not (tmp_path / "cache" / "gguf").exists() or not any(
         (tmp_path / "cache" / "gguf").iterdir())
+
+
+def test_a_sweep_checks_a_gguf_model_before_loading_it(tmp_path, monkeypatch):
+    from lenskit.models.gguf import gguf_n_layers
+    from lenskit.study import ConfigError, load_config
+    from lenskit.study.preflight import preflight
+
+    monkeypatch.setenv("LENSKIT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "tiny.gguf"
+    write_tiny_gguf(path, False)
+    assert gguf_n_layers(path) == 2
+    base = {"models": str(path), "methods": "magnitude", "sparsities": "0.5",
+            "matched": "false", "out_dir": str(tmp_path / "run")}
+    preflight(load_config(None, {**base, "scopes": "mlp@1"}))  # in range: no problem
+    with pytest.raises(ConfigError, match=r"layer\(s\) \[2\] out of range.*2 layers"):
+        preflight(load_config(None, {**base, "scopes": "mlp@2"}))
+    assert not (tmp_path / "cache").exists()  # checked from the header: nothing converted
