@@ -233,3 +233,39 @@ def test_build_suite_seed_is_the_default_of_every_spec():
         assert a[name].seed == b[name].seed
         assert [i.prompt for i in a[name]] == [i.prompt for i in b[name]]
     assert a["fn_linear_d4_n32_k2"].seed == 3 and a["fn_mlp_d4_n32_k2"].seed == 5
+
+
+def test_a_sweep_runs_the_study_tasks_from_local_files(tmp_path, tiny_dirs):
+    """The issue's done-when, end to end on a tiny local model: a config naming the study's
+    tasks from files in their published formats, calibrated on real text, sequentially;
+    the manifest and rows say which data, prompts and calibration were used."""
+    from lenskit.study import load_config, run_sweep
+
+    qa = _triviaqa_rc(tmp_path / "triviaqa-rc")
+    web = tmp_path / "webquestions.examples.test.json"
+    web.write_text(json.dumps([
+        {"url": "u", "utterance": f"what is {k}?",
+         "targetValue": f'(list (description "Answer {k}"))'} for k in range(8)]))
+    text = tmp_path / "calib.txt"
+    text.write_text("The river flows north to the sea, past the old town and its bridges. " * 200)
+    cfg = load_config(None, {
+        "models": str(tiny_dirs["llama"]), "methods": "wanda", "sparsities": "0.5",
+        "scopes": "all", "matched": "false", "out_dir": str(tmp_path / "run"),
+        "suite": f"triviaqa:path={qa},part=all,shots=1,n=4;"
+                 f"triviaqa_open:path={qa},part=all,shots=1;"
+                 f"webquestions:path={web},part=all,shots=1,n=4",
+        "calibration.source": f"text:{text}", "calibration.n_samples": "2",
+        "calibration.seq_len": "16"})
+    assert cfg.calibration.sequential  # the study's default, as the references
+    out = run_sweep(cfg, progress=False, echo=lambda _: None)
+    assert set(out.results["task"]) == {"triviaqa", "triviaqa_open", "webquestions"}
+    from lenskit.pruning.calibration_sources import source_fingerprint
+
+    pruned = out.results[out.results["method"] == "wanda"]
+    # rows name the mode, the size and the source by the hash of its content
+    assert pruned["calibration"].str.contains("mode=sequential;n_samples=2;seq_len=16").all()
+    assert pruned["calibration"].str.contains(source_fingerprint(f"text:{text}")).all()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["suite"][0].startswith("triviaqa:path=")
+    cell = next(c for c in manifest["cells"].values() if c.get("calibration"))
+    assert "calib.txt" in json.dumps(cell["calibration"])
