@@ -62,12 +62,16 @@ def int_at_least(low: int):
     return parse
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1 (0.05 = 5%)."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (0.05 = 5%)."""
+    value = _number(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(
             f"must be a fraction in (0, 1), e.g. 0.05 for a 5% drop; got {text!r}")
@@ -76,10 +80,7 @@ def fraction(text: str) -> float:
 
 def positive(text: str) -> float:
     """An argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value

@@ -327,8 +327,9 @@ class RunStore:
                 f"its cells (weights fingerprint {old.get('fingerprint')}, now "
                 f"{new.get('fingerprint')}): its finished cells would mix two models. Use "
                 f"another output directory, or pass --force to delete its results")
-        models[spec] = new
-        self._save_manifest()
+        if old != new:  # every cell reports its model: save only what is new
+            models[spec] = new
+            self._save_manifest()
 
     def write_cell(self, cell_id: str, rows: pd.DataFrame, *,
                    instances: pd.DataFrame | None = None, seconds: float | None = None,
@@ -347,18 +348,9 @@ class RunStore:
         if path.exists() and not overwrite:
             raise ValueError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
                              f"a resumed sweep must skip it (check store.done(cell_id))")
-        rows = validate_results(rows)
-        wrong = rows["cell_id"] != cell_id
-        if wrong.any():
-            raise ValueError(f"rows of cell {cell_id!r} carry cell_id "
-                             f"{rows.loc[wrong, 'cell_id'].iloc[0]!r}")
-        inst = None
-        if instances is not None:
-            inst = validate_instances(instances)
-            wrong = inst["cell_id"] != cell_id
-            if wrong.any():
-                raise ValueError(f"instances of cell {cell_id!r} carry cell_id "
-                                 f"{inst.loc[wrong, 'cell_id'].iloc[0]!r}")
+        rows = _of_cell(validate_results(rows), cell_id, "rows")
+        inst = None if instances is None else \
+            _of_cell(validate_instances(instances), cell_id, "instances")
         inst_hash = None
         if inst is not None:
             inst_hash = write_parquet(self.instances_dir / f"{cell_id}.parquet", inst)
@@ -467,3 +459,11 @@ def iter_missing(store: RunStore, cells: Iterable[Any]) -> Iterator[Any]:
         if c.cell_id not in done:
             yield c
 
+
+def _of_cell(df: pd.DataFrame, cell_id: str, what: str) -> pd.DataFrame:
+    """``df`` when every row carries ``cell_id``; else ValueError naming the stray id."""
+    wrong = df["cell_id"] != cell_id
+    if wrong.any():
+        raise ValueError(f"{what} of cell {cell_id!r} carry cell_id "
+                         f"{df.loc[wrong, 'cell_id'].iloc[0]!r}")
+    return df

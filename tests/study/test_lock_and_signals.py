@@ -26,7 +26,7 @@ from lenskit.study.lock import RunLock, lock_holder
 from lenskit.study.runner import run_sweep
 
 from .frames import synthetic_cell
-from .test_runner import TASKS, tiny_config
+from .test_runner import sweep_subprocess, tiny_config
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 N_WORKERS = 6
@@ -179,19 +179,7 @@ def test_kills_at_random_points_resume_to_the_same_result(tmp_path):
 
 def test_sigterm_stops_a_real_sweep_cleanly(tiny_dirs, tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "lenskit", "sweep", "--model", str(tiny_dirs["gpt2"]),
-            "--methods", "magnitude", "--sparsities", "0.3", "0.7", "--scopes", "attn", "mlp",
-            "--tasks", *TASKS.split(","), "--out", str(run), "--no-figures", "--threads", "1",
-            "--set", "matched=false", "--set", "batch_size=32",
-            "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if len(list((run / "cells").glob("*.parquet"))) >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc = sweep_subprocess(tiny_dirs["gpt2"], run, 1, "--threads", "1")
     proc.send_signal(signal.SIGTERM)
     proc.wait(60)
     err = proc.stderr.read().decode()

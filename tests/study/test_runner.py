@@ -55,23 +55,31 @@ def test_tiny_sweep_produces_the_expected_rows(tiny_dirs, tmp_path):
     pd.testing.assert_frame_equal(again.results, df)
 
 
-def test_killed_sweep_resumes_without_loss_or_duplicates(tiny_dirs, tmp_path):
-    ref = run_sweep(tiny_config(tiny_dirs["gpt2"], tmp_path / "ref"), progress=False,
-                    echo=lambda _: None).results
-    run_dir = tmp_path / "killed"
-    args = [sys.executable, "-m", "lenskit", "sweep", "--model", str(tiny_dirs["gpt2"]),
+def sweep_subprocess(model, run_dir: Path, until_cells: int, *extra: str) -> subprocess.Popen:
+    """``lenskit sweep`` of the tiny grid in a subprocess, returned once ``until_cells``
+    cells are written (it is still running then: the caller kills or signals it)."""
+    args = [sys.executable, "-m", "lenskit", "sweep", "--model", str(model),
             "--methods", "magnitude", "--sparsities", "0.3", "0.7", "--scopes", "attn", "mlp",
-            "--tasks", *TASKS.split(","), "--out", str(run_dir), "--no-figures",
+            "--tasks", *TASKS.split(","), "--out", str(run_dir), "--no-figures", *extra,
             "--set", "matched=false", "--set", "batch_size=32",
             "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if len(list((run_dir / "cells").glob("*.parquet"))) >= 2:
+        if len(list((run_dir / "cells").glob("*.parquet"))) >= until_cells:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    return proc
+
+
+def test_killed_sweep_resumes_without_loss_or_duplicates(tiny_dirs, tmp_path):
+    model = tiny_dirs["gpt2"]
+    ref = run_sweep(tiny_config(tiny_dirs["gpt2"], tmp_path / "ref"), progress=False,
+                    echo=lambda _: None).results
+    run_dir = tmp_path / "killed"
+    proc = sweep_subprocess(model, run_dir, until_cells=2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = len(RunStore(run_dir).done_ids())
