@@ -25,6 +25,7 @@ from lenskit.errors import RunDirectoryError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
+from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sites import Site, SiteSelection, select_sites
 from lenskit.models.sites_build import build_sites
 
@@ -256,7 +257,7 @@ def load_model(
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code}
     if dmap == "auto":
         kwargs["device_map"] = "auto"
-    if local:
+    if local or offline():
         kwargs["local_files_only"] = True
     try:
         hf = AutoModelForCausalLM.from_pretrained(
@@ -271,10 +272,10 @@ def load_model(
                 f"truncated or damaged file?): {type(err).__name__}: {err}", path) from err
         if not isinstance(err, (OSError, ValueError)):
             raise
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        setting = offline_setting()
         raise ModelLoadError(
             f"could not load {path!r} from the Hugging Face hub"
-            + (" (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else "")
+            + (f" ({setting} is set and it is not in the local cache)" if setting else "")
             + f" ({type(err).__name__}); to work offline, pass a local directory holding "
             "config.json, safetensors weights and the tokenizer (e.g. saved with save_pretrained), or "
             "download once and set HF_HUB_OFFLINE=1 to use the cache; 'organism' is shipped "

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from lenskit.models.loading import data_path, model_info
+from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sources import declared_calibration_source
 
 __all__ = ["DEFAULT_TEXT", "CalibrationData", "check_size", "default_calibration",
@@ -173,11 +174,11 @@ class CalibrationData:
         shard). Raises ``RuntimeError`` offline or without the ``datasets`` package.
         """
         check_size(n_samples, seq_len)
-        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        if offline():
             raise RuntimeError(
-                f"cannot load the dataset {name!r}: offline (HF_HUB_OFFLINE=1 or "
-                "HF_DATASETS_OFFLINE=1). Use CalibrationData.from_text, .from_tokens or "
-                "default_calibration(model) offline")
+                f"cannot load the dataset {name!r}: offline ({offline_setting()} is set). "
+                "Use CalibrationData.from_text, .from_tokens or default_calibration(model) "
+                "offline")
         try:
             import datasets  # optional (the "hub" extra), heavy: imported only when asked for
         except ImportError:

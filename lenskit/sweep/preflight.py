@@ -13,7 +13,6 @@ comparison on only where the scopes allow it (unless the config sets ``matched``
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from lenskit.models.gguf import GGUFError, gguf_n_layers, is_gguf
 from lenskit.models.loading import ModelLoadError, resolve_spec
+from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sites import Selection
 from lenskit.pruning.calibration_sources import parse_source
 from lenskit.sweep.config import ConfigError, SweepConfig, load_config
@@ -32,15 +32,11 @@ __all__ = ["load_sweep_config", "preflight", "suite_task_names"]
 _FILE_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".csv", ".md", ".gz")
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
-
-
 def _n_layers(path: str, local: bool) -> int:
     """Transformer blocks of the model at ``path``, from its config alone (no weights)."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(path, local_files_only=local or _offline())
+    config = AutoConfig.from_pretrained(path, local_files_only=local or offline())
     n = getattr(config, "num_hidden_layers", None)
     if not isinstance(n, int):
         raise ValueError(f"{path}: config.json has no layer count (num_hidden_layers)")
@@ -72,7 +68,8 @@ def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[
         if path is not None:
             n_layers = _n_layers(path, local)
     except (OSError, ValueError) as err:
-        where = ("HF_HUB_OFFLINE is set and it is not in the local cache" if _offline()
+        setting = offline_setting()
+        where = (f"{setting} is set and it is not in the local cache" if setting
                  else type(err).__name__)
         problems.append(f"model {spec!r}: cannot read its config ({where}); pass a local "
                         "model directory, a reachable hub name, or 'organism'")
@@ -108,9 +105,9 @@ def _check_calibration(source: str, problems: list[str]) -> None:
           or source.lower().endswith(_FILE_SUFFIXES)):
         problems.append(f"calibration.source {source!r}: no such file; pass an existing text "
                         "file, c4:PATH, wikitext2:PATH, a hub dataset name, or 'default'")
-    elif _offline():
-        problems.append(f"calibration.source {source!r} is not a file, and HF_HUB_OFFLINE is "
-                        "set, so it cannot be fetched as a hub dataset; pass a text file, "
+    elif offline():
+        problems.append(f"calibration.source {source!r} is not a file, and {offline_setting()} "
+                        "is set, so it cannot be fetched as a hub dataset; pass a text file, "
                         "c4:PATH, wikitext2:PATH, 'random' or 'default'")
 
 

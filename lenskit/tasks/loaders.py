@@ -3,8 +3,9 @@
 Each loader returns :class:`~lenskit.tasks.items.QAItems` recording its ``source`` (the
 hub dataset or the file path), ``split`` and, in ``config``, how many rows were read and
 kept. With ``path`` the file is read and nothing touches the network. Without it the hub is
-used through the ``datasets`` package; when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is
-set, or the hub cannot be reached, a :class:`DatasetUnavailableError` says which file to
+used through the ``datasets`` package; offline (:func:`lenskit.models.offline.offline`:
+``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to 1, true, yes
+or on), or when the hub cannot be reached, a :class:`DatasetUnavailableError` says which file to
 provide and in what format.
 
 Local files: each dataset's own published format (see :mod:`lenskit.tasks.published`:
@@ -35,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.offline import offline, offline_setting
 from lenskit.tasks.items import QAItem, QAItems, contains_answer
 from lenskit.tasks.normalize import matches_any
 from lenskit.tasks.published import (
@@ -65,18 +67,13 @@ class DatasetUnavailableError(RuntimeError):
     """A dataset is neither reachable on the hub nor given as a local file."""
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def _hub_rows(dataset: str, config: str | None, split: str, how_to: str) -> Iterable[dict]:
     hint = (f"provide a local file instead: {how_to} (see lenskit.tasks.loaders for the "
             "format), or go online once so that `datasets` caches it")
-    if _offline():
+    if offline():
         raise DatasetUnavailableError(
             f"{dataset} ({config or 'default'}, {split}) is not available offline "
-            f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set): {hint}")
+            f"({offline_setting()} is set): {hint}")
     try:
         from datasets import load_dataset  # optional (the "hub" extra), heavy: only when used
 
@@ -348,7 +345,7 @@ def load_c4(path: str | os.PathLike | None = None, *, max_docs: int = 256) -> li
         return read_c4_texts(path, max_docs)
     hint = ("provide a local shard instead: path='c4-validation.00000-of-00008.json.gz' "
             "(JSON lines with a 'text' field)")
-    if _offline():
+    if offline():
         raise DatasetUnavailableError(f"C4 is not available offline: {hint}")
     try:
         from datasets import load_dataset
