@@ -4,10 +4,15 @@ mistake in what was asked for from a problem with the files on disk.
 ``LenskitError`` is the base of everything lenskit raises on purpose. Two families:
 
 - :class:`UsageError` (also a ``ValueError``): the input is wrong (a config value, a flag,
-  an argument). The message names the value and what is allowed. The CLI exits with 2.
+  an argument, a user's file). The message names the value and what is allowed. It is
+  raised where input enters (config validation, CLI arguments, public functions' argument
+  checks); the CLI exits with 2.
 - :class:`RunDirectoryError` (also an ``OSError``): a file or run directory cannot be used
   as asked (it is locked, corrupt, read-only, not a lenskit run...). The message names the
   path and, where there is one, the command that repairs it. The CLI exits with 1.
+
+Anything else that escapes (a plain ``ValueError`` or ``KeyError`` included) is a bug in
+lenskit: the CLI says so on one line, with the ``--debug`` hint, and exits with 1.
 
 A base module: it imports nothing from lenskit.
 """

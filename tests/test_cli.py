@@ -55,3 +55,44 @@ def test_resolve_threads():
     for bad in ("0", "-1", "two"):
         with pytest.raises(ValueError, match="--threads"):
             resolve_threads(bad)
+
+
+@pytest.mark.parametrize("internal", [ValueError("a broken invariant"), KeyError("lost_key")])
+def test_an_internal_error_is_reported_as_a_bug_not_as_bad_input(internal, tmp_path, capsys,
+                                                                 monkeypatch):
+    # Bad input is a UsageError, raised where the input enters; a plain ValueError or
+    # KeyError from inside lenskit is a bug: one line, the --debug hint, exit 1 (not 2).
+    from results.frames import synthetic_cell
+
+    import lenskit.results.thresholds
+    from lenskit.rundir import RunStore
+
+    run = tmp_path / "run"
+    with RunStore.open(run, {"name": "bug"}) as store:
+        for i in range(3):
+            cid, rows, inst = synthetic_cell(i, n_instances=5)
+            store.write_cell(cid, rows, instances=inst)
+    assert main(["thresholds", str(run)]) == 0  # the run itself is fine
+    capsys.readouterr()
+
+    def broken(*args, **kwargs):
+        raise internal
+
+    monkeypatch.setattr(lenskit.results.thresholds, "compute_thresholds", broken)
+    assert main(["thresholds", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert f"unexpected {type(internal).__name__}" in err and "--debug" in err, err
+    assert "please report" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(type(internal)):
+        main(["--debug", "thresholds", str(run)])
+
+
+def test_bad_input_is_a_usage_error_and_exits_2(tmp_path, capsys):
+    from lenskit.errors import UsageError
+    from lenskit.sweep.config import load_config
+
+    with pytest.raises(UsageError, match="wandaa"):
+        load_config(None, {"methods": "wandaa"})
+    assert main(["sweep", "--set", "novalue", "--dry-run"]) == 2
+    assert "unexpected" not in capsys.readouterr().err

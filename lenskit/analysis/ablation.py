@@ -57,6 +57,7 @@ from lenskit.analysis.mapping import (
     finish_frame,
     prepare_suite,
 )
+from lenskit.errors import UsageError
 from lenskit.models import model_info, pruned
 from lenskit.tasks import TaskSet
 from lenskit.tasks.encoding import encode_texts, pad_id, pad_right
@@ -119,15 +120,15 @@ def mean_activations(
     which = (which,) if isinstance(which, str) else tuple(which)
     bad = [w for w in which if w not in _WHICH]
     if bad or not which:
-        raise ValueError(f"unknown activation(s) {bad or which}; allowed: {_WHICH}")
+        raise UsageError(f"unknown activation(s) {bad or which}; allowed: {_WHICH}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
     items = [tasks] if isinstance(tasks, TaskSet) else (
         list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks))
     rows = [r for t in items for r in _token_rows(info.tokenizer, t)]
     if not rows:
-        raise ValueError("no token sequences to average over")
+        raise UsageError("no token sequences to average over")
     names = {}
     for layer in chosen:
         if "z" in which:
@@ -197,7 +198,7 @@ def _head_units(info, layers, heads) -> list[_Unit]:
         chosen = range(n) if heads is None else heads
         for h in chosen:
             if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h < n:
-                raise ValueError(f"heads must be ints in 0..{n - 1} (the model has {n} "
+                raise UsageError(f"heads must be ints in 0..{n - 1} (the model has {n} "
                                  f"heads), got {h!r}")
             h = int(h)
             out.append(_Unit(o.name, layer, "attn", "o", (h,),
@@ -297,7 +298,7 @@ def _check(mode, mean_over, backend) -> None:
                                  (mean_over, MEAN_OVER, "mean_over"),
                                  (backend, ABLATION_BACKENDS, "backend")):
         if value not in allowed:
-            raise ValueError(f"unknown {name} {value!r}; allowed: {allowed}")
+            raise UsageError(f"unknown {name} {value!r}; allowed: {allowed}")
 
 
 def _run(model, suite, units: list[_Unit], *, analysis: str, mode: str, mean_over: str,
@@ -395,7 +396,7 @@ def head_ablation_map(
     if heads is not None:
         heads = [heads] if isinstance(heads, (int, np.integer)) else list(heads)
         if not heads:
-            raise ValueError("heads is empty; give head indices or None for all")
+            raise UsageError("heads is empty; give head indices or None for all")
     units = _head_units(info, chosen, heads)
     return _run(model, suite, units, analysis="head_ablation", mode=mode,
                 mean_over=mean_over, backend=backend, batch_size=batch_size, seed=seed,
@@ -438,7 +439,7 @@ def neuron_ablation_map(
     """
     _check(mode, mean_over, backend)
     if groups not in NEURON_GROUPINGS:
-        raise ValueError(f"unknown groups {groups!r}; allowed: {NEURON_GROUPINGS}")
+        raise UsageError(f"unknown groups {groups!r}; allowed: {NEURON_GROUPINGS}")
     info = model_info(model)
     check_dense(model)
     chosen = check_layers(layers, info.n_layers)
@@ -447,13 +448,13 @@ def neuron_ablation_map(
     if groups == "chunks":
         if isinstance(n_chunks, bool) or not isinstance(n_chunks, (int, np.integer)) \
                 or not 1 <= n_chunks <= d_ffn:
-            raise ValueError(f"n_chunks must be an int in 1..{d_ffn} (the FFW width), got "
+            raise UsageError(f"n_chunks must be an int in 1..{d_ffn} (the FFW width), got "
                              f"{n_chunks!r}")
     else:
         fracs = tuple(dict.fromkeys(_fraction(f) for f in (
             [fractions] if isinstance(fractions, (int, float)) else fractions)))
         if not fracs:
-            raise ValueError("fractions is empty; give fractions in (0, 1]")
+            raise UsageError("fractions is empty; give fractions in (0, 1]")
     units = _neuron_units(info, chosen, groups, int(n_chunks), fracs)
     return _run(model, suite, units, analysis="neuron_ablation", mode=mode,
                 mean_over=mean_over, backend=backend, batch_size=batch_size, seed=seed,
@@ -464,5 +465,5 @@ def neuron_ablation_map(
 def _fraction(f: Any) -> float:
     if isinstance(f, bool) or not isinstance(f, (int, float, np.floating, np.integer)) \
             or not 0 < float(f) <= 1:
-        raise ValueError(f"fractions must be numbers in (0, 1], got {f!r}")
+        raise UsageError(f"fractions must be numbers in (0, 1], got {f!r}")
     return float(f)

@@ -42,6 +42,7 @@ from lenskit.analysis.mapping import (
     check_sparsities,
     prepare_suite,
 )
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.pruning import Pruner, default_calibration
 from lenskit.stats import cluster_bootstrap, ols
@@ -101,7 +102,7 @@ class AllocationProfiles:
         ``"layer_family"``: ``s_attn@0``...; ``"component"``: ``s_attn.q``...): pruned
         weights over all of the model's weights of that part."""
         if by not in FEATURE_SETS:
-            raise ValueError(f"unknown feature set {by!r}; allowed: {FEATURE_SETS}")
+            raise UsageError(f"unknown feature set {by!r}; allowed: {FEATURE_SETS}")
         s = self.sites.copy()
         s["feature"] = [_feature_name(by, r) for r in s.to_dict("records")]
         g = s.groupby(["cell", "feature"], sort=False)[["pruned", "numel"]].sum()
@@ -116,7 +117,7 @@ class AllocationProfiles:
         features (see :meth:`features`) beside its results."""
         res = self.results[self.results["metric"] == metric]
         if res.empty:
-            raise ValueError(f"no results for metric {metric!r}; have "
+            raise UsageError(f"no results for metric {metric!r}; have "
                              f"{sorted(set(self.results['metric']))}")
         if not include_dense:
             res = res[res["cell"] != DENSE_CELL]
@@ -170,12 +171,12 @@ def allocation_profiles(
     allocs = [allocations] if isinstance(allocations, str) else list(dict.fromkeys(allocations))
     bad = [a for a in allocs if a not in PROFILE_ALLOCATIONS]
     if bad or not allocs:
-        raise ValueError(f"unknown allocation(s) {bad or allocs}; allowed: "
+        raise UsageError(f"unknown allocation(s) {bad or allocs}; allowed: "
                          f"{PROFILE_ALLOCATIONS} ('matched' fixes a parameter count rather "
                          "than an allocation: compare scopes instead)")
     scope_list = [scopes] if isinstance(scopes, str) else list(dict.fromkeys(scopes))
     if not scope_list:
-        raise ValueError("scopes is empty; give at least one scope such as 'all'")
+        raise UsageError("scopes is empty; give at least one scope such as 'all'")
     levels = check_sparsities(sparsities)
     check_dense(model)
     info = model_info(model)
@@ -183,7 +184,7 @@ def allocation_profiles(
     base_kwargs = {k: v for k, v in method_kwargs.items() if k not in _OWL_KWARGS}
     owl_kwargs = {k: v for k, v in method_kwargs.items() if k in _OWL_KWARGS}
     if owl_kwargs and "owl" not in allocs:
-        raise ValueError(f"{sorted(owl_kwargs)} need allocation 'owl' among {allocs}")
+        raise UsageError(f"{sorted(owl_kwargs)} need allocation 'owl' among {allocs}")
     needs_cal = method in ("wanda", "sparsegpt") or "owl" in allocs
     if calibration is None and needs_cal:
         calibration = default_calibration(model, seed=seed)
@@ -281,13 +282,13 @@ class SparsityFit:
         """The coefficients ``[p]`` of ``group`` in the order of :attr:`terms`."""
         c = self.coefficients[self.coefficients["group"] == group]
         if c.empty:
-            raise ValueError(f"unknown group {group!r}; the fit has {self.groups}")
+            raise UsageError(f"unknown group {group!r}; the fit has {self.groups}")
         return c.set_index("term").loc[list(self.terms), "coef"].to_numpy()
 
     def _design(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
-            raise ValueError(f"missing feature column(s) {missing}")
+            raise UsageError(f"missing feature column(s) {missing}")
         x = frame[list(self.features)].to_numpy(dtype=np.float64)
         return np.column_stack([np.ones(len(frame)), x]) if self.intercept else x
 
@@ -300,7 +301,7 @@ class SparsityFit:
         group's data: group, feature, x (a grid over the observed range), fit, low, high
         (the bootstrap percentile band at level ``ci``; NaN without bootstrap)."""
         if feature not in self.features:
-            raise ValueError(f"unknown feature {feature!r}; the fit has {self.features}")
+            raise UsageError(f"unknown feature {feature!r}; the fit has {self.features}")
         rows = []
         for g in self.groups:
             obs = self.observations[self.observations["group"] == g]
@@ -326,7 +327,7 @@ class SparsityFit:
         response minus the fitted effect of the other features' deviations from their
         group mean; they scatter around :meth:`partial`'s line by exactly the residuals."""
         if feature not in self.features:
-            raise ValueError(f"unknown feature {feature!r}; the fit has {self.features}")
+            raise UsageError(f"unknown feature {feature!r}; the fit has {self.features}")
         parts = []
         for g in self.groups:
             obs = self.observations[self.observations["group"] == g].copy()
@@ -379,29 +380,29 @@ def fit_sparsity_relation(
     if isinstance(data, AllocationProfiles):
         data = data.table(by, metric or "em", include_dense)
     if not isinstance(data, pd.DataFrame):
-        raise ValueError(f"data must be a DataFrame or AllocationProfiles, got "
+        raise UsageError(f"data must be a DataFrame or AllocationProfiles, got "
                          f"{type(data).__name__}")
     if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+        raise UsageError(f"ci must be in (0, 1), got {ci!r}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
             or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
+        raise UsageError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
     df = data
     if metric is not None and "metric" in df.columns:
         df = df[df["metric"] == metric]
         if df.empty:
-            raise ValueError(f"no rows for metric {metric!r}; have "
+            raise UsageError(f"no rows for metric {metric!r}; have "
                              f"{sorted(set(data['metric']))}")
     feats = tuple(features) if features is not None else tuple(
         c for c in df.columns if str(c).startswith("s_"))
     if not feats:
-        raise ValueError("no features: pass features= or name feature columns 's_...'")
+        raise UsageError("no features: pass features= or name feature columns 's_...'")
     needed = [response, *feats, *([group] if group else []), *([cluster] if cluster else [])]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise ValueError(f"missing column(s) {missing}; the table has {list(df.columns)}")
+        raise UsageError(f"missing column(s) {missing}; the table has {list(df.columns)}")
     if df.empty:
-        raise ValueError("the table is empty")
+        raise UsageError("the table is empty")
     finite = np.isfinite(df[response].to_numpy(dtype=np.float64))
     if not finite.all():
         warnings.warn(f"dropped {int((~finite).sum())} row(s) whose {response} is not finite "
@@ -421,7 +422,7 @@ def fit_sparsity_relation(
         try:
             fit = ols(x, y, list(terms))
         except ValueError as err:
-            raise ValueError(f"group {g!r}: {err}") from None
+            raise UsageError(f"group {g!r}: {err}") from None
         lo, hi = fit.interval(ci)
         b = (cluster_bootstrap(x, y, clusters, int(n_bootstrap), seed) if n_bootstrap
              else np.zeros((0, len(terms))))

@@ -58,6 +58,7 @@ from lenskit.analysis.attention_inputs import (
 )
 from lenskit.analysis.attention_probe import AttentionProbe
 from lenskit.analysis.attention_stats import METRIC_QUERIES
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.tasks.core import TaskSet, check_task_sets
 
@@ -131,9 +132,9 @@ def attention_metrics(
     info = model_info(model)
     batch_size = check_batch_size(batch_size)
     if reference not in ("dense", None):
-        raise ValueError(f"reference must be 'dense' or None, got {reference!r}")
+        raise UsageError(f"reference must be 'dense' or None, got {reference!r}")
     if weights is not None and masks is None:
-        raise ValueError("weights need masks")
+        raise UsageError("weights need masks")
     engine = PatternEngine(model, layers)
     configs = [] if masks is None else [prune_config(info, "pruned", masks, weights)]
     src = prompt_rows(info, prompts, answer_spans, engine.vocab_size)
@@ -199,27 +200,27 @@ def attention_drift(
     batch_size = check_batch_size(batch_size)
     tasks = list(suite.values()) if isinstance(suite, Mapping) else list(suite)
     if not tasks and repeats is None:
-        raise ValueError("attention_drift needs at least one task set (or repeats)")
+        raise UsageError("attention_drift needs at least one task set (or repeats)")
     check_task_sets(tasks)
     if not isinstance(prune_results, Mapping) or not prune_results:
-        raise ValueError("prune_results must be a non-empty dict label -> PruneResult")
+        raise UsageError("prune_results must be a non-empty dict label -> PruneResult")
     for label in prune_results:
         if not isinstance(label, str) or not label:
-            raise ValueError(f"configuration labels must be non-empty strings, got {label!r}")
+            raise UsageError(f"configuration labels must be non-empty strings, got {label!r}")
     if max_prompts is not None and (isinstance(max_prompts, bool) or
                                     not isinstance(max_prompts, (int, np.integer))
                                     or max_prompts < 1):
-        raise ValueError(f"max_prompts must be None or an int >= 1, got {max_prompts!r}")
+        raise UsageError(f"max_prompts must be None or an int >= 1, got {max_prompts!r}")
     if repeats is not None and not isinstance(repeats, RepeatedTokens):
-        raise ValueError(f"repeats must be a RepeatedTokens or None, got {repeats!r}")
+        raise UsageError(f"repeats must be a RepeatedTokens or None, got {repeats!r}")
     if repeats is not None and repeats.name in {t.name for t in tasks}:
-        raise ValueError(f"repeats.name {repeats.name!r} is also a task name; rename it")
+        raise UsageError(f"repeats.name {repeats.name!r} is also a task name; rename it")
     engine = PatternEngine(model, layers)
     configs = [prune_config(info, label, r) for label, r in prune_results.items()]
     sources: list[PromptRows] = []
     for t in tasks:
         if not isinstance(t, TaskSet):
-            raise ValueError(f"suite must hold TaskSets, got {type(t).__name__}")
+            raise UsageError(f"suite must hold TaskSets, got {type(t).__name__}")
         if max_prompts is not None and len(t) > max_prompts:
             t = t.subset(int(max_prompts), seed=seed)
         sources.append(prompt_rows(info, t, None, engine.vocab_size))

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from lenskit.analysis.attention import DRIFT_COLUMNS
+from lenskit.errors import UsageError
 from lenskit.results.schema import DENSE, attach_baselines, relative_drop
 from lenskit.results.thresholds import primary_metric
 from lenskit.stats import percentile_interval
@@ -65,24 +66,24 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
         (positive = worse than dense, :func:`lenskit.results.relative_drop`).
     """
     if not isinstance(dense, EvalResult):
-        raise ValueError(f"dense must be an EvalResult, got {type(dense).__name__}")
+        raise UsageError(f"dense must be an EvalResult, got {type(dense).__name__}")
     if not isinstance(pruned, Mapping) or not pruned:
-        raise ValueError("pruned must be a non-empty dict label -> EvalResult")
+        raise UsageError("pruned must be a non-empty dict label -> EvalResult")
     base = dense.summary(n_bootstrap=0)
     out = []
     for label, res in pruned.items():
         if not isinstance(res, EvalResult):
-            raise ValueError(f"pruned[{label!r}] must be an EvalResult, got "
+            raise UsageError(f"pruned[{label!r}] must be an EvalResult, got "
                              f"{type(res).__name__}")
         s = res.summary(n_bootstrap=0)
         for task, rows in s.groupby("task", sort=False):
             m = metric or primary_metric(rows["metric"])
             if m not in set(rows["metric"]):
-                raise ValueError(f"task {task!r} has no metric {m!r}; it has "
+                raise UsageError(f"task {task!r} has no metric {m!r}; it has "
                                  f"{sorted(set(rows['metric']))}")
             b = base[(base["task"] == task) & (base["metric"] == m)]
             if b.empty:
-                raise ValueError(f"task {task!r} of {label!r} is not in the dense result")
+                raise UsageError(f"task {task!r} of {label!r} is not in the dense result")
             v = float(rows.loc[rows["metric"] == m, "value"].iloc[0])
             bv = float(b["value"].iloc[0])
             out.append({"config": label, "task": task, "kind": rows["kind"].iloc[0],
@@ -95,20 +96,20 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
 def _category_drops(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Mean relative drop per configuration and category, and the join keys."""
     if not isinstance(results, pd.DataFrame):
-        raise ValueError(f"results must be a DataFrame, got {type(results).__name__}")
+        raise UsageError(f"results must be a DataFrame, got {type(results).__name__}")
     need = {"task", "category", "metric"}
     missing = sorted(need - set(results.columns))
     if missing:
-        raise ValueError(f"results lacks column(s) {missing}; pass accuracy_drops(...) or a "
+        raise UsageError(f"results lacks column(s) {missing}; pass accuracy_drops(...) or a "
                          "sweep's results table")
     df = results.copy()
     if "relative_drop" not in df.columns or df["relative_drop"].isna().all():
         if "method" in df.columns and (df["method"] == DENSE).any():
             df = attach_baselines(df)
         else:
-            raise ValueError("results has no relative_drop and no dense rows to compute it")
+            raise UsageError("results has no relative_drop and no dense rows to compute it")
     if "model" in df.columns and df["model"].nunique() > 1:
-        raise ValueError(f"results hold several models {sorted(df['model'].unique())}; "
+        raise UsageError(f"results hold several models {sorted(df['model'].unique())}; "
                          "filter to the model the drift was measured on")
     if "method" in df.columns:
         df = df[df["method"] != DENSE]
@@ -120,7 +121,7 @@ def _category_drops(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         df = df.rename(columns={"target_sparsity": "sparsity"})
         keys = [k for k in _CONFIG_KEYS if k in df.columns]
         if not keys:
-            raise ValueError("results need a 'config' column or the configuration columns "
+            raise UsageError("results need a 'config' column or the configuration columns "
                              f"{list(_CONFIG_KEYS)} to match the drift's configurations")
     if "sparsity" in keys:
         df["sparsity"] = df["sparsity"].astype(float).round(6)
@@ -161,22 +162,22 @@ def drift_drop_table(
         ``sparsity``, ``achieved_sparsity``, from the drift).
     """
     if not isinstance(drift, pd.DataFrame):
-        raise ValueError(f"drift must be a DataFrame, got {type(drift).__name__}")
+        raise UsageError(f"drift must be a DataFrame, got {type(drift).__name__}")
     missing = [c for c in DRIFT_COLUMNS if c not in drift.columns]
     if missing:
-        raise ValueError(f"drift lacks column(s) {missing}; pass attention_drift's frame")
+        raise UsageError(f"drift lacks column(s) {missing}; pass attention_drift's frame")
     if isinstance(categories, str) or not categories:
-        raise ValueError(f"categories must be a non-empty list, got {categories!r}")
+        raise UsageError(f"categories must be a non-empty list, got {categories!r}")
     sel = drift[(drift["metric"] == metric) & (drift["queries"] == queries)]
     if sel.empty:
         have = sorted(set(zip(drift["metric"], drift["queries"], strict=True)))
-        raise ValueError(f"no drift rows for metric {metric!r} at queries {queries!r}; the "
+        raise UsageError(f"no drift rows for metric {metric!r} at queries {queries!r}; the "
                          f"drift has {have}")
     drops, keys = _category_drops(results)
     have_cats = sorted(set(drops["category"]))
     for c in categories:
         if c not in have_cats:
-            raise ValueError(f"category {c!r} is not in the results; they have {have_cats}")
+            raise UsageError(f"category {c!r} is not in the results; they have {have_cats}")
     sel = sel.copy()
     if "sparsity" in keys:
         sel["sparsity"] = sel["sparsity"].astype(float).round(6)
@@ -198,7 +199,7 @@ def drift_drop_table(
         parts.append(joined)
     out = pd.concat(parts, ignore_index=True)
     if out.empty:
-        raise ValueError(f"no configuration of the drift matches the results on {keys}: drift "
+        raise UsageError(f"no configuration of the drift matches the results on {keys}: drift "
                          f"has {sorted(map(str, sel[keys].drop_duplicates().values.tolist()))[:5]},"
                          f" results have "
                          f"{sorted(map(str, drops[keys].drop_duplicates().values.tolist()))[:5]}")
@@ -241,25 +242,25 @@ def correlate(x: np.ndarray, y: np.ndarray, method: str = "spearman", *,
     what both owe to the control alone does not count.
     """
     if method not in CORRELATIONS:
-        raise ValueError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
+        raise UsageError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
     if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
+        raise UsageError(f"ci must be in (0, 1), got {ci}")
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
             or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
+        raise UsageError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"x must be [C, P] and y [C]; got {x.shape} and {y.shape}")
+        raise UsageError(f"x must be [C, P] and y [C]; got {x.shape} and {y.shape}")
     if x.shape[0] < 3:
-        raise ValueError(f"a correlation needs at least 3 configurations, got {x.shape[0]}")
+        raise UsageError(f"a correlation needs at least 3 configurations, got {x.shape[0]}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("drift and drop must be finite (a configuration lacks a value?)")
+        raise UsageError("drift and drop must be finite (a configuration lacks a value?)")
     z = None
     if control is not None:
         z = np.asarray(control, dtype=np.float64)
         if z.shape != y.shape or not np.isfinite(z).all():
-            raise ValueError(f"control must be [C] = {y.shape} finite values, got {z.shape}")
+            raise UsageError(f"control must be [C] = {y.shape} finite values, got {z.shape}")
 
     def stat(xb: np.ndarray, yb: np.ndarray, zb: np.ndarray | None) -> np.ndarray:
         if method == "spearman":
@@ -323,7 +324,7 @@ def drift_vs_drop(
                              categories=categories, match_category=match_category)
     if control is not None and (control not in table.columns
                                 or not pd.api.types.is_numeric_dtype(table[control])):
-        raise ValueError(f"control must be a numeric configuration column such as "
+        raise UsageError(f"control must be a numeric configuration column such as "
                          f"'achieved_sparsity' or 'sparsity', got {control!r}")
     out = []
     for i, cat in enumerate(categories):

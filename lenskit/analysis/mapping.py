@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.names import METHODS
 from lenskit.results.schema import (
@@ -120,17 +121,17 @@ def check_sparsities(sparsities: Iterable[float], name: str = "sparsities") -> t
     out: list[float] = []
     for s in sparsities:  # type: ignore[union-attr]
         if isinstance(s, bool):
-            raise ValueError(f"{name} must hold numbers in [0, 1], got {s!r}")
+            raise UsageError(f"{name} must hold numbers in [0, 1], got {s!r}")
         try:
             v = float(s)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must hold numbers in [0, 1], got {s!r}") from None
+            raise UsageError(f"{name} must hold numbers in [0, 1], got {s!r}") from None
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must hold numbers in [0, 1], got {s!r}")
+            raise UsageError(f"{name} must hold numbers in [0, 1], got {s!r}")
         if v not in out:
             out.append(v)
     if not out:
-        raise ValueError(f"{name} is empty; give at least one value in [0, 1]")
+        raise UsageError(f"{name} is empty; give at least one value in [0, 1]")
     return tuple(out)
 
 
@@ -144,11 +145,11 @@ def check_layers(layers: Iterable[int] | int | None, n_layers: int) -> tuple[int
     for v in layers:  # type: ignore[union-attr]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
                 or not 0 <= v < n_layers:
-            raise ValueError(f"layers must be ints in 0..{n_layers - 1} (the model has "
+            raise UsageError(f"layers must be ints in 0..{n_layers - 1} (the model has "
                              f"{n_layers} layers), got {v!r}")
         out.append(int(v))
     if not out:
-        raise ValueError("layers is empty; give at least one layer (or None for all)")
+        raise UsageError("layers is empty; give at least one layer (or None for all)")
     return tuple(sorted(set(out)))
 
 
@@ -157,7 +158,7 @@ def check_dense(model) -> None:
 
     modified = sorted(model_info(model).originals)
     if modified:
-        raise ValueError(
+        raise UsageError(
             f"the model has {len(modified)} modified site(s) (e.g. {modified[0]}); maps "
             "measure drops from the dense model: call lenskit.restore(model) first")
 
@@ -170,24 +171,24 @@ def prepare_suite(suite, tasks: Iterable[str] | None = None, n_per_task: int | N
 
     items = list(suite.values()) if isinstance(suite, Mapping) else list(suite)
     if not items:
-        raise ValueError("the suite is empty; give a dict or list of TaskSets")
+        raise UsageError("the suite is empty; give a dict or list of TaskSets")
     for t in items:
         if not isinstance(t, TaskSet):
-            raise ValueError(f"the suite must hold TaskSets, got a {type(t).__name__}")
+            raise UsageError(f"the suite must hold TaskSets, got a {type(t).__name__}")
     by_name = {t.name: t for t in items}
     if len(by_name) != len(items):
-        raise ValueError("task names in the suite must be unique")
+        raise UsageError("task names in the suite must be unique")
     if tasks is not None:
         names = [tasks] if isinstance(tasks, str) else list(tasks)
         unknown = [n for n in names if n not in by_name]
         if unknown or not names:
-            raise ValueError(f"unknown task(s) {unknown or names}; the suite has "
+            raise UsageError(f"unknown task(s) {unknown or names}; the suite has "
                              f"{sorted(by_name)}")
         by_name = {n: by_name[n] for n in names}
     if n_per_task is not None:
         if isinstance(n_per_task, bool) or not isinstance(n_per_task, (int, np.integer)) \
                 or n_per_task < 1:
-            raise ValueError(f"n_per_task must be an int >= 1 or None, got {n_per_task!r}")
+            raise UsageError(f"n_per_task must be an int >= 1 or None, got {n_per_task!r}")
         by_name = {n: t.subset(min(int(n_per_task), len(t)), seed=seed)
                    for n, t in by_name.items()}
     return by_name
@@ -212,15 +213,15 @@ class MapEvaluator:
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+            raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
                 or n_bootstrap < 0:
-            raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
+            raise UsageError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
         if metrics is not None:
             metrics = [metrics] if isinstance(metrics, str) else list(metrics)
             bad = [m for m in metrics if m not in METRICS]
             if bad or not metrics:
-                raise ValueError(f"unknown metric(s) {bad or metrics}; allowed: {METRICS}")
+                raise UsageError(f"unknown metric(s) {bad or metrics}; allowed: {METRICS}")
         self.model = model
         self.info = model_info(model)
         self.suite = dict(suite)

@@ -36,6 +36,7 @@ from lenskit.analysis.mapping import (
     finish_frame,
     prepare_suite,
 )
+from lenskit.errors import UsageError
 from lenskit.models import model_info, pruned
 from lenskit.pruning import Pruner
 
@@ -104,7 +105,7 @@ def _cumulative_groups(info, family: str, directions: Sequence[str]) -> list[_Gr
 
 def _check_choice(value: Any, allowed: Sequence, name: str) -> None:
     if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {tuple(allowed)}")
+        raise UsageError(f"unknown {name} {value!r}; allowed: {tuple(allowed)}")
 
 
 def _run(model, suite, groups: list[_Group], *, analysis: str, method: str,
@@ -125,7 +126,7 @@ def _run(model, suite, groups: list[_Group], *, analysis: str, method: str,
     if not pruner.structure.unstructured:
         implied = pruner.structure.sparsity
         if any(abs(s - implied) > 1e-9 for s in sparsities):
-            raise ValueError(f"structure {pruner.structure} prunes {implied:g} of every row; "
+            raise UsageError(f"structure {pruner.structure} prunes {implied:g} of every row; "
                              f"sparsities {list(sparsities)} contradict it (give ({implied:g},))")
     ev = MapEvaluator(model, prepared, batch_size=batch_size, metrics=metrics,
                       n_bootstrap=n_bootstrap, seed=seed)
@@ -322,35 +323,35 @@ def sensitivity_table(
     need = {"analysis", "layer", "metric", "category", "target_sparsity", value}
     missing = sorted(need - set(df.columns))
     if missing:
-        raise ValueError(f"not a map frame: missing column(s) {missing}")
+        raise UsageError(f"not a map frame: missing column(s) {missing}")
     if value not in ("relative_drop", "drop", "value"):
-        raise ValueError(f"unknown value {value!r}; allowed: ('relative_drop', 'drop', "
+        raise UsageError(f"unknown value {value!r}; allowed: ('relative_drop', 'drop', "
                          "'value')")
     if len(set(df["analysis"])) > 1:
-        raise ValueError(f"the frame mixes analyses {sorted(set(df['analysis']))}; "
+        raise UsageError(f"the frame mixes analyses {sorted(set(df['analysis']))}; "
                          "tabulate one at a time")
     sub = df[df["metric"] == metric]
     if sub.empty:
-        raise ValueError(f"no rows for metric {metric!r}; the map has "
+        raise UsageError(f"no rows for metric {metric!r}; the map has "
                          f"{sorted(set(df['metric']))}")
     key = columns or _column_key(sub)
     levels = sorted(set(sub["target_sparsity"]))
     if sparsity is None:
         # ablation groups have their own sizes: the columns then tell the levels apart
         if len(levels) > 1 and key not in ("head", "unit_label"):
-            raise ValueError(f"the map has several sparsities {levels}; choose one with "
+            raise UsageError(f"the map has several sparsities {levels}; choose one with "
                              "sparsity=")
     else:
         sub = sub[(sub["target_sparsity"] - sparsity).abs() < 1e-12]
         if sub.empty:
-            raise ValueError(f"no rows at sparsity {sparsity!r}; the map has {levels}")
+            raise UsageError(f"no rows at sparsity {sparsity!r}; the map has {levels}")
     if category is not None:
         if category not in set(sub["category"]):
-            raise ValueError(f"no tasks of category {category!r}; the map has "
+            raise UsageError(f"no tasks of category {category!r}; the map has "
                              f"{sorted(set(sub['category']))}")
         sub = sub[sub["category"] == category]
     if key not in sub.columns:
-        raise ValueError(f"unknown column {key!r} to tabulate by")
+        raise UsageError(f"unknown column {key!r} to tabulate by")
     index = "layer"
     if set(sub["analysis"]) == {"cumulative"}:
         # both ends compared by how many layers they lose (k means different spans)

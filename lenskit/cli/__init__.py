@@ -29,7 +29,7 @@ from lenskit.cli.models import cmd_sites, cmd_tasks, cmd_templates
 from lenskit.cli.organism import cmd_organism_card, cmd_organism_train
 from lenskit.cli.runs import cmd_doctor, cmd_figures, cmd_report, cmd_thresholds
 from lenskit.cli.sweep import cmd_export, cmd_merge, cmd_sweep
-from lenskit.errors import LenskitError, SweepTerminated
+from lenskit.errors import LenskitError, SweepTerminated, UsageError
 
 __all__ = ["build_parser", "main", "resolve_threads"]
 
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("\nlenskit: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError) as err:  # bad input (UsageError and ConfigError included)
+    except UsageError as err:  # bad input: a config value, a flag, an argument
         if args.debug:
             raise
         print(f"lenskit: error: {_message(err)}", file=sys.stderr)
@@ -237,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"lenskit: error: {_message(err)}", file=sys.stderr)
         return 1
-    except Exception as err:  # a bug: still one line, the traceback on request
+    except Exception as err:  # a bug (a plain ValueError or KeyError too): one line, the
+        # traceback on request; bad input is a UsageError, raised where the input enters
         if args.debug:
             raise
         print(f"lenskit: error: unexpected {type(err).__name__}: {_message(err)} "

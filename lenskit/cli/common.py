@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from lenskit.errors import UsageError
+
 __all__ = ["fraction", "int_at_least", "positive", "quiet", "resolve_threads", "set_threads",
            "steps_triple"]
 
@@ -44,7 +46,7 @@ def resolve_threads(value: str | int) -> int:
     except (TypeError, ValueError):
         n = 0
     if n < 1:
-        raise ValueError(f"--threads must be an integer >= 1 or 'auto', got {value!r}")
+        raise UsageError(f"--threads must be an integer >= 1 or 'auto', got {value!r}")
     return n
 
 

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from lenskit.cli.common import set_threads
+from lenskit.errors import UsageError
 
 __all__ = ["cmd_export", "cmd_merge", "cmd_sweep", "overrides"]
 
@@ -24,7 +25,7 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
                 ",".join(value) if isinstance(value, list) else value)
     for item in args.set or []:
         if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out

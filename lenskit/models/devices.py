@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import torch
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "DEVICE_MAPS",
     "DTYPES",
@@ -63,7 +65,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return device
     problems = device_problems(device, "float32")
     if problems:
-        raise ValueError(problems[0])
+        raise UsageError(problems[0])
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -74,15 +76,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but CUDA is not available here "
+            raise UsageError(f"device {device!r} asked for, but CUDA is not available here "
                              "(use device 'auto' or 'cpu')")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} asked for, but this machine has "
+            raise UsageError(f"device {device!r} asked for, but this machine has "
                              f"{torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("device 'mps' asked for, but MPS is not available here")
+            raise UsageError("device 'mps' asked for, but MPS is not available here")
     return dev
 
 
@@ -92,11 +94,11 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     naming the allowed precisions."""
     if isinstance(dtype, torch.dtype):
         if not dtype.is_floating_point:
-            raise ValueError(f"unsupported dtype {dtype}; allowed: {', '.join(DTYPES)} "
+            raise UsageError(f"unsupported dtype {dtype}; allowed: {', '.join(DTYPES)} "
                              "(or a floating torch dtype)")
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+        raise UsageError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 

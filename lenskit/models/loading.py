@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from lenskit.errors import RunDirectoryError
+from lenskit.errors import RunDirectoryError, UsageError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
@@ -235,7 +235,7 @@ def load_model(
     problems = device_problems(device if isinstance(device, str) else "cpu",
                                dtype if isinstance(dtype, str) else "float32", dmap)
     if problems:
-        raise ValueError("; ".join(problems))
+        raise UsageError("; ".join(problems))
     dtype = parse_dtype(dtype)
     if dmap == "auto":
         try:
@@ -321,7 +321,7 @@ def model_info(model) -> LoadedModel:
     try:
         return _REGISTRY[model]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise UsageError(
             f"{type(model).__name__} was not loaded with lenskit.load_model; load it with "
             "lenskit.load_model(name_or_dir) so that its sites are known"
         ) from None

@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lenskit.errors import CorruptFileError
+from lenskit.errors import CorruptFileError, UsageError
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Site
 from lenskit.models.sites_build import bridge_binding
@@ -58,9 +58,9 @@ def check_sparsity(value: float, name: str = "sparsity") -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+        raise UsageError(f"{name} must be a number in [0, 1], got {value!r}") from None
     if not 0.0 <= v <= 1.0 or v != v:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        raise UsageError(f"{name} must be in [0, 1], got {value!r}")
     return v
 
 
@@ -68,7 +68,7 @@ def parse_site_name(name: str) -> tuple[int, str, str]:
     """``"blocks.3.mlp.gate"`` -> ``(3, "mlp", "gate")``."""
     parts = name.split(".")
     if len(parts) != 4 or parts[0] != "blocks" or not parts[1].isdigit():
-        raise ValueError(f"bad site name {name!r}; expected 'blocks.<layer>.<family>.<component>'")
+        raise UsageError(f"bad site name {name!r}; expected 'blocks.<layer>.<family>.<component>'")
     return int(parts[1]), parts[2], parts[3]
 
 
@@ -94,7 +94,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         for name, m in masks.items():
             parse_site_name(name)
             if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or m.ndim != 2:
-                raise ValueError(
+                raise UsageError(
                     f"mask for {name} must be a 2-D bool tensor, got "
                     f"{getattr(m, 'dtype', type(m))} of shape {tuple(getattr(m, 'shape', ()))}"
                 )
@@ -158,7 +158,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         allowed = {"layer", "family", "component", "site"}
         bad = [k for k in keys if k not in allowed]
         if bad:
-            raise ValueError(f"cannot group by {bad[0]!r}; allowed: {sorted(allowed)}")
+            raise UsageError(f"cannot group by {bad[0]!r}; allowed: {sorted(allowed)}")
         g = df.groupby(keys, sort=True)[["numel", "pruned", "kept"]].sum().reset_index()
         g["sparsity"] = g["pruned"] / g["numel"]
         return g
@@ -187,7 +187,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
     def __or__(self, other: MaskSet) -> MaskSet:
         """Union of the site sets; where both have a site, a weight is kept only if both keep it."""
         if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
-            raise ValueError("cannot combine masks of different models "
+            raise UsageError("cannot combine masks of different models "
                              f"({self.fingerprint} vs {other.fingerprint})")
         merged = dict(self._masks)
         for n, m in other.items():
@@ -232,7 +232,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
             raise CorruptFileError(f"mask file {path} is damaged or not a safetensors file "
                                    f"({type(err).__name__}: {err})", path) from err
         if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a lenskit mask file (format "
+            raise UsageError(f"{path} is not a lenskit mask file (format "
                              f"{meta.get('format')!r}, expected {_FORMAT!r})")
         if meta.get("sha256") and meta["sha256"] != _checksum(raw):
             raise CorruptFileError(f"mask file {path} is corrupt: its content does not match "
@@ -260,7 +260,7 @@ def validate_masks(info, masks: Mapping[str, torch.Tensor],
     """Check masks (and replacement weights) against the model; return their sites."""
     fp = getattr(masks, "fingerprint", None)
     if fp and fp != info.fingerprint:
-        raise ValueError(
+        raise UsageError(
             f"these masks were made for another model (fingerprint {fp}, model "
             f"{getattr(masks, 'model', None)!r}); this model {info.spec!r} has fingerprint "
             f"{info.fingerprint}"
@@ -269,24 +269,24 @@ def validate_masks(info, masks: Mapping[str, torch.Tensor],
     sites = []
     for name, m in masks.items():
         if name not in site_map:
-            raise ValueError(f"unknown site {name!r}; this model's sites are "
+            raise UsageError(f"unknown site {name!r}; this model's sites are "
                              f"{list(site_map)[:8]}... ({len(site_map)} in all)")
         site = site_map[name]
         if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-            raise ValueError(f"mask for {name} must be a bool tensor, got "
+            raise UsageError(f"mask for {name} must be a bool tensor, got "
                              f"{getattr(m, 'dtype', type(m))}")
         if tuple(m.shape) != site.shape:
-            raise ValueError(f"mask for {name} has shape {tuple(m.shape)}; the site's weight "
+            raise UsageError(f"mask for {name} has shape {tuple(m.shape)}; the site's weight "
                              f"is {site.shape} (out_features, in_features)")
         sites.append(site)
     for name, w in (weights or {}).items():
         if name not in masks:
-            raise ValueError(f"replacement weight for {name} has no mask")
+            raise UsageError(f"replacement weight for {name} has no mask")
         if tuple(w.shape) != site_map[name].shape:
-            raise ValueError(f"replacement weight for {name} has shape {tuple(w.shape)}, "
+            raise UsageError(f"replacement weight for {name} has shape {tuple(w.shape)}, "
                              f"expected {site_map[name].shape}")
         if not torch.isfinite(w).all():
-            raise ValueError(f"replacement weight for {name} has non-finite values")
+            raise UsageError(f"replacement weight for {name} has non-finite values")
     return sites
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.architectures import (
     ATTN_COMPONENTS,
     COMPONENTS,
@@ -156,22 +157,22 @@ class Selection:
             object.__setattr__(self, name, values)
             bad = [v for v in values if v not in allowed]
             if bad:
-                raise ValueError(f"unknown {name[:-1] if name != 'families' else 'family'} "
+                raise UsageError(f"unknown {name[:-1] if name != 'families' else 'family'} "
                                  f"{bad[0]!r}; allowed: {allowed}")
         if self.layers is not None:
             raw = self.layers
             if isinstance(raw, (str, bytes)) or not isinstance(raw, (int, Iterable)):
-                raise ValueError(f"layers must be an integer or a sequence of integers, "
+                raise UsageError(f"layers must be an integer or a sequence of integers, "
                                  f"got {raw!r}")
             layers = (raw,) if isinstance(raw, int) else tuple(raw)
             if any(not isinstance(i, int) or isinstance(i, bool) for i in layers):
-                raise ValueError(f"layers must be integers, got {layers}")
+                raise UsageError(f"layers must be integers, got {layers}")
             object.__setattr__(self, "layers", layers)
         if self.families and self.components:
             fam_of = {c: "attn" for c in ATTN_COMPONENTS} | {c: "mlp" for c in MLP_COMPONENTS}
             bad = [c for c in self.components if fam_of[c] not in self.families]
             if bad:
-                raise ValueError(
+                raise UsageError(
                     f"component {bad[0]!r} is not in families {self.families}; "
                     f"attn has {ATTN_COMPONENTS}, mlp has {MLP_COMPONENTS}"
                 )
@@ -186,14 +187,14 @@ class Selection:
         """
         text = scope.strip()
         if not text:
-            raise ValueError("empty scope; use 'all', 'attn', 'mlp', 'attn.q,k', 'mlp@0-3', ...")
+            raise UsageError("empty scope; use 'all', 'attn', 'mlp', 'attn.q,k', 'mlp@0-3', ...")
         layers = None
         if "@" in text:
             text, layer_text = text.split("@", 1)
             try:
                 layers = _parse_layers(layer_text)
             except ValueError:
-                raise ValueError(
+                raise UsageError(
                     f"bad layers {layer_text!r} in scope {scope!r}; use e.g. '@0-3' or '@1,4'"
                 ) from None
         families = components = None
@@ -205,7 +206,7 @@ class Selection:
         elif all(c in COMPONENTS for c in head.split(",")) and not comps:
             components = tuple(head.split(","))
         else:
-            raise ValueError(
+            raise UsageError(
                 f"bad scope {scope!r}: expected 'all', a family {FAMILIES} or components "
                 f"{COMPONENTS}, optionally '.comp,comp' and '@layers'"
             )
@@ -243,7 +244,7 @@ def parse_scopes(raw: str | Iterable[str]) -> list[str]:
     out: list[str] = []
     for scope in items:
         if not isinstance(scope, str):
-            raise ValueError(f"scope {scope!r} must be a string")
+            raise UsageError(f"scope {scope!r} must be a string")
         Selection.parse(scope)
         out.append(scope.strip())
     return out
@@ -318,14 +319,14 @@ def select_sites(
         if sel.layers is not None:
             bad = [i for i in sel.layers if not 0 <= i < n_layers]
             if bad:
-                raise ValueError(f"layer {bad[0]} out of range; this model has layers "
+                raise UsageError(f"layer {bad[0]} out of range; this model has layers "
                                  f"0..{n_layers - 1}")
         if sel.components is not None:
             bad_c = [c for c in sel.components if c not in present]
             if bad_c:
-                raise ValueError(f"component {bad_c[0]!r} does not exist in this model; it has "
+                raise UsageError(f"component {bad_c[0]!r} does not exist in this model; it has "
                                  f"{tuple(c for c in COMPONENTS if c in present)}")
     chosen = tuple(s for s in sites if any(sel.matches(s) for sel in selections))
     if not chosen:
-        raise ValueError(f"selection {[s.describe() for s in selections]} matches no site")
+        raise UsageError(f"selection {[s.describe() for s in selections]} matches no site")
     return SiteSelection(chosen, sum(s.numel for s in sites))

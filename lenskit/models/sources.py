@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.synthetic.calibration import organism_corpus_calibration
 
@@ -66,14 +67,14 @@ def register_calibration_source(name: str, builder: CalibrationBuilder, *, marke
     plain file name, a builder that is not callable, or a name already registered (unless
     ``replace``)."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a calibration source needs a non-empty name, got {name!r}")
+        raise UsageError(f"a calibration source needs a non-empty name, got {name!r}")
     if not isinstance(marker, str) or not marker or Path(marker).name != marker:
-        raise ValueError(f"marker must be a plain file name (like 'world.json'), got {marker!r}")
+        raise UsageError(f"marker must be a plain file name (like 'world.json'), got {marker!r}")
     if not callable(builder):
-        raise ValueError(f"builder of calibration source {name!r} must be callable, got "
+        raise UsageError(f"builder of calibration source {name!r} must be callable, got "
                          f"{type(builder).__name__}")
     if name in _SOURCES and not replace:
-        raise ValueError(f"calibration source {name!r} is already registered (by "
+        raise UsageError(f"calibration source {name!r} is already registered (by "
                          f"{_SOURCES[name].marker}); pass replace=True to replace it")
     source = CalibrationSource(name, marker, builder)
     _SOURCES[name] = source

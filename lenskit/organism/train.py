@@ -36,6 +36,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.corpus import (
     CorpusConfig,
     CorpusSampler,
@@ -65,9 +66,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
+            raise UsageError(f"d_model {self.d_model} must be divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads {self.n_heads} must be divisible by n_kv_heads "
+            raise UsageError(f"n_heads {self.n_heads} must be divisible by n_kv_heads "
                              f"{self.n_kv_heads}")
 
     def hf_config(self, tok: PreTrainedTokenizerBase) -> LlamaConfig:
@@ -243,7 +244,7 @@ def train(
 
     cfg = cfg or TrainConfig()
     if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
+        raise UsageError(f"workers must be >= 0, got {workers}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.charts import chart_data
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS
 
@@ -44,10 +45,10 @@ _NARROW = "select fewer configurations or metrics"
 
 def _need_columns(df, cols: Sequence[str], what: str) -> None:
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{what} must be a DataFrame, got {type(df).__name__}")
+        raise UsageError(f"{what} must be a DataFrame, got {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}")
+        raise UsageError(f"{what} lacks column(s) {missing}")
 
 
 def _config_order(df: pd.DataFrame) -> list[str]:
@@ -83,24 +84,24 @@ def fig_drift_heatmaps(
     if category is not None:
         df = df[df["category"] == category]
         if df.empty:
-            raise ValueError(f"no drift rows of category {category!r}; have "
+            raise UsageError(f"no drift rows of category {category!r}; have "
                              f"{sorted(set(drift['category']))}")
     if tasks is not None:
         df = df[df["task"].isin(list(tasks))]
         if df.empty:
-            raise ValueError(f"no drift rows of tasks {list(tasks)}; have "
+            raise UsageError(f"no drift rows of tasks {list(tasks)}; have "
                              f"{sorted(set(drift['task']))}")
     if configs is not None:
         bad = [c for c in configs if c not in set(df["config"])]
         if bad:
-            raise ValueError(f"unknown configuration(s) {bad}; have "
+            raise UsageError(f"unknown configuration(s) {bad}; have "
                              f"{sorted(set(drift['config']))}")
         df = df[df["config"].isin(list(configs))]
     pairs = [(m, q) for m, q in metrics
              if ((df["metric"] == m) & (df["queries"] == q)).any()]
     if not pairs:
         have = sorted(set(zip(drift["metric"], drift["queries"], strict=True)))
-        raise ValueError(f"none of the metrics {list(metrics)} is in the drift; it has {have}")
+        raise UsageError(f"none of the metrics {list(metrics)} is in the drift; it has {have}")
     order = _config_order(df)
     rows = []
     for metric, queries in pairs:
@@ -138,13 +139,13 @@ def fig_drift_correlation(corr: pd.DataFrame,
     if categories is not None:
         bad = [c for c in categories if c not in set(corr["category"])]
         if bad:
-            raise ValueError(f"unknown categor(y/ies) {bad}; have {sorted(set(corr['category']))}")
+            raise UsageError(f"unknown categor(y/ies) {bad}; have {sorted(set(corr['category']))}")
         corr = corr[corr["category"].isin(list(categories))]
     if corr.empty:
-        raise ValueError("no correlations to draw")
+        raise UsageError("no correlations to draw")
     for col in ("metric", "queries", "method"):
         if corr[col].nunique() > 1:
-            raise ValueError(f"corr holds several {col}s {sorted(set(corr[col]))}; draw one")
+            raise UsageError(f"corr holds several {col}s {sorted(set(corr[col]))}; draw one")
     cats = list(dict.fromkeys(categories or corr["category"]))
     data = corr[["category", "layer", "head", "r", "n_configs"]].copy()
     data["ability"] = data["category"].map(lambda c: CATEGORY_LABELS.get(c, c))
@@ -182,10 +183,10 @@ def fig_drift_scatter(table: pd.DataFrame, corr: pd.DataFrame, *, top: int = 3
     _need_columns(table, ["category", "layer", "head", "drift", "drop"], "table")
     _need_columns(corr, ["category", "layer", "head", "r", "metric"], "corr")
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be an int >= 1, got {top!r}")
+        raise UsageError(f"top must be an int >= 1, got {top!r}")
     cats = [c for c in dict.fromkeys(corr["category"]) if c in set(table["category"])]
     if not cats:
-        raise ValueError("table and corr share no category")
+        raise UsageError("table and corr share no category")
     picks = []
     for cat in cats:
         best = corr[(corr["category"] == cat) & corr["r"].notna()].sort_values(
@@ -194,7 +195,7 @@ def fig_drift_scatter(table: pd.DataFrame, corr: pd.DataFrame, *, top: int = 3
             picks.append({"category": cat, "layer": int(row.layer), "head": int(row.head),
                           "rank": rank, "r": float(row.r)})
     if not picks:
-        raise ValueError("no head has a defined correlation (drift or drop never varies)")
+        raise UsageError("no head has a defined correlation (drift or drop never varies)")
     picked = pd.DataFrame(picks)
     data = table.merge(picked, on=["category", "layer", "head"], how="inner")
     data["ability"] = data["category"].map(lambda c: CATEGORY_LABELS.get(c, c))

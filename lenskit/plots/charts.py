@@ -13,6 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.theme import CATEGORY_LABELS, color_scale
 from lenskit.results.schema import DENSE, attach_baselines, relative_drop, validate_results
 from lenskit.results.thresholds import primary_metric, tasks_at_chance
@@ -94,7 +95,7 @@ def chart_data(df: pd.DataFrame,
     that specs do not depend on float noise). Raises ValueError, saying how to ``narrow``
     the input, when it has more than :data:`MAX_ROWS` rows."""
     if len(df) > MAX_ROWS:
-        raise ValueError(f"{len(df)} rows to plot after aggregation (altair's limit is "
+        raise UsageError(f"{len(df)} rows to plot after aggregation (altair's limit is "
                          f"{MAX_ROWS}); {narrow}")
     out = df.reset_index(drop=True).copy()
     for c in out.columns:

@@ -30,6 +30,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.captions import write_captions
 from lenskit.plots.charts import (
     MAX_ROWS,
@@ -82,7 +83,7 @@ def _slug(text: str) -> str:
 def _need(df: pd.DataFrame, what: str, **present: Sequence) -> None:
     if not len(df):
         have = "; ".join(f"{k}: {sorted(set(map(str, v)))}" for k, v in present.items())
-        raise ValueError(f"no rows for {what}" + (f" (present: {have})" if have else ""))
+        raise UsageError(f"no rows for {what}" + (f" (present: {have})" if have else ""))
 
 
 def _measured(x: alt.X, y: alt.Y, color: alt.Color, tooltip: list, *, detail: str,
@@ -189,12 +190,12 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
         if value is not None:
             df = df[df[name] == value]
         elif df[name].nunique() > 1:
-            raise ValueError(f"results hold several {name}s {sorted(df[name].unique())}; "
+            raise UsageError(f"results hold several {name}s {sorted(df[name].unique())}; "
                              f"choose one with {name}=...")
     _need(df, "attention-only or FFW-only scopes",
           scope=results["scope"], model=results["model"], method=results["method"])
     if set(df["part"]) != {"attention", "FFW"}:
-        raise ValueError(f"need both an attention-only and an FFW-only scope; got "
+        raise UsageError(f"need both an attention-only and an FFW-only scope; got "
                          f"{sorted(set(df['scope']))}")
     model_name, method_name = df["model"].iloc[0], df["method"].iloc[0]
     df["pruning"] = np.where(df["allocation"] == "matched", "matched weights", "same sparsity")
@@ -256,7 +257,7 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
     df = prepare_results(results, categories)
     dense = df[df["method"] == DENSE]
     if dense["model"].nunique() < 2:
-        raise ValueError(f"dense scaling needs dense rows of at least two models; got "
+        raise UsageError(f"dense scaling needs dense rows of at least two models; got "
                          f"{sorted(dense['model'].unique())}")
     pr = df[(df["method"] != DENSE) & (df["scope"] == scope) & (df["structure"] == structure)
             & (df["allocation"] == allocation)]
@@ -317,7 +318,7 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
             "measured_max", "ci_low", "ci_high"}
     missing = sorted(need - set(comparison.columns))
     if missing:
-        raise ValueError(f"comparison lacks column(s) {missing}; build it with "
+        raise UsageError(f"comparison lacks column(s) {missing}; build it with "
                          f"lenskit.results.compare_to_study")
     order = list(dict.fromkeys(comparison["group"]))
     pos = {g: i for i, g in enumerate(order)}

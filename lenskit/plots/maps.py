@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.charts import PCT_AXIS, ability_color, chart_data
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS
 from lenskit.results.thresholds import primary_metric
@@ -46,10 +47,10 @@ def _select(df: pd.DataFrame, analysis: Sequence[str], metric: str | None,
     need = {"analysis", "task", "metric", "category", "layer", "relative_drop"}
     missing = sorted(need - set(df.columns))
     if missing:
-        raise ValueError(f"not a map frame: missing column(s) {missing}")
+        raise UsageError(f"not a map frame: missing column(s) {missing}")
     sub = df[df["analysis"].isin(list(analysis)) & df["category"].isin(list(categories))]
     if sub.empty:
-        raise ValueError(f"no rows of analysis {list(analysis)} and categories "
+        raise UsageError(f"no rows of analysis {list(analysis)} and categories "
                          f"{list(categories)} (present: analysis "
                          f"{sorted(set(df['analysis']))}, categories "
                          f"{sorted(set(df['category']))})")
@@ -58,7 +59,7 @@ def _select(df: pd.DataFrame, analysis: Sequence[str], metric: str | None,
         sub = sub[sub["metric"] == sub["task"].map(primary)]
     else:
         if metric not in set(sub["metric"]):
-            raise ValueError(f"no rows for metric {metric!r}; have {sorted(set(sub['metric']))}")
+            raise UsageError(f"no rows for metric {metric!r}; have {sorted(set(sub['metric']))}")
         sub = sub[sub["metric"] == metric]
     sub = sub.copy()
     sub["ability"] = sub["category"].map(lambda c: CATEGORY_LABELS.get(c, c))
@@ -224,7 +225,7 @@ def fig_allocation_fit(fit, *, features: Sequence[str] | None = None) -> alt.Fac
     feats = list(features) if features is not None else list(fit.features)
     unknown = [f for f in feats if f not in fit.features]
     if unknown or not feats:
-        raise ValueError(f"unknown feature(s) {unknown or feats}; the fit has {fit.features}")
+        raise UsageError(f"unknown feature(s) {unknown or feats}; the fit has {fit.features}")
     points = pd.concat([fit.partial_residuals(f)[["group", "feature", "cluster", "task", "x",
                                                   "partial"]] for f in feats],
                        ignore_index=True).rename(columns={"partial": "y"})

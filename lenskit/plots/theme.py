@@ -19,6 +19,8 @@ from typing import Any
 
 import altair as alt
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "CATEGORY_COLORS",
     "CATEGORY_LABELS",
@@ -65,7 +67,7 @@ def color_scale(kind: str, present: Iterable[str]) -> alt.Scale:
     not know get grey tones after the known ones. Only present values enter the domain,
     so a legend never lists what is not drawn."""
     if kind not in COLORS:
-        raise ValueError(f"unknown colour kind {kind!r}; allowed: {sorted(COLORS)}")
+        raise UsageError(f"unknown colour kind {kind!r}; allowed: {sorted(COLORS)}")
     table = COLORS[kind]
     have = list(dict.fromkeys(str(v) for v in present))
     domain = [v for v in table if v in have] + sorted(v for v in have if v not in table)
@@ -139,7 +141,7 @@ def save_chart(chart: alt.TopLevelMixin, path_stem: str | Path,
     allowed = ("svg", "png", "pdf")
     bad = [f for f in formats if f not in allowed]
     if bad:
-        raise ValueError(f"unknown figure format(s) {bad}; allowed: {', '.join(allowed)}")
+        raise UsageError(f"unknown figure format(s) {bad}; allowed: {', '.join(allowed)}")
     stem = Path(path_stem)
     if stem.suffix in {f".{f}" for f in allowed}:
         stem = stem.with_suffix("")

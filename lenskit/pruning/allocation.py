@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.models.masks import check_sparsity
 from lenskit.models.sites import Selection, Site
@@ -86,21 +87,21 @@ def matched_sparsities(
 def resolve_n_params(info, n_params: int | None, fraction: float | None) -> int:
     """The number of parameters to remove, from an int or a fraction of all block linears."""
     if (n_params is None) == (fraction is None):
-        raise ValueError("give exactly one of n_params (a number of parameters) or a fraction "
+        raise UsageError("give exactly one of n_params (a number of parameters) or a fraction "
                          "of all block-linear parameters")
     total = info.total_params
     if n_params is not None:
         if isinstance(n_params, bool) or not isinstance(n_params, int) or n_params < 0:
-            raise ValueError(f"n_params must be a non-negative int, got {n_params!r}")
+            raise UsageError(f"n_params must be a non-negative int, got {n_params!r}")
         if n_params > total:
-            raise ValueError(f"n_params={n_params} exceeds all {total} block-linear parameters")
+            raise UsageError(f"n_params={n_params} exceeds all {total} block-linear parameters")
         return n_params
     return n_to_prune(check_sparsity(fraction, "fraction of all block-linear parameters"), total)
 
 
 def matched_sparsity(n_params: int, scope_params: int, scope: object) -> float:
     if n_params > scope_params:
-        raise ValueError(f"n_params={n_params} is larger than scope {scope!r}, which has "
+        raise UsageError(f"n_params={n_params} is larger than scope {scope!r}, which has "
                          f"{scope_params} parameters")
     return n_params / scope_params if scope_params else 0.0
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import data_path, model_info
 from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sources import declared_calibration_source
@@ -49,7 +50,7 @@ def check_size(n_samples: int, seq_len: int) -> None:
     """Raise ValueError unless ``n_samples`` and ``seq_len`` are positive integers."""
     for name, v in (("n_samples", n_samples), ("seq_len", seq_len)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,13 +64,13 @@ class CalibrationData:
         t = self.tokens
         if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.is_floating_point() \
                 or t.dtype == torch.bool or t.is_complex():
-            raise ValueError(
+            raise UsageError(
                 "calibration tokens must be an integer tensor [n_samples, seq_len], got "
                 f"{getattr(t, 'dtype', type(t))} of shape {tuple(getattr(t, 'shape', ()))}")
         if t.shape[0] < 1 or t.shape[1] < 1:
-            raise ValueError(f"calibration tokens must be non-empty, got shape {tuple(t.shape)}")
+            raise UsageError(f"calibration tokens must be non-empty, got shape {tuple(t.shape)}")
         if int(t.min()) < 0:
-            raise ValueError(f"calibration tokens must be >= 0, got min {int(t.min())}")
+            raise UsageError(f"calibration tokens must be >= 0, got min {int(t.min())}")
         object.__setattr__(self, "tokens", t.detach().to(torch.long).cpu().contiguous())
 
     @property
@@ -96,13 +97,13 @@ class CalibrationData:
         vocab = int(hf.get_input_embeddings().num_embeddings)
         top = int(self.tokens.max())
         if top >= vocab:
-            raise ValueError(f"calibration token id {top} is outside the model's vocabulary "
+            raise UsageError(f"calibration token id {top} is outside the model's vocabulary "
                              f"(0..{vocab - 1}); was it tokenized with another tokenizer?")
         cfg = hf.config
         limit = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings",
                                                               None)
         if limit is not None and self.seq_len > int(limit):
-            raise ValueError(f"calibration seq_len {self.seq_len} exceeds the model's "
+            raise UsageError(f"calibration seq_len {self.seq_len} exceeds the model's "
                              f"{int(limit)} positions; use shorter sequences")
 
     def __repr__(self) -> str:
@@ -136,7 +137,7 @@ class CalibrationData:
                                              and "\n" not in text and Path(text).is_file()):
             path = Path(text)
             if not path.is_file():
-                raise ValueError(f"calibration text file {path} does not exist")
+                raise UsageError(f"calibration text file {path} does not exist")
             source = str(path)
             text = path.read_text()
         ids = tokenizer(str(text), add_special_tokens=False)["input_ids"]
@@ -147,9 +148,9 @@ class CalibrationData:
                  source: str) -> CalibrationData:
         body = seq_len - 1 if add_bos else seq_len
         if add_bos and tokenizer.bos_token_id is None:
-            raise ValueError("add_bos=True but the tokenizer has no BOS token")
+            raise UsageError("add_bos=True but the tokenizer has no BOS token")
         if len(ids) < body:
-            raise ValueError(f"the calibration text has {len(ids)} tokens, fewer than the "
+            raise UsageError(f"the calibration text has {len(ids)} tokens, fewer than the "
                              f"{body} a window needs (seq_len={seq_len})")
         rng = np.random.default_rng(seed)
         starts = rng.integers(0, len(ids) - body + 1, size=n_samples)
@@ -192,7 +193,7 @@ class CalibrationData:
                                f"split {split!r}): {err}. Offline, use from_text or "
                                "from_tokens") from err
         if text_field not in ds.column_names:
-            raise ValueError(f"dataset {name!r} has no column {text_field!r}; columns: "
+            raise UsageError(f"dataset {name!r} has no column {text_field!r}; columns: "
                              f"{ds.column_names}")
         rows = document_windows(lambda i: ds[i][text_field], len(ds), tokenizer, n_samples,
                                 seq_len, seed, repr(name))
@@ -213,7 +214,7 @@ def document_windows(text_of: Callable[[int], str], n_docs: int, tokenizer, n_sa
     while len(rows) < n_samples:
         draws += 1
         if draws > 100 * n_samples:
-            raise ValueError(f"found only {len(rows)} documents of more than {seq_len} tokens "
+            raise UsageError(f"found only {len(rows)} documents of more than {seq_len} tokens "
                              f"in {draws - 1} draws from {where}; use a shorter seq_len")
         ids = tokenizer(text_of(int(rng.integers(n_docs))), add_special_tokens=False)["input_ids"]
         if len(ids) <= seq_len:
@@ -231,7 +232,7 @@ def random_calibration(info, n_samples: int, seq_len: int, seed: int) -> Calibra
     special = set(getattr(tok, "all_special_ids", []) or [])
     allowed = torch.tensor([i for i in range(vocab) if i not in special], dtype=torch.long)
     if allowed.numel() == 0:
-        raise ValueError("the tokenizer has no non-special tokens to draw calibration from")
+        raise UsageError("the tokenizer has no non-special tokens to draw calibration from")
     gen = torch.Generator().manual_seed(seed)
     tokens = allowed[torch.randint(allowed.numel(), (n_samples, seq_len), generator=gen)]
     bos = getattr(tok, "bos_token_id", None)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.pruning.calibration import (
     CalibrationData,
@@ -54,7 +55,7 @@ def parse_source(source: str) -> tuple[str, str | None]:
     :data:`SOURCE_KINDS`. Raises ValueError for an empty string or a ``kind:PATH`` whose file
     is missing."""
     if not isinstance(source, str) or not source.strip():
-        raise ValueError(f"calibration source must be a non-empty string, got {source!r}; "
+        raise UsageError(f"calibration source must be a non-empty string, got {source!r}; "
                          f"allowed: 'default', 'random', 'c4:PATH', 'wikitext2:PATH', "
                          f"'text:PATH', a file, or a dataset name")
     s = source.strip()
@@ -70,7 +71,7 @@ def parse_source(source: str) -> tuple[str, str | None]:
                 if kind == "wikitext2" and path.is_dir():
                     path = path / "wiki.train.raw"
                 if not path.is_file():
-                    raise ValueError(f"calibration source {s!r}: no file {path}")
+                    raise UsageError(f"calibration source {s!r}: no file {path}")
                 rest = str(path)
             return kind, rest
     path = Path(s).expanduser()
@@ -117,10 +118,10 @@ def _read_c4(path: Path) -> list[str]:
             try:
                 texts.append(json.loads(line)["text"])
             except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise ValueError(f"{path} line {n} is not a JSON object with a 'text' field "
+                raise UsageError(f"{path} line {n} is not a JSON object with a 'text' field "
                                  f"(the C4 format): {err}") from None
     if not texts:
-        raise ValueError(f"{path} holds no documents")
+        raise UsageError(f"{path} holds no documents")
     return texts
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.pruning.result import PruneResult
 
@@ -32,10 +33,10 @@ def export_pruned(model, result: PruneResult, out_dir: str | os.PathLike) -> Pat
         ``out_dir`` as a ``Path``.
     """
     if not isinstance(result, PruneResult):
-        raise ValueError(f"result must be a PruneResult, got {type(result).__name__}")
+        raise UsageError(f"result must be a PruneResult, got {type(result).__name__}")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not an empty directory; choose a new one")
+        raise UsageError(f"{out} exists and is not an empty directory; choose a new one")
     info = model_info(model)
     with result.applied(model):  # validates first; restores bit for bit on exit
         out.mkdir(parents=True, exist_ok=True)

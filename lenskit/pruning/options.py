@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.models.masks import offload, restore
 from lenskit.pruning.allocation import ALLOCATION_PARAMS
@@ -40,24 +41,24 @@ class Level:
 def check_param(name: str, value: Any) -> Any:
     if name == "per_row":
         if not isinstance(value, bool):
-            raise ValueError(f"per_row must be True or False, got {value!r}")
+            raise UsageError(f"per_row must be True or False, got {value!r}")
     elif name == "blocksize":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"blocksize must be a positive int, got {value!r}")
+            raise UsageError(f"blocksize must be a positive int, got {value!r}")
     elif name == "percdamp":
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value < 0:
-            raise ValueError(f"percdamp must be a number >= 0, got {value!r}")
+            raise UsageError(f"percdamp must be a number >= 0, got {value!r}")
         value = float(value)
     elif name == "owl_m":
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"owl_m must be a number > 0, got {value!r}")
+            raise UsageError(f"owl_m must be a number > 0, got {value!r}")
         value = float(value)
     elif name == "owl_lambda":
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not 0 <= value <= 0.5:
-            raise ValueError(f"owl_lambda must be a number in [0, 0.5], got {value!r}")
+            raise UsageError(f"owl_lambda must be a number in [0, 0.5], got {value!r}")
         value = float(value)
     return value
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import model_info
 from lenskit.models.masks import MaskSet, check_sparsity
 from lenskit.models.sites import Selection
@@ -108,15 +109,15 @@ class Pruner(MaskPasses):
         self.model = model
         self.info = info = model_info(model)
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; allowed: {METHODS}")
+            raise UsageError(f"unknown method {method!r}; allowed: {METHODS}")
         if allocation not in ALLOCATIONS:
-            raise ValueError(f"unknown allocation {allocation!r}; allowed: {ALLOCATIONS}")
+            raise UsageError(f"unknown allocation {allocation!r}; allowed: {ALLOCATIONS}")
         if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; allowed: {MODES}")
+            raise UsageError(f"unknown mode {mode!r}; allowed: {MODES}")
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an int, got {seed!r}")
+            raise UsageError(f"seed must be an int, got {seed!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
         self.method, self.allocation, self.mode, self.seed = method, allocation, mode, seed
         self.batch_size = batch_size
         self.structure = parse_structure(structure)
@@ -128,33 +129,33 @@ class Pruner(MaskPasses):
         bad = [k for k in method_kwargs if k not in allowed]
         if bad:
             extra = " (owl_m, owl_lambda need allocation='owl')" if bad[0] in OWL_PARAMS else ""
-            raise ValueError(f"unknown parameter {bad[0]!r} for method {method!r} with "
+            raise UsageError(f"unknown parameter {bad[0]!r} for method {method!r} with "
                              f"allocation {allocation!r}; allowed: {sorted(allowed)}{extra}")
         self.params = {k: check_param(k, method_kwargs.get(k, v)) for k, v in allowed.items()}
         if not self.structure.unstructured:
             if allocation != "uniform":
-                raise ValueError(f"structure {self.structure} needs allocation='uniform' (an "
+                raise UsageError(f"structure {self.structure} needs allocation='uniform' (an "
                                  f"N:M pattern fixes every row's sparsity), got {allocation!r}")
             m = self.structure.m
             bad_sites = [s for s in self.selection if s.shape[1] % m]
             if bad_sites:
                 s = bad_sites[0]
-                raise ValueError(f"structure {self.structure} needs in_features divisible by "
+                raise UsageError(f"structure {self.structure} needs in_features divisible by "
                                  f"{m}; {s.name} has in_features={s.shape[1]}")
         if allocation == "global":
             if method == "sparsegpt":
-                raise ValueError("allocation='global' is not defined for sparsegpt (its "
+                raise UsageError("allocation='global' is not defined for sparsegpt (its "
                                  "saliencies change as it updates weights); allowed for "
                                  "sparsegpt: 'uniform', 'owl', 'matched'")
             if mode == "sequential" and method == "wanda":
-                raise ValueError("allocation='global' needs mode='dense' (one ranking across "
+                raise UsageError("allocation='global' needs mode='dense' (one ranking across "
                                  "blocks needs every block's statistics at once)")
             if self.params.get("per_row"):
-                raise ValueError("per_row=True conflicts with allocation='global' (one "
+                raise UsageError("per_row=True conflicts with allocation='global' (one "
                                  "ranking across the whole selection)")
         if calibration is not None:
             if not isinstance(calibration, CalibrationData):
-                raise ValueError("calibration must be a CalibrationData (see "
+                raise UsageError("calibration must be a CalibrationData (see "
                                  "CalibrationData.from_tokens / from_text) or None, got "
                                  f"{type(calibration).__name__}")
             calibration.check(model)
@@ -213,12 +214,12 @@ class Pruner(MaskPasses):
         (numbers of parameters to remove). One calibration pass serves every level in dense
         mode."""
         if (levels is None) == (n_params is None):
-            raise ValueError("give the sparsity levels, or n_params=[...] for "
+            raise UsageError("give the sparsity levels, or n_params=[...] for "
                              "allocation='matched'")
         todo = ([self._level(s, None) for s in dict.fromkeys(levels)] if levels is not None
                 else [self._level(None, n) for n in dict.fromkeys(n_params or ())])
         if not todo:
-            raise ValueError("sweep needs at least one sparsity level")
+            raise UsageError("sweep needs at least one sparsity level")
         return {lv.key: r for lv, r in zip(todo, self._run(todo), strict=True)}
 
     # Levels and targets
@@ -229,16 +230,16 @@ class Pruner(MaskPasses):
             s = matched_sparsity(n, self.selection.n_params, self.scope)
             return Level(n_params if n_params is not None else sparsity, frac, s, n)
         if n_params is not None:
-            raise ValueError(f"n_params is only for allocation='matched' (got allocation "
+            raise UsageError(f"n_params is only for allocation='matched' (got allocation "
                              f"{self.allocation!r}); give sparsity instead")
         if not self.structure.unstructured:
             implied = self.structure.sparsity
             if sparsity is not None and abs(check_sparsity(sparsity) - implied) > 1e-9:
-                raise ValueError(f"structure {self.structure} prunes {implied:g} of every row; "
+                raise UsageError(f"structure {self.structure} prunes {implied:g} of every row; "
                                  f"sparsity={sparsity!r} contradicts it (omit sparsity)")
             return Level(implied if sparsity is None else sparsity, implied, implied)
         if sparsity is None:
-            raise ValueError("sparsity is required for unstructured pruning (a number in "
+            raise UsageError("sparsity is required for unstructured pruning (a number in "
                              "[0, 1])")
         s = check_sparsity(sparsity)
         return Level(sparsity, s, s)

@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from lenskit.errors import UsageError
 from lenskit.models.masks import MaskSet, apply_masks, check_masks, pruned
 
 _FORMAT = "lenskit.prune_result.v1"
@@ -120,7 +121,7 @@ class PruneResult:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a lenskit pruning result (format "
+                raise UsageError(f"{path} is not a lenskit pruning result (format "
                                  f"{meta.get('format')!r}, expected {_FORMAT!r})")
             shapes = json.loads(meta["shapes"])
             masks: dict[str, torch.Tensor] = {}

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.pruning.structure import n_to_prune
 
 __all__ = [
@@ -50,7 +51,7 @@ def ranks(scores: torch.Tensor, granularity: str) -> torch.Tensor:
         out = torch.empty_like(order)
         out[order] = torch.arange(flat.numel(), device=scores.device)
         return out.view(scores.shape)
-    raise ValueError(f"unknown granularity {granularity!r}; allowed: {GRANULARITIES}")
+    raise UsageError(f"unknown granularity {granularity!r}; allowed: {GRANULARITIES}")
 
 
 def keep_from_ranks(rank: torch.Tensor, sparsity: float, granularity: str) -> torch.Tensor:
@@ -67,7 +68,7 @@ def keep_lowest(scores: torch.Tensor, sparsity: float, granularity: str) -> torc
         return ~lowest_k(scores.reshape(-1), n_to_prune(sparsity, scores.numel())).view(
             scores.shape)
     if granularity != "row":
-        raise ValueError(f"unknown granularity {granularity!r}; allowed: {GRANULARITIES}")
+        raise UsageError(f"unknown granularity {granularity!r}; allowed: {GRANULARITIES}")
     cols = scores.shape[1]
     k = n_to_prune(sparsity, cols)
     if k == 0 or k == cols:

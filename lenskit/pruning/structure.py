@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from lenskit.errors import UsageError
+
 __all__ = ["UNSTRUCTURED", "Structure", "parse_sparsities", "parse_structure",
            "sparsity_problems"]
 
@@ -55,16 +57,16 @@ def parse_structure(spec: str | Structure) -> Structure:
             return spec
         return parse_structure(f"{spec.n}:{spec.m}")
     if not isinstance(spec, str):
-        raise ValueError(f"structure must be 'unstructured' or 'N:M' (e.g. '2:4'), got {spec!r}")
+        raise UsageError(f"structure must be 'unstructured' or 'N:M' (e.g. '2:4'), got {spec!r}")
     if spec.strip().lower() == "unstructured":
         return UNSTRUCTURED
     match = _NM.match(spec)
     if not match:
-        raise ValueError(f"unknown structure {spec!r}; allowed: 'unstructured' or 'N:M' with "
+        raise UsageError(f"unknown structure {spec!r}; allowed: 'unstructured' or 'N:M' with "
                          "1 <= N <= M, N pruned of every M consecutive inputs (e.g. '2:4', '4:8')")
     n, m = int(match.group(1)), int(match.group(2))
     if not 1 <= n <= m:
-        raise ValueError(f"bad structure {spec!r}: N:M needs 1 <= N <= M (N pruned of every M "
+        raise UsageError(f"bad structure {spec!r}: N:M needs 1 <= N <= M (N pruned of every M "
                          f"consecutive inputs), got N={n}, M={m}")
     return Structure(n, m)
 
@@ -100,11 +102,11 @@ def parse_sparsities(raw: str | float | Iterable[Any]) -> list[float]:
     out: list[float] = []
     for v in items:
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise ValueError(f"expected numbers (fractions in [0, 1]), got {v!r}")
+            raise UsageError(f"expected numbers (fractions in [0, 1]), got {v!r}")
         try:
             out.append(float(v))
         except ValueError:
-            raise ValueError(f"expected numbers (fractions in [0, 1]), got {v!r}") from None
+            raise UsageError(f"expected numbers (fractions in [0, 1]), got {v!r}") from None
     return out
 
 

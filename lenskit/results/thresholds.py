@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.results.schema import (
     DENSE,
     EXP_METRICS,
@@ -145,11 +146,11 @@ def threshold_from_curve(sparsities: Sequence[float], drops: Sequence[float], to
     the rules. An empty curve gives ``(0.0, True)``: nothing tested beyond dense.
     """
     if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
+        raise UsageError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
     if len(sparsities) != len(drops):
-        raise ValueError(f"{len(sparsities)} sparsities but {len(drops)} drops")
+        raise UsageError(f"{len(sparsities)} sparsities but {len(drops)} drops")
     if not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        raise UsageError(f"tolerance must be >= 0, got {tolerance}")
     order = np.argsort(np.asarray(sparsities, dtype=float), kind="stable")
     sp = np.asarray(sparsities, dtype=float)[order]
     within = _within(np.asarray(drops, dtype=float)[order][None, :], tolerance)
@@ -196,22 +197,22 @@ def compute_thresholds(results: pd.DataFrame, instances: pd.DataFrame | None = N
     ``seed`` and each curve's key (so results do not depend on which curves are present).
     """
     if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
+        raise UsageError(f"unknown rule {rule!r}; allowed: {', '.join(RULES)}")
     tolerances = [float(t) for t in tolerances]
     if not tolerances or any(not (0 < t < 1) for t in tolerances):
-        raise ValueError(f"tolerances must be fractions in (0, 1) (0.05 = a 5% drop), "
+        raise UsageError(f"tolerances must be fractions in (0, 1) (0.05 = a 5% drop), "
                          f"got {tolerances}")
     if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
+        raise UsageError(f"ci must be in (0, 1), got {ci}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise UsageError(f"n_boot must be >= 1, got {n_boot}")
     df = results
     if (df["method"] == DENSE).any():
         df = attach_baselines(df)
     if metrics is not None:
         unknown = sorted(set(metrics) - set(df["metric"]))
         if unknown:
-            raise ValueError(f"metric(s) {unknown} not in results; present: "
+            raise UsageError(f"metric(s) {unknown} not in results; present: "
                              f"{sorted(set(df['metric']))}")
         df = df[df["metric"].isin(list(metrics))]
     pruned = df[df["method"] != DENSE].copy()
@@ -358,7 +359,7 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
         return "no thresholds (no pruned cells in the results)"
     thr = thresholds[np.isclose(thresholds["tolerance"], tolerance)]
     if not len(thr):
-        raise ValueError(f"no thresholds at tolerance {tolerance}; present: "
+        raise UsageError(f"no thresholds at tolerance {tolerance}; present: "
                          f"{sorted(set(thresholds['tolerance']))}")
     thr = primary_rows(thr, metric)
     blocks = []

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.results.schema import DENSE
 from lenskit.rundir.files import write_json
 from lenskit.rundir.manifest import FORMAT, MANIFEST, ConfigMismatchError, check_format, utc_now
@@ -63,10 +64,10 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
     when ``out`` is not empty or fewer than two runs are given. Nothing is written then.
     """
     if len(runs) < 2:
-        raise ValueError(f"merge needs at least two run directories, got {len(runs)}")
+        raise UsageError(f"merge needs at least two run directories, got {len(runs)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise ValueError(f"merge output {str(out)!r} exists and is not empty; choose a new "
+        raise UsageError(f"merge output {str(out)!r} exists and is not empty; choose a new "
                          f"directory")
     stores = [RunStore(r) for r in runs]
     manifests = []

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.models.gguf import GGUFError, gguf_n_layers, is_gguf
 from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.models.offline import offline, offline_setting
@@ -39,7 +40,7 @@ def _n_layers(path: str, local: bool) -> int:
     config = AutoConfig.from_pretrained(path, local_files_only=local or offline())
     n = getattr(config, "num_hidden_layers", None)
     if not isinstance(n, int):
-        raise ValueError(f"{path}: config.json has no layer count (num_hidden_layers)")
+        raise UsageError(f"{path}: config.json has no layer count (num_hidden_layers)")
     return n
 
 

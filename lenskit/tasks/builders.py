@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.formats import QAFormat
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.tasks.core import TaskInstance, TaskSet, TextWindow
@@ -40,7 +41,7 @@ def _draw(items: Sequence[QAItem], n: int | None, rng: np.random.Generator) -> l
     if n is None:
         return list(range(len(items)))
     if not isinstance(n, (int, np.integer)) or not 1 <= n <= len(items):
-        raise ValueError(f"n must be an int in 1..{len(items)} (the number of items), got {n!r}")
+        raise UsageError(f"n must be an int in 1..{len(items)} (the number of items), got {n!r}")
     return sorted(rng.choice(len(items), size=int(n), replace=False).tolist())
 
 
@@ -75,42 +76,42 @@ def qa_task(
             their number); they carry their passage when the task has passages.
     """
     if kind not in ("closed_book", "open_book", "overriding"):
-        raise ValueError(
+        raise UsageError(
             f"qa_task kind must be closed_book, open_book or overriding, got {kind!r}"
         )
     fmt = fmt or QAFormat()
     if not isinstance(fmt, QAFormat):
-        raise ValueError(f"fmt must be a QAFormat, got {type(fmt).__name__}")
+        raise UsageError(f"fmt must be a QAFormat, got {type(fmt).__name__}")
     items = items if isinstance(items, (QAItems, list, tuple)) else list(items)
     if len(items) == 0:
-        raise ValueError(f"cannot build a {kind} task from no items")
+        raise UsageError(f"cannot build a {kind} task from no items")
     if not isinstance(shots, (int, np.integer)) or shots < 0:
-        raise ValueError(f"shots must be an int >= 0, got {shots!r}")
+        raise UsageError(f"shots must be an int >= 0, got {shots!r}")
     use_context = kind != "closed_book"
     if demos is not None:
         demos = list(demos)
         if shots not in (0, len(demos)):
-            raise ValueError(f"shots={shots} but {len(demos)} fixed demos were given")
+            raise UsageError(f"shots={shots} but {len(demos)} fixed demos were given")
         shots = len(demos)
         if use_context and any(not d.context for d in demos):
-            raise ValueError(f"{kind} demonstrations need passages; some have none")
+            raise UsageError(f"{kind} demonstrations need passages; some have none")
     for it in items:
         if not isinstance(it, QAItem):
-            raise ValueError(f"items must be QAItem objects, got a {type(it).__name__}")
+            raise UsageError(f"items must be QAItem objects, got a {type(it).__name__}")
         if use_context and not it.context:
-            raise ValueError(f"{kind} needs a passage for every item; item "
+            raise UsageError(f"{kind} needs a passage for every item; item "
                              f"{it.id or it.question!r} has none")
         if kind == "overriding" and it.memorised_answer is None:
-            raise ValueError(f"overriding needs a memorised_answer for every item; item "
+            raise UsageError(f"overriding needs a memorised_answer for every item; item "
                              f"{it.id or it.question!r} has none")
     pool = list(shot_pool) if shot_pool is not None else list(items)
     if demos is not None:
         pool = demos
     elif shots and use_context and any(not p.context for p in pool):
-        raise ValueError(f"{kind} few-shot examples need passages; the shot pool has items "
+        raise UsageError(f"{kind} few-shot examples need passages; the shot pool has items "
                          "without one")
     if demos is None and shots > len(pool) - (0 if shot_pool is not None else 1):
-        raise ValueError(f"shots={shots} needs more items in the shot pool (has {len(pool)})")
+        raise UsageError(f"shots={shots} needs more items in the shot pool (has {len(pool)})")
     rng = np.random.default_rng(seed)
     chosen = _draw(items, n, rng)
     name = name or kind
@@ -174,7 +175,7 @@ def _pick_shots(pool: Sequence[QAItem], query: QAItem, k: int,
     # Rare: many near-duplicates among the first candidates; scan a full permutation.
     picked = [pool[int(j)] for j in rng.permutation(len(pool)) if ok(pool[int(j)])][:k]
     if len(picked) < k:
-        raise ValueError(f"only {len(picked)} usable few-shot examples for {query.question!r}; "
+        raise UsageError(f"only {len(picked)} usable few-shot examples for {query.question!r}; "
                          f"asked for {k}")
     return picked
 
@@ -213,9 +214,9 @@ def function_task(spec: FunctionSpec, n: int, seed: int = 0, *,
     ``spec.kind`` with ``spec.n_exemplars`` labelled inputs and a query; query labels are
     class-balanced (see :func:`lenskit.synthetic.functions.sample_function_instances`)."""
     if not isinstance(spec, FunctionSpec):
-        raise ValueError(f"spec must be a FunctionSpec, got {type(spec).__name__}")
+        raise UsageError(f"spec must be a FunctionSpec, got {type(spec).__name__}")
     if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+        raise UsageError(f"n must be an int >= 1, got {n!r}")
     name = name or function_spec_name(spec)
     raw = sample_function_instances(spec, int(n), seed)
     instances = tuple(
@@ -245,16 +246,16 @@ def _documents(text_or_tokens, tokenizer) -> tuple[list[list[int]], bool]:
         texts = None
     if texts is not None:
         if tokenizer is None:
-            raise ValueError("perplexity_task needs a tokenizer to tokenise text")
+            raise UsageError("perplexity_task needs a tokenizer to tokenise text")
         return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]], True
     seq = list(text_or_tokens) if text_or_tokens is not None else []
     if not seq:
-        raise ValueError("perplexity_task needs a non-empty text or token sequence")
+        raise UsageError("perplexity_task needs a non-empty text or token sequence")
     if all(isinstance(t, (int, np.integer)) for t in seq):
         return [[int(t) for t in seq]], False
     if all(isinstance(t, Sequence) and not isinstance(t, str) for t in seq):
         return [[int(t) for t in d] for d in seq], False
-    raise ValueError("text_or_tokens must be a string, a list of strings, a list of token "
+    raise UsageError("text_or_tokens must be a string, a list of strings, a list of token "
                      "ids, or a list of token-id lists")
 
 
@@ -292,19 +293,19 @@ def perplexity_task(
         max_windows: keep at most this many windows (the first ones).
     """
     if not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window must be an int >= 2, got {window!r}")
+        raise UsageError(f"window must be an int >= 2, got {window!r}")
     stride = window if stride is None else stride
     if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= window:
-        raise ValueError(f"stride must be an int in 1..{window} (the window), got {stride!r}")
+        raise UsageError(f"stride must be an int in 1..{window} (the window), got {stride!r}")
     if max_windows is not None and max_windows < 1:
-        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+        raise UsageError(f"max_windows must be >= 1, got {max_windows}")
     docs, from_text = _documents(text_or_tokens, tokenizer)
     if add_bos is None:
         add_bos = bool(from_text and special_affixes(tokenizer)[0])
     bos: list[int] = []
     if add_bos:
         if tokenizer is None or tokenizer.bos_token_id is None:
-            raise ValueError("add_bos=True needs a tokenizer with a BOS token")
+            raise UsageError("add_bos=True needs a tokenizer with a BOS token")
         bos = [int(tokenizer.bos_token_id)]
     windows: list[TextWindow] = []
     for d, toks in enumerate(docs):
@@ -325,7 +326,7 @@ def perplexity_task(
     if max_windows is not None:
         windows = windows[:max_windows]
     if not windows:
-        raise ValueError("the text is too short to score any token (need >= 2 tokens, or "
+        raise UsageError("the text is too short to score any token (need >= 2 tokens, or "
                          "1 with a BOS)")
     config = {
         "window": int(window), "stride": int(stride), "add_bos": bool(add_bos),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.synthetic.formats import FunctionFormat
 from lenskit.synthetic.functions import FUNCTION_KINDS, FunctionSpec
@@ -56,7 +57,7 @@ def _qa(kind: str, items: QAItems, p: dict[str, Any], name: str,
             seed=p["seed"])), items.source, items.split, items.config)
     part = select_part(items, p["part"])
     if not part:
-        raise ValueError(f"{name}: the {p['part']!r} part of {len(items)} items is empty")
+        raise UsageError(f"{name}: the {p['part']!r} part of {len(items)} items is empty")
     held = QAItems(items.name, tuple(part), items.source, items.split,
                    {**items.config, "part": p["part"]})
     demos = None
@@ -139,7 +140,7 @@ def _disentqa(p: dict[str, Any], model) -> TaskSet:
     # they would count a correct answer as memorised too.
     kept = tuple(it for it in raw if it.memorised_answer is not None)
     if not kept:
-        raise ValueError(f"{p['path']}: no counterfactual row whose contextual answer differs "
+        raise UsageError(f"{p['path']}: no counterfactual row whose contextual answer differs "
                          "from the parametric one")
     items = QAItems(raw.name, kept, raw.source, raw.split,
                     {**raw.config, "n_same_answer_dropped": len(raw) - len(kept)})
@@ -148,7 +149,7 @@ def _disentqa(p: dict[str, Any], model) -> TaskSet:
         try:
             demos = loaders.load_disentqa(p["path"], types=("factual",))
         except ValueError as err:
-            raise ValueError(f"{p['path']}: true demonstrations come from the file's "
+            raise UsageError(f"{p['path']}: true demonstrations come from the file's "
                              "'factual' rows and it has none; set counterfactual_demos=true "
                              "or shots=0") from err
     return _qa("overriding", items, p, "disentqa", demos, p["counterfactual_demos"])
@@ -211,7 +212,7 @@ for _fk in FUNCTION_KINDS:
 
 def _tokenizer_and_window(model, window: int, name: str):
     if model is None:
-        raise ValueError(f"{name} tokenises text: build_suite needs the model")
+        raise UsageError(f"{name} tokenises text: build_suite needs the model")
     info = model_info(model)
     cfg = info.hf.config
     limit = getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings",
@@ -241,7 +242,7 @@ def _ppl_params(path_required: bool = False) -> tuple[Param, ...]:
 
 def _read_text(p: dict[str, Any]) -> str:
     if not p["path"]:
-        raise ValueError("perplexity_text needs path=<a UTF-8 text file>")
+        raise UsageError("perplexity_text needs path=<a UTF-8 text file>")
     return read_wikitext(p["path"])
 
 

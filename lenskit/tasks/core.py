@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.names import CATEGORIES, KIND_CATEGORY, TASK_KINDS
 
 __all__ = [
@@ -54,28 +55,28 @@ class TaskInstance:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"instance id must be a non-empty string, got {self.id!r}")
+            raise UsageError(f"instance id must be a non-empty string, got {self.id!r}")
         if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise ValueError(f"instance {self.id!r}: prompt must be a non-empty string")
+            raise UsageError(f"instance {self.id!r}: prompt must be a non-empty string")
         answers = (self.answers,) if isinstance(self.answers, str) else tuple(self.answers)
         if not answers:
-            raise ValueError(f"instance {self.id!r}: needs at least one gold answer")
+            raise UsageError(f"instance {self.id!r}: needs at least one gold answer")
         for a in answers:
             if not isinstance(a, str) or not a.strip():
-                raise ValueError(
+                raise UsageError(
                     f"instance {self.id!r}: answers must be non-empty strings, got {a!r}"
                 )
         object.__setattr__(self, "answers", answers)
         if self.memorised_answer is not None and (
             not isinstance(self.memorised_answer, str) or not self.memorised_answer.strip()
         ):
-            raise ValueError(
+            raise UsageError(
                 f"instance {self.id!r}: memorised_answer must be a non-empty string or None"
             )
         if self.answer_span is not None:
             start, end = (int(v) for v in self.answer_span)
             if not 0 <= start < end <= len(self.prompt):
-                raise ValueError(
+                raise UsageError(
                     f"instance {self.id!r}: answer_span {self.answer_span} is not a span of "
                     f"the {len(self.prompt)}-character prompt"
                 )
@@ -108,12 +109,12 @@ class TextWindow:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"window id must be a non-empty string, got {self.id!r}")
+            raise UsageError(f"window id must be a non-empty string, got {self.id!r}")
         tokens = tuple(int(t) for t in self.tokens)
         if any(t < 0 for t in tokens):
-            raise ValueError(f"window {self.id!r}: token ids must be >= 0")
+            raise UsageError(f"window {self.id!r}: token ids must be >= 0")
         if not 1 <= self.score_from < len(tokens):
-            raise ValueError(
+            raise UsageError(
                 f"window {self.id!r}: score_from must be in 1..{len(tokens) - 1} for a window "
                 f"of {len(tokens)} tokens, got {self.score_from}"
             )
@@ -151,32 +152,32 @@ class TaskSet:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+            raise UsageError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in TASK_KINDS:
-            raise ValueError(f"unknown task kind {self.kind!r}; allowed: {TASK_KINDS}")
+            raise UsageError(f"unknown task kind {self.kind!r}; allowed: {TASK_KINDS}")
         category = self.category or KIND_CATEGORY[self.kind]
         if category not in CATEGORIES:
-            raise ValueError(f"unknown category {category!r}; allowed: {CATEGORIES}")
+            raise UsageError(f"unknown category {category!r}; allowed: {CATEGORIES}")
         object.__setattr__(self, "category", category)
         instances = tuple(self.instances)
         if not instances:
-            raise ValueError(f"task set {self.name!r} ({self.kind}) is empty: it needs at "
+            raise UsageError(f"task set {self.name!r} ({self.kind}) is empty: it needs at "
                              "least one instance")
         want = TextWindow if self.kind == "perplexity" else TaskInstance
         for inst in instances:
             if not isinstance(inst, want):
-                raise ValueError(
+                raise UsageError(
                     f"task set {self.name!r} of kind {self.kind!r} holds {want.__name__}s, "
                     f"got a {type(inst).__name__}"
                 )
         ids = [inst.id for inst in instances]
         if len(set(ids)) != len(ids):
             dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"task set {self.name!r}: duplicate instance id {dup!r}")
+            raise UsageError(f"task set {self.name!r}: duplicate instance id {dup!r}")
         if self.kind == "overriding":
             missing = [i.id for i in instances if i.memorised_answer is None]
             if missing:
-                raise ValueError(
+                raise UsageError(
                     f"task set {self.name!r}: overriding instances need a memorised_answer; "
                     f"missing for {missing[:3]}"
                 )
@@ -200,7 +201,7 @@ class TaskSet:
     def subset(self, n: int, seed: int = 0) -> TaskSet:
         """``n`` instances drawn without replacement (seeded), kept in their original order."""
         if not isinstance(n, (int, np.integer)) or not 1 <= n <= len(self):
-            raise ValueError(f"subset size must be an int in 1..{len(self)}, got {n!r}")
+            raise UsageError(f"subset size must be an int in 1..{len(self)}, got {n!r}")
         if n == len(self):
             return self
         keep = np.sort(np.random.default_rng(seed).choice(len(self), size=int(n), replace=False))
@@ -234,7 +235,7 @@ def check_task_sets(tasks: Sequence[TaskSet]) -> None:
     names = [t.name for t in tasks]
     for t in tasks:
         if not isinstance(t, TaskSet):
-            raise ValueError(f"expected TaskSet objects, got a {type(t).__name__}")
+            raise UsageError(f"expected TaskSet objects, got a {type(t).__name__}")
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise ValueError(f"task names must be unique; {dup!r} appears twice")
+        raise UsageError(f"task names must be unique; {dup!r} appears twice")

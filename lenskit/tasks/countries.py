@@ -22,6 +22,7 @@ from functools import cache
 
 import numpy as np
 
+from lenskit.errors import UsageError
 from lenskit.tasks.items import QAItem, QAItems
 from lenskit.tasks.normalize import normalize_answer
 
@@ -119,7 +120,7 @@ def _records() -> tuple[dict, ...]:
 def country_facts(attribute: str = "capital") -> list[CountryFact]:
     """The clean facts of one attribute, sorted by country name."""
     if attribute not in COUNTRY_ATTRIBUTES:
-        raise ValueError(f"unknown country attribute {attribute!r}; allowed: "
+        raise UsageError(f"unknown country attribute {attribute!r}; allowed: "
                          f"{COUNTRY_ATTRIBUTES}")
     facts = []
     for rec in _records():
@@ -158,9 +159,9 @@ def country_items(
         seed: seeds distractors, sentence order and counterfactual values.
     """
     if kind not in ("closed_book", "open_book", "overriding"):
-        raise ValueError(f"kind must be closed_book, open_book or overriding, got {kind!r}")
+        raise UsageError(f"kind must be closed_book, open_book or overriding, got {kind!r}")
     if n_distractors < 0:
-        raise ValueError(f"n_distractors must be >= 0, got {n_distractors}")
+        raise UsageError(f"n_distractors must be >= 0, got {n_distractors}")
     facts = country_facts(attribute)
     by_attr = {a: country_facts(a) for a in COUNTRY_ATTRIBUTES}
     rng = np.random.default_rng([seed, COUNTRY_ATTRIBUTES.index(attribute),

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.tasks.core import TaskSet, check_task_sets
 from lenskit.tasks.probe import observe_prompt_patterns
@@ -49,29 +50,29 @@ ROW_COLUMNS = (
 
 def _check_args(task, batch_size, backend, fwd_hooks, max_new_tokens, n_bootstrap, decode):
     if not isinstance(task, TaskSet):
-        raise ValueError(f"task must be a TaskSet, got {type(task).__name__}")
+        raise UsageError(f"task must be a TaskSet, got {type(task).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; allowed: {BACKENDS}")
+        raise UsageError(f"unknown backend {backend!r}; allowed: {BACKENDS}")
     if fwd_hooks and backend != "bridge":
-        raise ValueError("fwd_hooks run on the TransformerBridge: pass backend='bridge'")
+        raise UsageError("fwd_hooks run on the TransformerBridge: pass backend='bridge'")
     if fwd_hooks is not None:
         for h in fwd_hooks:
             if not (isinstance(h, (tuple, list)) and len(h) == 2 and callable(h[1])
                     and (isinstance(h[0], str) or callable(h[0]))):
-                raise ValueError(f"each fwd_hook must be a (hook_name_or_filter, fn) pair, "
+                raise UsageError(f"each fwd_hook must be a (hook_name_or_filter, fn) pair, "
                                  f"got {h!r}")
     if max_new_tokens is not None and (not isinstance(max_new_tokens, (int, np.integer))
                                        or max_new_tokens < 1):
-        raise ValueError(f"max_new_tokens must be None or an int >= 1, got {max_new_tokens!r}")
+        raise UsageError(f"max_new_tokens must be None or an int >= 1, got {max_new_tokens!r}")
     if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
-        raise ValueError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
+        raise UsageError(f"n_bootstrap must be an int >= 0, got {n_bootstrap!r}")
     if decode not in DECODES:
-        raise ValueError(f"unknown decode {decode!r}; allowed: {DECODES}")
+        raise UsageError(f"unknown decode {decode!r}; allowed: {DECODES}")
     if decode == "cache" and backend == "bridge":
-        raise ValueError("decode='cache' is not available on the bridge (its key-value cache "
+        raise UsageError("decode='cache' is not available on the bridge (its key-value cache "
                          "gives wrong logits); use backend='hf' or decode='rerun'")
 
 
@@ -83,7 +84,7 @@ def _check_hook_names(model, fwd_hooks) -> None:
     for name, _ in fwd_hooks:
         if isinstance(name, str) and name not in known:
             near = sorted(k for k in known if k.split(".")[-1] == name.split(".")[-1])[:3]
-            raise ValueError(f"unknown hook name {name!r}"
+            raise UsageError(f"unknown hook name {name!r}"
                              + (f"; hooks with that ending: {near}" if near else "")
                              + " (see model.hook_dict for all hook names)")
 
@@ -144,7 +145,7 @@ def evaluate(
         _check_hook_names(model, fwd_hooks)
     hooks = model.hooks(fwd_hooks=list(fwd_hooks)) if fwd_hooks else contextlib.nullcontext()
     if probe is not None and (backend != "hf" or task.kind == "perplexity"):
-        raise ValueError(f"probe needs backend='hf' and a QA or function task; got backend "
+        raise UsageError(f"probe needs backend='hf' and a QA or function task; got backend "
                          f"{backend!r}, task kind {task.kind!r}")
     observing = (observe_prompt_patterns(info, probe) if probe is not None
                  else contextlib.nullcontext())
@@ -186,7 +187,7 @@ def evaluate_suite(
     """
     task_list = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not task_list:
-        raise ValueError("evaluate_suite needs at least one task set")
+        raise UsageError("evaluate_suite needs at least one task set")
     check_task_sets(task_list)
     return EvalResult.concat([
         evaluate(model, t, batch_size, backend, fwd_hooks, max_new_tokens, n_bootstrap, seed,

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.tasks.normalize import normalize_answer
 
 __all__ = ["QAItem", "QAItems", "find_answer_span"]
@@ -44,21 +45,21 @@ class QAItem:
 
     def __post_init__(self) -> None:
         if not isinstance(self.question, str) or not self.question.strip():
-            raise ValueError(f"item {self.id!r}: question must be a non-empty string")
+            raise UsageError(f"item {self.id!r}: question must be a non-empty string")
         answers = (self.answers,) if isinstance(self.answers, str) else tuple(self.answers)
         answers = tuple(a for a in answers if isinstance(a, str) and a.strip())
         if not answers:
-            raise ValueError(f"item {self.id or self.question!r}: needs a non-empty answer")
+            raise UsageError(f"item {self.id or self.question!r}: needs a non-empty answer")
         object.__setattr__(self, "answers", answers)
         object.__setattr__(self, "memorised_aliases", tuple(self.memorised_aliases))
         if self.context is not None and not isinstance(self.context, str):
-            raise ValueError(f"item {self.id!r}: context must be a string or None")
+            raise UsageError(f"item {self.id!r}: context must be a string or None")
         if self.context_answer_span is not None:
             if self.context is None:
-                raise ValueError(f"item {self.id!r}: context_answer_span without a context")
+                raise UsageError(f"item {self.id!r}: context_answer_span without a context")
             s, e = self.context_answer_span
             if not 0 <= s < e <= len(self.context):
-                raise ValueError(f"item {self.id!r}: context_answer_span {(s, e)} is outside "
+                raise UsageError(f"item {self.id!r}: context_answer_span {(s, e)} is outside "
                                  f"the {len(self.context)}-character context")
 
     def answer_span(self) -> tuple[int, int] | None:

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.models.offline import offline, offline_setting
 from lenskit.tasks.items import QAItem, QAItems, contains_answer
 from lenskit.tasks.normalize import matches_any
@@ -86,17 +87,17 @@ def _hub_rows(dataset: str, config: str | None, split: str, how_to: str) -> Iter
 def _read_records(path: str | os.PathLike) -> list[dict]:
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"no such file: {p}")
+        raise UsageError(f"no such file: {p}")
     text = p.read_text(encoding="utf-8")
     if p.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{p}: not valid JSON ({err})") from err
+            raise UsageError(f"{p}: not valid JSON ({err})") from err
         if isinstance(data, dict) and "data" in data:
             data = data["data"]
         if not isinstance(data, list):
-            raise ValueError(f"{p}: expected a JSON list of objects")
+            raise UsageError(f"{p}: expected a JSON list of objects")
         rows = data
     else:
         rows = []
@@ -106,13 +107,13 @@ def _read_records(path: str | os.PathLike) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{p}, line {n}: not valid JSON ({err})") from err
+                raise UsageError(f"{p}, line {n}: not valid JSON ({err})") from err
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict):
-            raise ValueError(f"{p}, record {n}: expected a JSON object, got "
+            raise UsageError(f"{p}, record {n}: expected a JSON object, got "
                              f"{type(row).__name__}")
     if not rows:
-        raise ValueError(f"{p}: no records")
+        raise UsageError(f"{p}: no records")
     return rows
 
 
@@ -120,20 +121,20 @@ def _field(row: dict, names: Sequence[str], where: str) -> Any:
     for name in names:
         if name in row and row[name] is not None:
             return row[name]
-    raise ValueError(f"{where}: missing field {names[0]!r} (has {sorted(row)})")
+    raise UsageError(f"{where}: missing field {names[0]!r} (has {sorted(row)})")
 
 
 def _answer_list(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{where}: answers must be a string or a list of strings")
+        raise UsageError(f"{where}: answers must be a string or a list of strings")
     out: list[str] = []
     for a in value:
         if isinstance(a, str) and a.strip() and a.strip() not in out:
             out.append(a.strip())
     if not out:
-        raise ValueError(f"{where}: no non-empty answer")
+        raise UsageError(f"{where}: no non-empty answer")
     return tuple(out)
 
 
@@ -257,7 +258,7 @@ def load_natural_questions(path: str | os.PathLike | None = None, *,
         where = f"{source}, record {n}"
         context = _field(row, ("context", "passage", "gold_passage"), where)
         if not isinstance(context, str) or not context.strip():
-            raise ValueError(f"{where}: the gold passage is empty")
+            raise UsageError(f"{where}: the gold passage is empty")
         items.append(QAItem(_field(row, ("question",), where),
                             _answer_list(_field(row, ("answers",), where), where),
                             context=context,
@@ -275,7 +276,7 @@ def _csv_answers(value: str, where: str) -> tuple[str, ...]:
             try:
                 parsed = ast.literal_eval(text)
             except (ValueError, SyntaxError) as err:
-                raise ValueError(f"{where}: cannot parse the answer list {text!r}") from err
+                raise UsageError(f"{where}: cannot parse the answer list {text!r}") from err
         return _answer_list(parsed, where)
     return _answer_list(text, where)
 
@@ -291,7 +292,7 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
     """
     unknown = [t for t in types if t not in DISENTQA_TYPES]
     if unknown or not types:
-        raise ValueError(f"unknown DisentQA type(s) {unknown or types}; allowed: "
+        raise UsageError(f"unknown DisentQA type(s) {unknown or types}; allowed: "
                          f"{DISENTQA_TYPES}")
     if path is None:
         raise DatasetUnavailableError(
@@ -300,12 +301,12 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
             f"columns: {', '.join(DISENTQA_COLUMNS)}")
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"no such file: {p}")
+        raise UsageError(f"no such file: {p}")
     with p.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in DISENTQA_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{p}: missing column(s) {missing}; a DisentQA CSV has "
+            raise UsageError(f"{p}: missing column(s) {missing}; a DisentQA CSV has "
                              f"{list(DISENTQA_COLUMNS)} (found {reader.fieldnames})")
         items = []
         n_read = 0
@@ -314,7 +315,7 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
             where = f"{p}, line {n}"
             kind = (row["type"] or "").strip()
             if kind not in DISENTQA_TYPES:
-                raise ValueError(f"{where}: unknown type {kind!r}; allowed: {DISENTQA_TYPES}")
+                raise UsageError(f"{where}: unknown type {kind!r}; allowed: {DISENTQA_TYPES}")
             if kind not in types:
                 continue
             parametric = _csv_answers(row["parametric_answer"], where)
@@ -324,7 +325,7 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
                 answers = _csv_answers(row["contextual_answer"], where)
                 context = (row["context"] or "").strip()
                 if not context:
-                    raise ValueError(f"{where}: a {kind} row needs a context")
+                    raise UsageError(f"{where}: a {kind} row needs a context")
                 memorised = None if matches_any(parametric[0], answers) else parametric[0]
             items.append(QAItem(row["question"], answers, context=context,
                                 memorised_answer=memorised,
@@ -332,7 +333,7 @@ def load_disentqa(path: str | os.PathLike | None = None, *,
                                 id=str(row.get("id") or f"disentqa-{n}"),
                                 meta={"type": kind}))
     if not items:
-        raise ValueError(f"{p}: no rows of type(s) {list(types)}")
+        raise UsageError(f"{p}: no rows of type(s) {list(types)}")
     return QAItems(name="disentqa", items=tuple(items), source=str(p), split="",
                    config={"n_read": n_read, "n_kept": len(items), "types": list(types)})
 

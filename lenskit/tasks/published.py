@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "read_c4_texts",
     "read_nq_rows",
@@ -50,7 +52,7 @@ def _open_text(path: Path):
 def _need_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"no such file: {p}")
+        raise UsageError(f"no such file: {p}")
     return p
 
 
@@ -64,9 +66,9 @@ def read_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{p}, line {n}: not valid JSON ({err})") from err
+                raise UsageError(f"{p}, line {n}: not valid JSON ({err})") from err
             if not isinstance(row, dict):
-                raise ValueError(f"{p}, line {n}: expected a JSON object")
+                raise UsageError(f"{p}, line {n}: expected a JSON object")
             yield n, row
 
 
@@ -98,18 +100,18 @@ def read_triviaqa_rc(path: str | os.PathLike, *, evidence: bool = False,
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON ({err})") from err
+        raise UsageError(f"{p}: not valid JSON ({err})") from err
     if not is_triviaqa_rc(data):
-        raise ValueError(f'{p}: not a TriviaQA rc file (expected {{"Data": [...]}})')
+        raise UsageError(f'{p}: not a TriviaQA rc file (expected {{"Data": [...]}})')
     root = _evidence_root(p, evidence_dir)
     if evidence and not root.is_dir():
-        raise ValueError(f"{p}: evidence asked for but no evidence directory {root} "
+        raise UsageError(f"{p}: evidence asked for but no evidence directory {root} "
                          "(pass evidence_dir)")
     rows = []
     for n, rec in enumerate(data["Data"], 1):
         where = f"{p}, Data[{n - 1}]"
         if not isinstance(rec, dict) or "Question" not in rec:
-            raise ValueError(f"{where}: expected an object with a 'Question'")
+            raise UsageError(f"{where}: expected an object with a 'Question'")
         ans = rec.get("Answer") or {}
         answers = [ans.get("Value"), *(ans.get("Aliases") or [])]
         context = None
@@ -150,7 +152,7 @@ def read_webquestions(path: str | os.PathLike) -> list[dict] | None:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON ({err})") from err
+        raise UsageError(f"{p}: not valid JSON ({err})") from err
     if not (isinstance(data, list) and data and isinstance(data[0], dict)
             and "utterance" in data[0]):
         return None
@@ -158,7 +160,7 @@ def read_webquestions(path: str | os.PathLike) -> list[dict] | None:
     for n, rec in enumerate(data, 1):
         answers = webquestions_answers(rec.get("targetValue", ""))
         if not answers:
-            raise ValueError(f"{p}, record {n}: no (description ...) in targetValue "
+            raise UsageError(f"{p}, record {n}: no (description ...) in targetValue "
                              f"{rec.get('targetValue')!r}")
         rows.append({"question": rec["utterance"], "answers": answers, "id": f"webq-{n}"})
     return rows
@@ -175,7 +177,7 @@ def _nq_tokens(rec: dict) -> list[tuple[str, bool]]:
         return [(t["token"], bool(t.get("html_token"))) for t in rec["document_tokens"]]
     text = rec.get("document_text")
     if not isinstance(text, str):
-        raise ValueError("neither document_text nor document_tokens")
+        raise UsageError("neither document_text nor document_tokens")
     return [(t, bool(_HTML_TOKEN.match(t))) for t in text.split(" ")]
 
 
@@ -204,7 +206,7 @@ def read_nq_rows(path: str | os.PathLike) -> Iterator[dict]:
         data = json.loads(p.read_text(encoding="utf-8"))
         recs = data.get("data") if isinstance(data, dict) else data
         if not isinstance(recs, list):
-            raise ValueError(f"{p}: expected a JSON list or {{'data': [...]}}")
+            raise UsageError(f"{p}: expected a JSON list or {{'data': [...]}}")
         for n, rec in enumerate(recs, 1):
             yield {"question": rec.get("question"),
                    "answers": rec.get("short_answers") or rec.get("answers"),
@@ -218,7 +220,7 @@ def read_nq_rows(path: str | os.PathLike) -> Iterator[dict]:
         try:
             gold = nq_gold(rec)
         except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{p}, line {n}: not an NQ record ({err})") from err
+            raise UsageError(f"{p}, line {n}: not an NQ record ({err})") from err
         if gold is None:
             continue
         yield {"question": rec["question_text"], "answers": gold[1], "context": gold[0],
@@ -233,12 +235,12 @@ def read_c4_texts(path: str | os.PathLike, max_docs: int | None = None) -> list[
     texts = []
     for n, row in read_text_lines(path):
         if "text" not in row:
-            raise ValueError(f"{path}, line {n}: a C4 line needs a 'text' field")
+            raise UsageError(f"{path}, line {n}: a C4 line needs a 'text' field")
         texts.append(str(row["text"]))
         if max_docs is not None and len(texts) >= max_docs:
             break
     if not texts:
-        raise ValueError(f"{path}: no documents")
+        raise UsageError(f"{path}: no documents")
     return texts
 
 
@@ -246,5 +248,5 @@ def read_wikitext(path: str | os.PathLike) -> str:
     """The raw WikiText file as one text (``wiki.test.raw``; the usual whole-file scoring)."""
     text = _need_file(path).read_text(encoding="utf-8")
     if not text.strip():
-        raise ValueError(f"{path}: empty text")
+        raise UsageError(f"{path}: empty text")
     return text

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.tasks.core import TaskSet
 
 __all__ = ["PARTS", "TASKS", "Param", "TaskBuilder", "build_suite", "build_task",
@@ -54,9 +55,9 @@ class Param:
         try:
             out = self._convert(value)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: cannot read {value!r} as {self.type} ({err})") from err
+            raise UsageError(f"{where}: cannot read {value!r} as {self.type} ({err})") from err
         if self.choices and out not in self.choices:
-            raise ValueError(f"{where}: {out!r} is not allowed; allowed: {list(self.choices)}")
+            raise UsageError(f"{where}: {out!r} is not allowed; allowed: {list(self.choices)}")
         return out
 
     def _convert(self, value: Any) -> Any:
@@ -65,7 +66,7 @@ class Param:
             return None
         if t in ("int", "int?"):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError("not an integer")
+                raise UsageError("not an integer")
             return int(value)
         if t == "float":
             return float(value)
@@ -74,7 +75,7 @@ class Param:
                 return value
             text = str(value).lower()
             if text not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError("use true or false")
+                raise UsageError("use true or false")
             return text in ("true", "1", "yes")
         if t == "list":
             if isinstance(value, str):
@@ -106,7 +107,7 @@ class TaskBuilder:
         names = [p.name for p in self.params]
         near = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"task {self.name!r} has no parameter {name!r}{hint} "
+        raise UsageError(f"task {self.name!r} has no parameter {name!r}{hint} "
                          f"(parameters: {', '.join(names)})")
 
     def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,7 +123,7 @@ TASKS: dict[str, TaskBuilder] = {}
 
 def register(builder: TaskBuilder) -> TaskBuilder:
     if builder.name in TASKS:
-        raise ValueError(f"task {builder.name!r} is registered twice")
+        raise UsageError(f"task {builder.name!r} is registered twice")
     TASKS[builder.name] = builder
     return builder
 
@@ -133,14 +134,14 @@ def _task(name: str) -> TaskBuilder:
         return TASKS[name]
     near = difflib.get_close_matches(name, list(TASKS), n=1)
     hint = f"; did you mean {near[0]!r}?" if near else ""
-    raise ValueError(f"unknown task {name!r}{hint} (run `lenskit tasks` for the list)")
+    raise UsageError(f"unknown task {name!r}{hint} (run `lenskit tasks` for the list)")
 
 
 def select_part(items: Sequence, part: str) -> list:
     """The items of one part: ``eval`` (id hash not divisible by 5), ``select`` (the rest)
     or ``all``. The split depends on ids only: the same item is always in the same part."""
     if part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; allowed: {PARTS}")
+        raise UsageError(f"unknown part {part!r}; allowed: {PARTS}")
     if part == "all":
         return list(items)
     held = [zlib.crc32(str(it.id).encode()) % _SELECT_EVERY == 0 for it in items]
@@ -161,7 +162,7 @@ def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         values = dict(spec)
         name = values.pop("task", None)
         if not isinstance(name, str) or not name:
-            raise ValueError(f"a task table needs task = '<name>', got {dict(spec)!r}")
+            raise UsageError(f"a task table needs task = '<name>', got {dict(spec)!r}")
     elif isinstance(spec, str):
         name, _, rest = spec.strip().partition(":")
         name = name.strip()
@@ -169,10 +170,10 @@ def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         for part in filter(None, (p.strip() for p in rest.split(","))):
             key, eq, value = part.partition("=")
             if not eq or not key.strip():
-                raise ValueError(f"task spec {spec!r}: expected key=value, got {part!r}")
+                raise UsageError(f"task spec {spec!r}: expected key=value, got {part!r}")
             values[key.strip()] = value.strip()
     else:
-        raise ValueError(f"a task spec is a string or a table, got {type(spec).__name__}")
+        raise UsageError(f"a task spec is a string or a table, got {type(spec).__name__}")
     builder = _task(name)
     for key in values:
         if key != "as":
@@ -193,13 +194,13 @@ def parse_specs(specs: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any
             items = []
             for name, params in specs.items():
                 if not isinstance(params, Mapping):
-                    raise ValueError(f"tasks.{name} must be a table of parameters, got "
+                    raise UsageError(f"tasks.{name} must be a table of parameters, got "
                                      f"{params!r}")
                 items.append({"task": name, **params})
     else:
         items = list(specs)
     if not items:
-        raise ValueError("no task specs given")
+        raise UsageError("no task specs given")
     return [parse_spec(s) for s in items]
 
 
@@ -237,7 +238,7 @@ def build_suite(specs: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any
     for name, values in parsed:
         task = build_task({"task": name, **values}, model)
         if task.name in out:
-            raise ValueError(f"two specs build a task named {task.name!r}; give one an "
+            raise UsageError(f"two specs build a task named {task.name!r}; give one an "
                              "'as' name (e.g. as=triviaqa_5shot)")
         out[task.name] = task
     return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.tasks.evaluate import evaluate
 from lenskit.tasks.registry import TASKS, build_task, parse_specs
 from lenskit.tasks.templates import TEMPLATES
@@ -44,12 +45,12 @@ def template_report(
     """
     unknown = [t for t in templates if t not in TEMPLATES]
     if unknown or not templates:
-        raise ValueError(f"unknown template(s) {unknown or list(templates)}; allowed: "
+        raise UsageError(f"unknown template(s) {unknown or list(templates)}; allowed: "
                          f"{sorted(TEMPLATES)}")
     parsed = parse_specs(task_specs)
     for name, _ in parsed:
         if TASKS[name].kind not in _QA_KINDS:
-            raise ValueError(f"task {name!r} is a {TASKS[name].kind} task; templates apply to "
+            raise UsageError(f"task {name!r} is a {TASKS[name].kind} task; templates apply to "
                              f"QA tasks ({', '.join(_QA_KINDS)})")
     rows = []
     for name, values in parsed:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.synthetic import episodes
 from lenskit.synthetic.corpus import CorpusSampler, corpus_config_from_json
@@ -56,7 +57,7 @@ _STUDY_FUNCTION_N = {"small": 64, "full": 2048}
 
 def _check_size(size: str) -> None:
     if size not in SIZES:
-        raise ValueError(f"unknown size {size!r}; allowed: {SIZES}")
+        raise UsageError(f"unknown size {size!r}; allowed: {SIZES}")
 
 
 # ----------------------------------------------------------------------------- organism
@@ -143,7 +144,7 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
     else:
         directory = _organism_dir(model_or_world)
         if directory is None:
-            raise ValueError("organism_suite needs the organism (a model loaded from a "
+            raise UsageError("organism_suite needs the organism (a model loaded from a "
                              "directory holding world.json), that directory, or a World; "
                              f"got {model_or_world!r}")
         world = World.load(directory / "world.json")
@@ -290,10 +291,10 @@ def default_suite(
     _check_size(size)
     unknown = [n for n in [*datasets, *(data_paths or {})] if n not in _HUB_TASKS]
     if unknown:
-        raise ValueError(f"unknown dataset(s) {unknown}; allowed: {_HUB_TASKS}")
+        raise UsageError(f"unknown dataset(s) {unknown}; allowed: {_HUB_TASKS}")
     if _organism_dir(model) is not None:
         if datasets:
-            raise ValueError("the organism's suite is its own world; hub datasets are for "
+            raise UsageError("the organism's suite is its own world; hub datasets are for "
                              "pretrained models")
         return organism_suite(model, size=size, seed=seed)
     info = model_info(model)

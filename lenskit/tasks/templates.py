@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.formats import QAFormat
 from lenskit.tasks.builders import qa_task
 from lenskit.tasks.core import TaskSet
@@ -44,7 +45,7 @@ def template_format(template: str | QAFormat) -> QAFormat:
     if isinstance(template, QAFormat):
         return template
     if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; allowed: {sorted(TEMPLATES)}")
+        raise UsageError(f"unknown template {template!r}; allowed: {sorted(TEMPLATES)}")
     return TEMPLATES[template]
 
 
@@ -56,7 +57,7 @@ def _worded(items: Sequence[QAItem], template: str | QAFormat) -> list[QAItem]:
     for it in items:
         cloze = it.meta.get("cloze")
         if not cloze:
-            raise ValueError(f"the cloze template needs items with meta['cloze'] (a "
+            raise UsageError(f"the cloze template needs items with meta['cloze'] (a "
                              f"statement up to the answer); item {it.id or it.question!r} "
                              "has none: use template 'qa' or 'question_answer'")
         out.append(replace(it, question=cloze))
@@ -69,9 +70,9 @@ def split_demos(items: Sequence[QAItem], n_demos: int, seed: int = 0
     without any item asking a demo's question or about a demo's entity (``meta["country"]``
     of the country facts): a disjoint split."""
     if not isinstance(n_demos, (int, np.integer)) or n_demos < 0:
-        raise ValueError(f"shots must be an int >= 0, got {n_demos!r}")
+        raise UsageError(f"shots must be an int >= 0, got {n_demos!r}")
     if n_demos >= len(items):
-        raise ValueError(f"shots={n_demos} leaves no item to evaluate ({len(items)} items)")
+        raise UsageError(f"shots={n_demos} leaves no item to evaluate ({len(items)} items)")
     order = np.random.default_rng([seed, 7]).permutation(len(items))
     demos = [items[int(i)] for i in order[:n_demos]]
     asked = {d.question for d in demos}
@@ -113,14 +114,14 @@ def with_passages(items: Sequence[QAItem], *, passage_chars: int | None = None,
     Default: the gold passage as it is (the study's setting).
     """
     if passage_chars is not None and passage_chars < 1:
-        raise ValueError(f"passage_chars must be >= 1 or None, got {passage_chars}")
+        raise UsageError(f"passage_chars must be >= 1 or None, got {passage_chars}")
     if distractors < 0:
-        raise ValueError(f"distractors must be >= 0, got {distractors}")
+        raise UsageError(f"distractors must be >= 0, got {distractors}")
     out = [_window(it, passage_chars) if passage_chars and it.context else it for it in items]
     if not distractors:
         return out
     if distractors >= len(out):
-        raise ValueError(f"distractors={distractors} needs more than {len(out)} items")
+        raise UsageError(f"distractors={distractors} needs more than {len(out)} items")
     rng = np.random.default_rng([seed, 11])
     mixed = []
     for k, it in enumerate(out):
@@ -174,7 +175,7 @@ def templated_task(
     evaluated = [it for it in worded
                  if it.question not in taken and it.meta.get("country") not in taken]
     if not evaluated:
-        raise ValueError("no item left to evaluate once the demonstrations are split off")
+        raise UsageError("no item left to evaluate once the demonstrations are split off")
     n_requested = n
     if n is not None and n > len(evaluated):
         n = len(evaluated)  # fewer items than asked: all of them (recorded in the config)

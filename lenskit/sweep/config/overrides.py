@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.models.sites import parse_scopes
 from lenskit.pruning.structure import parse_sparsities
 from lenskit.sweep.config.errors import ConfigError, did_you_mean, unknown
@@ -73,17 +74,17 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
             if top == "calibration":
                 if len(parts) == 1:
                     if not isinstance(raw, Mapping):
-                        raise ValueError("must be a table of calibration settings")
+                        raise UsageError("must be a table of calibration settings")
                     for k, v in raw.items():
                         data["calibration"][k] = _convert_calibration(k, v)
                 elif len(parts) == 2:
                     data["calibration"][parts[1]] = _convert_calibration(parts[1], raw)
                 else:
-                    raise ValueError("too many dots")
+                    raise UsageError("too many dots")
             elif kind == "kwargs":
                 _set_kwargs(data, parts, raw)
             elif len(parts) != 1:
-                raise ValueError(f"{top!r} has no sub-settings")
+                raise UsageError(f"{top!r} has no sub-settings")
             else:
                 data[top] = _convert(kind, raw)
         except _Unknown as e:
@@ -105,18 +106,18 @@ def _set_kwargs(data: dict[str, Any], parts: list[str], raw: Any) -> None:
         if isinstance(raw, str):
             raw = json.loads(raw)
         if not isinstance(raw, Mapping) or not all(isinstance(v, Mapping) for v in raw.values()):
-            raise ValueError("must map a name to a table of arguments")
+            raise UsageError("must map a name to a table of arguments")
         data[top] = {str(k): dict(v) for k, v in raw.items()}
     elif len(parts) == 2:
         if isinstance(raw, str):
             raw = json.loads(raw)
         if not isinstance(raw, Mapping):
-            raise ValueError("must be a table of keyword arguments")
+            raise UsageError("must be a table of keyword arguments")
         data[top][parts[1]] = dict(raw)
     elif len(parts) == 3:
         data[top].setdefault(parts[1], {})[parts[2]] = _scalar(raw)
     else:
-        raise ValueError(f"use '{top}.NAME.ARGUMENT'")
+        raise UsageError(f"use '{top}.NAME.ARGUMENT'")
 
 
 def _convert_calibration(key: str, raw: Any) -> Any:
@@ -132,12 +133,12 @@ def _parse_bool(raw: Any) -> bool:
         return True
     if isinstance(raw, str) and raw.strip().lower() in ("false", "no", "0", "off"):
         return False
-    raise ValueError("expected true or false")
+    raise UsageError("expected true or false")
 
 
 def _number(raw: Any, typ: type) -> Any:
     if isinstance(raw, bool):
-        raise ValueError("expected a number, got a boolean")
+        raise UsageError("expected a number, got a boolean")
     if isinstance(raw, str):
         raw = raw.strip()
         return float(raw) if typ is float else int(raw)
@@ -145,10 +146,10 @@ def _number(raw: Any, typ: type) -> Any:
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
         if not isinstance(raw, int):
-            raise ValueError(f"expected an integer, got {raw!r}")
+            raise UsageError(f"expected an integer, got {raw!r}")
         return raw
     if not isinstance(raw, (int, float)):
-        raise ValueError(f"expected a number, got {raw!r}")
+        raise UsageError(f"expected a number, got {raw!r}")
     return float(raw)
 
 
@@ -171,7 +172,7 @@ def _convert(kind: str, raw: Any) -> Any:
         return _number(raw, float)
     if kind == "str":
         if not isinstance(raw, str):
-            raise ValueError("expected a string")
+            raise UsageError("expected a string")
         return raw
     if kind == "bool":
         return _parse_bool(raw)
@@ -187,7 +188,7 @@ def _convert(kind: str, raw: Any) -> Any:
             raw = (json.loads(text) if text.startswith("[")
                    else [p.split(":") for p in text.split(";") if p.strip()])
         if not isinstance(raw, (list, tuple)):
-            raise ValueError("expected a list of [reference, target] scope pairs")
+            raise UsageError("expected a list of [reference, target] scope pairs")
         return [list(p) if isinstance(p, (list, tuple)) else p for p in raw]
     if kind == "specs":
         return suite_specs(raw)
@@ -197,7 +198,7 @@ def _convert(kind: str, raw: Any) -> Any:
         values = _list(raw)
         for v in values:
             if not isinstance(v, str):
-                raise ValueError(f"expected strings, got {v!r}")
+                raise UsageError(f"expected strings, got {v!r}")
         return [v.strip() for v in values]
     raise AssertionError(kind)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.sweep.config.errors import ConfigError, check_list, did_you_mean, unknown
 from lenskit.tasks.registry import parse_specs, resolve_spec
 
@@ -60,15 +61,15 @@ def suite_specs(raw: Any) -> list[str | dict[str, Any]]:
         out: list[str | dict[str, Any]] = []
         for name, params in raw.items():
             if not isinstance(params, Mapping):
-                raise ValueError(f"suite.{name} must be a table of task parameters")
+                raise UsageError(f"suite.{name} must be a table of task parameters")
             out.append({"task": str(name), **params})
         return out
     if isinstance(raw, (list, tuple)):
         for s in raw:
             if not isinstance(s, (str, Mapping)):
-                raise ValueError(f"a task spec is a string or a table, got {s!r}")
+                raise UsageError(f"a task spec is a string or a table, got {s!r}")
         return [s if isinstance(s, str) else dict(s) for s in raw]
-    raise ValueError("expected task specs: a list of strings or tables")
+    raise UsageError("expected task specs: a list of strings or tables")
 
 
 def suite_problems(suite: Any) -> list[str]:
