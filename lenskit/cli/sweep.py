@@ -33,10 +33,11 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from lenskit.rundir.integrity import check_inside
-    from lenskit.sweep.preflight import load_sweep_config, preflight
+    from lenskit.sweep.config import load_config
+    from lenskit.sweep.preflight import preflight
     from lenskit.sweep.runner import run_sweep
 
-    cfg = load_sweep_config(args.config, overrides(args))
+    cfg = load_config(args.config, overrides(args), echo=print)
     set_threads(args)
     cells = cfg.cells()
     if args.dry_run:

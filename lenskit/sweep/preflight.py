@@ -6,17 +6,11 @@ that scopes name, builds the task names of each model's suite the way the runner
 (:func:`lenskit.tasks.default_suite`) to check ``tasks``, and checks the calibration source.
 A mistake then costs a second and leaves nothing on disk, instead of failing after the
 manifest is written (which would make the corrected command look like a different run).
-
-:func:`load_sweep_config` loads a config the way the CLI does, with the parameter-matched
-comparison on only where the scopes allow it (unless the config sets ``matched``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from lenskit.errors import UsageError
 from lenskit.models.gguf import GGUFError, gguf_n_layers, is_gguf
@@ -24,10 +18,10 @@ from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sites import Selection
 from lenskit.pruning.calibration_sources import parse_source
-from lenskit.sweep.config import ConfigError, SweepConfig, load_config
+from lenskit.sweep.config import ConfigError, SweepConfig
 from lenskit.tasks import countries_suite, function_spec_name, organism_suite, study_function_specs
 
-__all__ = ["load_sweep_config", "preflight", "suite_task_names"]
+__all__ = ["preflight", "suite_task_names"]
 
 # A calibration source with one of these endings (or a path separator) is meant as a file.
 _FILE_SUFFIXES = (".txt", ".text", ".jsonl", ".json", ".csv", ".md", ".gz")
@@ -129,37 +123,3 @@ def preflight(cfg: SweepConfig) -> None:
         _check_calibration(str(cfg.calibration.source), problems)
     if problems:
         raise ConfigError(problems)
-
-
-def _sets_matched(path: str | Path | None, overrides: Mapping[str, Any]) -> bool:
-    if any(k in overrides for k in ("matched", "matched_pairs")):
-        return True
-    if "matched" in str(overrides.get("allocations", "")):
-        return True
-    if path is None or not Path(path).is_file():
-        return False
-    text = Path(path).read_text(errors="replace")
-    return re.search(r"^\s*(matched|matched_pairs)\s*[=:]", text, re.MULTILINE) is not None
-
-
-def load_sweep_config(path: str | Path | None, overrides: Mapping[str, Any],
-                      echo: Callable[[str], None] = print) -> SweepConfig:
-    """:func:`lenskit.sweep.config.load_config`, with the parameter-matched comparison
-    defaulting to what the scopes allow: unless the file or ``overrides`` set ``matched``,
-    scopes without an attention-only and an FFW-only scope turn it off instead of failing,
-    and when it adds cells ``echo`` says how many and how to turn them off."""
-    overrides = dict(overrides)
-    if _sets_matched(path, overrides):
-        return load_config(path, overrides)
-    try:
-        cfg = load_config(path, overrides)
-    except ConfigError as err:
-        if not any(p.startswith("matched comparison needs") for p in err.problems):
-            raise
-        return load_config(path, {**overrides, "matched": "false"})
-    n = sum(c.is_matched for c in cfg.cells())
-    if n:
-        pairs = ", ".join(f"{t} matched to {r}" for r, t in cfg.matched_pairs_resolved())
-        echo(f"matched: {n} parameter-matched cells added ({pairs}); "
-             "--set matched=false turns them off")
-    return cfg

@@ -29,7 +29,7 @@ from lenskit.models.sites import Selection
 from lenskit.results.thresholds import compute_thresholds
 from lenskit.rundir import ConfigMismatchError, RunStore
 from lenskit.sweep import ConfigError, load_config
-from lenskit.sweep.preflight import load_sweep_config, preflight
+from lenskit.sweep.preflight import preflight
 
 TASK = "countries_capital_closed_book"
 
@@ -274,16 +274,14 @@ def test_preflight_checks_before_anything_exists(places, tmp_path):
 
 def test_matched_defaults_to_what_the_scopes_allow(places):
     lines: list[str] = []
-    cfg = load_sweep_config(None, {"models": places["MODEL"], "scopes": "all"}, lines.append)
+    cfg = load_config(None, {"models": places["MODEL"], "scopes": "all"}, lines.append)
     assert not cfg.matched and not any(c.is_matched for c in cfg.cells()) and not lines
-    cfg = load_sweep_config(None, {"models": places["MODEL"], "scopes": "attn;mlp"},
-                            lines.append)
+    cfg = load_config(None, {"models": places["MODEL"], "scopes": "attn;mlp"}, lines.append)
     n = sum(c.is_matched for c in cfg.cells())
     assert n > 0 and len(lines) == 1 and f"{n} parameter-matched" in lines[0]
     assert "matched=false" in lines[0]
     with pytest.raises(ConfigError, match="attention-only"):  # asked for: still an error
-        load_sweep_config(None, {"models": places["MODEL"], "scopes": "all",
-                                 "matched": "true"})
+        load_config(None, {"models": places["MODEL"], "scopes": "all", "matched": "true"})
 
 
 def test_force_refuses_a_foreign_directory(tmp_path):

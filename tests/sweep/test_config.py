@@ -275,3 +275,36 @@ def test_dense_models_add_only_dense_cells():
     assert len(cells) == 2 + 1 + 1  # organism dense + wanda@50% + two dense references
     with pytest.raises(ConfigError, match="also in models"):
         load_config(None, {"dense_models": "organism"})
+
+
+def test_the_cli_and_the_api_load_a_config_file_the_same_way(tmp_path, capsys, caplog):
+    import logging
+
+    from lenskit.cli import main
+
+    base = ('models = ["organism"]\nmethods = ["magnitude"]\nsparsities = [0.5]\n'
+            f'out_dir = "{tmp_path / "run"}"\n')
+    path = tmp_path / "sweep.toml"
+    # scopes without an FFW-only scope: the matched comparison is turned off, both ways
+    path.write_text(base + 'scopes = ["all", "attn"]\n')
+    cfg = load_config(path)
+    assert not cfg.matched and not any(c.is_matched for c in cfg.cells())
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(cfg.cells())} cells" in out and all(c.cell_id in out for c in cfg.cells())
+    # scopes that allow it: the same matched cells, announced on stdout or in the log
+    path.write_text(base + 'scopes = ["attn", "mlp"]\n')
+    with caplog.at_level(logging.INFO, logger="lenskit.sweep.config.loading"):
+        cfg = load_config(path)
+    n = sum(c.is_matched for c in cfg.cells())
+    assert n and f"{n} parameter-matched cells added" in caplog.text
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{n} parameter-matched cells added" in out and f"{len(cfg.cells())} cells" in out
+    # a file that asks for the comparison where the scopes cannot pair: an error, both ways
+    path.write_text(base + 'scopes = ["all"]\nmatched = true\n')
+    with pytest.raises(ConfigError, match="matched comparison needs"):
+        load_config(path)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert "matched comparison needs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
