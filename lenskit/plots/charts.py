@@ -15,7 +15,7 @@ import pandas as pd
 
 from lenskit.errors import UsageError
 from lenskit.plots.theme import CATEGORY_LABELS, color_scale
-from lenskit.results.schema import DENSE, attach_baselines, relative_drop, validate_results
+from lenskit.results.schema import relative_drop, validate_results, with_baselines
 from lenskit.results.thresholds import primary_metric, tasks_at_chance
 
 __all__ = [
@@ -45,9 +45,7 @@ def prepare_results(results: pd.DataFrame, categories: Sequence[str]) -> pd.Data
     """Validated rows of the wanted categories, each task on its primary metric, with
     baselines, ``rel`` (accuracy relative to dense) with its interval ``rel_low`` /
     ``rel_high`` (NaN without CI bounds), and ``ability`` (display category)."""
-    df = validate_results(results)
-    if (df["method"] == DENSE).any() and df["baseline"].isna().any():
-        df = attach_baselines(df)
+    df = with_baselines(validate_results(results))
     df = df[df["category"].isin(list(categories))]
     # A task the dense model does at chance has no ability to lose: its "relative accuracy"
     # would sit at 100% and flatter its ability's mean.

@@ -44,7 +44,7 @@ from lenskit.plots.charts import (
 )
 from lenskit.plots.theme import COLORS, color_scale, save_chart
 from lenskit.results.comparison import compare_to_study
-from lenskit.results.schema import DENSE, attach_baselines, validate_results
+from lenskit.results.schema import DENSE, validate_results, with_baselines
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
     compute_thresholds,
@@ -400,9 +400,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = validate_results(results)
-    if (df["method"] == DENSE).any() and df["baseline"].isna().any():
-        df = attach_baselines(df)
+    df = with_baselines(validate_results(results))
     paths: list[Path] = []
     charts: dict[str, alt.TopLevelMixin] = {}
     pruned = df[df["method"] != DENSE]

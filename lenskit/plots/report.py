@@ -30,7 +30,7 @@ from lenskit.plots.figures import (
 )
 from lenskit.plots.theme import chart_spec, color_scale
 from lenskit.results.comparison import compare_to_study
-from lenskit.results.schema import DENSE, attach_baselines, validate_results
+from lenskit.results.schema import DENSE, validate_results, with_baselines
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
     compute_thresholds,
@@ -179,9 +179,7 @@ def report_html(results: pd.DataFrame, *, instances: pd.DataFrame | None = None,
     """The report page (a complete HTML document) of a run's ``results`` (tidy rows),
     ``thresholds`` (computed from ``results``/``instances`` at a 5% drop when not given)
     and ``manifest``."""
-    df = validate_results(results)
-    if (df["method"] == DENSE).any() and df["baseline"].isna().any():
-        df = attach_baselines(df)
+    df = with_baselines(validate_results(results))
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
     comparison = compare_to_study(thresholds, exclude_tasks=tasks_at_chance(df))

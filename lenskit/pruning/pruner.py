@@ -51,6 +51,7 @@ from lenskit.pruning.allocation import (
     scope_key,
 )
 from lenskit.pruning.calibration import CalibrationData, default_calibration
+from lenskit.pruning.maskers import MASKERS, DenseStatistics, MaskJob
 from lenskit.pruning.options import (
     METHOD_PARAMS,
     MODES,
@@ -59,7 +60,6 @@ from lenskit.pruning.options import (
     check_param,
     original_weights,
 )
-from lenskit.pruning.passes import MaskPasses
 from lenskit.pruning.result import PruneResult
 from lenskit.pruning.structure import parse_structure
 from lenskit.version import __version__
@@ -67,7 +67,7 @@ from lenskit.version import __version__
 __all__ = ["METHODS", "METHOD_PARAMS", "MODES", "Pruner", "check_param", "prune"]
 
 
-class Pruner(MaskPasses):
+class Pruner:
     """Prunes one model with one method, scope, structure and allocation, at any levels.
 
     Validates everything at construction (``ValueError`` naming the bad value and what is
@@ -163,8 +163,11 @@ class Pruner(MaskPasses):
             calibration = default_calibration(model, seed=seed)
             calibration.check(model)
         self._calibration = calibration
-        self._norms: dict[str, torch.Tensor] | None = None
-        self._owl_ratios: dict[int, float] | None = None
+        # the dense model's norms and outlier ratios, cached for this Pruner's life
+        self._stats = DenseStatistics(info, self.selection, calibration, batch_size)
+        self._masker = MASKERS[method](
+            MaskJob(model, self.selection, self.structure, allocation, mode, seed,
+                    self.params), self._stats)
 
     def __repr__(self) -> str:
         # the default would be <... object at 0x...>; say what this pruner will do
@@ -181,7 +184,7 @@ class Pruner(MaskPasses):
     # Properties
     @property
     def needs_calibration(self) -> bool:
-        return self.method in ("wanda", "sparsegpt") or self.allocation == "owl"
+        return MASKERS[self.method].needs_calibration or self.allocation == "owl"
 
     @property
     def calibration(self) -> CalibrationData | None:
@@ -191,9 +194,8 @@ class Pruner(MaskPasses):
 
     @property
     def granularity(self) -> str:
-        if self.method == "wanda" or self.params.get("per_row"):
-            return "row"
-        return "matrix"
+        """Where the target sparsity holds: each output ``"row"`` or the whole ``"matrix"``."""
+        return self._masker.granularity
 
     # Public API
     def prune(self, sparsity: float | None = None, *, n_params: int | None = None,
@@ -246,7 +248,7 @@ class Pruner(MaskPasses):
 
     def _targets(self, level: Level) -> dict[str, float]:
         if self.allocation == "owl":
-            ratios = self._outlier_ratios()
+            ratios = self._stats.outlier_ratios(self.params["owl_m"])
             layer_s = owl_layer_sparsities(ratios, layer_sizes(self.selection),
                                            level.scope_sparsity, self.params["owl_lambda"])
             return {s.name: layer_s[s.layer] for s in self.selection}
@@ -256,21 +258,9 @@ class Pruner(MaskPasses):
     def _run(self, levels: list[Level]) -> list[PruneResult]:
         with torch.no_grad(), original_weights(self.model):
             if self.allocation == "owl":
-                self._outlier_ratios()
+                self._stats.outlier_ratios(self.params["owl_m"])
             targets = [self._targets(lv) for lv in levels]
-            if self.method == "sparsegpt":
-                if self.mode == "dense":
-                    masks, weights, diag = self._sparsegpt_dense(targets)
-                else:
-                    runs = [self._sparsegpt_sequential(t) for t in targets]
-                    masks, weights, diag = ([r[0] for r in runs], [r[1] for r in runs],
-                                            [r[2] for r in runs])
-            elif self.method == "wanda" and self.mode == "sequential":
-                masks = [self._wanda_sequential(t) for t in targets]
-                weights, diag = [None] * len(levels), [{} for _ in levels]
-            else:
-                masks = self._score_masks(levels, targets)
-                weights, diag = [None] * len(levels), [{} for _ in levels]
+            masks, weights, diag = self._masker.run(levels, targets)
         if self.allocation == "global":
             targets = [{n: float((~m).sum()) / m.numel() for n, m in mk.items()} for mk in masks]
         return [self._result(lv, mk, w, t, d)
@@ -306,7 +296,8 @@ class Pruner(MaskPasses):
         if self.allocation == "owl":
             diag = dict(diag)
             diag["owl"] = {
-                "outlier_ratio": {str(k): v for k, v in self._outlier_ratios().items()},
+                "outlier_ratio": {str(k): v for k, v in
+                                  self._stats.outlier_ratios(self.params["owl_m"]).items()},
                 "layer_sparsity": {str(s.layer): target[s.name] for s in self.selection},
             }
         meta = {k: cfg[k] for k in ("method", "sparsity", "scope", "structure", "allocation",

@@ -1,8 +1,8 @@
 """Tidy results: the vocabulary every sweep, analysis and figure shares.
 
 - :mod:`~lenskit.results.schema`: the columns of a results table (one row per cell and
-  task), the dense baselines attached to it (:func:`attach_baselines`, the one place a row
-  meets its dense baseline) and helpers on them.
+  task), the dense baselines attached to it (:func:`attach_baselines` when a sweep writes a
+  cell; :func:`with_baselines`, the one place readers get them) and helpers on them.
 - :mod:`~lenskit.results.thresholds`: the largest sparsity a task survives within a
   tolerance, with confidence intervals; chance levels.
 - :mod:`~lenskit.results.comparison`: the published study's thresholds beside measured ones.
@@ -38,6 +38,7 @@ from lenskit.results.schema import (
     relative_drop,
     validate_instances,
     validate_results,
+    with_baselines,
 )
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
@@ -82,4 +83,5 @@ __all__ = [
     "threshold_from_curve",
     "validate_instances",
     "validate_results",
+    "with_baselines",
 ]

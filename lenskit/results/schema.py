@@ -58,6 +58,7 @@ __all__ = [
     "relative_drop",
     "validate_instances",
     "validate_results",
+    "with_baselines",
 ]
 
 #: The method name of the unpruned baseline rows.
@@ -392,6 +393,19 @@ def attach_baselines(df: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
     ) if len(merged) else np.zeros(0)
     cols = [c for c in RESULT_COLUMNS if c in merged.columns]
     return merged[[*cols, *[c for c in merged.columns if c not in cols]]]
+
+
+def with_baselines(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every row's dense baseline: the one place readers (thresholds, figures,
+    the report) get baselines. Rows written by a sweep carry theirs (the runner attaches
+    them with :func:`attach_baselines` as it writes each cell) and come back unchanged; when
+    any row lacks one and ``df`` holds dense rows, they are attached from those rows.
+    Returns ``df`` itself or a new frame; ``df`` is not modified."""
+    if "method" not in df.columns or not (df["method"] == DENSE).any():
+        return df
+    if "baseline" in df.columns and not df["baseline"].isna().any():
+        return df
+    return attach_baselines(df)
 
 
 #: How the task suite's per-instance columns (``lenskit.tasks.ROW_COLUMNS``) become

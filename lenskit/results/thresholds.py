@@ -51,10 +51,10 @@ from lenskit.errors import UsageError
 from lenskit.results.schema import (
     DENSE,
     EXP_METRICS,
-    attach_baselines,
     higher_is_better,
     relative_drop,
     validate_instances,
+    with_baselines,
 )
 from lenskit.stats import bootstrap_means, percentile_interval
 
@@ -206,9 +206,7 @@ def compute_thresholds(results: pd.DataFrame, instances: pd.DataFrame | None = N
         raise UsageError(f"ci must be in (0, 1), got {ci}")
     if n_boot < 1:
         raise UsageError(f"n_boot must be >= 1, got {n_boot}")
-    df = results
-    if (df["method"] == DENSE).any():
-        df = attach_baselines(df)
+    df = with_baselines(results)
     if metrics is not None:
         unknown = sorted(set(metrics) - set(df["metric"]))
         if unknown:

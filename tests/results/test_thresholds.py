@@ -316,3 +316,20 @@ def test_real_evaluation_rows_instances_and_bootstrap(tiny_dirs, tmp_path):
     assert set(thr.task) == set(names)
     assert set(thr.threshold) <= {0.0, 0.5, 0.9}
     assert set(thr.ci_low) <= {0.0, 0.5, 0.9} and (thr.ci_low <= thr.ci_high).all()
+
+
+def test_baselines_are_attached_once_and_read_back_as_written():
+    from lenskit.results import attach_baselines, with_baselines
+
+    rows = pd.DataFrame(curve(0.8, {0.2: 0.6, 0.5: 0.4}) + curve(0.5, {0.2: 0.5}, task="u"))
+    assert rows["baseline"].isna().all()
+    attached = with_baselines(rows)  # no baseline yet: taken from the dense rows
+    assert list(attached["baseline"]) == [0.8, 0.8, 0.8, 0.5, 0.5]
+    assert attached["relative_drop"].tolist() == pytest.approx([0.0, 0.25, 0.5, 0.0, 0.0])
+    assert with_baselines(attached) is attached  # rows as a sweep writes them: unchanged
+    no_dense = attached[attached["method"] != "dense"]
+    assert with_baselines(no_dense) is no_dense
+    # thresholds read the same baselines whether the rows carry them or not
+    a = compute_thresholds(rows, tolerances=[0.3])
+    b = compute_thresholds(attach_baselines(rows), tolerances=[0.3])
+    pd.testing.assert_frame_equal(a, b)
