@@ -37,13 +37,15 @@ __all__ = [
     "parse_site_name",
     "pruned",
     "restore",
+    "tensor_checksum",
 ]
 
 _FORMAT = "lenskit.masks.v1"
 
 
-def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over the stored tensors (name, dtype, shape and bytes, in name order)."""
+def tensor_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 over named tensors (name, dtype, shape and bytes, in name order): the
+    checksum that mask and pruning-result files store in their metadata."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].contiguous().cpu()
@@ -209,7 +211,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         meta = {"format": _FORMAT, "packed": str(packed).lower(),
                 "fingerprint": self.fingerprint or "", "model": self.model or "",
                 "shapes": json.dumps(shapes), "meta": json.dumps(self.meta),
-                "sha256": _checksum(tensors)}
+                "sha256": tensor_checksum(tensors)}
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
@@ -233,7 +235,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a lenskit mask file (format "
                              f"{meta.get('format')!r}, expected {_FORMAT!r})")
-        if meta.get("sha256") and meta["sha256"] != _checksum(raw):
+        if meta.get("sha256") and meta["sha256"] != tensor_checksum(raw):
             raise CorruptFileError(f"mask file {path} is corrupt: its content does not match "
                                    "the checksum stored when it was saved", path)
         shapes = json.loads(meta["shapes"])

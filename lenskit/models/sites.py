@@ -128,6 +128,8 @@ def _parse_layers(text: str) -> tuple[int, ...]:
         part = part.strip()
         if "-" in part[1:]:
             a, b = part.split("-", 1)
+            if int(b) < int(a):  # "3-1" would select nothing
+                raise ValueError(part)
             out.extend(range(int(a), int(b) + 1))
         else:
             out.append(int(part))
@@ -166,6 +168,10 @@ class Selection:
             layers = (raw,) if isinstance(raw, int) else tuple(raw)
             if any(not isinstance(i, int) or isinstance(i, bool) for i in layers):
                 raise ValueError(f"layers must be integers, got {layers}")
+            if not layers:
+                raise ValueError("layers is empty, so the selection would match no site: "
+                                 "give at least one layer index, or layers=None for all "
+                                 "layers (in a scope string: 'mlp@0-3' or 'mlp@1,4')")
             object.__setattr__(self, "layers", layers)
         if self.families and self.components:
             fam_of = {c: "attn" for c in ATTN_COMPONENTS} | {c: "mlp" for c in MLP_COMPONENTS}
@@ -194,7 +200,9 @@ class Selection:
                 layers = _parse_layers(layer_text)
             except ValueError:
                 raise ValueError(
-                    f"bad layers {layer_text!r} in scope {scope!r}; use e.g. '@0-3' or '@1,4'"
+                    f"bad layers {layer_text!r} in scope {scope!r}; write layer indices "
+                    "after '@': a range from-to (inclusive, from <= to) or a list, e.g. "
+                    "'@0-3' or '@1,4'"
                 ) from None
         families = components = None
         head, _, comps = text.partition(".")
@@ -327,5 +335,9 @@ def select_sites(
                                  f"{tuple(c for c in COMPONENTS if c in present)}")
     chosen = tuple(s for s in sites if any(sel.matches(s) for sel in selections))
     if not chosen:
-        raise ValueError(f"selection {[s.describe() for s in selections]} matches no site")
+        raise ValueError(
+            f"selection {[s.describe() for s in selections]} matches no site of this model "
+            f"(layers 0..{n_layers - 1}, components "
+            f"{tuple(c for c in COMPONENTS if c in present)}); a scope is 'all', 'attn' or "
+            "'mlp', optionally '.comp,comp' and '@layers' (e.g. 'attn.q,k@0-3', 'mlp@1,4')")
     return SiteSelection(chosen, sum(s.numel for s in sites))
