@@ -13,7 +13,7 @@ from lenskit.models import load_model, model_info
 from lenskit.pruning import prune
 
 pytest.importorskip("gguf")
-from gguf_files import write_tiny_gguf  # noqa: E402 (tests/ is on the path)
+from gguf_files import write_tiny_gguf  # tests/ is on the path
 
 SOURCES = ["organism", "hf_dir", "gguf"]
 TASK = "countries_capital_closed_book:n=4,shots=0"

@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lenskit.errors import CorruptFileError
+from lenskit.errors import CorruptFileError, UsageError
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Site
 from lenskit.models.sites_build import _bridge_binding
@@ -223,6 +223,10 @@ class MaskSet(Mapping[str, torch.Tensor]):
 
         Raises :class:`lenskit.errors.CorruptFileError` naming the file when it is truncated
         or its content differs from the checksum stored at save time."""
+        if Path(path).is_dir():
+            raise UsageError(f"{path} is a directory, not a mask file: pass the .safetensors "
+                             "file written by MaskSet.save")
+        redo = "it cannot be used: compute the masks again (lenskit.prune) and save them"
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -231,13 +235,14 @@ class MaskSet(Mapping[str, torch.Tensor]):
             raise
         except Exception as err:
             raise CorruptFileError(f"mask file {path} is damaged or not a safetensors file "
-                                   f"({type(err).__name__}: {err})", path) from err
+                                   f"({type(err).__name__}: {err}); {redo}", path) from err
         if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a lenskit mask file (format "
-                             f"{meta.get('format')!r}, expected {_FORMAT!r})")
+            raise UsageError(f"{path} is not a lenskit mask file (format "
+                             f"{meta.get('format')!r}, expected {_FORMAT!r}): pass a file "
+                             "written by MaskSet.save")
         if meta.get("sha256") and meta["sha256"] != tensor_checksum(raw):
             raise CorruptFileError(f"mask file {path} is corrupt: its content does not match "
-                                   "the checksum stored when it was saved", path)
+                                   f"the checksum stored when it was saved; {redo}", path)
         shapes = json.loads(meta["shapes"])
         packed = meta.get("packed") == "true"
         masks = {}
