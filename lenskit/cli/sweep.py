@@ -32,6 +32,7 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from lenskit.rundir.integrity import check_inside
+    from lenskit.rundir.store import RunStore
     from lenskit.sweep.preflight import load_sweep_config, preflight
     from lenskit.sweep.runner import run_sweep
 
@@ -56,6 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                              instances=inst if len(inst) else None,
                              thresholds=outcome.thresholds)
         if paths:
+            RunStore(outcome.run_dir).record_files(paths)  # --force may delete them later
             print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
     return 0
 
