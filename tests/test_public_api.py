@@ -73,7 +73,7 @@ def test_lenskit_study_still_imports_under_its_old_names():
                  "model_label", "parse_structure", "primary_metric", "relative_drop",
                  "run_sweep", "study_comparison", "tasks_at_chance", "threshold_from_curve",
                  "validate_instances", "validate_results"]
-    assert set(old_names) <= set(study.__all__)
+    assert set(old_names) <= set(study.__all__)  # every old name, and the new rundir ones
     assert study.RunStore is lenskit.rundir.RunStore is lenskit.RunStore
     assert study.compute_thresholds is lenskit.results.compute_thresholds
     assert study.run_sweep is lenskit.sweep.run_sweep

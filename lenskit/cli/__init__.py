@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(examples/sweep_default.toml). Run the same command again to resume.")
     sw.add_argument("config", nargs="?", help="a TOML (or YAML) sweep config")
     sw.add_argument("--model", action="append",
-                    help="model to sweep (repeat for several): hub name, local dir, organism")
+                    help="model to sweep (repeat for several): hub name, local dir, .gguf file, "
+                         "organism")
     sw.add_argument("--methods", nargs="+", help="random magnitude wanda sparsegpt")
     sw.add_argument("--sparsities", nargs="+", help="e.g. 0.1 0.3 0.5")
     sw.add_argument("--scopes", nargs="+", help="e.g. all attn mlp 'attn.q,k@0-3'")
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "only: re-prune the cell with lenskit.prune(...) and save it.")
     ex.add_argument("result", help="a file written by PruneResult.save")
     ex.add_argument("--model", required=True,
-                    help="the model the result was made for: hub name, local dir, organism")
+                    help="the model the result was made for: hub name, local dir, .gguf "
+                         "file, organism")
     ex.add_argument("--out", required=True, help="the directory to write")
     ex.add_argument("--device", default="cpu", help="where to apply it (default: cpu)")
     ex.set_defaults(func=cmd_export)
@@ -136,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sites", help="load a model and list its prunable sites")
     s.add_argument("model", nargs="?", default="organism",
-                   help="hub name, local HF directory or 'organism' (default)")
+                   help="hub name, local HF directory, .gguf file or 'organism' (default)")
     s.add_argument("--scope", default="all",
                    help="selection: all, attn, mlp, attn.q,k, mlp@0-3 ... (default: all)")
     s.set_defaults(func=cmd_sites)
@@ -148,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Evaluate the unpruned model on the 'select' part of each "
                                     "QA task once per template, to choose a template before "
                                     "a sweep (which evaluates the 'eval' part).")
-    tp.add_argument("--model", required=True, help="hub name, local HF directory or 'organism'")
+    tp.add_argument("--model", required=True,
+                    help="hub name, local HF directory, .gguf file or 'organism'")
     tp.add_argument("--task", action="append", required=True,
                     help="task spec, e.g. countries_capital_closed_book:n=50 (repeatable)")
     tp.add_argument("--templates", nargs="+", default=["qa", "question_answer", "cloze"])

@@ -13,10 +13,10 @@ __all__ = ["cmd_sites", "cmd_tasks", "cmd_templates"]
 
 def cmd_sites(args: argparse.Namespace) -> int:
     from lenskit.models import load_model, model_info
-    from lenskit.models.loading import ModelLoadError, resolve_spec
+    from lenskit.models.loading import ModelLoadError, check_spec
 
     try:
-        resolve_spec(args.model)
+        check_spec(args.model)
     except ModelLoadError as err:
         raise UsageError(str(err)) from None
     model = load_model(args.model)
@@ -42,8 +42,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_templates(args: argparse.Namespace) -> int:
     from lenskit.models import load_model
+    from lenskit.models.loading import ModelLoadError, check_spec
     from lenskit.tasks.select import format_template_report, template_report
 
+    try:
+        check_spec(args.model)
+    except ModelLoadError as err:
+        raise UsageError(str(err)) from None
     set_threads(args)
     model = load_model(args.model)
     print(format_template_report(template_report(model, args.task, args.templates,

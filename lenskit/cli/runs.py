@@ -45,6 +45,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
     out = args.out or store.figures_dir
     paths = make_figures(_pruned_results(store), out, instances=inst if len(inst) else None,
                          formats=tuple(args.formats))
+    if not args.out:
+        store.record_files(paths)  # lenskit's own: --force may delete them later
     print(f"{len(paths)} files written to {out}")
     for p in paths:
         print(f"  {p}")
@@ -54,8 +56,10 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lenskit.plots import write_report
 
-    _existing_run(args.run_dir)
+    store = _existing_run(args.run_dir)
     path = write_report(args.run_dir, args.out)
+    if not args.out:
+        store.record_files([path])  # lenskit's own: --force may delete it later
     print(f"report written to {path} (self-contained; open it in a browser, offline)")
     return 0
 

@@ -35,6 +35,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from lenskit.rundir.integrity import check_inside
     from lenskit.sweep.config import load_config
     from lenskit.sweep.preflight import preflight
+    from lenskit.rundir.store import RunStore
     from lenskit.sweep.runner import run_sweep
 
     cfg = load_config(args.config, overrides(args), echo=print)
@@ -58,6 +59,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                              instances=inst if len(inst) else None,
                              thresholds=outcome.thresholds)
         if paths:
+            RunStore(outcome.run_dir).record_files(paths)  # --force may delete them later
             print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
     return 0
 
@@ -72,9 +74,23 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from lenskit.errors import UsageError
     from lenskit.models import load_model
+    from lenskit.models.loading import ModelLoadError, check_spec
     from lenskit.pruning import PruneResult, export_pruned
 
+    if (Path(args.result) / "manifest.json").is_file():
+        raise UsageError(
+            f"{args.result} is a sweep run directory: run directories hold result tables, "
+            "not masks, so there is nothing in it to export. Re-prune the cell you want and "
+            "save it, e.g. lenskit.prune(model, 'wanda', 0.5, scope='mlp', "
+            "apply=False).save('cell.safetensors'), then `lenskit export cell.safetensors "
+            "--model MODEL --out DIR`")
+    try:
+        check_spec(args.model)
+    except ModelLoadError as err:
+        raise UsageError(str(err)) from None
+    PruneResult.load(args.result)  # a damaged or wrong file is named before loading weights
     model = load_model(args.model, device=args.device)
     result = PruneResult.load(args.result, model)
     out = export_pruned(model, result, args.out)

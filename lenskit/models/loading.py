@@ -32,6 +32,7 @@ from lenskit.models.sites_build import build_sites
 __all__ = [
     "LoadedModel",
     "ModelLoadError",
+    "check_spec",
     "data_path",
     "describe",
     "hf_model",
@@ -178,6 +179,14 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
         raise ModelLoadError(f"{path} is a file; pass a Hugging Face model directory or a "
                              f".gguf file")
     return text, False
+
+
+def check_spec(spec: str | os.PathLike) -> None:
+    """Check, without loading weights, that ``spec`` names what :func:`load_model` accepts:
+    a ``.gguf`` file, a local HF directory, an installed organism or a hub name. Raises
+    :class:`ModelLoadError` otherwise (see :func:`resolve_spec`)."""
+    if not is_gguf(spec):
+        resolve_spec(spec)
 
 
 def _fingerprint(sites: tuple[Site, ...]) -> str:

@@ -37,14 +37,16 @@ __all__ = [
     "parse_site_name",
     "pruned",
     "restore",
+    "tensor_checksum",
     "validate_masks",
 ]
 
 _FORMAT = "lenskit.masks.v1"
 
 
-def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over the stored tensors (name, dtype, shape and bytes, in name order)."""
+def tensor_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 over named tensors (name, dtype, shape and bytes, in name order): the
+    checksum that mask and pruning-result files store in their metadata."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].contiguous().cpu()
@@ -210,7 +212,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         meta = {"format": _FORMAT, "packed": str(packed).lower(),
                 "fingerprint": self.fingerprint or "", "model": self.model or "",
                 "shapes": json.dumps(shapes), "meta": json.dumps(self.meta),
-                "sha256": _checksum(tensors)}
+                "sha256": tensor_checksum(tensors)}
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
@@ -222,6 +224,10 @@ class MaskSet(Mapping[str, torch.Tensor]):
 
         Raises :class:`lenskit.errors.CorruptFileError` naming the file when it is truncated
         or its content differs from the checksum stored at save time."""
+        if Path(path).is_dir():
+            raise UsageError(f"{path} is a directory, not a mask file: pass the .safetensors "
+                             "file written by MaskSet.save")
+        redo = "it cannot be used: compute the masks again (lenskit.prune) and save them"
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -230,13 +236,14 @@ class MaskSet(Mapping[str, torch.Tensor]):
             raise
         except Exception as err:
             raise CorruptFileError(f"mask file {path} is damaged or not a safetensors file "
-                                   f"({type(err).__name__}: {err})", path) from err
+                                   f"({type(err).__name__}: {err}); {redo}", path) from err
         if meta.get("format") != _FORMAT:
             raise UsageError(f"{path} is not a lenskit mask file (format "
-                             f"{meta.get('format')!r}, expected {_FORMAT!r})")
-        if meta.get("sha256") and meta["sha256"] != _checksum(raw):
+                             f"{meta.get('format')!r}, expected {_FORMAT!r}): pass a file "
+                             "written by MaskSet.save")
+        if meta.get("sha256") and meta["sha256"] != tensor_checksum(raw):
             raise CorruptFileError(f"mask file {path} is corrupt: its content does not match "
-                                   "the checksum stored when it was saved", path)
+                                   f"the checksum stored when it was saved; {redo}", path)
         shapes = json.loads(meta["shapes"])
         packed = meta.get("packed") == "true"
         masks = {}

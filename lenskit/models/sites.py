@@ -129,6 +129,8 @@ def _parse_layers(text: str) -> tuple[int, ...]:
         part = part.strip()
         if "-" in part[1:]:
             a, b = part.split("-", 1)
+            if int(b) < int(a):  # "3-1" would select nothing
+                raise ValueError(part)
             out.extend(range(int(a), int(b) + 1))
         else:
             out.append(int(part))
@@ -167,6 +169,10 @@ class Selection:
             layers = (raw,) if isinstance(raw, int) else tuple(raw)
             if any(not isinstance(i, int) or isinstance(i, bool) for i in layers):
                 raise UsageError(f"layers must be integers, got {layers}")
+            if not layers:
+                raise UsageError("layers is empty, so the selection would match no site: "
+                                 "give at least one layer index, or layers=None for all "
+                                 "layers (in a scope string: 'mlp@0-3' or 'mlp@1,4')")
             object.__setattr__(self, "layers", layers)
         if self.families and self.components:
             fam_of = {c: "attn" for c in ATTN_COMPONENTS} | {c: "mlp" for c in MLP_COMPONENTS}
@@ -195,7 +201,9 @@ class Selection:
                 layers = _parse_layers(layer_text)
             except ValueError:
                 raise UsageError(
-                    f"bad layers {layer_text!r} in scope {scope!r}; use e.g. '@0-3' or '@1,4'"
+                    f"bad layers {layer_text!r} in scope {scope!r}; write layer indices "
+                    "after '@': a range from-to (inclusive, from <= to) or a list, e.g. "
+                    "'@0-3' or '@1,4'"
                 ) from None
         families = components = None
         head, _, comps = text.partition(".")
@@ -328,5 +336,9 @@ def select_sites(
                                  f"{tuple(c for c in COMPONENTS if c in present)}")
     chosen = tuple(s for s in sites if any(sel.matches(s) for sel in selections))
     if not chosen:
-        raise UsageError(f"selection {[s.describe() for s in selections]} matches no site")
+        raise UsageError(
+            f"selection {[s.describe() for s in selections]} matches no site of this model "
+            f"(layers 0..{n_layers - 1}, components "
+            f"{tuple(c for c in COMPONENTS if c in present)}); a scope is 'all', 'attn' or "
+            "'mlp', optionally '.comp,comp' and '@layers' (e.g. 'attn.q,k@0-3', 'mlp@1,4')")
     return SiteSelection(chosen, sum(s.numel for s in sites))

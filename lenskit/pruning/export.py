@@ -33,7 +33,9 @@ def export_pruned(model, result: PruneResult, out_dir: str | os.PathLike) -> Pat
         ``out_dir`` as a ``Path``.
     """
     if not isinstance(result, PruneResult):
-        raise UsageError(f"result must be a PruneResult, got {type(result).__name__}")
+        raise UsageError(f"result must be a PruneResult, got {type(result).__name__}: "
+                         "prune with lenskit.prune(..., apply=False), or read a saved one "
+                         "with PruneResult.load(path)")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty directory; choose a new one")

@@ -119,7 +119,8 @@ def sparsity_problems(values: Iterable[Any], name: str = "sparsities",
     seen: set[float] = set()
     for s in values:
         if isinstance(s, bool) or not isinstance(s, (int, float)) or math.isnan(s):
-            problems.append(f"sparsity {s!r} is not a number")
+            problems.append(f"sparsity {s!r} is not a number: give fractions of the scope "
+                            "in [0, 1], e.g. 0.5 for half its weights")
             continue
         if not 0 <= s <= 1:
             problems.append(f"sparsity {s!r} outside [0, 1] (a fraction of the scope, not a "

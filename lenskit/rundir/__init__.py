@@ -1,9 +1,11 @@
 """The run directory: where a sweep's results live on disk, written so that sweeps resume,
 grow and merge.
 
-- :mod:`~lenskit.rundir.store`: :class:`RunStore`, results written atomically cell by cell;
-  :func:`iter_missing`, the cells a run still lacks.
-- :mod:`~lenskit.rundir.manifest`: the manifest's format, file names and checks.
+- :mod:`~lenskit.rundir.store`: :class:`RunStore` reads a run, :class:`RunWriter` (from
+  ``RunStore.open``) writes it atomically cell by cell; :func:`iter_missing`, the cells a
+  run still lacks.
+- :mod:`~lenskit.rundir.manifest`: the typed :class:`RunManifest` (one constructor per
+  origin: new, rebuilt, merged), its format, file names and checks.
 - :mod:`~lenskit.rundir.rundir`: preparing a directory (creating, refusing a foreign one,
   cleaning temporaries).
 - :mod:`~lenskit.rundir.files`: atomic writes; :mod:`~lenskit.rundir.integrity`: hashes,
@@ -18,14 +20,18 @@ configured or run (:mod:`lenskit.sweep` sits above it).
 
 from lenskit.errors import RunLockedError
 from lenskit.rundir.environment import environment_info
-from lenskit.rundir.manifest import ConfigMismatchError
+from lenskit.rundir.manifest import CellRecord, ConfigMismatchError, RunManifest, Session
 from lenskit.rundir.merge import merge_runs
-from lenskit.rundir.store import RunStore, iter_missing
+from lenskit.rundir.store import RunStore, RunWriter, iter_missing
 
 __all__ = [
+    "CellRecord",
     "ConfigMismatchError",
     "RunLockedError",
+    "RunManifest",
     "RunStore",
+    "RunWriter",
+    "Session",
     "environment_info",
     "iter_missing",
     "merge_runs",

@@ -1,10 +1,17 @@
 """Atomic file writing for run directories: a file appears complete under its final name
 or not at all.
 
-A writer fills a temporary file in the same directory (a name starting with "." and
-holding ".tmp-", so listings that skip hidden files never see it), flushes and fsyncs it,
-then renames it over the final name with :func:`os.replace`, which is atomic on POSIX file
-systems; the directory is fsynced too so that the rename itself is durable.
+A writer fills a temporary file in the same directory, named
+``.<final name>.tmp-<pid>-<8 hex digits>`` (:func:`is_temporary` recognises exactly that
+naming, so listings that skip hidden files never see one, and a resume or
+``lenskit doctor`` deletes only lenskit's own), flushes and fsyncs it, then renames it over
+the final name with :func:`os.replace`, which is atomic on POSIX file systems; the directory
+is fsynced too so that the rename itself is durable.
+
+Test hook: ``LENSKIT_KILL_AT=KIND:N`` (KIND one of ``manifest``, ``run_config``, ``cell``,
+``instances``, ``table``) makes the process kill itself (SIGKILL) when its N-th temporary
+file of that kind is complete and not yet renamed: the crash-consistency tests use it to
+interrupt a sweep exactly at each write point.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import contextlib
 import io
 import json
 import os
+import re
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +30,37 @@ import pandas as pd
 
 from lenskit.rundir.integrity import sha256_bytes
 
-__all__ = ["atomic_write_bytes", "write_json", "write_parquet"]
+__all__ = ["KILL_AT", "atomic_write_bytes", "encode_json", "is_temporary", "write_json",
+           "write_parquet"]
+
+#: The environment variable of the test hook (see the module docstring).
+KILL_AT = "LENSKIT_KILL_AT"
+_TEMPORARY = re.compile(r"^\..+\.tmp-\d+-[0-9A-Za-z]+$")
+_written: dict[str, int] = {}
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of lenskit's temporary files (see the module docstring)."""
+    return bool(_TEMPORARY.match(name))
+
+
+def _kind(path: Path) -> str:
+    if path.name in ("manifest.json", "run_config.json"):
+        return path.stem
+    return {"cells": "cell", "instances": "instances", "tables": "table"}.get(
+        path.parent.name, "other")
+
+
+def _die_here_if_asked(path: Path) -> None:
+    spec = os.environ.get(KILL_AT)
+    if not spec:
+        return
+    kind, _, n = spec.partition(":")
+    if _kind(path) != kind:
+        return
+    _written[kind] = _written.get(kind, 0) + 1
+    if _written[kind] == int(n or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -41,10 +80,8 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: str | Path, writer) -> Path:
     """Write a file atomically: ``writer(fileobj)`` fills a temporary file in the same
     directory, which is flushed, fsynced and renamed over ``path``. Returns ``path``.
-
-    The temporary name starts with "." and contains ".tmp-", so directory listings that
-    skip hidden files never see it.
-    """
+    Callers inside a run directory check first that ``path`` lies inside it
+    (:func:`lenskit.rundir.integrity.check_inside`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -53,6 +90,7 @@ def atomic_write_bytes(path: str | Path, writer) -> Path:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
+        _die_here_if_asked(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -71,7 +109,13 @@ def write_parquet(path: Path, df: pd.DataFrame) -> str:
     return sha256_bytes(data)
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (non-JSON values as their ``str``) atomically."""
-    text = json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n"
-    return atomic_write_bytes(path, lambda f: f.write(text.encode()))
+def encode_json(obj: Any) -> bytes:
+    """``obj`` as the indented JSON lenskit writes (non-JSON values as their ``str``)."""
+    return (json.dumps(obj, indent=1, sort_keys=False, default=str) + "\n").encode()
+
+
+def write_json(path: Path, obj: Any) -> str:
+    """Write ``obj`` as indented JSON atomically; return the sha256 of the bytes written."""
+    data = encode_json(obj)
+    atomic_write_bytes(path, lambda f: f.write(data))
+    return sha256_bytes(data)

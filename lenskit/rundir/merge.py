@@ -11,7 +11,6 @@ name with two different weight fingerprints, are conflicts and raise
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lenskit.errors import UsageError
+from lenskit.errors import CorruptFileError, UsageError
 from lenskit.results.schema import DENSE
-from lenskit.rundir.files import write_json
-from lenskit.rundir.manifest import FORMAT, MANIFEST, ConfigMismatchError, check_format, utc_now
+from lenskit.rundir.files import atomic_write_bytes, write_json
+from lenskit.rundir.integrity import check_inside, sha256_bytes
+from lenskit.rundir.lock import RunLock
+from lenskit.rundir.manifest import MANIFEST, ConfigMismatchError, RunManifest, check_format
+from lenskit.rundir.rundir import check_links, is_fresh
 from lenskit.rundir.store import RunStore
 
 __all__ = ["merge_runs"]
@@ -56,28 +58,32 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
     """Merge run directories ``runs`` into a new run directory ``out`` (which must not exist
     or be empty) and return a reader of it.
 
-    Every cell of every run is copied (result rows and instances); the manifest records the
-    union of the runs' configs (``configs``), models, cell entries and sessions, and
-    ``merged_from``. Raises :class:`ConfigMismatchError` when a run is of an older format,
-    when two runs record different weights for one model, or when two runs hold different
-    rows under one cell id (e.g. "different dense rows for cell ... in A and B"); ValueError
-    when ``out`` is not empty or fewer than two runs are given. Nothing is written then.
+    Every cell of every run is copied (result rows and instances, checked against the
+    hashes their runs recorded); the manifest (:meth:`RunManifest.merged`) records the
+    union of the runs' configs (``configs``), models, cell entries and sessions, the copied
+    files with their hashes, and ``merged_from``. Raises :class:`ConfigMismatchError` when
+    a run is of an older format, when two runs record different weights for one model, or
+    when two runs hold different rows under one cell id (e.g. "different dense rows for
+    cell ... in A and B"); :class:`CorruptFileError` when a cell file changed since its run
+    wrote it; ValueError when ``out`` is not empty or fewer than two runs are given.
+    Nothing is written then.
     """
     if len(runs) < 2:
-        raise UsageError(f"merge needs at least two run directories, got {len(runs)}")
+        raise UsageError(f"merge needs at least two run directories, got {len(runs)}: pass "
+                         "two or more")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or not is_fresh(out)):
         raise UsageError(f"merge output {str(out)!r} exists and is not empty; choose a new "
                          f"directory")
     stores = [RunStore(r) for r in runs]
-    manifests = []
+    manifests: list[RunManifest] = []
     for st in stores:
-        m = st.manifest()
+        m = st.run_manifest()
         check_format(m, st.dir, st.done_ids())
         manifests.append(m)
     models: dict[str, Any] = {}
     for st, m in zip(stores, manifests, strict=True):
-        for spec, details in m.get("models", {}).items():
+        for spec, details in m.models.items():
             have = models.get(spec)
             if have is not None and have[1].get("fingerprint") != details.get("fingerprint"):
                 raise ConfigMismatchError(
@@ -98,38 +104,30 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
                     f"different {_describe(a)} under cell id {cid!r} in {str(first.dir)!r} "
                     f"and {str(st.dir)!r}: the runs disagree about one cell (another version "
                     f"of the model or of lenskit?); merge runs whose shared cells agree")
-    # Checks passed: write.
-    out.mkdir(parents=True, exist_ok=True)
-    merged = RunStore(out)
+    copies: dict[str, bytes] = {}
     for cid, st in owner.items():
-        inst = st.instances_dir / f"{cid}.parquet"
-        if inst.is_file():
-            merged.instances_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(inst, merged.instances_dir / inst.name)
-        merged.cells_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(st.cell_path(cid), merged.cell_path(cid))
-    configs: list[Any] = []
-    for m in manifests:
-        for c in m.get("configs", [m.get("config")]):
-            if c not in configs:
-                configs.append(c)
-    cells: dict[str, Any] = {}
-    for m in reversed(manifests):  # the first run's entry wins for shared cells
-        cells.update(m.get("cells", {}))
-    manifest = {
-        "format": FORMAT,
-        "name": " + ".join(str(m.get("name")) for m in manifests),
-        "config": manifests[0].get("config"),
-        "configs": configs,
-        "created": utc_now(),
-        "finished": utc_now(),
-        "status": "complete",
-        "merged_from": [str(st.dir) for st in stores],
-        "seeds": sorted({s for m in manifests for s in (m.get("seeds") or [])}),
-        "sessions": [dict(s, run=str(st.dir)) for st, m in zip(stores, manifests, strict=True)
-                     for s in m.get("sessions", [])],
-        "models": {spec: d for spec, (_, d) in models.items()},
-        "cells": {cid: e for cid, e in cells.items() if cid in owner},
-    }
-    write_json(out / MANIFEST, manifest)
+        recorded = st.run_manifest().files
+        for rel in (f"instances/{cid}.parquet", f"cells/{cid}.parquet"):
+            src = st.dir / rel
+            if not src.is_file():
+                continue
+            data = src.read_bytes()
+            if rel in recorded and sha256_bytes(data) != recorded[rel]:
+                raise CorruptFileError(
+                    f"{src} changed since lenskit wrote it (its sha256 differs from the one "
+                    f"in {MANIFEST}); run `lenskit doctor {st.dir}` and resume that run "
+                    "before merging it", src)
+            copies[rel] = data
+    # Checks passed: write (instances before cells, the manifest last).
+    out.mkdir(parents=True, exist_ok=True)
+    check_links(out)
+    with RunLock(out):
+        files = {}
+        for rel, data in sorted(copies.items(), key=lambda kv: not kv[0].startswith("inst")):
+            atomic_write_bytes(check_inside(out, out / rel), lambda f, d=data: f.write(d))
+            files[rel] = sha256_bytes(data)
+        manifest = RunManifest.merged([(st.dir, m) for st, m in zip(stores, manifests,
+                                                                     strict=True)],
+                                      owner, files)
+        write_json(check_inside(out, out / MANIFEST), manifest.to_json())
     return RunStore(out)

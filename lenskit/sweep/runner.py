@@ -139,6 +139,9 @@ def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
     with RunStore.open(cfg.out_dir, cfg, force=force) as store:
         for line in store.repaired:
             echo(f"repaired: {line}")
+        if store.kept:
+            echo(f"--force kept {len(store.kept)} file(s) lenskit did not record as its own "
+                 "or that changed since it wrote them: " + "; ".join(store.kept))
         missing = list(iter_missing(store, cells))
         skipped = len(cells) - len(missing)
         if skipped:
@@ -209,7 +212,7 @@ class _Writer:
                 self.dense_rows[dense_id] = self.store.read_cell(dense_id)
             rows = attach_baselines(res.rows, self.dense_rows[dense_id])
         if res.device is not None:  # saved with the cell below
-            self.store.manifest().setdefault("devices", {})[cell.model] = res.device
+            self.store.record_device(cell.model, res.device)
         if res.model is not None:  # refuses a model whose weights changed during the run
             self.store.record_model(cell.model, res.model)
         self.store.write_cell(cell.cell_id, rows, instances=res.instances,

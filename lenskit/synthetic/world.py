@@ -22,11 +22,14 @@ task suite see identical strings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from lenskit.errors import CorruptFileError
 
 __all__ = ["BUCKETS", "POPULARITY_LAWS", "RELATIONS", "Relation", "World", "WorldConfig",
            "build_world"]
@@ -214,30 +217,64 @@ class World:
         return out
 
     def save(self, path: str | Path) -> None:
+        """Write the world as JSON with a sha256 of its content (checked by :meth:`load`)."""
+        data = self.to_json()
+        data["sha256"] = _content_sha256(data)
         # A popularity world holds tens of thousands of facts and their exposure counts:
         # written compactly (a uniform world's file keeps its indented form).
-        Path(path).write_text(json.dumps(self.to_json(),
-                                         indent=1 if self.popularity is None else None))
+        Path(path).write_text(json.dumps(data, indent=1 if self.popularity is None else None))
 
     @classmethod
     def load(cls, path: str | Path) -> World:
-        data = json.loads(Path(path).read_text())
-        rels = tuple(
-            Relation(r["name"], r["question"], tuple(r["statements"]), tuple(r["values"]))
-            for r in data["relations"]
-        )
-        return cls(
-            seed=data["seed"],
-            memorised=data["memorised"],
-            held_out=data["held_out"],
-            unseen=data["unseen"],
-            cities=data["cities"],
-            facts=data["facts"],
-            relations=rels,
-            popularity=data.get("popularity"),
-            exposure=data.get("exposure"),
-            exposure_config=data.get("exposure_config"),
-        )
+        """The world saved at ``path``. Raises :class:`lenskit.errors.CorruptFileError`
+        naming the file when it is truncated, not a world, or (for files saved with a
+        checksum) changed since it was saved."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except UnicodeDecodeError as err:
+            raise _damaged(path, f"not text: {err}") from err
+        except ValueError as err:
+            raise _damaged(path, f"not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise _damaged(path, f"a JSON {type(data).__name__}, not a world object")
+        stored = data.pop("sha256", None)
+        if stored is not None and stored != _content_sha256(data):
+            raise _damaged(path, "its content does not match the checksum stored when it "
+                                 "was saved")
+        try:
+            rels = tuple(
+                Relation(r["name"], r["question"], tuple(r["statements"]), tuple(r["values"]))
+                for r in data["relations"]
+            )
+            return cls(
+                seed=data["seed"],
+                memorised=data["memorised"],
+                held_out=data["held_out"],
+                unseen=data["unseen"],
+                cities=data["cities"],
+                facts=data["facts"],
+                relations=rels,
+                popularity=data.get("popularity"),
+                exposure=data.get("exposure"),
+                exposure_config=data.get("exposure_config"),
+            )
+        except (KeyError, TypeError) as err:
+            raise _damaged(path, f"missing or malformed entry {err}") from err
+
+
+def _content_sha256(data: dict) -> str:
+    """sha256 of a world's JSON content (keys sorted; the checksum itself left out)."""
+    # normalised as it reads back (int keys become strings, tuples lists) before sorting
+    rest = json.loads(json.dumps({k: v for k, v in data.items() if k != "sha256"}))
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def _damaged(path: Path, why: str) -> CorruptFileError:
+    return CorruptFileError(
+        f"world file {path} is damaged ({why}); restore the organism directory it belongs "
+        "to (e.g. `git checkout` it, or reinstall lenskit for a shipped organism) or train a "
+        "new organism with `lenskit organism train`", path)
 
 
 def build_world(

@@ -1,6 +1,7 @@
 """Runs that grow: a larger grid computes only its new cells; calibration and tasks are part of
 a cell's identity and recorded in its rows; merging runs; conflicts; old-format runs."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -111,6 +112,11 @@ def test_merge_runs(tiny_dirs, tmp_path):
     rows = pd.read_parquet(path)
     rows.loc[0, "value"] += 0.25
     rows.to_parquet(path, index=False)
+    # as another lenskit (or model version) would have written it: hashes recorded
+    man = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    man["cells"][dense_id]["sha256"] = man["files"][f"cells/{dense_id}.parquet"] = digest
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ConfigMismatchError, match=f"different dense rows .* {dense_id!r}"):
         merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "d")
     assert not (tmp_path / "d").exists()

@@ -312,9 +312,13 @@ def test_force_keeps_what_lenskit_did_not_write(tmp_path):
         assert store.done(cid)
     with RunStore.open(run, {"name": "b"}, force=True) as store:
         assert not store.done_ids()
+        kept = " ".join(store.kept)
     assert (run / "figures" / "my_notes.txt").read_text() == "mine"
     assert (run / "README.txt").read_text() == "mine too"
-    assert not (run / "figures" / "fig.svg").exists()
+    # a figure lenskit did not record (the user's own, whatever its suffix) is kept too
+    assert (run / "figures" / "fig.svg").read_text() == "<svg/>"
+    assert all(name in kept for name in ("figures/fig.svg", "figures/my_notes.txt",
+                                         "README.txt"))
 
 
 def test_cli_force_on_a_foreign_directory(places, tmp_path, capsys):
