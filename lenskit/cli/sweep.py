@@ -33,9 +33,9 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from lenskit.rundir.integrity import check_inside
+    from lenskit.rundir.store import RunStore
     from lenskit.sweep.config import load_config
     from lenskit.sweep.preflight import preflight
-    from lenskit.rundir.store import RunStore
     from lenskit.sweep.runner import run_sweep
 
     cfg = load_config(args.config, overrides(args), echo=print)
