@@ -284,7 +284,9 @@ def default_suite(
     small, 2,048 when full) and perplexity on :func:`gazetteer_text` with the model's
     tokenizer. Hub datasets are added only when asked for: ``datasets`` names any of
     ``"triviaqa"`` (closed-book), ``"triviaqa_open"`` (open-book on evidence),
-    ``"webquestions"``, ``"natural_questions"`` (open-book), ``"disentqa"`` (overriding);
+    ``"webquestions"``, ``"natural_questions"`` (open-book), ``"disentqa"`` (overriding),
+    ``"popqa"`` (closed-book, one task per popularity bucket: ``popqa_head``,
+    ``popqa_torso``, ``popqa_tail``, terciles of ``s_pop``);
     ``data_paths`` maps such a name to a local file used instead of the hub.
     """
     _check_size(size)
@@ -310,7 +312,8 @@ def default_suite(
     return tasks
 
 
-_HUB_TASKS = ("triviaqa", "triviaqa_open", "webquestions", "natural_questions", "disentqa")
+_HUB_TASKS = ("triviaqa", "triviaqa_open", "webquestions", "natural_questions", "disentqa",
+              "popqa")
 
 
 def _hub_tasks(names: Sequence[str], paths: dict[str, str], size: str,
@@ -327,6 +330,17 @@ def _hub_tasks(names: Sequence[str], paths: dict[str, str], size: str,
             items, build = loaders.load_webquestions(path), closed_book_task
         elif name == "natural_questions":
             items, build = loaders.load_natural_questions(path), open_book_task
+        elif name == "popqa":
+            # one task per popularity bucket, as the organism's closed_book_head/torso/tail
+            items = loaders.load_popqa(path)
+            for bucket in loaders.POPQA_BUCKETS:
+                part = QAItems(items.name, tuple(it for it in items
+                                                 if it.meta["bucket"] == bucket),
+                               items.source, items.split, {**items.config, "bucket": bucket})
+                task = f"popqa_{bucket}"
+                out[task] = closed_book_task(part, None, 0, n=_n(n, len(part)), seed=seed,
+                                             name=task)
+            continue
         else:
             items, build = loaders.load_disentqa(path), overriding_task
         out[name] = build(items, None, 0, n=_n(n, len(items)), seed=seed, name=name)
