@@ -57,6 +57,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                              thresholds=outcome.thresholds)
         if paths:
             print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
+        from lenskit.plots import write_report
+
+        report = write_report(outcome.run_dir)
+        print(f"report: {report} (self-contained HTML: thresholds with CIs, the study "
+              "comparison, figures)")
     return 0
 
 
