@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--force", action="store_true",
                     help="delete what lenskit wrote in the run directory and start again (not "
                          "needed to grow a run: a larger grid computes only its new cells)")
-    sw.add_argument("--no-figures", action="store_true", help="skip the figures")
+    sw.add_argument("--no-figures", action="store_true",
+                    help="skip the figures and the HTML report (lenskit figures / lenskit "
+                         "report make them later)")
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")

@@ -61,6 +61,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if paths:
             RunStore(outcome.run_dir).record_files(paths)  # --force may delete them later
             print(f"figures: {Path(outcome.run_dir) / 'figures'} ({len(paths)} files)")
+        from lenskit.plots import write_report
+
+        report = write_report(outcome.run_dir)
+        print(f"report: {report} (self-contained HTML: thresholds with CIs, the study "
+              "comparison, figures)")
     return 0
 
 

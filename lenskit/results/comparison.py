@@ -84,10 +84,11 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
     each task on its primary metric; each is assigned a study group (:func:`study_group`)
     and averaged over models and tasks per method, as the study averages over its models.
     Returns one row per (group, method) with columns group, kind, study_low, study_high,
-    study (text), method, measured (mean), measured_min, measured_max, ci_low, ci_high
-    (means of the per-task CI bounds), n (thresholds averaged), tasks, models,
+    study (text), note, method, measured (mean), measured_min, measured_max, ci_low,
+    ci_high (means of the per-task CI bounds), n (thresholds averaged), tasks, models,
     censored (any of them censored). A study group with no measurement has one row with
-    method NA and measured NaN, so that the table shows what is missing.
+    method NA and measured NaN, so that the table shows what is missing; ``note`` names
+    the group's tasks left out because the dense model is at chance.
     ``exclude_tasks`` are left out (pass
     :func:`~lenskit.results.thresholds.tasks_at_chance` of the results: a task the
     dense model does at chance has no threshold worth averaging).
@@ -102,7 +103,13 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
                    "-" + d["threshold_high"].map(_pct), "") + "%")
     study["study"] = study["group"].map(per_task.groupby("group")["txt"].agg("; ".join))
     thr = thresholds
+    left_out: dict[str, list[str]] = {}
     if len(thr) and len(exclude_tasks):
+        gone = thr[thr["task"].isin(list(exclude_tasks))]
+        for t, k in dict.fromkeys(zip(gone["task"], gone["kind"], strict=True)):
+            group = study_group(str(t), str(k))
+            if group is not None:
+                left_out.setdefault(group, []).append(str(t))
         thr = thr[~thr["task"].isin(list(exclude_tasks))]
     if len(thr):
         thr = thr[np.isclose(thr["tolerance"], tolerance) & (thr["scope"] == scope)
@@ -115,8 +122,10 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
         thr = thr[thr["group"].notna()]
     for _, s in study.iterrows():
         m = thr[thr["group"] == s["group"]] if len(thr) else thr
+        gone = left_out.get(s["group"], [])
+        note = (f"left out, dense model at chance: {', '.join(gone)}" if gone else "")
         base = {"group": s["group"], "kind": s["kind"], "study_low": s["study_low"],
-                "study_high": s["study_high"], "study": s["study"]}
+                "study_high": s["study_high"], "study": s["study"], "note": note}
         if not len(m):
             rows.append({**base, "method": pd.NA, "measured": np.nan, "measured_min": np.nan,
                          "measured_max": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0,
@@ -139,12 +148,14 @@ def format_study_comparison(comparison: pd.DataFrame) -> str:
     for _, r in comparison.iterrows():
         study = _pct(r["study_low"]) + (f"-{_pct(r['study_high'])}"
                                         if r["study_high"] > r["study_low"] else "") + "%"
+        note = r.get("note", "") or ""
         if pd.isna(r["method"]):
-            rows.append([r["group"], study, "-", "not measured", "", ""])
+            rows.append([r["group"], study, "-", "not measured", "", note])
             continue
         measured = ("≥" if r["censored"] else "") + _pct(r["measured"]) + "%"
         rng = f"{_pct(r['measured_min'])}-{_pct(r['measured_max'])}%"
-        rows.append([r["group"], study, str(r["method"]), measured, rng, r["tasks"]])
+        tasks = r["tasks"] + (f" ({note})" if note else "")
+        rows.append([r["group"], study, str(r["method"]), measured, rng, tasks])
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):

@@ -15,6 +15,10 @@ Conventions:
   mask, so ``params_removed / model_params`` is the fraction of all block-linear weights.
 - ``relative_drop`` is signed so that positive means worse than dense, whatever the
   metric's direction (see :func:`relative_drop`).
+- ``chance`` is the task's guessing level on that metric, as the task carried it
+  (:attr:`lenskit.tasks.TaskSet.chance`; ``1/K`` for K-class function learning, 0 for
+  open-ended QA, NaN where undefined, e.g. perplexity, or in tables written before it was
+  recorded): whether the dense model is above chance is decided from it and the CI.
 
 Instance-level rows (one per task instance, used to bootstrap thresholds) have the columns
 of :data:`INSTANCE_COLUMNS` and join the results on ``cell_id``.
@@ -87,6 +91,7 @@ RESULT_COLUMNS: dict[str, str] = {
     "n": "int64",
     "ci_low": "float64",
     "ci_high": "float64",
+    "chance": "float64",
     "seed": "int64",
     "baseline": "float64",
     "relative_drop": "float64",
@@ -258,7 +263,9 @@ def validate_results(df: pd.DataFrame, *, extra_columns: Mapping[str, str] | Non
     column -> dtype, checked too), allowed ``methods`` (default: dense and the pruning
     methods) and the ``keys`` that identify a measurement.
     """
-    out = _coerce(df, {**RESULT_COLUMNS, **dict(extra_columns or {})}, what)
+    # chance (recorded since tasks carry it) is NaN in tables written before
+    out = _coerce(df, {**RESULT_COLUMNS, **dict(extra_columns or {})}, what,
+                  optional={"chance": np.nan})
     problems: list[str] = []
 
     def bad_values(col: str, ok, allowed: str) -> None:

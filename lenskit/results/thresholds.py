@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -100,38 +99,45 @@ def primary_metric(metrics: Iterable[str]) -> str | None:
     return metrics[0] if metrics else None
 
 
-_K_SUFFIX = re.compile(r"_k(\d+)$")
-
-
-def chance_level(task: str, kind: str, metric: str) -> float | None:
-    """Accuracy a model reaches by guessing, for a task's ``metric``: ``1/K`` for
-    in-context function learning with K classes (tasks named ``..._k{K}``, as
-    :func:`lenskit.tasks.function_spec_name` names them) on ``em``/``first_token_acc``;
-    0 for open-ended exact match; None where undefined (perplexity, log-probabilities)."""
-    if metric not in ("em", "first_token_acc"):
+def chance_level(results: pd.DataFrame, task: str, metric: str | None = None
+                 ) -> float | None:
+    """The chance level recorded for ``task`` on ``metric`` (its primary metric by default)
+    in ``results``' ``chance`` column: the accuracy a model reaches by guessing, which the
+    task carried when it was evaluated (:attr:`lenskit.tasks.TaskSet.chance`: ``1/K`` for
+    K-class function learning, 0 for open-ended QA). ``None`` when the rows record none
+    (perplexity, log-probabilities, or rows written before chance was recorded). Nothing
+    is read from the task's name."""
+    rows = results[results["task"] == task]
+    if metric is None:
+        metric = primary_metric(rows["metric"])
+    if "chance" not in results.columns or metric is None:
         return None
-    if kind == "function":
-        m = _K_SUFFIX.search(task)
-        return 1.0 / int(m.group(1)) if m else None
-    return 0.0
+    values = rows.loc[rows["metric"] == metric, "chance"].dropna().unique()
+    if len(values) > 1:
+        raise ValueError(f"task {task!r} ({metric}) records several chance levels "
+                         f"{sorted(values)}: two different tasks share a name")
+    return float(values[0]) if len(values) else None
 
 
 def tasks_at_chance(results: pd.DataFrame) -> list[str]:
-    """Tasks whose dense model is not above chance on their primary metric (its 95% CI
-    reaches the chance level; the point value when there is no CI), in any model of
-    ``results``. Relative drops of such tasks measure noise, not an ability: figures leave
-    them out."""
+    """Tasks whose dense model is not above chance on their primary metric, in any model
+    of ``results``: the 95% interval of the dense accuracy (a Wilson interval for exact
+    match) includes the task's recorded chance level (:func:`chance_level`), or lies below
+    it; with no interval, the point value is not above it. Relative drops of such tasks
+    measure noise, not an ability: figures and the study comparison leave them out. Tasks
+    without a recorded chance level are never flagged."""
     dense = results[results["method"] == DENSE]
+    if "chance" not in dense.columns:
+        return []
     out = []
     for task, g in dense.groupby("task", sort=True):
         metric = primary_metric(g["metric"])
         rows = g[g["metric"] == metric]
         for r in rows.itertuples():
-            chance = chance_level(str(task), str(r.kind), str(metric))
-            if chance is None:
+            if pd.isna(r.chance):
                 continue
             low = r.ci_low if pd.notna(r.ci_low) else r.value
-            if low <= chance + 1e-9:
+            if low <= float(r.chance) + 1e-9:
                 out.append(str(task))
                 break
     return out

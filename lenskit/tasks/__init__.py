@@ -45,6 +45,7 @@ from lenskit.tasks.loaders import (
     DatasetUnavailableError,
     load_disentqa,
     load_natural_questions,
+    load_popqa,
     load_triviaqa,
     load_webquestions,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "gazetteer_text",
     "load_disentqa",
     "load_natural_questions",
+    "load_popqa",
     "load_triviaqa",
     "load_webquestions",
     "normalize_answer",

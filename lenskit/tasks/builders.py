@@ -212,7 +212,8 @@ def function_task(spec: FunctionSpec, n: int, seed: int = 0, *,
                   name: str | None = None) -> TaskSet:
     """In-context function learning: ``n`` prompts, each a fresh random function of
     ``spec.kind`` with ``spec.n_exemplars`` labelled inputs and a query; query labels are
-    class-balanced (see :func:`lenskit.synthetic.functions.sample_function_instances`)."""
+    class-balanced (see :func:`lenskit.synthetic.functions.sample_function_instances`).
+    The task's ``chance`` is the share of the most frequent query label (``1/K``)."""
     if not isinstance(spec, FunctionSpec):
         raise UsageError(f"spec must be a FunctionSpec, got {type(spec).__name__}")
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -231,8 +232,11 @@ def function_task(spec: FunctionSpec, n: int, seed: int = 0, *,
     config = {k: v for k, v in asdict(spec).items() if k != "fmt"}
     config["labels"] = list(spec.labels[: spec.n_classes])
     config["format"] = asdict(spec.fmt)
+    # Chance: the best a guess blind to the exemplars does, i.e. always answering the most
+    # frequent query label (exactly 1/K when n is a multiple of K: labels are balanced).
+    counts = np.unique([r.label for r in raw], return_counts=True)[1]
     return TaskSet(name=name, kind="function", instances=instances, source="generated",
-                   split="", seed=seed, config=config)
+                   split="", seed=seed, config=config, chance=float(counts.max()) / len(raw))
 
 
 def _documents(text_or_tokens, tokenizer) -> tuple[list[list[int]], bool]:

@@ -124,6 +124,32 @@ def _triviaqa_open(p: dict[str, Any], model) -> TaskSet:
     return _qa("open_book", items, p, "triviaqa_open")
 
 
+def _popqa(bucket: str | None):
+    def build(p: dict[str, Any], model) -> TaskSet:
+        bins = _popqa_bins(p["bins"])
+        items = loaders.load_popqa(p["path"], split=p["split"], bins=bins)
+        name = "popqa" if bucket is None else f"popqa_{bucket}"
+        if bucket is not None:
+            # Buckets are cut over the whole file, then each is a task of its own, as the
+            # organism's closed_book_head/torso/tail: thresholds and figures per bucket.
+            items = QAItems(items.name, tuple(it for it in items
+                                              if it.meta["bucket"] == bucket),
+                            items.source, items.split, {**items.config, "bucket": bucket})
+        return _qa("closed_book", items, p, name)
+    return build
+
+
+def _popqa_bins(text: str) -> tuple[float, float] | None:
+    if text in ("", "terciles"):
+        return None
+    try:
+        low, high = (float(v) for v in text.split("|"))
+    except ValueError as err:
+        raise ValueError(f"popqa bins {text!r}: use 'terciles' or two page-view edges "
+                         "'LOW|HIGH' (e.g. 1000|100000)") from err
+    return low, high
+
+
 def _webquestions(p: dict[str, Any], model) -> TaskSet:
     return _qa("closed_book", loaders.load_webquestions(p["path"], split=p["split"]), p,
                "webquestions")
@@ -155,23 +181,37 @@ def _disentqa(p: dict[str, Any], model) -> TaskSet:
     return _qa("overriding", items, p, "disentqa", demos, p["counterfactual_demos"])
 
 
+_SPLIT_HELP = ("hub split (default: the study's); a local file's split comes from its name "
+               "and this must not contradict it")
 register(TaskBuilder(
-    "triviaqa", "closed_book", "TriviaQA rc questions with aliases (closed-book)",
-    (*_qa_params(500), _PATH, Param("split", "str", "validation", "hub split")), _triviaqa))
+    "triviaqa", "closed_book",
+    "TriviaQA rc questions with aliases (closed-book; hub: rc.wikipedia.nocontext)",
+    (*_qa_params(500), _PATH, Param("split", "str?", None, _SPLIT_HELP)), _triviaqa))
 register(TaskBuilder(
     "triviaqa_open", "open_book",
-    "TriviaQA questions whose first evidence document (cut) contains an answer",
-    (*_qa_params(500), _PATH, Param("split", "str", "validation", "hub split"),
+    "TriviaQA questions with the paragraph of their own entity page that holds an answer",
+    (*_qa_params(500), _PATH, Param("split", "str?", None, _SPLIT_HELP),
      Param("evidence_dir", "str?", None, "the rc 'evidence' folder (default: next to qa/)"),
-     Param("evidence_chars", "int?", 2000, "cut of the evidence document before filtering"),
+     Param("evidence_chars", "int?", 2000, "cut of the evidence paragraph around the answer"),
      *_PASSAGE), _triviaqa_open))
 register(TaskBuilder(
     "webquestions", "closed_book", "WebQuestions (Freebase answers as aliases)",
-    (*_qa_params(500), _PATH, Param("split", "str", "test", "hub split")), _webquestions))
+    (*_qa_params(500), _PATH, Param("split", "str?", None, _SPLIT_HELP)), _webquestions))
 register(TaskBuilder(
     "natural_questions", "open_book", "NaturalQuestions with the gold (long-answer) passage",
-    (*_qa_params(500), _PATH, Param("split", "str", "validation", "hub split"), *_PASSAGE),
+    (*_qa_params(500), _PATH, Param("split", "str?", None, _SPLIT_HELP), *_PASSAGE),
     _natural_questions))
+_POPQA_PARAMS = (*_qa_params(500), _PATH, Param("split", "str", "test", "hub split"),
+                 Param("bins", "str", "terciles", "popularity buckets: terciles of s_pop, "
+                       "or page-view edges LOW|HIGH (tail < LOW <= torso < HIGH <= head)"))
+register(TaskBuilder(
+    "popqa", "closed_book", "PopQA long-tail entity questions, every popularity (closed-book)",
+    _POPQA_PARAMS, _popqa(None)))
+for _bucket in loaders.POPQA_BUCKETS:
+    register(TaskBuilder(
+        f"popqa_{_bucket}", "closed_book",
+        f"PopQA questions of the {_bucket} popularity bucket (s_pop), closed-book",
+        _POPQA_PARAMS, _popqa(_bucket)))
 register(TaskBuilder(
     "disentqa", "overriding",
     "DisentQA counterfactual passages; memorised_rate = answers from memory",

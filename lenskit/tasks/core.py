@@ -30,6 +30,10 @@ __all__ = [
 
 
 
+# Kinds scored by exact match of a free-form answer: chance is 0 unless a builder says more.
+_OPEN_ENDED = ("closed_book", "open_book", "overriding")
+
+
 @dataclass(frozen=True)
 class TaskInstance:
     """One prompt whose greedy continuation is scored against gold answers.
@@ -139,6 +143,13 @@ class TaskSet:
         seed: the seed the set was drawn with (``None``: not random).
         config: how it was built (format, shots, sizes, tokenizer for perplexity...).
         category: derived from ``kind`` (:data:`KIND_CATEGORY`) unless given.
+        chance: the accuracy (exact match, first-token accuracy) a model reaches by
+            guessing: ``1/K`` for in-context function learning with K class-balanced
+            labels (set by :func:`~lenskit.tasks.function_task`), 0 for open-ended QA
+            (the default of the QA kinds: a guess almost never matches an answer), ``None``
+            where undefined (perplexity). Recorded with every result
+            (:meth:`~lenskit.tasks.EvalResult.summary`'s ``chance`` column), it decides
+            whether the dense model is above chance; nothing reads it from the name.
     """
 
     name: str
@@ -149,12 +160,26 @@ class TaskSet:
     seed: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     category: str = ""
+    chance: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise UsageError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in TASK_KINDS:
             raise UsageError(f"unknown task kind {self.kind!r}; allowed: {TASK_KINDS}")
+        chance = self.chance
+        if chance is None and self.kind in _OPEN_ENDED:
+            chance = 0.0
+        if chance is not None:
+            if isinstance(chance, bool) or not isinstance(chance, (int, float)) or not (
+                    0.0 <= float(chance) <= 1.0):
+                raise UsageError(f"task set {self.name!r}: chance must be a number in [0, 1] "
+                                 f"or None, got {self.chance!r}")
+            if self.kind == "perplexity":
+                raise UsageError(f"task set {self.name!r}: a perplexity task has no chance "
+                                 "accuracy (chance must be None)")
+            chance = float(chance)
+        object.__setattr__(self, "chance", chance)
         category = self.category or KIND_CATEGORY[self.kind]
         if category not in CATEGORIES:
             raise UsageError(f"unknown category {category!r}; allowed: {CATEGORIES}")

@@ -161,7 +161,8 @@ def evaluate(
     meta = {"backend": backend, "decode": mode, "batch_size": int(batch_size),
             "model": info.spec, "tasks": {task.name: {
                 **extra, "seconds": time.perf_counter() - t0, "n": len(task),
-                "source": task.source, "split": task.split, "seed": task.seed}}}
+                "source": task.source, "split": task.split, "seed": task.seed,
+                "chance": task.chance}}}
     return EvalResult(rows=rows, n_bootstrap=int(n_bootstrap), seed=seed, meta=meta)
 
 

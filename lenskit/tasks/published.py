@@ -22,6 +22,7 @@ Each reader returns plain dicts (``question``, ``answers``, ``context``, ``id``)
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -35,11 +36,14 @@ from lenskit.errors import UsageError
 __all__ = [
     "read_c4_texts",
     "read_nq_rows",
+    "read_popqa_tsv",
     "read_text_lines",
     "read_triviaqa_rc",
     "read_webquestions",
     "read_wikitext",
+    "split_from_filename",
     "webquestions_answers",
+    "webquestions_target",
 ]
 
 
@@ -90,8 +94,11 @@ def read_triviaqa_rc(path: str | os.PathLike, *, evidence: bool = False,
                      evidence_dir: str | os.PathLike | None = None) -> list[dict]:
     """Rows of a TriviaQA rc file (or the ``triviaqa-rc`` directory: its ``qa/`` dev file).
 
-    With ``evidence`` each row's ``context`` is its first evidence file that exists (entity
-    pages from ``evidence/wikipedia``, then search results from ``evidence/web``).
+    With ``evidence`` each row's ``evidence`` is the list of texts of the question's own
+    entity pages (``EntityPages`` read from ``evidence/wikipedia``; pages whose file is
+    absent are skipped). Search results (``evidence/web``) are not used: they are pages
+    about anything the query matched, where an answer string often occurs by accident.
+    Rows carry ``source_fields``, the record's own field names, for error messages.
     """
     p = Path(path)
     if p.is_dir():
@@ -102,50 +109,106 @@ def read_triviaqa_rc(path: str | os.PathLike, *, evidence: bool = False,
     except json.JSONDecodeError as err:
         raise UsageError(f"{p}: not valid JSON ({err})") from err
     if not is_triviaqa_rc(data):
-        raise UsageError(f'{p}: not a TriviaQA rc file (expected {{"Data": [...]}})')
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise UsageError(f'{p}: not a TriviaQA rc file (expected {{"Data": [...]}}, found '
+                         f"{found})")
     root = _evidence_root(p, evidence_dir)
-    if evidence and not root.is_dir():
-        raise UsageError(f"{p}: evidence asked for but no evidence directory {root} "
-                         "(pass evidence_dir)")
+    if evidence and not (root / "wikipedia").is_dir():
+        raise UsageError(f"{p}: evidence asked for but no entity-page directory "
+                         f"{root / 'wikipedia'} (pass evidence_dir, the rc 'evidence' folder)")
     rows = []
     for n, rec in enumerate(data["Data"], 1):
         where = f"{p}, Data[{n - 1}]"
         if not isinstance(rec, dict) or "Question" not in rec:
-            raise UsageError(f"{where}: expected an object with a 'Question'")
-        ans = rec.get("Answer") or {}
-        answers = [ans.get("Value"), *(ans.get("Aliases") or [])]
-        context = None
+            found = sorted(rec) if isinstance(rec, dict) else type(rec).__name__
+            raise UsageError(f"{where}: expected an object with a 'Question' (has {found})")
+        ans = rec.get("Answer")
+        answers = None
+        if isinstance(ans, dict):
+            answers = [ans.get("Value"), *(ans.get("Aliases") or [])]
+        docs: list[str] = []
         if evidence:
-            for key, sub in (("EntityPages", "wikipedia"), ("SearchResults", "web")):
-                for doc in rec.get(key) or []:
-                    f = root / sub / str(doc.get("Filename", ""))
-                    if doc.get("Filename") and f.is_file():
-                        context = f.read_text(encoding="utf-8")
-                        break
-                if context:
-                    break
-        rows.append({"question": rec["Question"], "answers": answers, "context": context,
-                     "id": rec.get("QuestionId") or f"triviaqa-{n}"})
+            for page in rec.get("EntityPages") or []:
+                name = page.get("Filename") if isinstance(page, dict) else None
+                f = root / "wikipedia" / str(name or "")
+                if name and f.is_file():
+                    docs.append(f.read_text(encoding="utf-8"))
+        rows.append({"question": rec["Question"], "answers": answers, "evidence": docs,
+                     "id": rec.get("QuestionId") or f"triviaqa-{n}",
+                     "source_fields": sorted(rec)})
     return rows
 
 
 # ----------------------------------------------------------------------------- WebQuestions
 
-_DESCRIPTION = re.compile(r'\(description\s+(?:"((?:[^"\\]|\\.)*)"|([^()"]+?))\)')
+# SEMPRE writes a targetValue with fig's LispTree printer: ``(list (description D) ...)``
+# where D is bare unless it is empty or holds whitespace, ``(``, ``)`` or ``#``, in which
+# case it is wrapped in double quotes; inside D, ``"`` and ``\\`` are backslash-escaped and
+# newline / tab become ``\\n`` / ``\\t``. Files in circulation also carry unescaped
+# quotes inside a quoted D (nicknames: ``(description "Robert "Bob" Smith")``), which no
+# quote-matching tokenizer reads back. So the list is split on the ``) (description ``
+# boundaries instead, each piece loses its outer quotes, and only the escapes the printer
+# writes are undone (a backslash before anything else is kept as written).
+_WQ_BOUNDARY = re.compile(r"\)\s+\(description\s+")
+_WQ_ESCAPE = re.compile(r'\\(["\\nt])')
+_WQ_UNESCAPE = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+
+
+def _wq_description(piece: str, target: str) -> str:
+    # A bare description never starts with an unescaped quote (the printer escapes it),
+    # so a leading quote opens a quoted one, and its last character closes it.
+    if piece.startswith('"'):
+        if len(piece) < 2 or not piece.endswith('"'):
+            raise ValueError(f"targetValue {target!r}: the quoted description {piece!r} "
+                             "has no closing quote")
+        piece = piece[1:-1]
+    return _WQ_ESCAPE.sub(lambda m: _WQ_UNESCAPE[m.group(1)], piece)
 
 
 def webquestions_answers(target: str) -> list[str]:
-    """Answers of a ``targetValue`` such as ``(list (description "Justin Bieber"))``."""
-    out = []
-    for quoted, bare in _DESCRIPTION.findall(target or ""):
-        text = quoted.replace('\\"', '"') if quoted else bare
-        if text.strip():
-            out.append(text.strip())
-    return out
+    """The answers of a WebQuestions ``targetValue`` S-expression, in order.
+
+    ``(list (description "Justin Bieber") (description Canada))`` gives ``["Justin
+    Bieber", "Canada"]``; ``(list)`` gives ``[]``. Quoted descriptions may hold double
+    quotes (escaped as SEMPRE prints them, or not), parentheses, backslashes and any
+    unicode. Raises ``ValueError`` naming the value when it is not such a list.
+    """
+    text = (target or "").strip()
+    if not (text.startswith("(list") and text.endswith(")")):
+        raise ValueError(f"targetValue {target!r} is not a (list (description ...) ...) "
+                         "expression")
+    body = text[len("(list"):-1]
+    if body.strip() == "":
+        return []
+    if not body[:1].isspace():
+        raise ValueError(f"targetValue {target!r} is not a (list (description ...) ...) "
+                         "expression")
+    body = body.strip()
+    head = re.match(r"\(description\s+", body)
+    if head is None or not body.endswith(")"):
+        raise ValueError(f"targetValue {target!r}: expected (description ...) entries "
+                         "inside the list")
+    pieces = _WQ_BOUNDARY.split(body[head.end():-1])
+    return [_wq_description(p, target) for p in pieces]
+
+
+def webquestions_target(answers: list[str]) -> str:
+    """The ``targetValue`` SEMPRE prints for ``answers`` (the inverse of
+    :func:`webquestions_answers`; used to write fixtures in the published layout)."""
+    def atom(a: str) -> str:
+        quote = a == "" or any(c.isspace() or c in "()#" for c in a)
+        body = (a.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                .replace("\t", "\\t"))
+        return f'"{body}"' if quote else body
+    return "(list" + "".join(f" (description {atom(a)})" for a in answers) + ")"
 
 
 def read_webquestions(path: str | os.PathLike) -> list[dict] | None:
-    """Rows of the published WebQuestions JSON, or ``None`` when the file is another format."""
+    """Rows of the published WebQuestions JSON, or ``None`` when the file is another format.
+
+    Each row has ``question`` (the ``utterance``), ``answers`` (the ``targetValue``'s
+    descriptions, possibly none), ``url`` and ``id`` (``webq-<record number>``).
+    """
     p = _need_file(path)
     if p.suffix != ".json":
         return None
@@ -158,11 +221,18 @@ def read_webquestions(path: str | os.PathLike) -> list[dict] | None:
         return None
     rows = []
     for n, rec in enumerate(data, 1):
-        answers = webquestions_answers(rec.get("targetValue", ""))
-        if not answers:
-            raise UsageError(f"{p}, record {n}: no (description ...) in targetValue "
-                             f"{rec.get('targetValue')!r}")
-        rows.append({"question": rec["utterance"], "answers": answers, "id": f"webq-{n}"})
+        where = f"{p}, record {n}"
+        if not isinstance(rec, dict):
+            raise UsageError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        missing = [k for k in ("utterance", "targetValue") if not isinstance(rec.get(k), str)]
+        if missing:
+            raise UsageError(f"{where}: missing field(s) {missing} (has {sorted(rec)})")
+        try:
+            answers = webquestions_answers(rec["targetValue"])
+        except ValueError as err:
+            raise UsageError(f"{where}: {err}") from err
+        rows.append({"question": rec["utterance"], "answers": answers,
+                     "url": rec.get("url"), "id": f"webq-{n}"})
     return rows
 
 
@@ -208,14 +278,23 @@ def read_nq_rows(path: str | os.PathLike) -> Iterator[dict]:
         if not isinstance(recs, list):
             raise UsageError(f"{p}: expected a JSON list or {{'data': [...]}}")
         for n, rec in enumerate(recs, 1):
-            yield {"question": rec.get("question"),
-                   "answers": rec.get("short_answers") or rec.get("answers"),
-                   "context": rec.get("context") or rec.get("passage"),
-                   "id": str(rec.get("example_id") or rec.get("id") or f"nq-{n}")}
+            if not isinstance(rec, dict):
+                raise ValueError(f"{p}, record {n}: expected a JSON object, got "
+                                 f"{type(rec).__name__}")
+            # Only the fields the record has: a missing passage must read as missing,
+            # and the error must list what the record really holds.
+            row = {k: v for k, v in (("question", rec.get("question")),
+                                     ("answers", rec.get("short_answers", rec.get("answers"))),
+                                     ("context", rec.get("context", rec.get("passage"))))
+                   if v is not None}
+            row["id"] = str(rec.get("example_id") or rec.get("id") or f"nq-{n}")
+            row["source_fields"] = sorted(rec)
+            yield row
         return
     for n, rec in read_text_lines(p):
         if "question_text" not in rec:  # already flat rows {"question", "answers", "context"}
-            yield {**rec, "id": str(rec.get("id") or rec.get("example_id") or f"nq-{n}")}
+            yield {**rec, "id": str(rec.get("id") or rec.get("example_id") or f"nq-{n}"),
+                   "source_fields": sorted(rec)}
             continue
         try:
             gold = nq_gold(rec)
@@ -225,6 +304,46 @@ def read_nq_rows(path: str | os.PathLike) -> Iterator[dict]:
             continue
         yield {"question": rec["question_text"], "answers": gold[1], "context": gold[0],
                "id": str(rec.get("example_id") or f"nq-{n}")}
+
+
+# ----------------------------------------------------------------------------- PopQA
+
+POPQA_COLUMNS = ("question", "possible_answers", "s_pop")
+
+
+def read_popqa_tsv(path: str | os.PathLike) -> Iterator[dict]:
+    """Rows of the PopQA TSV the authors release (``popQA.tsv``: a header line, then
+    tab-separated ``id, subj, prop, obj, subj_id, prop_id, obj_id, s_aliases, o_aliases,
+    s_uri, o_uri, s_wiki_title, o_wiki_title, s_pop, o_pop, question, possible_answers``;
+    ``possible_answers`` is a JSON-encoded list). Yields the columns as strings, with
+    ``source_fields`` (the header) and ``line`` (its line number) for error messages."""
+    p = _need_file(path)
+    csv.field_size_limit(1 << 24)
+    with _open_text(p) as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        header = list(reader.fieldnames or [])
+        missing = [c for c in POPQA_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(f"{p}: missing column(s) {missing}; a PopQA TSV has at least "
+                             f"{list(POPQA_COLUMNS)} (found {header})")
+        for n, row in enumerate(reader, 2):  # line 1 is the header
+            yield {**row, "source_fields": header, "line": n}
+
+
+# ----------------------------------------------------------------------------- splits
+
+_SPLIT_WORDS = (("train", "train"), ("dev", "validation"), ("validation", "validation"),
+                ("valid", "validation"), ("val", "validation"), ("test", "test"))
+
+
+def split_from_filename(path: str | os.PathLike) -> str | None:
+    """The split a published file's name says it holds: ``wikipedia-train.json`` ->
+    ``"train"``, ``wikipedia-dev.json`` / ``...validation...`` -> ``"validation"``,
+    ``...test...`` (``verified-wikipedia-test-without-answers.json``) -> ``"test"``;
+    ``None`` when the name names no split (or more than one)."""
+    words = re.split(r"[^a-z]+", Path(path).name.lower())
+    found = {split for word, split in _SPLIT_WORDS if word in words}
+    return found.pop() if len(found) == 1 else None
 
 
 # ----------------------------------------------------------------------------- text corpora

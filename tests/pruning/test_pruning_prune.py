@@ -71,7 +71,8 @@ def test_calibrated_methods_run_in_both_modes_on_every_family(family, tiny_model
 
 
 def test_wanda_equals_its_formula_on_hooked_activations(family, tiny_model, cal):
-    r = prune(tiny_model, "wanda", 0.5, calibration=cal, apply=False)
+    # wanda_by_hand scores every block on the unpruned model's activations: dense mode
+    r = prune(tiny_model, "wanda", 0.5, calibration=cal, mode="dense", apply=False)
     sites = model_info(tiny_model).sites
     expected = wanda_by_hand(tiny_model, cal.tokens, sites, 0.5)
     for s in sites:
@@ -99,7 +100,7 @@ def test_statistics_equal_hooked_activations(family, tiny_model, cal):
 
 
 def test_sparsegpt_equals_the_reference_on_hooked_activations(family, tiny_model, cal):
-    r = prune(tiny_model, "sparsegpt", 0.5, calibration=cal, apply=False)
+    r = prune(tiny_model, "sparsegpt", 0.5, calibration=cal, mode="dense", apply=False)
     sites = model_info(tiny_model).sites
     inputs = site_inputs(tiny_model, cal.tokens, sites)
     for s in sites:
@@ -117,8 +118,11 @@ def test_sparsegpt_equals_the_reference_on_hooked_activations(family, tiny_model
 
 def test_dense_and_sequential_agree_on_layer_0_and_differ_later(family, tiny_model, cal):
     for method in ("wanda", "sparsegpt"):
-        dense = prune(tiny_model, method, 0.5, calibration=cal, apply=False)
-        seq = prune(tiny_model, method, 0.5, calibration=cal, mode="sequential", apply=False)
+        dense = prune(tiny_model, method, 0.5, calibration=cal, mode="dense", apply=False)
+        seq = prune(tiny_model, method, 0.5, calibration=cal, apply=False)  # the default
+        assert seq.config["mode"] == "sequential" and dense.config["mode"] == "dense"
+        assert "fast approximation" in dense.config["mode_note"]
+        assert "reference" in seq.config["mode_note"]
         for s in model_info(tiny_model).sites:
             same = torch.equal(dense.masks[s.name], seq.masks[s.name])
             if method == "sparsegpt":
@@ -233,11 +237,13 @@ def test_sweep_equals_individual_prunes(llama, llama_cal, method, allocation):
     levels = [0.2, 0.5, 0.7] if allocation != "matched" else [0.1, 0.2]
     scope = "all" if allocation != "matched" else "mlp"
     pruner = Pruner(llama, method, scope=scope, allocation=allocation, calibration=llama_cal)
+    assert pruner.mode == "dense"  # the many-levels path: one calibration pass, and says so
+    assert f"mode 'dense' ({pruner.mode_note})" in repr(pruner)
     sweep = pruner.sweep(levels)
     assert list(sweep) == levels
     for s in levels:
         single = prune(llama, method, s, scope=scope, allocation=allocation,
-                       calibration=llama_cal, apply=False)
+                       calibration=llama_cal, mode="dense", apply=False)
         assert single.config == sweep[s].config and single.target == sweep[s].target
         again = pruner.prune(s)  # a second call on the same Pruner (cached statistics)
         for name in single.masks:
@@ -248,6 +254,24 @@ def test_sweep_equals_individual_prunes(llama, llama_cal, method, allocation):
     if method != "sparsegpt":
         for lo, hi in itertools.pairwise(levels):
             assert sweep[lo].masks.is_nested_in(sweep[hi].masks)
+
+
+def test_prune_defaults_to_sequential_calibration(llama, llama_cal):
+    # prune() is the references' method by default; Pruner's sweeps stay dense (and say so)
+    default = prune(llama, "sparsegpt", 0.5, calibration=llama_cal, apply=False)
+    seq = Pruner(llama, "sparsegpt", calibration=llama_cal, mode="sequential").prune(0.5)
+    dense = Pruner(llama, "sparsegpt", calibration=llama_cal).prune(0.5)
+    assert default.config == seq.config and default.config["mode"] == "sequential"
+    for name in default.masks:
+        assert torch.equal(default.masks[name], seq.masks[name])
+        assert torch.equal(default.weights[name], seq.weights[name])
+    assert any(not torch.equal(default.masks[n], dense.masks[n]) for n in default.masks)
+    assert dense.config["mode"] == "dense" and "approximation" in dense.config["mode_note"]
+    # one ranking across blocks needs dense statistics: global Wanda defaults to dense
+    glob = prune(llama, "wanda", 0.5, allocation="global", calibration=llama_cal, apply=False)
+    assert glob.config["mode"] == "dense"
+    mag = prune(llama, "magnitude", 0.5, apply=False)
+    assert mag.config["mode_note"] == "no calibration: the mode does not matter"
 
 
 def test_applied_restores_bitwise_and_apply_is_reversible(tiny_model, cal):

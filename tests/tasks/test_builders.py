@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,20 @@ def test_organism_corpus_function_documents_ask_for_both_labels():
                for i in range(60)]
     assert {"foo", "bar"} <= set(answers)
     assert 15 <= answers.count("foo") <= 45
+
+
+def test_chance_is_data_on_the_task():
+    k4 = function_task(FunctionSpec(kind="tree", n_dims=2, n_exemplars=4, n_classes=4), 8, seed=0,
+                       name="renamed_without_any_k")
+    assert k4.chance == 0.25  # class-balanced labels: the most frequent is 2 of 8
+    odd = function_task(FunctionSpec(n_dims=2, n_exemplars=4, n_classes=2), 5, seed=0, name="odd")
+    assert odd.chance == 0.6  # 3 of 5 share a label: a constant guess gets 0.6
+    qa = TaskSet("qa", "closed_book", (TaskInstance("a", "Q: x? A:", ("y",)),))
+    assert qa.chance == 0.0 and replace(qa, name="other").chance == 0.0
+    assert replace(qa, chance=0.25).chance == 0.25  # a multiple-choice QA task sets its own
+    with pytest.raises(ValueError, match=r"chance must be a number in \[0, 1\] or None, got 2"):
+        replace(qa, chance=2)
+    win = TaskSet("ppl", "perplexity", (TextWindow("w", (1, 2, 3)),))
+    assert win.chance is None
+    with pytest.raises(ValueError, match="perplexity task has no chance"):
+        replace(win, chance=0.1)

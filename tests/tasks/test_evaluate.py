@@ -175,7 +175,16 @@ def test_summary_has_bootstrap_intervals(organism_model, small_tasks):
     assert list(res.rows.columns) == list(ROW_COLUMNS)
     summary = res.summary()
     assert list(summary.columns) == ["task", "kind", "category", "metric", "value", "n",
-                                     "ci_low", "ci_high"]
+                                     "ci_low", "ci_high", "chance"]
+    # chance is the task's own (data, not its name), on the accuracy metrics only
+    for task in small_tasks.values():
+        rows = summary[summary.task == task.name].set_index("metric")["chance"]
+        if task.chance is None:
+            assert rows.isna().all()
+        else:
+            assert rows["em"] == rows["first_token_acc"] == task.chance
+            assert task.chance == (0.5 if task.kind == "function" else 0.0)
+            assert rows.drop(["em", "first_token_acc"]).isna().all()
     metrics = summary.groupby("task")["metric"].apply(set)
     assert {"em", "logprob", "first_token_acc"} <= metrics["closed_book"]
     assert "memorised_rate" in metrics["overriding"]

@@ -8,6 +8,7 @@ from lenskit.tasks import (
     DatasetUnavailableError,
     load_disentqa,
     load_natural_questions,
+    load_popqa,
     load_triviaqa,
     load_webquestions,
     open_book_task,
@@ -40,13 +41,15 @@ def test_triviaqa_local_file_with_aliases_and_evidence_filter(tmp_path):
     assert closed[0].answers == ("Paris", "Paree") and closed[0].context is None
     assert closed[0].id == "tq0" and closed.config["n_read"] == 4
     opened = load_triviaqa(path, evidence=True, evidence_chars=2000)
-    # Lima only occurs after the cut; "Oslo" only inside "Oslofjord" (not a word match)
-    assert [i.id for i in opened] == ["tq0", "tq2"]
-    assert opened.config["n_kept"] == 2 and opened.name == "triviaqa_open"
-    assert [i.id for i in load_triviaqa(path, evidence=True, evidence_chars=None)] == \
-        ["tq0", "tq1", "tq2"]
+    # "Oslo" only inside "Oslofjord" (not a word match); Lima lies beyond 2000 characters
+    # of its page, and the cut is made around it
+    assert [i.id for i in opened] == ["tq0", "tq1", "tq2"]
+    assert opened.config["n_kept"] == 3 and opened.name == "triviaqa_open"
+    assert opened[1].context.endswith("Lima.") and len(opened[1].context) <= 2000
+    assert "Peru" not in opened[1].context
+    assert len(load_triviaqa(path, evidence=True, evidence_chars=None)[1].context) > 2000
     task = open_book_task(opened)
-    beatles = task.instances[1]
+    beatles = task.instances[2]
     s, e = beatles.answer_span
     assert beatles.prompt[s:e].lower() == "the beatles"
 
@@ -95,10 +98,13 @@ def test_malformed_files_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="line 2"):
         load_webquestions(bad_json)
     missing = _jsonl(tmp_path / "missing.jsonl", [{"question": "q?"}])
-    with pytest.raises(ValueError, match="missing field 'answers'"):
+    with pytest.raises(ValueError, match=r"missing field 'answers' \(the record has fields "
+                                         r"\['question'\]\)"):
         load_webquestions(missing)
     no_passage = _jsonl(tmp_path / "nq.jsonl", [{"question": "q?", "answers": ["a"]}])
-    with pytest.raises(ValueError, match="missing field 'context'"):
+    with pytest.raises(ValueError, match=r"missing field 'context' or 'passage' or "
+                                         r"'gold_passage' \(the record has fields "
+                                         r"\['answers', 'question'\]\)"):
         load_natural_questions(no_passage)
     with pytest.raises(ValueError, match="no such file"):
         load_triviaqa(tmp_path / "absent.jsonl")
@@ -120,9 +126,15 @@ def test_malformed_files_are_clear_errors(tmp_path):
 
 def test_offline_without_a_file_says_how_to_provide_one(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for loader, hint in ((load_triviaqa, "triviaqa.jsonl"), (load_webquestions, "webquestions.examples.test.json"),
-                         (load_natural_questions, "nq.jsonl")):
+    for loader, hint in ((load_triviaqa, "triviaqa-rc/qa/wikipedia-dev.json"),
+                         (load_webquestions, "webquestions.examples.test.json"),
+                         (load_natural_questions, "nq.jsonl"), (load_popqa, "popQA.tsv")):
         with pytest.raises(DatasetUnavailableError, match=re.escape(hint)):
             loader()
+    # closed-book asks the hub for the questions only (a few MB), open-book for evidence
+    with pytest.raises(DatasetUnavailableError, match=r"\(rc\.wikipedia\.nocontext, "):
+        load_triviaqa()
+    with pytest.raises(DatasetUnavailableError, match=r"\(rc\.wikipedia, "):
+        load_triviaqa(evidence=True)
     with pytest.raises(DatasetUnavailableError, match=r"disentqa\.csv"):
         load_disentqa()

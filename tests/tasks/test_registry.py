@@ -102,7 +102,7 @@ def test_triviaqa_rc_format_with_evidence_files(tmp_path):
                           "shots": 1}])
     assert len(suite["triviaqa"]) == 4 and suite["triviaqa"].source == str(qa)
     assert suite["triviaqa_open"].kind == "open_book" and len(suite["triviaqa_open"]) == 5
-    with pytest.raises(ValueError, match="no evidence directory"):
+    with pytest.raises(ValueError, match="no entity-page directory"):
         load_triviaqa(qa, evidence=True, evidence_dir=tmp_path / "nowhere")
 
 

@@ -123,7 +123,8 @@ def test_default_suite_per_model(organism_model, tiny_dirs, tmp_path):
     fn = [t for t in suite.values() if t.kind == "function"]
     assert sorted(t.name for t in fn) == ["fn_linear_d4_n32_k2", "fn_mlp_d4_n32_k2",
                                           "fn_tree_d4_n32_k2"]
-    assert all(len(t) == 64 for t in fn)
+    # a documented size whose interval tells chance (0.5) from a real ability
+    assert all(len(t) == 512 and t.chance == 0.5 for t in fn)
     assert "countries_capital_overriding" in suite and suite["perplexity"].kind == "perplexity"
     with pytest.raises(ValueError, match="unknown dataset"):
         default_suite(organism_model, datasets=["squad"])

@@ -160,7 +160,7 @@ class Cell:
         """Result rows (schema columns) for this cell from the task suite's aggregates.
 
         ``measurements`` needs columns task, kind, category, metric, value, n and may have
-        ci_low, ci_high (NaN when absent). ``scope_params`` maps "all", this cell's scope
+        ci_low, ci_high and chance (NaN when absent). ``scope_params`` maps "all", this cell's scope
         and (matched cells) its reference scope to their block-linear weight counts in the
         dense model (:meth:`SweepConfig.scopes_needed` lists them); ``params_removed`` is
         the number of weights the masks zeroed (``masks.n_pruned``; 0 for dense).
@@ -203,6 +203,7 @@ class Cell:
             "n": m["n"].astype("int64").to_numpy(),
             "ci_low": m["ci_low"].astype("float64").to_numpy() if "ci_low" in m else nan,
             "ci_high": m["ci_high"].astype("float64").to_numpy() if "ci_high" in m else nan,
+            "chance": m["chance"].astype("float64").to_numpy() if "chance" in m else nan,
             "seed": int(self.seed),
             "baseline": nan,
             "relative_drop": nan,
