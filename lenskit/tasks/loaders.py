@@ -42,7 +42,6 @@ from typing import Any
 
 from lenskit.errors import UsageError
 from lenskit.models.offline import offline, offline_setting
-from lenskit.tasks.items import QAItem, QAItems, contains_answer
 from lenskit.tasks.items import QAItem, QAItems, contains_answer, find_answer_span
 from lenskit.tasks.normalize import matches_any
 from lenskit.tasks.published import (
