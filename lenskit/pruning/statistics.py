@@ -22,13 +22,13 @@ float32 per input group for SparseGPT).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from lenskit.models.early_exit import StopForward, early_exit
 from lenskit.models.sites import Site
 
 __all__ = ["BlockWalker", "GroupStats", "group_sites"]
@@ -114,10 +114,6 @@ def group_sites(sites: Sequence[Site]) -> dict[str, list[Site]]:
     return out
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook to stop the model right after block 0's inputs are known."""
-
-
 @dataclass
 class _Batch:
     hidden: torch.Tensor
@@ -153,14 +149,14 @@ class BlockWalker:
                 kwargs = dict(kwargs)
                 hidden, rest = kwargs.pop("hidden_states"), ()
             store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
-            raise _StopForward
+            raise StopForward  # block 0's inputs are known: the rest is not needed
 
         handle = self.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
         try:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
                 # use_cache off: a KV cache would grow across batches and is never needed.
-                with contextlib.suppress(_StopForward):
+                with early_exit():
                     self.hf(input_ids=ids, use_cache=False)
         finally:
             handle.remove()
