@@ -43,9 +43,9 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
     "scoring": ("lenskit/tasks/scoring.py",
                 ["tests/tasks/test_prefix_cache.py", "tests/tasks/test_scoring.py"]),
-    "thresholds": ("lenskit/study/thresholds.py", ["tests/study/test_thresholds.py"]),
-    "integrity": ("lenskit/study/integrity.py", ["tests/study/test_integrity.py"]),
-    "store": ("lenskit/study/store.py", ["tests/study/test_store.py"]),
+    "thresholds": ("lenskit/results/thresholds.py", ["tests/results/test_thresholds.py"]),
+    "integrity": ("lenskit/rundir/integrity.py", ["tests/rundir/test_integrity.py"]),
+    "store": ("lenskit/rundir/store.py", ["tests/rundir/test_store.py"]),
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]
