@@ -106,10 +106,16 @@ def run_target(name: str, workdir: Path, show: bool) -> dict:
     other = {k: v for k, v in codes.items() if v not in SURVIVED | KILLED}
     killed = sum(v in KILLED for v in codes.values())
     diffs = {}
-    if show:
-        for k in survived:
-            diffs[k] = subprocess.run([sys.executable, "-m", "mutmut", "show", k], cwd=dest,
-                                      env=env, capture_output=True, text=True).stdout
+    if show and survived:
+        # one process for all diffs (``mutmut show`` per mutant would start Python each time)
+        code = ("import json, sys\n"
+                "from mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+                "names = json.load(sys.stdin)\n"
+                "print(json.dumps({k: get_diff_for_mutant(k, path=sys.argv[1])"
+                " for k in names}))\n")
+        out = subprocess.run([sys.executable, "-c", code, module], cwd=dest, env=env,
+                             input=json.dumps(survived), capture_output=True, text=True)
+        diffs = json.loads(out.stdout) if out.returncode == 0 else {}
     return {"module": module, "tests": tests, "total": len(codes), "killed": killed,
             "survived": survived, "other": other, "diffs": diffs}
 
