@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lenskit-installed
 # apt-get needs root: sudo when not root and sudo exists
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: study test lint bench venv clean-venv browser notebooks
+.PHONY: study test lint bench venv clean-venv browser notebooks mutate
 
 venv: $(STAMP)
 
@@ -29,7 +29,7 @@ browser:
 	  echo "make browser: could not install chromium/chromium-driver; the report's browser test will be skipped"
 
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks
+	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check lenskit tests benchmarks notebooks tools
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Re-execute the notebooks in place: their outputs (charts as PNG) are committed so that
@@ -37,6 +37,11 @@ test: $(STAMP) browser
 notebooks: $(STAMP)
 	cd notebooks && HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 LENSKIT_RUN_DIR=/nonexistent/run \
 	  ../$(VENV)/bin/jupyter execute --inplace *.ipynb
+
+# Mutation testing of the core (mutmut), each module against its own tests, one core; outside
+# CI. TARGETS= picks modules (tools/mutate.py --list); survivors are recorded in MUTANTS.md.
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tools/mutate.py $(TARGETS) --json mutate-last.json
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run_all

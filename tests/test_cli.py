@@ -2,9 +2,13 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from lenskit.cli import main, resolve_threads
+from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+from lenskit.rundir import RunStore
 
 
 def test_sites_lists_the_selection(tiny_dirs, capsys):
@@ -33,7 +37,38 @@ def test_sweep_thresholds_and_figures(tmp_path, capsys):
     assert len(list((run / "cells").glob("*.parquet"))) == 5
 
     assert main(["thresholds", str(run)]) == 0
-    assert "closed_book" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    store = RunStore(run)
+    written = store.read_table("thresholds")
+    results = store.results()
+    # The written table is the thresholds of the stored results (and their instances).
+    want = compute_thresholds(results, store.instances(), tolerances=[0.02, 0.05, 0.1])
+    key = ["scope", "task", "metric", "tolerance"]
+    pd.testing.assert_frame_equal(written.sort_values(key).reset_index(drop=True),
+                                  want.sort_values(key).reset_index(drop=True))
+    # ... and its point thresholds are the first-crossing rule applied by hand to the
+    # stored accuracies: the largest level whose leading run of drops stays within 5%.
+    em = results[results["metric"] == "em"]
+    for task in ("closed_book", "open_book"):
+        base = float(em[(em["task"] == task) & (em["method"] == "dense")]["value"].iloc[0])
+        for scope in ("attn", "mlp"):
+            curve = em[(em["task"] == task) & (em["scope"] == scope)
+                       & (em["method"] != "dense")].sort_values("target_sparsity")
+            thr, censored = 0.0, True
+            for sp, v in zip(curve["target_sparsity"], curve["value"], strict=True):
+                if (base - v) / base > 0.05 + 1e-9:
+                    censored = False
+                    break
+                thr = sp
+            row = written[(written["task"] == task) & (written["scope"] == scope)
+                          & (written["metric"] == "em") & np.isclose(written["tolerance"], 0.05)]
+            assert len(row) == 1
+            assert row["threshold"].iloc[0] == pytest.approx(thr), (task, scope)
+            assert bool(row["censored"].iloc[0]) == censored, (task, scope)
+    # What was printed is the table that was written.
+    assert format_thresholds(written, tolerance=0.05,
+                             at_chance=tasks_at_chance(results)) in printed
+
     assert main(["figures", str(run), "--out", str(tmp_path / "figs"), "--formats", "svg"]) == 0
     svgs = list((tmp_path / "figs").glob("*.svg"))
     assert svgs and all(p.read_text().lstrip().startswith("<svg") for p in svgs)

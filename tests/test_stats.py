@@ -43,14 +43,43 @@ def test_proportion_intervals_match_statsmodels_and_never_collapse():
     assert 0.0 < lo < hi == 1.0
 
 
-def test_wilson_coverage_on_simulated_proportions():
+def test_wilson_interval_by_hand():
+    # Wilson's score interval, written out: centre (k + z^2/2) / (n + z^2), half-width
+    # z sqrt(k (n - k) / n + z^2 / 4) / (n + z^2), with z the two-sided normal quantile.
+    z95 = 1.959963984540054
+    for k, n, ci, z in ((3, 10, 0.95, z95), (7, 10, 0.95, z95), (12, 40, 0.95, z95),
+                        (3, 10, 0.90, 1.6448536269514722)):
+        centre = (k + z * z / 2) / (n + z * z)
+        half = z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+        assert proportion_interval(k, n, ci) == pytest.approx((centre - half, centre + half),
+                                                              abs=1e-12)
+    lo, hi = proportion_interval(3, 10)
+    assert round(lo, 4) == 0.1078 and round(hi, 4) == 0.6032
+    lo, hi = proportion_interval(3, 10, method="beta")  # Clopper-Pearson: wider
+    assert round(lo, 4) == 0.0667 and round(hi, 4) == 0.6525
+
+
+def _exact_coverage(p: float, n: int, ci: float, method: str = "wilson") -> float:
+    """P(lo <= p <= hi) summed over the binomial distribution of the successes."""
+    k = np.arange(n + 1)
+    covered = [lo <= p <= hi for lo, hi in (proportion_interval(int(i), n, ci, method)
+                                            for i in k)]
+    return float(np.sum(scipy.stats.binom.pmf(k, n, p) * np.array(covered)))
+
+
+def test_wilson_coverage_where_it_differs_from_wald_and_clopper_pearson():
+    # At p = 0.95, n = 40 Wilson covers 95.2%, the Wald interval only 86.8% and
+    # Clopper-Pearson 98.6%: a coverage test here tells the three apart.
+    assert 0.94 <= _exact_coverage(0.95, 40, 0.95) <= 0.96
+    assert _exact_coverage(0.95, 40, 0.95, "beta") >= 0.98
+    # The level is honoured: 90% Wilson intervals cover about 90% (88.4% at n = 30).
+    assert 0.87 <= _exact_coverage(0.9, 30, 0.90) <= 0.91
+    # Simulated draws agree with the exact sum.
     rng = np.random.default_rng(0)
-    p, n, reps = 0.9, 60, 2000
-    hits = 0
-    for k in rng.binomial(n, p, size=reps):
-        lo, hi = proportion_interval(int(k), n)
-        hits += lo <= p <= hi
-    assert 0.92 <= hits / reps <= 0.98
+    p, n, reps = 0.95, 40, 2000
+    hits = sum(lo <= p <= hi for lo, hi in (proportion_interval(int(k), n)
+                                            for k in rng.binomial(n, p, size=reps)))
+    assert 0.935 <= hits / reps <= 0.97
 
 
 def test_proportion_bad_inputs():
@@ -234,3 +263,181 @@ def test_correlation_edge_cases():
     assert fisher_z_interval(1.0, 10) == (1.0, 1.0)
     with pytest.raises(ValueError, match="n must be an int >= 4, got 3"):
         fisher_z_interval(0.5, 3)
+
+
+# ---------------------------------------------------------------- exact messages, edges
+# (written against the surviving mutants of `make mutate`: see MUTANTS.md)
+
+_OK = np.array([1.0, 0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: proportion_interval(1, 5, ci=0.0), "ci must be in (0, 1), got 0.0"),
+    (lambda: proportion_interval(1, 5, ci=1.0), "ci must be in (0, 1), got 1.0"),
+    (lambda: proportion_interval(1, True), "n must be an int >= 1, got True"),
+    (lambda: proportion_interval(1, 2.0), "n must be an int >= 1, got 2.0"),
+    (lambda: weighted_mean(np.zeros(0)),
+     "weighted_mean needs at least one value on the last axis, got shape (0,)"),
+    (lambda: weighted_mean(np.float64(1.0)),
+     "weighted_mean needs at least one value on the last axis, got shape ()"),
+    (lambda: weighted_mean(_OK, np.zeros(4)), "weights must sum to more than zero"),
+    (lambda: bootstrap_means(np.zeros((2, 2, 2)), None, 5),
+     "values must be [k, n], got shape (2, 2, 2)"),
+    (lambda: bootstrap_means(np.zeros((1, 0)), None, 5),
+     "a bootstrap needs at least one instance, got 0"),
+    (lambda: bootstrap_means(_OK, None, 0), "n_boot must be an int >= 1, got 0"),
+    (lambda: bootstrap_means(_OK, np.ones(3), 5), "weights must be [n] = [4], got shape (3,)"),
+    (lambda: bootstrap_means(_OK, np.array([1.0, -0.5, 1.0, 1.0]), 5),
+     "weights must be >= 0 and sum to more than zero"),
+    (lambda: bootstrap_means(_OK, np.zeros(4), 5),
+     "weights must be >= 0 and sum to more than zero"),
+    (lambda: paired_bootstrap_drop(_OK, np.zeros((1, 3)), None, _rel_drop, 5),
+     "dense must be [n] and pruned [k, n] on the same instances; got (4,) and (1, 3)"),
+    (lambda: ols(np.ones(3), np.ones(3)), "x must be [n, p] and y [n]; got (3,) and (3,)"),
+    (lambda: ols(np.ones((3, 1)), np.ones(2)),
+     "x must be [n, p] and y [n]; got (3, 1) and (2,)"),
+    (lambda: ols(np.ones((3, 1)), np.array([1.0, np.nan, 2.0])),
+     "x and y must be finite (drop rows with NaN or infinite values)"),
+    (lambda: cluster_bootstrap(np.ones((3, 1)), np.ones(3), [0, 1], 5),
+     "x must be [n, p], y and clusters [n]; got (3, 1), (3,) and 2 clusters"),
+    (lambda: cluster_bootstrap(np.ones(3), np.ones(3), [0, 1, 2], 5),
+     "x must be [n, p], y and clusters [n]; got (3,), (3,) and 3 clusters"),
+    (lambda: cluster_bootstrap(np.ones((0, 1)), np.ones(0), [], 5),
+     "a cluster bootstrap needs at least one observation, got 0"),
+    (lambda: cluster_bootstrap(np.ones((3, 1)), np.ones(3), [0, 1, 2], -1),
+     "n_bootstrap must be an int >= 0, got -1"),
+    (lambda: fisher_z_interval(0.5, 10, method="kendall"),
+     "unknown correlation 'kendall'; allowed: ('pearson', 'spearman')"),
+    (lambda: fisher_z_interval(1.5, 10), "a correlation must be in [-1, 1], got 1.5"),
+    (lambda: fisher_z_interval(-1.5, 10), "a correlation must be in [-1, 1], got -1.5"),
+    (lambda: fisher_z_interval(0.5, 3), "n must be an int >= 4, got 3"),
+    (lambda: correlation(_OK, _OK, method="kendall"),
+     "unknown correlation 'kendall'; allowed: ('pearson', 'spearman')"),
+    (lambda: correlation(np.ones((2, 2)), np.ones((2, 2))),
+     "x and y must be [n] of the same length; got (2, 2), (2, 2)"),
+    (lambda: correlation(_OK, _OK[:3]),
+     "x and y must be [n] of the same length; got (4,), (3,)"),
+    (lambda: correlation(np.array([1.0, np.inf, 2, 3]), _OK), "x and y must be finite"),
+    (lambda: correlation(_OK, np.array([1.0, np.nan, 2, 3])), "x and y must be finite"),
+    (lambda: correlation(np.ones(4), _OK), "x or y is constant: its correlation is undefined"),
+    (lambda: correlation(_OK, np.ones(4)), "x or y is constant: its correlation is undefined"),
+])
+def test_bad_input_messages_are_exact(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_collinear_columns_are_named_or_numbered():
+    x = np.column_stack([np.ones(5), np.arange(5.0), 2 * np.arange(5.0), np.arange(5.0) ** 2])
+    y = np.arange(5.0)
+    msg = ("the design has rank 3 < 4 columns: {} are linearly dependent in these data, "
+           "so their effects cannot be separated")
+    with pytest.raises(ValueError) as err:
+        ols(x, y)
+    assert str(err.value) == msg.format([1, 2])  # by weight in the null vector
+    with pytest.raises(ValueError) as err:
+        ols(x, y, names=["c", "a", "b", "q"])
+    assert str(err.value) == msg.format(["a", "b"])
+    with pytest.raises(ValueError) as err:
+        ols(np.array([[1.0, 0.0], [1.0, 0.0]]), np.ones(2))
+    assert "[1]" in str(err.value)  # the all-zero column alone
+
+
+def test_weighted_mean_returns_floats_and_rows():
+    assert type(weighted_mean([1, 2, 3])) is float and weighted_mean([1, 2, 3]) == 2.0
+    assert weighted_mean(np.array([1.0, 3.0]), np.array([3.0, 1.0])) == 1.5
+    rows = weighted_mean(np.array([[1.0, 3.0], [2.0, 4.0], [0.0, 1.0]]), np.array([1.0, 3.0]))
+    np.testing.assert_allclose(rows, [2.5, 3.5, 0.75])
+    # per-row weights that sum to less than one are fine (only a zero total is not)
+    assert weighted_mean(np.array([2.0, 4.0]), np.array([0.1, 0.3])) == pytest.approx(3.5)
+    assert weighted_mean(np.log([2.0, 8.0]), exp=True) == pytest.approx(4.0)
+
+
+def test_percentile_interval_shapes_and_all_nan():
+    lo, hi = percentile_interval(np.arange(101.0), 0.9)
+    assert (lo, hi) == pytest.approx((5.0, 95.0)) and type(lo) is float
+    draws = np.arange(202.0).reshape(2, 101).T  # [101 draws, 2 statistics]
+    lo, hi = percentile_interval(draws, 0.9)
+    np.testing.assert_allclose(lo, [5.0, 106.0])
+    np.testing.assert_allclose(hi, [95.0, 196.0])
+    lo, hi = percentile_interval(draws.T, 0.9, axis=1)
+    np.testing.assert_allclose(lo, [5.0, 106.0])
+    # one draw is an interval of that draw; all-NaN draws give NaN of the right shape
+    assert percentile_interval(np.array([3.0])) == (3.0, 3.0)
+    lo, hi = percentile_interval(np.full(10, np.nan))
+    assert np.isnan(lo) and np.isnan(hi) and type(lo) is float
+    lo, hi = percentile_interval(np.full((10, 3), np.nan))
+    assert lo.shape == hi.shape == (3,) and np.isnan(lo).all() and lo is not hi
+    lo, hi = percentile_interval(np.zeros((0, 3)))
+    assert lo.shape == (3,) and np.isnan(hi).all()
+    # a column with some NaN draws uses the others
+    col = np.array([[1.0, np.nan], [2.0, 5.0], [3.0, 7.0]])
+    lo, hi = percentile_interval(col, 0.5)
+    np.testing.assert_allclose(lo, [1.5, 5.5])
+
+
+def test_bootstrap_means_defaults_and_chunks():
+    v = np.random.default_rng(3).random((2, 50))
+    # the default seed is 0 (reproducible without naming one)
+    np.testing.assert_array_equal(bootstrap_means(v, None, 40), bootstrap_means(v, None, 40,
+                                                                                seed=0))
+    # a Generator is used as given (its stream continues)
+    g = np.random.default_rng(5)
+    a = bootstrap_means(v, None, 40, seed=g)
+    np.testing.assert_array_equal(a, bootstrap_means(v, None, 40, seed=5))
+    assert not np.array_equal(bootstrap_means(v, None, 40, seed=g), a)
+    # n_boot not a multiple of any chunk: exactly n_boot rows, each the mean of a resample
+    out = bootstrap_means(v, np.arange(1.0, 51.0), 7)
+    assert out.shape == (7, 2) and np.isfinite(out).all()
+    assert (out >= v.min()).all() and (out <= v.max()).all()
+    # exp=True is exp of the mean of the values (geometric means of exp'd values)
+    np.testing.assert_allclose(bootstrap_means(v, None, 9, exp=True),
+                               np.exp(bootstrap_means(v, None, 9)))
+
+
+def test_fisher_z_by_hand_for_both_methods():
+    z = 1.959963984540054
+    for method, var in (("pearson", 1.0), ("spearman", 1.06)):
+        se = np.sqrt(var / (20 - 3))
+        want = (np.tanh(np.arctanh(0.4) - z * se), np.tanh(np.arctanh(0.4) + z * se))
+        assert fisher_z_interval(0.4, 20, 0.95, method) == pytest.approx(want, abs=1e-12)
+    assert fisher_z_interval(1.0, 10) == (1.0, 1.0)
+    assert fisher_z_interval(-1.0, 10) == (-1.0, -1.0)
+    # correlation passes its method, level and n through
+    x = np.arange(6.0)
+    y = np.array([0.0, 2.0, 1.0, 4.0, 3.0, 5.0])
+    c = correlation(x, y, "spearman", ci=0.9)
+    assert (c.method, c.n, c.ci) == ("spearman", 6, 0.9)
+    assert (c.ci_low, c.ci_high) == pytest.approx(fisher_z_interval(c.r, 6, 0.9, "spearman"))
+    c4 = correlation(x[:4], y[:4])
+    assert np.isfinite(c4.ci_low) and np.isfinite(c4.ci_high)  # n = 4 has an interval
+    c3 = correlation(x[:3], y[:3])
+    assert np.isnan(c3.ci_low) and np.isnan(c3.ci_high)
+    assert correlation(x, 2 * x + 1).r == pytest.approx(1.0)
+    assert correlation(x, -x).r == pytest.approx(-1.0)
+
+
+def test_ols_r2_sigma_and_exact_fits():
+    x = np.column_stack([np.ones(4), np.arange(4.0)])
+    y = np.array([1.0, 2.0, 2.0, 5.0])
+    fit = ols(x, y)
+    rss = float(((y - fit.fitted) ** 2).sum())
+    assert fit.sigma == pytest.approx(np.sqrt(rss / 2))
+    assert fit.r2 == pytest.approx(1 - rss / ((y - y.mean()) ** 2).sum())
+    assert fit.cov.shape == (2, 2) and fit.fitted.shape == (4,)
+    lo, hi = fit.interval(0.95)
+    q = scipy.stats.t.ppf(0.975, 2)
+    np.testing.assert_allclose(hi - lo, 2 * q * fit.se)
+    # without a ones column R^2 is uncentred
+    fit0 = ols(np.arange(1.0, 5.0)[:, None], y)
+    rss0 = float(((y - fit0.fitted) ** 2).sum())
+    assert fit0.r2 == pytest.approx(1 - rss0 / (y ** 2).sum())
+    # dof 1 still gives finite intervals
+    assert np.isfinite(ols(x[:3], np.array([1.0, 2.0, 4.0])).interval()[0]).all()
+    # an exact fit (n == p): no residual variance, NaN sigma, se and intervals
+    exact = ols(x[:2], np.array([1.0, 3.0]))
+    assert exact.dof == 0 and np.isnan(exact.sigma) and np.isnan(exact.se).all()
+    assert np.isnan(exact.interval()[0]).all() and exact.r2 == 1.0
+    # y all zero without a ones column: tss = 0 and an exact fit: R^2 = 1 (not NaN)
+    assert ols(np.array([[1.0], [2.0], [3.0]]), np.zeros(3)).r2 == 1.0

@@ -15,11 +15,11 @@ Shapes: ``W`` is ``[rows, cols]`` (out, in); inputs are ``[n_seq, seq_len, cols]
 
 from __future__ import annotations
 
+import itertools
 import math
+from fractions import Fraction
 
 import torch
-
-from lenskit.pruning.sparsegpt import block_counts
 
 __all__ = [
     "reference_hessian",
@@ -92,6 +92,18 @@ def reference_magnitude(weight: torch.Tensor, sparsity: float, prunen: int = 0,
     return w
 
 
+def _exact_block_counts(sparsity: float, rows: int, starts: list[int],
+                        cols: int) -> list[int]:
+    """Pruned count per column block, written independently of lenskit's SparseGPT (an
+    oracle must not share the code it checks): block ``[a, b)`` prunes
+    ``floor(s * rows * b) - floor(s * rows * a)``, with ``s`` the decimal the float prints as
+    (so the blocks sum to exactly ``floor(s * rows * cols)``)."""
+    s = Fraction(repr(float(sparsity)))
+    edges = [*starts, cols]
+    return [math.floor(s * rows * b) - math.floor(s * rows * a)
+            for a, b in itertools.pairwise(edges)]
+
+
 def reference_sparsegpt(
     weight: torch.Tensor,
     hessian: torch.Tensor,
@@ -122,7 +134,7 @@ def reference_sparsegpt(
     h = torch.cholesky_inverse(h)
     hinv = torch.linalg.cholesky(h, upper=True)
     starts = list(range(0, cols, blocksize))
-    counts = block_counts(sparsity, rows, starts, cols)
+    counts = _exact_block_counts(sparsity, rows, starts, cols)
     for bi, i1 in enumerate(starts):
         i2 = min(i1 + blocksize, cols)
         count = i2 - i1

@@ -24,32 +24,44 @@ def test_shipped_organism_is_a_small_hf_directory():
     assert not list(d.glob("*.bin")) and not list(d.glob("*.pt"))  # no pickles
 
 
-def test_scores_reproduce_the_model_card(organism):
-    card = json.loads((organism_path() / "scores.json").read_text())["scores"]
+@pytest.fixture(scope="module")
+def recomputed(organism):
+    """The dense scores recomputed on a sample other than the card's: ``{task/metric: row}``."""
     suite = organism_suite(organism, size="small", seed=1)  # a different sample than the card
     summary = evaluate_suite(organism, suite, batch_size=64).summary(n_bootstrap=0)
+    return {f"{row.task}/{row.metric}": row for row in summary.itertuples()}
+
+
+def test_scores_reproduce_the_model_card(recomputed):
+    card = json.loads((organism_path() / "scores.json").read_text())["scores"]
     checked = 0
-    for row in summary.itertuples():
+    for key, row in recomputed.items():
         if row.metric != "em":
             continue
-        ref = card[f"{row.task}/em"]["value"]
+        ref = card[key]["value"]
         # Two independent samples of the same task: their difference has a standard error
         # of at most sqrt(p(1-p)/n_small + p(1-p)/n_card); allow four of them.
         p = min(max(ref, 0.02), 0.98)
-        se = math.sqrt(p * (1 - p) / row.n + p * (1 - p) / card[f"{row.task}/em"]["n"])
+        se = math.sqrt(p * (1 - p) / row.n + p * (1 - p) / card[key]["n"])
         assert abs(row.value - ref) <= 4 * se + 1e-9, (row.task, row.value, ref)
         checked += 1
     assert checked >= 5
 
 
-def test_organism_recalls_facts_and_reads_context(organism):
-    """The two abilities the study contrasts are both there (targets of the model card)."""
-    card = json.loads((organism_path() / "scores.json").read_text())["scores"]
-    assert card["closed_book/em"]["value"] >= 0.9
-    # The issue's open-book target is 90%; the shipped organism reaches 88.6% (its card says so).
-    assert card["open_book/em"]["value"] >= 0.85
-    assert card["overriding/em"]["value"] >= 0.85
-    assert card["overriding/memorised_rate"]["value"] <= 0.1
+def test_organism_recalls_facts_and_reads_context(organism, recomputed):
+    """The two abilities the study contrasts are both there, measured now on a fresh sample
+    (not read back from the committed card)."""
+    def em(task):
+        row = recomputed[f"{task}/em"]
+        assert row.n >= 100, (task, row.n)
+        return row.value
+
+    assert em("closed_book") >= 0.9
+    # The issue's open-book target is 90%; the shipped organism reaches 88.6% on its card's
+    # sample (0.85 leaves room for this smaller one).
+    assert em("open_book") >= 0.8
+    assert em("overriding") >= 0.85
+    assert recomputed["overriding/memorised_rate"].value <= 0.1
     assert len(model_info(organism).sites) == 4 * 7
 
 

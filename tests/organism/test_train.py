@@ -1,5 +1,7 @@
 import json
+import math
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -49,13 +51,28 @@ def test_interrupted_training_resumes_exactly(tmp_path):
 def test_task_evaluator_logs_the_task_suite_scores(tmp_path):
     from dataclasses import replace
 
+    from lenskit.models import load_model
     from lenskit.organism.monitor import task_evaluator
+    from lenskit.tasks import evaluate_suite, organism_suite
 
     cfg = replace(tiny_config(6), eval_every=6)
-    train(tmp_path, cfg, evaluator=task_evaluator(size="small"), progress=False)
-    last = [json.loads(line) for line in (tmp_path / "train_log.jsonl").open()][-1]
-    scores = last["eval"]
+    final = train(tmp_path, cfg, evaluator=task_evaluator(size="small"), progress=False)
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").open()]
+    assert [r["step"] for r in log if "eval" in r] == [log[-1]["step"]]  # once, at the end
+    scores = log[-1]["eval"]
+    # The logged values are the final model's: evaluate the saved model independently.
+    model = load_model(final)
+    summary = evaluate_suite(model, organism_suite(model, "small", 0),
+                             batch_size=64).summary(n_bootstrap=0)
+    want = {f"{r.task}/{r.metric}": float(r.value) for r in summary.itertuples()
+            if r.metric in ("em", "memorised_rate", "perplexity")}
     assert {"closed_book/em", "open_book/em", "overriding/em",
-            "overriding/memorised_rate"} <= set(scores)
-    assert all(0.0 <= v <= 1.0 for k, v in scores.items() if k.endswith("/em"))
-    assert any(k.endswith("/perplexity") and v > 1.0 for k, v in scores.items())
+            "overriding/memorised_rate"} <= set(want)
+    assert set(scores) == set(want)
+    for key, value in want.items():
+        assert scores[key] == pytest.approx(value, abs=5e-5), key  # logged to 4 decimals
+    # the perplexity is exp of the mean negative log-likelihood per token
+    nll = {r.task: float(r.value) for r in summary.itertuples()
+           if r.metric == "nll_per_token"}
+    for task, v in nll.items():
+        assert want[f"{task}/perplexity"] == pytest.approx(math.exp(v), rel=1e-6)

@@ -1,7 +1,8 @@
 """Figures: spec snapshots on small hand-made frames, what the specs hold, saved files.
 
 Snapshots live in tests/plots/snapshots/*.json. After an intended change of a figure,
-regenerate them with ``LENSKIT_UPDATE_SNAPSHOTS=1 pytest tests/plots`` and review the diff.
+regenerate them with ``LENSKIT_UPDATE_SNAPSHOTS=1 pytest tests/plots`` (the tests that write a
+snapshot fail), review the diff and rerun without the variable.
 """
 
 from __future__ import annotations
@@ -76,10 +77,13 @@ def sweep_frame(models=("m",)) -> pd.DataFrame:
 def assert_snapshot(name: str, spec: dict) -> None:
     path = SNAPSHOTS / f"{name}.json"
     text = json.dumps(spec, indent=1, sort_keys=True) + "\n"
-    if UPDATE:
+    if UPDATE and (not path.exists() or path.read_text() != text):
+        # An update never passes silently: the run that writes a snapshot fails, so a
+        # changed figure is reviewed (git diff) and confirmed by a run without the variable.
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text)
-        return
+        pytest.fail(f"snapshot {path.name} written (LENSKIT_UPDATE_SNAPSHOTS=1); review the "
+                    f"diff and rerun without the variable")
     assert path.exists(), (f"no snapshot {path}; create it with "
                            f"LENSKIT_UPDATE_SNAPSHOTS=1 pytest {Path(__file__).name}")
     expected = json.loads(path.read_text())
@@ -88,6 +92,22 @@ def assert_snapshot(name: str, spec: dict) -> None:
         first = _first_difference(expected, actual)
         pytest.fail(f"figure spec {name} differs from its snapshot at {first}; if the change "
                     f"is intended, rerun with LENSKIT_UPDATE_SNAPSHOTS=1 and review the diff")
+
+
+def test_a_snapshot_update_fails_the_run_that_writes_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "SNAPSHOTS", tmp_path)
+    spec = {"mark": "line", "data": [1, 2]}
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", True)
+    with pytest.raises(pytest.fail.Exception, match=r"snapshot s\.json written"):
+        assert_snapshot("s", spec)  # new
+    assert json.loads((tmp_path / "s.json").read_text()) == spec
+    assert_snapshot("s", spec)  # unchanged: nothing written, passes
+    with pytest.raises(pytest.fail.Exception, match="written"):
+        assert_snapshot("s", {**spec, "mark": "bar"})  # changed
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", False)
+    assert_snapshot("s", {**spec, "mark": "bar"})
+    with pytest.raises(pytest.fail.Exception, match=r"differs from its snapshot at \$.mark"):
+        assert_snapshot("s", spec)
 
 
 def _first_difference(a, b, path="$") -> str:

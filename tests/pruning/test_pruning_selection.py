@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lenskit.pruning import parse_structure
 from lenskit.pruning.allocation import outlier_ratio, owl_layer_sparsities
 from lenskit.pruning.scores import magnitude_scores, random_scores, wanda_scores
-from lenskit.pruning.selection import keep_from_ranks, lowest_k, nm_keep, ranks
+from lenskit.pruning.selection import keep_from_ranks, keep_lowest, lowest_k, nm_keep, ranks
 from lenskit.pruning.statistics import GroupStats
 from lenskit.pruning.structure import Structure, n_to_prune
 
@@ -52,6 +52,8 @@ def test_masks_from_one_sort_are_exact_and_nested(rows, cols, seed, levels, gran
     rank = ranks(scores, granularity)
     masks = {s: keep_from_ranks(rank, s, granularity) for s in sorted(levels)}
     for s, keep in masks.items():
+        # the one-level selection every prune() call uses is the same mask, ties included
+        assert torch.equal(keep_lowest(scores, s, granularity), keep)
         pruned = ~keep
         if granularity == "row":
             k = n_to_prune(s, cols)
@@ -76,9 +78,31 @@ def test_masks_from_one_sort_are_exact_and_nested(rows, cols, seed, levels, gran
 
 def test_ties_are_broken_towards_the_lower_index():
     scores = torch.tensor([[1.0, 1.0, 1.0, 1.0]])
-    assert keep_from_ranks(ranks(scores, "row"), 0.5, "row").tolist() == [[False, False, True,
-                                                                            True]]
+    half = [[False, False, True, True]]
+    assert keep_from_ranks(ranks(scores, "row"), 0.5, "row").tolist() == half
+    assert keep_lowest(scores, 0.5, "row").tolist() == half
+    assert keep_lowest(scores, 0.5, "matrix").tolist() == half
     assert nm_keep(scores, 1, 2).tolist() == [[False, True, False, True]]
+    # a tie at the k-th value with a strictly lower entry before it: 0.0 is pruned first,
+    # then the lowest-index 1.0 of the tie; the row's other 1.0s stay
+    scores = torch.tensor([[1.0, 0.0, 1.0, 1.0, 2.0], [3.0, 3.0, 3.0, 3.0, 3.0]])
+    want = [[False, False, True, True, True], [False, False, True, True, True]]
+    assert keep_lowest(scores, 0.4, "row").tolist() == want
+    assert keep_from_ranks(ranks(scores, "row"), 0.4, "row").tolist() == want
+    want = [[False, False, False, False, True], [True] * 5]  # 4 of 10: 0.0 then 3 x 1.0
+    assert keep_lowest(scores, 0.4, "matrix").tolist() == want
+    assert keep_from_ranks(ranks(scores, "matrix"), 0.4, "matrix").tolist() == want
+
+
+@pytest.mark.parametrize("s", [0.0, 1.0])
+def test_keep_lowest_at_the_ends_keeps_all_or_none(s):
+    scores = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    for granularity in ("row", "matrix"):
+        assert keep_lowest(scores, s, granularity).tolist() == [[s == 0.0] * 5] * 3
+    with pytest.raises(ValueError, match=r"unknown granularity 'column'"):
+        keep_lowest(scores, 0.5, "column")
+    with pytest.raises(ValueError, match=r"unknown granularity 'column'"):
+        ranks(scores, "column")
 
 
 @settings(max_examples=30, deadline=None)
@@ -167,3 +191,36 @@ def test_outlier_ratio_counts_scores_above_m_times_the_mean():
     scores = [torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0]]), torch.tensor([[1.0, 1.0, 1.0, 1.0, 31.0]])]
     # mean 4, threshold 5 x 4 = 20: one of ten entries is above.
     assert outlier_ratio(scores, 5) == pytest.approx(0.1)
+
+
+def test_large_ties_use_a_stable_sort():
+    # torch's default (unstable) CPU sort reorders equal keys from about 100 entries on:
+    # a tie of 256 must still prune the lowest indices first.
+    scores = torch.zeros(2, 256)
+    first_half = torch.arange(256)[None, :].expand(2, -1) >= 128
+    for granularity in ("row", "matrix"):
+        keep = keep_from_ranks(ranks(scores, granularity), 0.5, granularity)
+        want = first_half if granularity == "row" else torch.tensor([[False] * 256,
+                                                                     [True] * 256])
+        assert torch.equal(keep, want)
+        assert torch.equal(keep_lowest(scores, 0.5, granularity), want)
+    assert torch.equal(nm_keep(scores, 64, 128),
+                       (torch.arange(256) % 128 >= 64)[None, :].expand(2, -1))
+    assert torch.equal(lowest_k(scores.reshape(-1), 200), torch.arange(512) < 200)
+
+
+def test_selection_stays_on_the_scores_device_and_returns_bool():
+    # The "meta" device stands in for an accelerator: every result must be created on the
+    # device of the scores (a CPU tensor would be created by a dropped ``device=``).
+    meta = torch.empty(3, 8, device="meta")
+    flat = meta.reshape(-1)
+    for out in (ranks(meta, "row"), ranks(meta, "matrix"), lowest_k(flat, 0),
+                lowest_k(flat, 24), keep_lowest(meta, 0.0, "row"),
+                keep_lowest(meta, 1.0, "row"), keep_lowest(meta, 0.5, "row"),
+                keep_lowest(meta, 0.0, "matrix"), nm_keep(meta, 2, 4)):
+        assert out.device.type == "meta"
+    x = torch.randn(40)
+    for k in (0, 7, 40):
+        assert lowest_k(x, k).dtype == torch.bool
+    for s in (0.0, 0.5, 1.0):
+        assert keep_lowest(x.view(4, 10), s, "row").dtype == torch.bool

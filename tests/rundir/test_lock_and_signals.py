@@ -133,6 +133,7 @@ CHILD = textwrap.dedent("""
                     continue
                 time.sleep(0.03)
                 store.write_cell(cell_id, rows, instances=inst)
+                print("wrote", flush=True)
     except SweepTerminated as e:
         sys.exit(128 + e.signum)
 """)
@@ -151,20 +152,29 @@ def test_kills_at_random_points_resume_to_the_same_result(tmp_path):
     rng = np.random.default_rng(7)
     script = CHILD.format(tests=str(TESTS_DIR), run=str(run), config=CONFIG, n=N_CELLS)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    written = 0
     for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM):
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env)
         assert proc.stdout.readline().strip() == b"opened", proc.stderr.read().decode()
-        time.sleep(float(rng.uniform(0.0, 0.25)))
+        # Signal on an event of the child: after its n-th written cell (1-3 of the 16, so
+        # at least 7 remain and it is certainly still running), then a random fraction of
+        # the 30 ms before its next write, so the signal lands at different points.
+        for _ in range(int(rng.integers(1, 4))):
+            assert proc.stdout.readline().strip() == b"wrote", proc.stderr.read().decode()
+            written += 1
+        time.sleep(float(rng.uniform(0.0, 0.02)))
         proc.send_signal(sig)
         proc.wait(60)
         assert lock_holder(run) is None
         status = RunStore(run).manifest()["status"]
         if sig == signal.SIGTERM:
-            assert proc.returncode in (143, 0), proc.stderr.read().decode()
-            assert status == ("interrupted" if proc.returncode == 143 else "complete")
+            # handled like Ctrl-C: the run is marked interrupted, exit status 128 + 15
+            assert proc.returncode == 143, proc.stderr.read().decode()
+            assert status == "interrupted"
         else:
             assert proc.returncode == -signal.SIGKILL
+        assert written < N_CELLS
         assert not list(run.rglob(".*.tmp-*")) or sig == signal.SIGKILL
     with RunStore.open(run, CONFIG) as store:
         assert store.repaired == []

@@ -1,0 +1,167 @@
+"""Mutation testing of lenskit's core, one module at a time against its own tests (mutmut).
+
+Each target is mutated in a scratch copy of the working tree (``--workdir``, default
+``/tmp/lenskit-mutate``) with a ``[tool.mutmut]`` section written for it alone, so a module's
+mutants run only the test files that are meant to catch them and a run takes minutes on one
+core. mutmut keeps its results in the scratch copy: a re-run re-tests only changed functions.
+
+Usage::
+
+    python tools/mutate.py                      # every target
+    python tools/mutate.py selection stats      # some targets (names below)
+    python tools/mutate.py --list               # the targets and their tests
+
+Prints one line per target (killed / survived / other, and the score) and the diff of every
+surviving mutant; ``--json FILE`` also writes the counts and the surviving mutants' names.
+The surviving mutants of the last run and why each is harmless, or which test now kills it,
+are recorded in MUTANTS.md. Runs outside CI (``make mutate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# target -> (module to mutate, the test files that check it)
+TARGETS: dict[str, tuple[str, list[str]]] = {
+    "selection": ("lenskit/pruning/selection.py", ["tests/pruning/test_pruning_selection.py"]),
+    "stats": ("lenskit/stats.py", ["tests/test_stats.py"]),
+    "sparsegpt": ("lenskit/pruning/sparsegpt.py", ["tests/pruning/test_pruning_sparsegpt.py"]),
+    "statistics": ("lenskit/pruning/statistics.py",
+                   ["tests/pruning/test_pruning_selection.py",
+                    "tests/pruning/test_pruning_memory.py"]),
+    "calibration": ("lenskit/pruning/calibration.py",
+                    ["tests/pruning/test_pruning_calibration.py"]),
+    "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
+    "scoring": ("lenskit/tasks/scoring.py", ["tests/tasks/test_scoring.py"]),
+    "thresholds": ("lenskit/results/thresholds.py", ["tests/results/test_thresholds.py"]),
+    "integrity": ("lenskit/rundir/integrity.py", ["tests/rundir/test_integrity.py"]),
+    "store": ("lenskit/rundir/store.py", ["tests/rundir/test_store.py"]),
+}
+
+# Targets whose tests are slow run only some functions' mutants (mutmut name globs): for
+# scoring, the prefix cache and the decoding loops that use it.
+ONLY: dict[str, list[str]] = {
+    "scoring": ["*xǁHFBackendǁprefill__mutmut_*", "*xǁHFBackendǁprefix_state__mutmut_*",
+                "*xǁPrefixStateǁexpanded__mutmut_*", "*x__decode_cached__mutmut_*",
+                "*x__decode_rerun__mutmut_*", "*x_score_qa__mutmut_*"],
+}
+
+PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]
+# mutmut's exit codes -> status (mutmut.stats.status_by_exit_code)
+KILLED = {1, 3}
+SURVIVED = {0}
+
+
+def copy_tree(dest: Path) -> None:
+    """Copy the working tree's tracked and untracked-but-not-ignored files to ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if not src.is_file():
+            continue
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.exists() or out.read_bytes() != src.read_bytes():
+            shutil.copy2(src, out)
+
+
+def write_config(dest: Path, module: str, tests: list[str]) -> None:
+    """Replace any ``[tool.mutmut]`` of the copied pyproject with this target's section."""
+    path = dest / "pyproject.toml"
+    text = re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", path.read_text())
+    section = (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["lenskit"]\n'
+        f"only_mutate = [{json.dumps(module)}]\n"
+        'also_copy = ["data", "examples"]\n'
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+    )
+    path.write_text(text + section)
+
+
+def run_target(name: str, workdir: Path, show: bool) -> dict:
+    module, tests = TARGETS[name]
+    missing = [t for t in tests if not (ROOT / t).exists()]
+    tests = [t for t in tests if t not in missing]
+    if not tests:
+        raise SystemExit(f"{name}: none of its test files exist: {missing}")
+    dest = workdir / name
+    dest.mkdir(parents=True, exist_ok=True)
+    copy_tree(dest)
+    write_config(dest, module, tests)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *ONLY.get(name, [])]
+    proc = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True)
+    (dest / "mutmut-run.log").write_text(proc.stdout + proc.stderr)
+    meta = dest / "mutants" / (module + ".meta")
+    if not meta.exists():
+        raise SystemExit(f"{name}: mutmut wrote no results (see {dest / 'mutmut-run.log'})")
+    codes = {k: v for k, v in json.loads(meta.read_text())["exit_code_by_key"].items()
+             if v is not None and (name not in ONLY
+                                   or any(fnmatch.fnmatch(k, g) for g in ONLY[name]))}
+    survived = sorted(k for k, v in codes.items() if v in SURVIVED)
+    other = {k: v for k, v in codes.items() if v not in SURVIVED | KILLED}
+    killed = sum(v in KILLED for v in codes.values())
+    diffs = {}
+    if show and survived:
+        # one process for all diffs (``mutmut show`` per mutant would start Python each time)
+        code = ("import json, sys\n"
+                "from mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+                "names = json.load(sys.stdin)\n"
+                "print(json.dumps({k: get_diff_for_mutant(k, path=sys.argv[1])"
+                " for k in names}))\n")
+        out = subprocess.run([sys.executable, "-c", code, module], cwd=dest, env=env,
+                             input=json.dumps(survived), capture_output=True, text=True)
+        diffs = json.loads(out.stdout) if out.returncode == 0 else {}
+    return {"module": module, "tests": tests, "total": len(codes), "killed": killed,
+            "survived": survived, "other": other, "diffs": diffs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("targets", nargs="*", help=f"among {', '.join(TARGETS)} (default: all)")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/lenskit-mutate"))
+    ap.add_argument("--json", type=Path, help="write the counts and survivors here")
+    ap.add_argument("--list", action="store_true", help="print the targets and exit")
+    ap.add_argument("--no-diffs", action="store_true", help="do not print survivors' diffs")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, (module, tests) in TARGETS.items():
+            only = f"  (only {' '.join(ONLY[name])})" if name in ONLY else ""
+            print(f"{name:12s} {module}  <- {' '.join(tests)}{only}")
+        return 0
+    unknown = [t for t in args.targets if t not in TARGETS]
+    if unknown:
+        ap.error(f"unknown target(s) {unknown}; allowed: {list(TARGETS)}")
+    results = {}
+    for name in args.targets or list(TARGETS):
+        res = run_target(name, args.workdir, show=not args.no_diffs)
+        results[name] = res
+        score = res["killed"] / max(1, res["total"])
+        print(f"{name:12s} {res['module']}: {res['total']} mutants, {res['killed']} killed, "
+              f"{len(res['survived'])} survived, {len(res['other'])} other "
+              f"(score {score:.1%})", flush=True)
+        for k, v in res["other"].items():
+            print(f"    {k}: exit code {v}")
+        for k in res["survived"]:
+            print(res["diffs"].get(k) or f"    survived: {k}")
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    return 1 if any(r["survived"] for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
