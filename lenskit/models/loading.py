@@ -23,10 +23,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lenskit.errors import RunDirectoryError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
+from lenskit.models.attn_impl import load_hf_model
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
 from lenskit.models.sites import Site, SiteSelection, select_sites
-from lenskit.models.sites_build import build_sites
+from lenskit.models.sites_build import SiteMappingError, build_sites
 
 __all__ = [
     "LoadedModel",
@@ -61,7 +62,8 @@ class LoadedModel:
     Attributes:
         spec: what was passed to :func:`load_model`.
         path: the resolved local directory or hub name.
-        arch: the architecture row used to find sites.
+        arch: the architecture row used to find sites (derived from the TransformerLens
+            adapter, ``arch.source == "adapter"``, or a hand-written override).
         hf: the plain HF model sharing all parameters with the bridge.
         tokenizer: the model's tokenizer (``pad_token`` set if it had none).
         sites: every prunable site, in layer then component order.
@@ -75,6 +77,8 @@ class LoadedModel:
         source: where the weights came from: {"format": "hf"} or, for a GGUF file,
             {"format": "gguf", "file": ..., "quantised": True, "quantisation": "Q4_1", ...}
             (the weights were dequantised to float on loading).
+        attn_implementation: the attention kernel of the plain HF model (``"eager"`` when
+            the model refused the one asked for; ``attn_fallback`` then says why).
     """
 
     spec: str
@@ -90,6 +94,8 @@ class LoadedModel:
     dtype: str = "float32"
     device_map: str = "none"
     source: dict[str, Any] = field(default_factory=lambda: {"format": "hf"})
+    attn_implementation: str = "sdpa"
+    attn_fallback: str | None = None
 
     @property
     def site_map(self) -> dict[str, Site]:
@@ -179,6 +185,21 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
     return text, False
 
 
+def check_bridge_support(config) -> None:
+    """``ValueError`` unless TransformerLens' bridge has an adapter for ``config``'s
+    architecture (lenskit derives every site from it)."""
+    from lenskit.models.families import bridge_architectures
+
+    archs = list(getattr(config, "architectures", None) or [])
+    supported = bridge_architectures()
+    if not any(a in supported for a in archs):
+        raise ValueError(
+            f"model_type {getattr(config, 'model_type', None)!r} (architectures {archs}) is not "
+            "supported by the TransformerLens bridge installed here, from whose architecture "
+            "adapters lenskit finds the prunable weights; `lenskit families` lists the "
+            "supported families")
+
+
 def _fingerprint(sites: tuple[Site, ...]) -> str:
     """Hash of site shapes and a strided sample of every site's weights."""
     h = hashlib.sha256()
@@ -217,7 +238,9 @@ def load_model(
             spreads the layers over the visible GPUs (then CPU memory); needs ``accelerate``.
         tokenizer: a tokenizer to use instead of the model's own.
         attn_implementation: attention kernel of the plain HF model used for decoding (the
-            bridge always uses eager attention so that patterns can be hooked).
+            bridge always uses eager attention so that patterns can be hooked). A model that
+            refuses it (Gemma-2 and BLOOM refuse ``"sdpa"``) is loaded with ``"eager"``;
+            ``model_info(model).attn_fallback`` records why.
         revision: a hub revision (branch, tag or commit).
 
     Returns:
@@ -225,8 +248,11 @@ def load_model(
         HF model that shares its parameters.
 
     Raises:
-        ModelLoadError: the spec names nothing loadable, or the hub cannot be reached.
-        ValueError: the architecture is not supported.
+        ModelLoadError: the spec names nothing loadable, or the hub cannot be reached; the
+            message names the cause (a damaged weight file, an unknown ``model_type``, an
+            attention implementation the model refuses...).
+        ValueError: the architecture is not supported by the TransformerLens bridge, or
+            its adapter's mapping cannot be turned into sites.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -258,29 +284,15 @@ def load_model(
         kwargs["device_map"] = "auto"
     if local:
         kwargs["local_files_only"] = True
+    hf, attn_used, attn_fallback = load_hf_model(path, local, dtype, attn_implementation,
+                                                 kwargs)
     try:
-        hf = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation, **kwargs
-        )
         tok = tokenizer or AutoTokenizer.from_pretrained(path, **kwargs)
     except Exception as err:
-        if local:
-            weights = sorted(p.name for p in Path(path).glob("*.safetensors")) or ["no weights"]
-            raise ModelLoadError(
-                f"could not load the model in {path} (weights: {', '.join(weights)}; a "
-                f"truncated or damaged file?): {type(err).__name__}: {err}", path) from err
-        if not isinstance(err, (OSError, ValueError)):
-            raise
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        raise ModelLoadError(
-            f"could not load {path!r} from the Hugging Face hub"
-            + (" (HF_HUB_OFFLINE=1 is set and it is not in the local cache)" if offline else "")
-            + f" ({type(err).__name__}); to work offline, pass a local directory holding "
-            "config.json, safetensors weights and the tokenizer (e.g. saved with save_pretrained), or "
-            "download once and set HF_HUB_OFFLINE=1 to use the cache; 'organism' is shipped "
-            "with lenskit."
-        ) from err
-    arch = architecture_for(hf.config.model_type)
+        raise ModelLoadError(f"could not load the tokenizer of {path}: {type(err).__name__}: "
+                             f"{err}", path if local else None) from err
+    check_bridge_support(hf.config)
+    override = architecture_for(hf.config.model_type)
     if tok.pad_token is None:
         # Right padding with explicit lengths: the pad id is never read as content.
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -296,7 +308,13 @@ def load_model(
         path, hf_model=hf, tokenizer=tok, device=device, dtype=dtype
     )
     bridge.eval()
-    site_list = build_sites(arch, plain, bridge)
+    try:
+        arch, site_list = build_sites(bridge, plain, override)
+    except SiteMappingError as err:
+        raise ValueError(
+            f"lenskit cannot find the prunable weights of {hf.config.model_type!r} from "
+            f"TransformerLens' {type(bridge.adapter).__name__}: {err} (register an override "
+            "row with lenskit.models.register_architecture)") from err
     info = LoadedModel(
         spec=str(spec),
         path=path,
@@ -310,6 +328,8 @@ def load_model(
         dtype=str(dtype).removeprefix("torch."),
         device_map=dmap,
         source=source,
+        attn_implementation=attn_used,
+        attn_fallback=attn_fallback,
     )
     _REGISTRY[bridge] = info
     return bridge
