@@ -18,6 +18,8 @@ __all__ = ["UNSUPPORTED", "bridge_architectures", "families_tested", "family_row
 #: Decoder-only families that cannot be used, with the reason (checked by tests where the
 #: reason is a fact about the installed libraries).
 UNSUPPORTED: dict[str, str] = {
+    "codegen": "the bridge's forward fails with transformers 5 ('CodeGenAttention' object "
+               "has no attribute 'embed_positions'); sites and HF evaluation would work",
     "deepseek_v2": "multi-head latent attention: k and v come from a shared low-rank "
                    "projection (kv_a_proj / kv_b_proj), not from q/k/v sites",
     "deepseek_v3": "multi-head latent attention (as deepseek_v2)",

@@ -10,6 +10,7 @@ so both always see the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -185,6 +186,27 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, bool]:
     return text, False
 
 
+def _load_tokenizer(path: str, local: bool, kwargs: dict[str, Any]):
+    """The directory's tokenizer, of the class its ``tokenizer_config.json`` declares.
+
+    transformers' AutoTokenizer prefers the class registered for the config's
+    ``model_type`` (``Qwen2Tokenizer`` for ``qwen2``) over a generic declared class
+    (``TokenizersBackend``), which changes how a word-level tokenizer splits text."""
+    import json
+
+    import transformers
+
+    declared = None
+    cfg_file = Path(path) / "tokenizer_config.json"
+    if local and cfg_file.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            declared = json.loads(cfg_file.read_text()).get("tokenizer_class")
+    cls = getattr(transformers, declared, None) if isinstance(declared, str) else None
+    if cls is not None and hasattr(cls, "from_pretrained"):
+        return cls.from_pretrained(path, **kwargs)
+    return AutoTokenizer.from_pretrained(path, **kwargs)
+
+
 def check_bridge_support(config) -> None:
     """``ValueError`` unless TransformerLens' bridge has an adapter for ``config``'s
     architecture (lenskit derives every site from it)."""
@@ -287,7 +309,7 @@ def load_model(
     hf, attn_used, attn_fallback = load_hf_model(path, local, dtype, attn_implementation,
                                                  kwargs)
     try:
-        tok = tokenizer or AutoTokenizer.from_pretrained(path, **kwargs)
+        tok = tokenizer or _load_tokenizer(path, local, kwargs)
     except Exception as err:
         raise ModelLoadError(f"could not load the tokenizer of {path}: {type(err).__name__}: "
                              f"{err}", path if local else None) from err
