@@ -207,12 +207,14 @@ def _load_tokenizer(path: str, local: bool, kwargs: dict[str, Any]):
     return AutoTokenizer.from_pretrained(path, **kwargs)
 
 
-def check_bridge_support(config) -> None:
-    """``ValueError`` unless TransformerLens' bridge has an adapter for ``config``'s
-    architecture (lenskit derives every site from it)."""
+def check_bridge_support(hf: PreTrainedModel) -> None:
+    """``ValueError`` unless TransformerLens' bridge has an adapter for the architecture of
+    ``hf`` (its config's ``architectures``, else its class), from which lenskit derives
+    every site."""
     from lenskit.models.families import bridge_architectures
 
-    archs = list(getattr(config, "architectures", None) or [])
+    config = hf.config
+    archs = list(getattr(config, "architectures", None) or [type(hf).__name__])
     supported = bridge_architectures()
     if not any(a in supported for a in archs):
         raise ValueError(
@@ -313,7 +315,7 @@ def load_model(
     except Exception as err:
         raise ModelLoadError(f"could not load the tokenizer of {path}: {type(err).__name__}: "
                              f"{err}", path if local else None) from err
-    check_bridge_support(hf.config)
+    check_bridge_support(hf)
     override = architecture_for(hf.config.model_type)
     if tok.pad_token is None:
         # Right padding with explicit lengths: the pad id is never read as content.
