@@ -197,18 +197,32 @@ class BlockWalker:
         self.device = next(self.hf.parameters()).device
 
     def _capture(self) -> list[_Batch]:
+        """Block 0's inputs for every batch, and the other arguments every block is called
+        with (``self._layer_args[layer][batch]``): models with several attention types
+        (Gemma-2/3's sliding and global layers) give each layer its own mask and rotary
+        embeddings. The blocks do not compute meanwhile: each one records its arguments
+        and hands its input on; the last one stops the forward pass."""
         store: list[_Batch] = []
+        n = len(self.blocks)
+        self._layer_args: list[list[tuple[tuple, dict]]] = [[] for _ in range(n)]
 
-        def hook(module, args, kwargs):
-            if args:
-                hidden, rest = args[0], tuple(args[1:])
-            else:
-                kwargs = dict(kwargs)
-                hidden, rest = kwargs.pop("hidden_states"), ()
-            store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
-            raise _StopForward
+        def recorder(layer: int):
+            def forward(*args, **kwargs):
+                if args:
+                    hidden, rest = args[0], tuple(args[1:])
+                else:
+                    kwargs = dict(kwargs)
+                    hidden, rest = kwargs.pop("hidden_states"), ()
+                if layer == 0:
+                    store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
+                self._layer_args[layer].append((rest, dict(kwargs)))
+                if layer == n - 1:
+                    raise _StopForward
+                return hidden
+            return forward
 
-        handle = self.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+        for layer, block in enumerate(self.blocks):
+            block.forward = recorder(layer)  # an instance attribute shadows the method
         try:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
@@ -216,7 +230,11 @@ class BlockWalker:
                 with contextlib.suppress(_StopForward):
                     self.hf(input_ids=ids, use_cache=False)
         finally:
-            handle.remove()
+            for block in self.blocks:
+                del block.forward
+        if any(len(a) != len(store) for a in self._layer_args):
+            raise RuntimeError("the model did not call every block once per batch; lenskit "
+                               "cannot run its blocks one at a time")
         return store
 
     def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool) -> list[_Batch]:
@@ -226,7 +244,8 @@ class BlockWalker:
         once: one copy, plus one batch."""
         block = self.blocks[layer]
         for i, b in enumerate(batches):
-            out = block(b.hidden, *b.args, **b.kwargs)
+            args, kwargs = self._layer_args[layer][i]
+            out = block(b.hidden, *args, **kwargs)
             if keep_outputs:
                 hidden = out[0] if isinstance(out, tuple) else out
                 batches[i] = _Batch(hidden.detach(), b.args, b.kwargs)

@@ -23,6 +23,7 @@ from lenskit.models import (
 )
 from lenskit.models.families import families_tested
 from lenskit.pruning import CalibrationData, calibration_from_source, prune
+from lenskit.pruning.statistics import BlockWalker, group_sites
 from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import evaluate, organism_suite
 from lenskit.tasks.encoding import encode_texts, stop_token_mask
@@ -126,9 +127,13 @@ def test_family(family, family_dirs, open_book):
     for b, before in mirrors:
         assert torch.equal(b.read(), before), b.where
 
-    # sequential calibration with Wanda and SparseGPT (experts on their routed tokens)
+    # calibration statistics, block by block, equal the full forward pass's (every layer
+    # with its own mask and rotary embeddings; each expert on the tokens routed to it)
     cal = calibration_from_source(model, "random", n_samples=4, seq_len=16, seed=0)
     assert isinstance(cal, CalibrationData)
+    _check_walker_statistics(info, cal.tokens)
+
+    # sequential calibration with Wanda and SparseGPT
     for method in ("wanda", "sparsegpt"):
         res = prune(model, method, 0.5, mode="sequential", calibration=cal, apply=True)
         assert res.masks.sparsity() == pytest.approx(0.5, abs=0.01), method
@@ -157,6 +162,50 @@ def test_family(family, family_dirs, open_book):
         text = tok.decode(gen, clean_up_tokenization_spaces=False).split("\n")[0].strip()
         assert row.prediction == text, (family, inst.prompt)
     restore(model)
+
+
+def _check_walker_statistics(info, tokens: torch.Tensor) -> None:
+    """Input norms of every site group of the last layer from the block walker, against a
+    full forward pass: HF pre-hooks for dense sites; for experts, the tokens the router
+    sent to each (the experts module's own ``top_k_index`` argument) and, for their ``out``,
+    ``act(gate x) * (up x)`` computed here from the expert's weights."""
+    last = info.n_layers - 1
+    groups = group_sites([s for s in info.sites if s.layer == last])
+    got: dict[str, torch.Tensor] = {}
+    BlockWalker(info, tokens, batch_size=2).walk(
+        {last: {g: (m[0], "norms") for g, m in groups.items()}},
+        lambda _layer, stats: got.update({g: st.norms() for g, st in stats.items()}))
+    want = {g: torch.zeros(m[0].shape[1], dtype=torch.float64) for g, m in groups.items()}
+    handles = []
+    for g, members in groups.items():
+        site = members[0]
+        module = info.hf.get_submodule(site.hf_path)
+        if site.route is None:
+            def pre(_m, args, g=g):
+                want[g] += args[0].detach().double().reshape(-1, want[g].numel()).square().sum(0)
+            handles.append(module.register_forward_pre_hook(pre))
+            continue
+        e = site.route[1]
+        by_comp = {s.component: s for s in info.sites if s.layer == last and s.expert == f"e{e}"}
+
+        def pre_expert(m, args, g=g, e=e, comp=site.component, by_comp=by_comp):
+            hidden, top_k_index = args[0], args[1]
+            x = hidden[(top_k_index == e).any(-1)].detach().double()
+            if comp == "out":
+                up = x @ by_comp["in"].weight().double().T
+                x = m.act_fn(x @ by_comp["gate"].weight().double().T) * up
+            want[g] += x.square().sum(0)
+        handles.append(module.register_forward_pre_hook(pre_expert))
+    try:
+        with torch.no_grad():
+            for i in range(0, tokens.shape[0], 2):
+                info.hf(input_ids=tokens[i:i + 2], use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    for g in groups:
+        torch.testing.assert_close(got[g].double(), want[g].sqrt(), rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, g=g: f"{g}: {m}")
 
 
 def test_at_least_25_families_and_the_named_ones():
