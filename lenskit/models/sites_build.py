@@ -366,10 +366,10 @@ class _Builder:
         return out
 
     def _expert_stack(self, layer: int, m: torch.nn.Module) -> list[Site]:
-        transposed = bool(getattr(m, "is_transposed", False))
-        concatenated = bool(getattr(m, "is_concatenated", True))
         params = {n: p for n, p in m._parameters.items()
                   if isinstance(p, torch.Tensor) and p.ndim == 3}
+        transposed = self._transposed(layer, m, params)
+        concatenated = bool(getattr(m, "is_concatenated", True))
         # (component, parameter, which rows of the [out, in] matrix: (start, step, count))
         plan: list[tuple[str, str, int, int, int | None]] = []
         if "gate_up_proj" in params:
@@ -389,6 +389,7 @@ class _Builder:
         if not plan:
             return []
         n_experts = next(iter(params.values())).shape[0]
+        d_model = int(getattr(self.bridge.cfg, "d_model", 0) or 0)
         out = []
         for e in range(n_experts):
             for comp, pname, start, step, count in sorted(
@@ -406,6 +407,11 @@ class _Builder:
                     raise SiteMappingError(f"blocks.{layer}.mlp: expert parameter {pname} is "
                                            "not in the model")
                 label = f"blocks.{layer}.mlp.e{e}.{comp}"
+                reads = cols if comp != "out" else count
+                if d_model and reads != d_model:
+                    raise SiteMappingError(f"{label}: {pname} {tuple(p.shape)} gives "
+                                           f"{(count, cols)}, which does not read/write d_model "
+                                           f"{d_model}")
                 hb = _strided_binding(p, sl, (count, cols), f"{full}[{e}]")
                 out.append(Site(layer=layer, family="mlp", component=comp,
                                 shape=(count, cols), n_heads=None, head_dim=None,
@@ -415,6 +421,23 @@ class _Builder:
                                 expert=f"e{e}", route=(pname, e)))
                 assert label == out[-1].name
         return out
+
+    def _transposed(self, layer: int, m: torch.nn.Module, params: dict) -> bool:
+        """Whether the stacks are ``[expert, in, out]``: as the experts module declares
+        (``is_transposed``, set by transformers' experts integration), else from which axis
+        of the input projection has ``d_model`` (Llama-4's experts predate the flag)."""
+        flag = getattr(m, "is_transposed", None)
+        if flag is not None:
+            return bool(flag)
+        d_model = int(getattr(self.bridge.cfg, "d_model", 0) or 0)
+        p = next((params[n] for n in _EXPERT_INPUTS if n in params), None)
+        if p is not None and d_model:
+            if p.shape[1] == d_model and p.shape[2] != d_model:
+                return True
+            if p.shape[2] == d_model and p.shape[1] != d_model:
+                return False
+        raise SiteMappingError(f"blocks.{layer}.mlp: {type(m).__name__} declares no "
+                               "is_transposed and its shapes do not say which axis is d_model")
 
     def build(self) -> tuple[ArchitectureSpec, tuple[Site, ...]]:
         sites: list[Site] = []

@@ -119,7 +119,7 @@ def group_sites(sites: Sequence[Site]) -> dict[str, list[Site]]:
     return out
 
 
-_PRODUCTS = frozenset({"linear", "matmul", "__matmul__", "mm"})
+_PRODUCTS = frozenset({"linear", "matmul", "__matmul__", "mm", "bmm"})
 
 
 class ExpertInputs(TorchFunctionMode):
@@ -128,7 +128,10 @@ class ExpertInputs(TorchFunctionMode):
 
     The experts module computes ``F.linear(x, gate_up_proj[e])`` (or ``x @ w[e]`` for
     transposed stacks) on exactly the tokens routed to expert ``e``: ``x`` is that expert's
-    input, taken from the real forward pass, the router's choices included.
+    input, taken from the real forward pass, the router's choices included. A batched
+    product with the whole stack (Llama-4: ``bmm(x, gate_up_proj)``, ``x`` ``[expert,
+    tokens, d]``, tokens not routed to an expert zeroed by their router score) gives expert
+    ``e`` the rows ``x[e]``.
     """
 
     def __init__(self, stats: dict[tuple[torch.Tensor, int], GroupStats]) -> None:
@@ -145,10 +148,16 @@ class ExpertInputs(TorchFunctionMode):
             hit = self.by_ptr.get(w.untyped_storage().data_ptr())
             if hit is not None:
                 param, per_expert = hit
-                e = (w.storage_offset() - param.storage_offset()) // param.stride(0)
-                st = per_expert.get(e)
-                if st is not None:
-                    st.add(args[0], n_sequences=0)
+                x = args[0]
+                if w.ndim == 3 and w.shape == param.shape and x.ndim == 3 \
+                        and x.shape[0] == w.shape[0]:
+                    for e, st in per_expert.items():
+                        st.add(x[e], n_sequences=0)
+                else:
+                    e = (w.storage_offset() - param.storage_offset()) // param.stride(0)
+                    st = per_expert.get(e)
+                    if st is not None:
+                        st.add(x, n_sequences=0)
         return func(*args, **(kwargs or {}))
 
 
@@ -308,6 +317,11 @@ class BlockWalker:
             finally:
                 for h in handles:
                     h.remove()
+            if routed and not any(st.n_tokens for st in routed.values()):
+                raise RuntimeError(
+                    f"block {layer}: no expert input was seen; the experts module does not "
+                    "multiply by one expert's slice of its stacked parameters, so lenskit "
+                    "cannot tell which tokens each expert received")
             for st in stats.values():
                 st.n_sequences = self.tokens.shape[0]
             if wanted:

@@ -26,7 +26,7 @@ from lenskit.pruning import CalibrationData, calibration_from_source, prune
 from lenskit.pruning.statistics import BlockWalker, group_sites
 from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import evaluate, organism_suite
-from lenskit.tasks.encoding import encode_texts, stop_token_mask
+from lenskit.tasks.encoding import answer_token_ids, encode_texts, stop_token_mask
 
 FAMILIES = families_tested()
 MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe")
@@ -51,7 +51,7 @@ def _block_linears(info) -> dict[str, torch.nn.Parameter]:
     blocks = info.arch.blocks + "."
     out = {}
     for name, p in hf.named_parameters():
-        if not name.startswith(blocks) or p.ndim < 2:
+        if not name.startswith(blocks) or p.ndim < 2 or name.endswith("bias"):
             continue
         leaf = name.split(".")[-2] if name.endswith(".weight") else name.split(".")[-1]
         # MoE routers: [n_experts, d_model] "gate"/"router", Qwen-MoE's shared_expert_gate
@@ -152,6 +152,11 @@ def test_family(family, family_dirs, open_book):
     stop = stop_token_mask(tok, hf.config.vocab_size)
     for inst, row in zip(open_book, result.rows.itertuples(), strict=True):
         prompt = encode_texts(tok, [inst.prompt])[0]
+        (gold,), _ = answer_token_ids(tok, [inst.prompt], [inst.gold])
+        with torch.no_grad():  # the gold's log-probability, from HF's own logits
+            logp = torch.log_softmax(hf(torch.tensor([prompt + gold])).logits[0].float(), -1)
+        ref = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(gold))
+        assert row.logprob == pytest.approx(ref, abs=1e-4), family
         with torch.no_grad():
             out = hf.generate(torch.tensor([prompt]),
                               attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
@@ -189,11 +194,21 @@ def _check_walker_statistics(info, tokens: torch.Tensor) -> None:
         by_comp = {s.component: s for s in info.sites if s.layer == last and s.expert == f"e{e}"}
 
         def pre_expert(m, args, g=g, e=e, comp=site.component, by_comp=by_comp):
-            hidden, top_k_index = args[0], args[1]
-            x = hidden[(top_k_index == e).any(-1)].detach().double()
+            if len(args) > 1:  # (hidden, top_k_index, top_k_weights): the routed tokens
+                x = args[0][(args[1] == e).any(-1)].detach().double()
+            else:  # Llama-4: every token, scaled by its router score (0 if not routed)
+                x = args[0].view(m.gate_up_proj.shape[0], -1, args[0].shape[-1])[e].double()
             if comp == "out":
-                up = x @ by_comp["in"].weight().double().T
-                x = m.act_fn(x @ by_comp["gate"].weight().double().T) * up
+                if hasattr(m, "_apply_gate") and "gate_up_proj" in m._parameters:
+                    # the experts module's own gating of its fused gate/up output
+                    w = m.gate_up_proj[e].double()
+                    gu = x @ (w if m.is_transposed else w.T)
+                    if getattr(m, "has_bias", False):
+                        gu = gu + m.gate_up_proj_bias[e].double()
+                    x = m._apply_gate(gu)
+                else:
+                    up = x @ by_comp["in"].weight().double().T
+                    x = m.act_fn(x @ by_comp["gate"].weight().double().T) * up
             want[g] += x.square().sum(0)
         handles.append(module.register_forward_pre_hook(pre_expert))
     try:
