@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["UNSUPPORTED", "bridge_architectures", "families_tested", "family_rows",
+__all__ = ["ALSO_LISTED", "UNSUPPORTED", "bridge_architectures", "families_tested", "family_rows",
            "family_table"]
 
-#: Decoder-only families that cannot be used, with the reason (checked by tests where the
-#: reason is a fact about the installed libraries).
+#: Families that transformers and the bridge both list but lenskit cannot prune, with the
+#: reason; tests/models/test_families.py shows each failure on a tiny model of the family.
 UNSUPPORTED: dict[str, str] = {
-    "codegen": "the bridge's forward fails with transformers 5 ('CodeGenAttention' object "
-               "has no attribute 'embed_positions'); sites and HF evaluation would work",
-    "deepseek_v2": "multi-head latent attention: k and v come from a shared low-rank "
-                   "projection (kv_a_proj / kv_b_proj), not from q/k/v sites",
+    "codegen": "the bridge's forward fails with the installed transformers ('CodeGenAttention' "
+               "object has no attribute 'embed_positions')",
+    "deepseek_v2": "multi-head latent attention: the adapter maps q/k/v to no HF linear "
+                   "(kv_a_proj_with_mqa, kv_b_proj), so attention would have no sites",
     "deepseek_v3": "multi-head latent attention (as deepseek_v2)",
-    "gpt_oss": "attention sinks and experts with interleaved biases; not in the matrix yet",
-    "mamba": "a state-space model: no attention, no q/k/v/o",
-    "rwkv": "a recurrent model: no attention, no q/k/v/o",
-    "llama4": "not a plain decoder-only causal LM in transformers (multimodal wrapper)",
+    "qwen3_next": "its linear-attention (Gated DeltaNet) layers' projections are mapped to "
+                  "no attention component",
+    "lfm2": "its short-convolution layers' projections (conv.in_proj, conv.out_proj) are "
+            "mapped to no component",
+    "jetmoe": "mixture of attention heads and experts held in ParallelExperts modules, "
+              "not in stacked [expert, out, in] parameters",
+    "mamba": "a state-space model: no attention or FFW linear weights",
 }
+
+#: Families often asked for that the installed bridge (or transformers) lacks; the table
+#: computes the reason.
+ALSO_LISTED = ("phimoe", "ministral", "helium")
 
 
 @functools.cache
@@ -58,7 +65,7 @@ def family_rows() -> list[dict[str, str]]:
     from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
 
     rows = []
-    for mt in families_tested() + tuple(UNSUPPORTED):
+    for mt in families_tested() + tuple(UNSUPPORTED) + ALSO_LISTED:
         cls = _causal_lm_class(mt)
         adapter = SUPPORTED_ARCHITECTURES.get(cls) if cls else None
         if mt in UNSUPPORTED:

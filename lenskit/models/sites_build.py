@@ -45,6 +45,8 @@ __all__ = ["SiteMappingError", "build_sites", "build_sites_from_row"]
 
 _QKV_INDEX = {"q": 0, "k": 1, "v": 2}
 _EXPERT_INPUTS = ("gate_up_proj", "up_proj", "gate_proj")
+# Names adapters give the router of a mixture-of-experts block (never a site).
+_ROUTERS = ("experts", "gate", "router", "shared_expert_gate")
 
 
 class SiteMappingError(ValueError):
@@ -350,9 +352,17 @@ class _Builder:
         out: list[Site] = []
         for path, m in stacks:
             out.extend(self._expert_stack(layer, m))
+        subs = getattr(moe, "submodules", None) or {}
+        # a dense FFW under the same bridge on layers without experts (Llama-4 maps its
+        # projections as optional dense_gate / dense_in / dense_out)
+        dense = {k.removeprefix("dense_"): v for k, v in subs.items()
+                 if k.startswith("dense_") and k.removeprefix("dense_") in MLP_COMPONENTS}
+        if dense and not stacks:
+            shim = type("DenseFFW", (), {"submodules": dense})()
+            out.extend(self.dense_mlp(layer, shim, f"{self.blocks_path}.{layer}.{moe.name}"))
         # FFW sub-bridges next to the routed experts (a shared expert)
-        for name, sub in (getattr(moe, "submodules", None) or {}).items():
-            if name in ("experts", "gate", "router") or "MoE" in type(sub).__name__:
+        for name, sub in subs.items():
+            if name in _ROUTERS or name.startswith("dense_") or "MoE" in type(sub).__name__:
                 continue
             if _linear_sub(sub, "out") is not None and _linear_sub(sub, "in") is not None:
                 out.extend(self.dense_mlp(layer, sub,
@@ -459,7 +469,43 @@ class _Builder:
         if not sites:
             raise SiteMappingError(f"{type(self.adapter).__name__} maps no attention or FFW "
                                    "linear weights")
+        self._check_complete(sites)
         return self._spec(sites, n_experts), tuple(sites)
+
+    def _check_complete(self, sites: list[Site]) -> None:
+        """Every linear weight of every block must be a site (or a router): an adapter that
+        maps only some of them (multi-head latent attention's ``kv_a_proj``, a hybrid
+        model's linear-attention or convolution layers) would make attention and FFW
+        scopes silently incomplete."""
+        covered = {id(b.param) for s in sites for b in s.bindings[:1]}
+        for layer, block in enumerate(self.bridge.blocks):
+            prefix = f"{self.blocks_path}.{layer}"
+            skip = self._routers(layer, block)
+            missing = []
+            for name, mod in self.hf.get_submodule(prefix).named_modules():
+                w = getattr(mod, "weight", None)
+                linear = isinstance(mod, torch.nn.Linear) or type(mod).__name__ == "Conv1D"
+                if not linear or not isinstance(w, torch.Tensor) or id(w) in covered:
+                    continue
+                if any(f"{prefix}.{name}" == r or f"{prefix}.{name}".startswith(r + ".")
+                       for r in skip):
+                    continue
+                missing.append(name)
+            if missing:
+                raise SiteMappingError(
+                    f"blocks.{layer}: linear weights {missing} are not mapped to an attention "
+                    "or FFW component by the adapter, so they would be no site")
+
+    def _routers(self, layer: int, block) -> list[str]:
+        """HF paths of the router modules of a mixture-of-experts block (never sites)."""
+        mlp = (getattr(block, "submodules", None) or {}).get("mlp")
+        if mlp is None or "MoE" not in type(mlp).__name__:
+            return []
+        out = []
+        for key, sub in (getattr(mlp, "submodules", None) or {}).items():
+            if "Router" in type(sub).__name__ or (key in _ROUTERS and key != "experts"):
+                out.append(f"{self.blocks_path}.{layer}.{mlp.name}.{sub.name}")
+        return out
 
     def _spec(self, sites: list[Site], n_experts: int) -> ArchitectureSpec:
         block0 = self.bridge.blocks[0]

@@ -73,7 +73,7 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "gpt_oss": {"num_local_experts": 4, "num_experts_per_tok": 2, "head_dim": 8,
                 "sliding_window": 4},
     "llama4_text": {**_MOE, "head_dim": 8, "intermediate_size_mlp": 64,
-                    "interleave_moe_layer_step": 1},
+                    "interleave_moe_layer_step": 2},  # layer 0 dense, layer 1 experts
     "granitemoe": {**_MOE},
     "cohere2": {"head_dim": 8, "sliding_window": 4},
     "exaone4": {"head_dim": 8, "sliding_window": 4},
@@ -87,13 +87,26 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "olmo3": {"head_dim": 8, "sliding_window": 4},
     "vaultgemma": {"head_dim": 8, "sliding_window": 4, "query_pre_attn_scalar": 8},
     "mpt": {"expansion_ratio": 2},
-    "lfm2": {"head_dim": 8},
+    "ernie4_5_moe": {"moe_num_experts": 4, "moe_k": 2, "moe_intermediate_size": 32,
+                     "moe_layer_start_index": 1, "head_dim": 8},  # layer 0 dense
 }
 
 #: Families that transformers and the bridge both list but that do not work (see
 #: ``lenskit.models.families.UNSUPPORTED``); their tiny configs let tests check the reason.
+_MLA = {"n_routed_experts": 4, "num_experts_per_tok": 2, "first_k_dense_replace": 1,
+        "kv_lora_rank": 16, "q_lora_rank": None, "qk_rope_head_dim": 4, "qk_nope_head_dim": 4,
+        "v_head_dim": 8, "moe_intermediate_size": 32, "n_shared_experts": 1, "n_group": 1,
+        "topk_group": 1}
 PROBLEM_CONFIGS: dict[str, dict] = {
     "codegen": {"rotary_dim": 4, "n_inner": 64, "n_ctx": 512},
+    "deepseek_v2": _MLA,
+    "deepseek_v3": _MLA,
+    "qwen3_next": {**_MOE, "head_dim": 8, "layer_types": ["linear_attention", "full_attention"],
+                   "linear_num_value_heads": 4, "linear_num_key_heads": 2,
+                   "linear_key_head_dim": 8, "linear_value_head_dim": 8},
+    "lfm2": {"head_dim": 8, "layer_types": ["conv", "full_attention"]},
+    "jetmoe": {"num_local_experts": 4, "num_experts_per_tok": 2, "kv_channels": 8},
+    "mamba": {},
 }
 
 
