@@ -65,10 +65,11 @@ def load_hf_model(path: str, local: bool, dtype: torch.dtype, attn_implementatio
             raise _hub_error(path, err) from err
         import transformers
 
-        if isinstance(err, (KeyError, ValueError)) and "model_type" in str(err) \
+        if (isinstance(err, (KeyError, ValueError)) and "model_type" in str(err)) \
                 or "does not recognize this architecture" in str(err):
-            raise _error(f"the config.json in {path} names a model_type that transformers "
-                         f"{transformers.__version__} does not know", path, err) from err
+            raise _error(f"the config.json in {path} names model_type {_model_type(path)!r}, "
+                         f"which transformers {transformers.__version__} does not know",
+                         path, err) from err
         raise _error(f"could not read the config.json in {path}", path, err) from err
     fallback: str | None = None
     tried = [attn_implementation]
@@ -100,6 +101,15 @@ def load_hf_model(path: str, local: bool, dtype: torch.dtype, attn_implementatio
                              "a truncated or damaged file)", path, err) from err
             raise _error(f"could not build the {type(config).__name__.removesuffix('Config')} "
                          f"model in {path}", path, err) from err
+
+
+def _model_type(path: str) -> str | None:
+    import json
+
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _hub_error(path: str, err: BaseException):

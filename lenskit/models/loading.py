@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedModel
 
 from lenskit.errors import RunDirectoryError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for

@@ -29,8 +29,17 @@ from lenskit.models.architectures import (
     MLP_COMPONENTS,
 )
 
-__all__ = ["Binding", "Selection", "Site", "SiteSelection", "is_attention_scope", "is_ffw_scope",
-           "is_expert", "parse_scopes", "select_sites"]
+__all__ = [
+    "Binding",
+    "Selection",
+    "Site",
+    "SiteSelection",
+    "is_attention_scope",
+    "is_expert",
+    "is_ffw_scope",
+    "parse_scopes",
+    "select_sites",
+]
 
 # Sites that read the same input tensor share calibration statistics.
 INPUT_GROUPS = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "attn_o",
@@ -380,8 +389,8 @@ def select_sites(
                      key=lambda e: (not is_expert(e), int(e[1:]) if is_expert(e) else 0))
     for sel in selections:
         for e in sel.experts or ():
-            if e == "e*" and not any(is_expert(x) for x in experts) or \
-                    e != "e*" and e not in experts:
+            if (e == "e*" and not any(is_expert(x) for x in experts)) or \
+                    (e != "e*" and e not in experts):
                 have = (f"experts {experts[0]}..{experts[-1]}" if experts
                         else "no mixture-of-experts FFW")
                 raise ValueError(f"expert {e!r} does not exist in this model; it has {have}")

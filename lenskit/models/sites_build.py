@@ -348,9 +348,9 @@ class _Builder:
                                    "no HF module")
         stacks = [(path, m) for path, m in hf_moe.named_modules()
                   if any(isinstance(m._parameters.get(n), torch.Tensor)
-                         and m._parameters[n].ndim == 3 for n in _EXPERT_INPUTS + ("down_proj",))]
+                         and m._parameters[n].ndim == 3 for n in (*_EXPERT_INPUTS, "down_proj"))]
         out: list[Site] = []
-        for path, m in stacks:
+        for _path, m in stacks:
             out.extend(self._expert_stack(layer, m))
         subs = getattr(moe, "submodules", None) or {}
         # a dense FFW under the same bridge on layers without experts (Llama-4 maps its

@@ -126,10 +126,10 @@ def sliding_window(hf) -> int | None:
         return 0
     window = getattr(cfg, "sliding_window", None)
     layer_types = getattr(cfg, "layer_types", None)
-    if isinstance(window, int) and window > 0 and getattr(cfg, "use_sliding_window",
-                                                          None) is not False:
-        if layer_types is None or any("sliding" in str(t) for t in layer_types):
-            return window
+    if isinstance(window, int) and window > 0 \
+            and getattr(cfg, "use_sliding_window", None) is not False \
+            and (layer_types is None or any("sliding" in str(t) for t in layer_types)):
+        return window
     local = getattr(cfg, "attention_layers", None) or ()
     if "local" in local and isinstance(getattr(cfg, "window_size", None), int):
         return int(cfg.window_size)

@@ -233,7 +233,7 @@ def test_at_least_25_families_and_the_named_ones():
 def test_models_that_refuse_sdpa_load_with_eager(family_dirs):
     """Gemma-2 and BLOOM refuse sdpa: loaded with eager, and the reason is recorded."""
     for family in ("gemma2", "bloom"):
-        with pytest.raises(ValueError, match="scaled_dot_product_attention|sdpa"):
+        with pytest.raises(ValueError, match=r"scaled_dot_product_attention|sdpa"):
             AutoModelForCausalLM.from_pretrained(family_dirs[family], attn_implementation="sdpa")
         info = model_info(load_model(family_dirs[family]))
         assert info.attn_implementation == "eager"
