@@ -230,8 +230,11 @@ class BlockWalker:
                 return hidden
             return forward
 
+        # An instance attribute shadows the method; one already there (Accelerate's device
+        # hooks wrap ``forward`` that way under a device map) is put back afterwards.
+        saved = [block.__dict__.get("forward") for block in self.blocks]
         for layer, block in enumerate(self.blocks):
-            block.forward = recorder(layer)  # an instance attribute shadows the method
+            block.forward = recorder(layer)
         try:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
@@ -239,8 +242,11 @@ class BlockWalker:
                 with contextlib.suppress(_StopForward):
                     self.hf(input_ids=ids, use_cache=False)
         finally:
-            for block in self.blocks:
-                del block.forward
+            for block, before in zip(self.blocks, saved, strict=True):
+                if before is None:
+                    del block.forward
+                else:
+                    block.forward = before
         if any(len(a) != len(store) for a in self._layer_args):
             raise RuntimeError("the model did not call every block once per batch; lenskit "
                                "cannot run its blocks one at a time")
