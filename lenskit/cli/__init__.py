@@ -6,7 +6,7 @@ the top layer, see ``tests/test_layering.py``).
 
 This module builds the parser and maps errors to exit codes; the handlers live by concern:
 :mod:`~lenskit.cli.sweep` (sweep, merge, export), :mod:`~lenskit.cli.runs` (thresholds,
-figures, report, doctor), :mod:`~lenskit.cli.models` (sites, tasks, templates),
+figures, report, doctor), :mod:`~lenskit.cli.models` (sites, families, tasks, templates),
 :mod:`~lenskit.cli.organism` (organism train, card) and :mod:`~lenskit.cli.common` (argument
 types, threads, quiet logging). They import only the standard library at module level.
 """
@@ -25,7 +25,7 @@ from lenskit.cli.common import (
     resolve_threads,
     steps_triple,
 )
-from lenskit.cli.models import cmd_sites, cmd_tasks, cmd_templates
+from lenskit.cli.models import cmd_families, cmd_sites, cmd_tasks, cmd_templates
 from lenskit.cli.organism import cmd_organism_card, cmd_organism_train
 from lenskit.cli.runs import cmd_doctor, cmd_figures, cmd_report, cmd_thresholds
 from lenskit.cli.sweep import cmd_export, cmd_merge, cmd_sweep
@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scope", default="all",
                    help="selection: all, attn, mlp, attn.q,k, mlp@0-3 ... (default: all)")
     s.set_defaults(func=cmd_sites)
+
+    fa = sub.add_parser("families", help="print the table of model families lenskit supports "
+                        "(the README's table)")
+    fa.set_defaults(func=cmd_families)
 
     tk = sub.add_parser("tasks", help="list the named tasks and their parameters")
     tk.set_defaults(func=cmd_tasks)

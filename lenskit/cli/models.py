@@ -1,5 +1,6 @@
-"""Commands about models and tasks: ``sites`` (a model's prunable sites), ``tasks`` (the
-named tasks) and ``templates`` (dense accuracy per prompt template)."""
+"""Commands about models and tasks: ``sites`` (a model's prunable sites), ``families`` (the
+supported model families, as the README's table), ``tasks`` (the named tasks) and
+``templates`` (dense accuracy per prompt template)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import argparse
 from lenskit.cli.common import set_threads
 from lenskit.errors import UsageError
 
-__all__ = ["cmd_sites", "cmd_tasks", "cmd_templates"]
+__all__ = ["cmd_families", "cmd_sites", "cmd_tasks", "cmd_templates"]
+
+
+def cmd_families(args: argparse.Namespace) -> int:
+    from lenskit.models.families import family_table
+
+    print(family_table(), end="")
+    return 0
 
 
 def cmd_sites(args: argparse.Namespace) -> int:
@@ -27,7 +35,7 @@ def cmd_sites(args: argparse.Namespace) -> int:
     print(f"{'site':<22}{'shape (out, in)':>18}{'params':>12}  heads  input hook")
     for s in sel:
         heads = f"{s.n_heads}x{s.head_dim}" if s.n_heads else "-"
-        print(f"{s.name:<22}{s.shape!s:>18}{s.numel:>12,}  {heads:<5}  {s.input_hook}")
+        print(f"{s.name:<22}{s.shape!s:>18}{s.numel:>12,}  {heads:<5}  {s.input_hook or '-'}")
     print(f"selection {args.scope!r}: {len(sel)} sites, {sel.n_params:,} parameters "
           f"({sel.fraction:.1%} of block linears)")
     return 0

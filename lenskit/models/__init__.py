@@ -10,6 +10,7 @@ from lenskit.models.architectures import (
     ArchitectureSpec,
     ComponentSpec,
     architecture_for,
+    register_architecture,
 )
 from lenskit.models.devices import (
     DTYPES,
@@ -19,6 +20,7 @@ from lenskit.models.devices import (
     parse_dtype,
     resolve_device,
 )
+from lenskit.models.families import family_table
 from lenskit.models.loading import (
     LoadedModel,
     ModelLoadError,
@@ -42,7 +44,7 @@ from lenskit.models.masks import (
 )
 from lenskit.models.sites import Binding, Selection, Site, SiteSelection, select_sites
 from lenskit.models.sources import declared_calibration_source, register_calibration_source
-from lenskit.models.tiny import TINY_FAMILIES, make_tiny_model
+from lenskit.models.tiny import FAMILY_CONFIGS, TINY_FAMILIES, make_tiny_model
 
 __all__ = [
     "ARCHITECTURES",
@@ -50,6 +52,7 @@ __all__ = [
     "COMPONENTS",
     "DTYPES",
     "FAMILIES",
+    "FAMILY_CONFIGS",
     "MLP_COMPONENTS",
     "TINY_FAMILIES",
     "ArchitectureSpec",
@@ -69,6 +72,7 @@ __all__ = [
     "check_sparsity",
     "declared_calibration_source",
     "describe",
+    "family_table",
     "hf_model",
     "load_model",
     "make_tiny_model",
@@ -80,6 +84,7 @@ __all__ = [
     "parse_dtype",
     "parse_site_name",
     "pruned",
+    "register_architecture",
     "register_calibration_source",
     "resolve_device",
     "restore",

@@ -1,9 +1,16 @@
-"""Which module is which, per architecture: one row per Hugging Face ``model_type``.
+"""Which module is which: the uniform component names, and hand-written override rows.
 
 lenskit names every prunable linear weight of a transformer block by layer, family and
 component: ``attn`` has ``q``, ``k``, ``v``, ``o``; ``mlp`` has ``in``, ``gate`` (gated FFW
-only) and ``out``. A row of ``ARCHITECTURES`` says where each component lives in the native
-HF block and how its weight is stored, so adding a family is adding a row:
+only) and ``out`` (and, in a mixture-of-experts FFW, each expert has its own ``in``, ``gate``
+and ``out``). Where each of them lives is derived from the TransformerLens 4.x architecture
+adapter of the loaded model (:mod:`lenskit.models.sites_build`), so a family the bridge
+supports needs no lenskit code.
+
+``ARCHITECTURES`` holds override rows, keyed by HF ``model_type``, for an adapter whose
+mapping lenskit cannot use; none is needed by the families lenskit tests (the README's
+family table is generated from the code, ``lenskit families``). A row says where each
+component lives in the native HF block and how its weight is stored:
 
 - ``linear``: an ``nn.Linear`` weight, already ``[out_features, in_features]``;
 - ``conv1d``: GPT-2's ``Conv1D`` weight, ``[in_features, out_features]`` (transposed view);
@@ -11,8 +18,9 @@ HF block and how its weight is stored, so adding a family is adding a row:
 - ``fused_interleaved``: GPT-NeoX's ``query_key_value`` (``nn.Linear``), whose output rows
   are grouped per head as ``[head, (q | k | v), d_head]``.
 
-Every row's components are reached in TransformerLens 4.x under the same names
-(``blocks.{l}.attn.q`` ... ``blocks.{l}.mlp.out``), whatever the HF module names are.
+Rows derived from an adapter also use ``slice`` (a strided part of a fused parameter, found
+from the adapter's own split function) and ``experts`` (one expert of a stacked expert
+parameter). Register an override with :func:`register_architecture`.
 """
 
 from __future__ import annotations
@@ -28,13 +36,15 @@ __all__ = [
     "ArchitectureSpec",
     "ComponentSpec",
     "architecture_for",
+    "register_architecture",
 ]
 
 FAMILIES = ("attn", "mlp")
 ATTN_COMPONENTS = ("q", "k", "v", "o")
 MLP_COMPONENTS = ("in", "gate", "out")
 COMPONENTS = ATTN_COMPONENTS + MLP_COMPONENTS
-LAYOUTS = ("linear", "conv1d", "fused_concat", "fused_interleaved")
+LAYOUTS = ("linear", "conv1d", "fused_concat", "fused_interleaved", "slice", "experts")
+OVERRIDE_LAYOUTS = LAYOUTS[:4]
 
 
 @dataclass(frozen=True)
@@ -51,12 +61,20 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """One architecture: the path of its block list and its components' specs."""
+    """One architecture: the path of its block list and its components' specs.
+
+    ``source`` is ``"adapter"`` for a row derived from the TransformerLens adapter (then
+    ``adapter`` names its class) and ``"override"`` for a hand-written row.
+    """
 
     name: str
     blocks: str  # path of the ModuleList of blocks from the *ForCausalLM model
     attention: str  # path of the attention module inside a block (its output holds patterns)
     components: dict[str, ComponentSpec]
+    source: str = "override"
+    adapter: str | None = None
+    mlp: str | None = None  # path of the FFW module inside a block
+    n_experts: int = 0  # routed experts per mixture-of-experts FFW (0: dense FFW)
 
     @property
     def family_components(self) -> dict[str, tuple[str, ...]]:
@@ -76,38 +94,36 @@ def _row(name: str, blocks: str, attention: str,
     return ArchitectureSpec(name, blocks, attention, specs)
 
 
-ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "gpt2": _row(
-        "gpt2", "transformer.h", "attn",
-        q=("attn.c_attn", "fused_concat"), k=("attn.c_attn", "fused_concat"),
-        v=("attn.c_attn", "fused_concat"), o=("attn.c_proj", "conv1d"),
-        in_=("mlp.c_fc", "conv1d"), out=("mlp.c_proj", "conv1d"),
-    ),
-    "gpt_neox": _row(
-        "gpt_neox", "gpt_neox.layers", "attention",
-        q=("attention.query_key_value", "fused_interleaved"),
-        k=("attention.query_key_value", "fused_interleaved"),
-        v=("attention.query_key_value", "fused_interleaved"),
-        o="attention.dense", in_="mlp.dense_h_to_4h", out="mlp.dense_4h_to_h",
-    ),
-    "opt": _row(
-        "opt", "model.decoder.layers", "self_attn",
-        q="self_attn.q_proj", k="self_attn.k_proj", v="self_attn.v_proj",
-        o="self_attn.out_proj", in_="fc1", out="fc2",
-    ),
-    "llama": _row(
-        "llama", "model.layers", "self_attn",
-        q="self_attn.q_proj", k="self_attn.k_proj", v="self_attn.v_proj",
-        o="self_attn.o_proj", gate="mlp.gate_proj", in_="mlp.up_proj", out="mlp.down_proj",
-    ),
-}
+# Override rows by HF model_type (empty: every tested family is derived from its adapter).
+ARCHITECTURES: dict[str, ArchitectureSpec] = {}
 
 
-def architecture_for(model_type: str) -> ArchitectureSpec:
-    """The row for an HF ``config.model_type``; a clear error for unsupported ones."""
-    if model_type not in ARCHITECTURES:
-        raise ValueError(
-            f"model_type {model_type!r} is not supported by lenskit; supported: "
-            f"{sorted(ARCHITECTURES)} (add a row to lenskit.models.architectures.ARCHITECTURES)"
-        )
-    return ARCHITECTURES[model_type]
+def register_architecture(model_type: str, blocks: str, attention: str,
+                          **components: tuple[str, str] | str) -> ArchitectureSpec:
+    """Add (or replace) the override row of ``model_type``: lenskit then finds that family's
+    sites from this row instead of from the TransformerLens adapter.
+
+    ``components`` map ``q``, ``k``, ``v``, ``o``, ``in_`` (``in``), ``gate``, ``out`` to a
+    module path inside the block, or to ``(path, layout)`` with a layout of
+    ``OVERRIDE_LAYOUTS``. Example (GPT-2's row)::
+
+        register_architecture("gpt2", "transformer.h", "attn",
+                              q=("attn.c_attn", "fused_concat"), ..., out=("mlp.c_proj", "conv1d"))
+    """
+    row = _row(model_type, blocks, attention, **components)
+    bad = [c for c in row.components if c not in COMPONENTS]
+    if bad:
+        raise ValueError(f"unknown component {bad[0]!r}; allowed: {COMPONENTS} ('in_' for in)")
+    layouts = [spec.layout for spec in row.components.values() if spec.layout not in
+               OVERRIDE_LAYOUTS]
+    if layouts:
+        raise ValueError(f"layout {layouts[0]!r} is not for override rows; allowed: "
+                         f"{OVERRIDE_LAYOUTS}")
+    ARCHITECTURES[model_type] = row
+    return row
+
+
+def architecture_for(model_type: str) -> ArchitectureSpec | None:
+    """The override row for an HF ``config.model_type``, or ``None`` (sites then come from
+    the TransformerLens adapter)."""
+    return ARCHITECTURES.get(model_type)

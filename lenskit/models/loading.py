@@ -10,6 +10,7 @@ so both always see the same numbers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -19,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedModel
 
 from lenskit.errors import RunDirectoryError, UsageError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
+from lenskit.models.attn_impl import load_hf_model
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
-from lenskit.models.offline import offline, offline_setting
+from lenskit.models.offline import offline
 from lenskit.models.packages import is_package_spec, package_file
 from lenskit.models.sites import Site, SiteSelection, select_sites
-from lenskit.models.sites_build import build_sites
+from lenskit.models.sites_build import SiteMappingError, build_sites
 
 __all__ = [
     "LoadedModel",
@@ -64,7 +66,8 @@ class LoadedModel:
     Attributes:
         spec: what was passed to :func:`load_model`.
         path: the resolved local directory or hub name.
-        arch: the architecture row used to find sites.
+        arch: the architecture row used to find sites (derived from the TransformerLens
+            adapter, ``arch.source == "adapter"``, or a hand-written override).
         hf: the plain HF model sharing all parameters with the bridge.
         tokenizer: the model's tokenizer (``pad_token`` set if it had none).
         sites: every prunable site, in layer then component order.
@@ -78,6 +81,8 @@ class LoadedModel:
         source: where the weights came from: {"format": "hf"} or, for a GGUF file,
             {"format": "gguf", "file": ..., "quantised": True, "quantisation": "Q4_1", ...}
             (the weights were dequantised to float on loading).
+        attn_implementation: the attention kernel of the plain HF model (``"eager"`` when
+            the model refused the one asked for; ``attn_fallback`` then says why).
     """
 
     spec: str
@@ -93,6 +98,8 @@ class LoadedModel:
     dtype: str = "float32"
     device_map: str = "none"
     source: dict[str, Any] = field(default_factory=lambda: {"format": "hf"})
+    attn_implementation: str = "sdpa"
+    attn_fallback: str | None = None
 
     @property
     def site_map(self) -> dict[str, Site]:
@@ -195,6 +202,44 @@ def check_spec(spec: str | os.PathLike) -> None:
         resolve_spec(spec)
 
 
+def _load_tokenizer(path: str, local: bool, kwargs: dict[str, Any]):
+    """The directory's tokenizer, of the class its ``tokenizer_config.json`` declares.
+
+    transformers' AutoTokenizer prefers the class registered for the config's
+    ``model_type`` (``Qwen2Tokenizer`` for ``qwen2``) over a generic declared class
+    (``TokenizersBackend``), which changes how a word-level tokenizer splits text."""
+    import json
+
+    import transformers
+
+    declared = None
+    cfg_file = Path(path) / "tokenizer_config.json"
+    if local and cfg_file.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            declared = json.loads(cfg_file.read_text()).get("tokenizer_class")
+    cls = getattr(transformers, declared, None) if isinstance(declared, str) else None
+    if cls is not None and hasattr(cls, "from_pretrained"):
+        return cls.from_pretrained(path, **kwargs)
+    return AutoTokenizer.from_pretrained(path, **kwargs)
+
+
+def check_bridge_support(hf: PreTrainedModel) -> None:
+    """``UsageError`` unless TransformerLens' bridge has an adapter for the architecture of
+    ``hf`` (its config's ``architectures``, else its class), from which lenskit derives
+    every site."""
+    from lenskit.models.families import bridge_architectures
+
+    config = hf.config
+    archs = list(getattr(config, "architectures", None) or [type(hf).__name__])
+    supported = bridge_architectures()
+    if not any(a in supported for a in archs):
+        raise UsageError(
+            f"model_type {getattr(config, 'model_type', None)!r} (architectures {archs}) is not "
+            "supported by the TransformerLens bridge installed here, from whose architecture "
+            "adapters lenskit finds the prunable weights; `lenskit families` lists the "
+            "supported families")
+
+
 def _fingerprint(sites: tuple[Site, ...]) -> str:
     """Hash of site shapes and a strided sample of every site's weights."""
     h = hashlib.sha256()
@@ -235,7 +280,9 @@ def load_model(
             spreads the layers over the visible GPUs (then CPU memory); needs ``accelerate``.
         tokenizer: a tokenizer to use instead of the model's own.
         attn_implementation: attention kernel of the plain HF model used for decoding (the
-            bridge always uses eager attention so that patterns can be hooked).
+            bridge always uses eager attention so that patterns can be hooked). A model that
+            refuses it (Gemma-2 and BLOOM refuse ``"sdpa"``) is loaded with ``"eager"``;
+            ``model_info(model).attn_fallback`` records why.
         revision: a hub revision (branch, tag or commit).
 
     Returns:
@@ -243,8 +290,11 @@ def load_model(
         HF model that shares its parameters.
 
     Raises:
-        ModelLoadError: the spec names nothing loadable, or the hub cannot be reached.
-        ValueError: the architecture is not supported.
+        ModelLoadError: the spec names nothing loadable, or the hub cannot be reached; the
+            message names the cause (a damaged weight file, an unknown ``model_type``, an
+            attention implementation the model refuses...).
+        ValueError: the architecture is not supported by the TransformerLens bridge, or
+            its adapter's mapping cannot be turned into sites.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -281,29 +331,15 @@ def load_model(
         kwargs["device_map"] = "auto"
     if local or offline():
         kwargs["local_files_only"] = True
+    hf, attn_used, attn_fallback = load_hf_model(path, local, dtype, attn_implementation,
+                                                 kwargs)
     try:
-        hf = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation, **kwargs
-        )
-        tok = tokenizer or AutoTokenizer.from_pretrained(path, **kwargs)
+        tok = tokenizer or _load_tokenizer(path, local, kwargs)
     except Exception as err:
-        if local:
-            weights = sorted(p.name for p in Path(path).glob("*.safetensors")) or ["no weights"]
-            raise ModelLoadError(
-                f"could not load the model in {path} (weights: {', '.join(weights)}; a "
-                f"truncated or damaged file?): {type(err).__name__}: {err}", path) from err
-        if not isinstance(err, (OSError, ValueError)):
-            raise
-        setting = offline_setting()
-        raise ModelLoadError(
-            f"could not load {path!r} from the Hugging Face hub"
-            + (f" ({setting} is set and it is not in the local cache)" if setting else "")
-            + f" ({type(err).__name__}); to work offline, pass a local directory holding "
-            "config.json, safetensors weights and the tokenizer (e.g. saved with save_pretrained), or "
-            "download once and set HF_HUB_OFFLINE=1 to use the cache; 'organism' is shipped "
-            "with lenskit."
-        ) from err
-    arch = architecture_for(hf.config.model_type)
+        raise ModelLoadError(f"could not load the tokenizer of {path}: {type(err).__name__}: "
+                             f"{err}", path if local else None) from err
+    check_bridge_support(hf)
+    override = architecture_for(hf.config.model_type)
     if tok.pad_token is None:
         # Right padding with explicit lengths: the pad id is never read as content.
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -319,7 +355,13 @@ def load_model(
         path, hf_model=hf, tokenizer=tok, device=device, dtype=dtype
     )
     bridge.eval()
-    site_list = build_sites(arch, plain, bridge)
+    try:
+        arch, site_list = build_sites(bridge, plain, override)
+    except SiteMappingError as err:
+        raise ValueError(
+            f"lenskit cannot find the prunable weights of {hf.config.model_type!r} from "
+            f"TransformerLens' {type(bridge.adapter).__name__}: {err} (register an override "
+            "row with lenskit.models.register_architecture)") from err
     info = LoadedModel(
         spec=str(spec),
         path=path,
@@ -333,6 +375,8 @@ def load_model(
         dtype=str(dtype).removeprefix("torch."),
         device_map=dmap,
         source=source,
+        attn_implementation=attn_used,
+        attn_fallback=attn_fallback,
     )
     _REGISTRY[bridge] = info
     return bridge

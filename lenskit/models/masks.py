@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 
 from lenskit.errors import CorruptFileError, UsageError
 from lenskit.models.loading import model_info
-from lenskit.models.sites import Site
+from lenskit.models.sites import SHARED_EXPERT, Site, is_expert
 from lenskit.models.sites_build import bridge_binding
 
 __all__ = [
@@ -67,11 +67,16 @@ def check_sparsity(value: float, name: str = "sparsity") -> float:
 
 
 def parse_site_name(name: str) -> tuple[int, str, str]:
-    """``"blocks.3.mlp.gate"`` -> ``(3, "mlp", "gate")``."""
+    """``"blocks.3.mlp.gate"`` -> ``(3, "mlp", "gate")``; an expert's site
+    ``"blocks.3.mlp.e5.in"`` -> ``(3, "mlp", "in")``."""
     parts = name.split(".")
-    if len(parts) != 4 or parts[0] != "blocks" or not parts[1].isdigit():
-        raise UsageError(f"bad site name {name!r}; expected 'blocks.<layer>.<family>.<component>'")
-    return int(parts[1]), parts[2], parts[3]
+    ok = (len(parts) in (4, 5) and parts[0] == "blocks" and parts[1].isdigit()
+          and (len(parts) == 4 or (parts[2] == "mlp" and (is_expert(parts[3])
+                                                          or parts[3] == SHARED_EXPERT))))
+    if not ok:
+        raise UsageError(f"bad site name {name!r}; expected 'blocks.<layer>.<family>.<component>'"
+                         " or, for an expert, 'blocks.<layer>.mlp.e<i>.<component>'")
+    return int(parts[1]), parts[2], parts[-1]
 
 
 class MaskSet(Mapping[str, torch.Tensor]):
@@ -390,6 +395,12 @@ def check_consistency(model) -> None:
     (the bridge's ``W_Q``-style views and any copies it holds). Raises ``AssertionError``."""
     info = model_info(model)
     for site in info.sites:
+        ref = site.bindings[0].read()
+        for b in site.bindings[1:]:
+            if not torch.equal(b.read(), ref):
+                raise AssertionError(f"{b.where} differs from the HF weight of {site.name}")
+        if site.expert is not None:
+            continue  # the bridge wraps a mixture-of-experts block whole: no copy of its own
         bb = bridge_binding(model, site.layer, site.family, site.component)
-        if bb is not None and not torch.equal(bb.read(), site.bindings[0].read()):
+        if bb is not None and not torch.equal(bb.read(), ref):
             raise AssertionError(f"the bridge's weight of {site.name} differs from the HF one")

@@ -1,6 +1,8 @@
 """Sites: every linear weight inside every transformer block, under one uniform name.
 
-A :class:`Site` is ``blocks.{layer}.{family}.{component}`` (e.g. ``blocks.3.mlp.gate``). It
+A :class:`Site` is ``blocks.{layer}.{family}.{component}`` (e.g. ``blocks.3.mlp.gate``); an
+expert of a mixture-of-experts FFW adds the expert: ``blocks.{layer}.mlp.e{i}.{component}``
+(``blocks.3.mlp.e5.in``), and a shared expert is ``blocks.{layer}.mlp.shared.{component}``. It
 exposes its weight as a ``[out_features, in_features]`` matrix whatever the storage (a slice
 of GPT-2's fused ``c_attn``, interleaved rows of GPT-NeoX's ``query_key_value``...), the
 TransformerLens hook of its input, its parameter count and, for attention, how its rows
@@ -28,12 +30,31 @@ from lenskit.models.architectures import (
     MLP_COMPONENTS,
 )
 
-__all__ = ["Binding", "Selection", "Site", "SiteSelection", "is_attention_scope", "is_ffw_scope",
-           "parse_scopes", "select_sites"]
+__all__ = [
+    "Binding",
+    "Selection",
+    "Site",
+    "SiteSelection",
+    "is_attention_scope",
+    "is_expert",
+    "is_ffw_scope",
+    "parse_scopes",
+    "select_sites",
+]
 
 # Sites that read the same input tensor share calibration statistics.
 INPUT_GROUPS = {"q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "attn_o",
                 "in": "mlp_in", "gate": "mlp_in", "out": "mlp_out"}
+SHARED_EXPERT = "shared"
+
+
+def is_expert(name: str) -> bool:
+    """True for a routed expert's name (``e0``, ``e17``), False otherwise."""
+    return len(name) > 1 and name[0] == "e" and name[1:].isdigit()
+
+
+def _expert_pattern_ok(name: str) -> bool:
+    return name in ("e*", SHARED_EXPERT) or is_expert(name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,8 +103,15 @@ class Site:
             q, k, v; 1: columns of o); ``None`` for FFW sites.
         input_hook: the TransformerLens hook whose activation is this weight's input.
         input_group: sites with the same group (within a layer) read the same input.
-        hf_path: the native HF module holding the weight (relative to the model).
+        hf_path: the native HF module holding the weight (relative to the model); its
+            forward's first argument is the site's input (for an expert: the module holding
+            the stacked experts, see ``route``).
         bindings: the parameter views to write (the HF one first).
+        expert: ``None`` for a dense site, ``"e{i}"`` for routed expert ``i``, ``"shared"``
+            for a shared expert.
+        route: for a routed expert, ``(parameter name, expert index)``: its input is what
+            the real forward multiplies with ``hf_path.<parameter>[index]`` (the tokens the
+            router sent to it), captured during calibration.
     """
 
     layer: int
@@ -96,9 +124,13 @@ class Site:
     hf_path: str
     layout: str
     bindings: tuple[Binding, ...] = field(repr=False)
+    expert: str | None = None
+    route: tuple[str, int] | None = None
 
     @property
     def name(self) -> str:
+        if self.expert is not None:
+            return f"blocks.{self.layer}.{self.family}.{self.expert}.{self.component}"
         return f"blocks.{self.layer}.{self.family}.{self.component}"
 
     @property
@@ -107,7 +139,8 @@ class Site:
 
     @property
     def input_group(self) -> str:
-        return f"blocks.{self.layer}.{INPUT_GROUPS[self.component]}"
+        group = f"blocks.{self.layer}.{INPUT_GROUPS[self.component]}"
+        return group if self.expert is None else f"{group}.{self.expert}"
 
     @property
     def head_axis(self) -> int | None:
@@ -139,14 +172,18 @@ def _parse_layers(text: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which sites to act on: families x layers x components (``None`` = all).
+    """Which sites to act on: families x layers x components x experts (``None`` = all).
 
+    ``experts`` names experts of a mixture-of-experts FFW: ``"e3"``, ``"e*"`` (every routed
+    expert) or ``"shared"``; with ``experts`` set, only expert sites match (``None``: dense
+    and expert sites alike, so ``"mlp.in"`` is every FFW input projection).
     Build one directly or from a scope string with :meth:`parse`.
     """
 
     families: tuple[str, ...] | None = None
     layers: tuple[int, ...] | None = None
     components: tuple[str, ...] | None = None
+    experts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (("families", FAMILIES), ("components", COMPONENTS)):
@@ -174,6 +211,16 @@ class Selection:
                                  "give at least one layer index, or layers=None for all "
                                  "layers (in a scope string: 'mlp@0-3' or 'mlp@1,4')")
             object.__setattr__(self, "layers", layers)
+        if self.experts is not None:
+            experts = (self.experts,) if isinstance(self.experts, str) else tuple(self.experts)
+            object.__setattr__(self, "experts", experts)
+            bad_e = [e for e in experts if not isinstance(e, str) or not _expert_pattern_ok(e)]
+            if bad_e:
+                raise ValueError(f"unknown expert {bad_e[0]!r}; allowed: 'e<i>' (e.g. 'e3'), "
+                                 f"'e*' (every routed expert) or '{SHARED_EXPERT}'")
+            if self.families is not None and "mlp" not in self.families:
+                raise ValueError(f"experts {experts} belong to family 'mlp', not to "
+                                 f"{self.families}")
         if self.families and self.components:
             fam_of = {c: "attn" for c in ATTN_COMPONENTS} | {c: "mlp" for c in MLP_COMPONENTS}
             bad = [c for c in self.components if fam_of[c] not in self.families]
@@ -188,7 +235,9 @@ class Selection:
         """A selection from a scope string.
 
         ``"all"``, ``"attn"``, ``"mlp"``, with optional components after a dot and layers
-        after ``@``: ``"attn.q,k"``, ``"mlp@0-3"``, ``"attn.o@2,5"``, ``"q,k,v"``.
+        after ``@``: ``"attn.q,k"``, ``"mlp@0-3"``, ``"attn.o@2,5"``, ``"q,k,v"``. Experts of a
+        mixture-of-experts FFW come after ``mlp.``: ``"mlp.e3.in"``, ``"mlp.e*"``,
+        ``"mlp.e0,e1.out@2"``, ``"mlp.shared"``.
         Union of several scopes is done with :func:`select_sites` on a list.
         """
         text = scope.strip()
@@ -205,8 +254,16 @@ class Selection:
                     "after '@': a range from-to (inclusive, from <= to) or a list, e.g. "
                     "'@0-3' or '@1,4'"
                 ) from None
-        families = components = None
+        families = components = experts = None
         head, _, comps = text.partition(".")
+        if head == "mlp" and comps:
+            first, _, rest = comps.partition(".")
+            names = [c.strip() for c in first.split(",")]
+            if all(_expert_pattern_ok(n) for n in names):
+                experts, comps = tuple(names), rest
+            elif any(n.startswith("e") and n not in COMPONENTS for n in names):
+                raise ValueError(f"bad expert in scope {scope!r}: use 'e<i>' (e.g. 'mlp.e3.in'), "
+                                 f"'e*' or '{SHARED_EXPERT}'")
         if head in ("all", ""):
             pass
         elif head in FAMILIES:
@@ -220,17 +277,27 @@ class Selection:
             )
         if comps:
             components = tuple(c.strip() for c in comps.split(","))
-        return cls(families, layers, components)
+        return cls(families, layers, components, experts)
+
+    def _expert_matches(self, site: Site) -> bool:
+        if self.experts is None:
+            return True
+        if site.expert is None:
+            return False
+        return site.expert in self.experts or ("e*" in self.experts and is_expert(site.expert))
 
     def matches(self, site: Site) -> bool:
         return (
             (self.families is None or site.family in self.families)
             and (self.layers is None or site.layer in self.layers)
             and (self.components is None or site.component in self.components)
+            and self._expert_matches(site)
         )
 
     def describe(self) -> str:
         fam = ",".join(self.families) if self.families else "all"
+        if self.experts:
+            fam = "mlp." + ",".join(self.experts)
         comp = "." + ",".join(self.components) if self.components else ""
         lay = "@" + ",".join(map(str, self.layers)) if self.layers is not None else ""
         return fam + comp + lay
@@ -261,6 +328,8 @@ def parse_scopes(raw: str | Iterable[str]) -> list[str]:
 def is_attention_scope(scope: str | Selection) -> bool:
     """True when the scope selects attention sites only (e.g. "attn", "attn.q,k@0-3", "q,v")."""
     sel = scope if isinstance(scope, Selection) else Selection.parse(scope)
+    if sel.experts is not None:
+        return False
     if sel.families is not None:
         return set(sel.families) == {"attn"}
     return sel.components is not None and set(sel.components) <= set(ATTN_COMPONENTS)
@@ -269,6 +338,8 @@ def is_attention_scope(scope: str | Selection) -> bool:
 def is_ffw_scope(scope: str | Selection) -> bool:
     """True when the scope selects feed-forward (MLP) sites only (e.g. "mlp", "mlp.in@0-1")."""
     sel = scope if isinstance(scope, Selection) else Selection.parse(scope)
+    if sel.experts is not None:
+        return True
     if sel.families is not None:
         return set(sel.families) == {"mlp"}
     return sel.components is not None and set(sel.components) <= set(MLP_COMPONENTS)
@@ -323,7 +394,15 @@ def select_sites(
     else:
         selections = [s if isinstance(s, Selection) else Selection.parse(s) for s in selection]
     present = {s.component for s in sites}
+    experts = sorted({s.expert for s in sites if s.expert is not None},
+                     key=lambda e: (not is_expert(e), int(e[1:]) if is_expert(e) else 0))
     for sel in selections:
+        for e in sel.experts or ():
+            if (e == "e*" and not any(is_expert(x) for x in experts)) or \
+                    (e != "e*" and e not in experts):
+                have = (f"experts {experts[0]}..{experts[-1]}" if experts
+                        else "no mixture-of-experts FFW")
+                raise ValueError(f"expert {e!r} does not exist in this model; it has {have}")
         if sel.layers is not None:
             bad = [i for i in sel.layers if not 0 <= i < n_layers]
             if bad:

@@ -12,7 +12,11 @@ The :class:`BlockWalker` captures block 0's inputs for all calibration samples (
 is stopped right there), then for each block runs it on the stored inputs with hooks on the
 modules whose inputs are needed, and stores its outputs as the next block's inputs.
 Sites of one ``input_group`` (q, k, v; or in, gate) read one tensor: one hook, one
-statistic. Statistics are summed with large matmuls per batch of sequences
+statistic. The experts of a mixture-of-experts FFW (sites with a ``route``) see only the tokens the
+router sends them: their inputs are captured from the real forward, as the arguments of the
+matrix products the experts module computes with each expert's slice of its stacked
+parameters (:class:`ExpertInputs`; the eager experts implementation runs meanwhile).
+Statistics are summed with large matmuls per batch of sequences
 (``H += X^T X`` with ``X`` ``[batch * seq_len, d_in]``, only the row panels up to the
 diagonal since ``X^T X`` is symmetric), never per sequence. Memory: the block inputs of all
 calibration samples, one copy (``n_samples x seq_len x d_model``, in the model's dtype; each
@@ -22,16 +26,18 @@ float32 per input group for SparseGPT).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from lenskit.models.early_exit import StopForward, early_exit
 from lenskit.models.sites import Site
 
-__all__ = ["BlockWalker", "GroupStats", "group_sites"]
+__all__ = ["BlockWalker", "ExpertInputs", "GroupStats", "group_sites"]
 
 STAT_KINDS = ("norms", "hessian")
 SYMMETRIC_MIN_DIM = 512  # from this d_in on, X^T X is accumulated block-triangularly
@@ -114,6 +120,63 @@ def group_sites(sites: Sequence[Site]) -> dict[str, list[Site]]:
     return out
 
 
+_PRODUCTS = frozenset({"linear", "matmul", "__matmul__", "mm", "bmm"})
+
+
+class ExpertInputs(TorchFunctionMode):
+    """While active, adds to ``stats[(param, e)]`` the input of every matrix product whose
+    weight is expert ``e``'s slice of a watched stacked parameter (``param[e]``).
+
+    The experts module computes ``F.linear(x, gate_up_proj[e])`` (or ``x @ w[e]`` for
+    transposed stacks) on exactly the tokens routed to expert ``e``: ``x`` is that expert's
+    input, taken from the real forward pass, the router's choices included. A batched
+    product with the whole stack (Llama-4: ``bmm(x, gate_up_proj)``, ``x`` ``[expert,
+    tokens, d]``, tokens not routed to an expert zeroed by their router score) gives expert
+    ``e`` the rows ``x[e]``.
+    """
+
+    def __init__(self, stats: dict[tuple[torch.Tensor, int], GroupStats]) -> None:
+        super().__init__()
+        self.by_ptr: dict[int, tuple[torch.Tensor, dict[int, GroupStats]]] = {}
+        for (param, e), st in stats.items():
+            ptr = param.untyped_storage().data_ptr()
+            self.by_ptr.setdefault(ptr, (param, {}))[1][e] = st
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", None) in _PRODUCTS and len(args) >= 2 \
+                and isinstance(args[1], torch.Tensor) and isinstance(args[0], torch.Tensor):
+            w = args[1]
+            hit = self.by_ptr.get(w.untyped_storage().data_ptr())
+            if hit is not None:
+                param, per_expert = hit
+                x = args[0]
+                if w.ndim == 3 and w.shape == param.shape and x.ndim == 3 \
+                        and x.shape[0] == w.shape[0]:
+                    for e, st in per_expert.items():
+                        st.add(x[e], n_sequences=0)
+                else:
+                    e = (w.storage_offset() - param.storage_offset()) // param.stride(0)
+                    st = per_expert.get(e)
+                    if st is not None:
+                        st.add(x, n_sequences=0)
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def _eager_experts(hf):
+    """The HF model with its eager experts implementation for the duration (the batched
+    kernels never multiply by one expert's slice, so nothing could be captured)."""
+    before = getattr(hf.config, "_experts_implementation", None)
+    if before in (None, "eager") or not hasattr(hf, "set_experts_implementation"):
+        yield
+        return
+    hf.set_experts_implementation("eager")
+    try:
+        yield
+    finally:
+        hf.set_experts_implementation(before)
+
+
 @dataclass
 class _Batch:
     hidden: torch.Tensor
@@ -140,18 +203,35 @@ class BlockWalker:
         self.device = next(self.hf.parameters()).device
 
     def _capture(self) -> list[_Batch]:
+        """Block 0's inputs for every batch, and the other arguments every block is called
+        with (``self._layer_args[layer][batch]``): models with several attention types
+        (Gemma-2/3's sliding and global layers) give each layer its own mask and rotary
+        embeddings. The blocks do not compute meanwhile: each one records its arguments
+        and hands its input on; the last one stops the forward pass."""
         store: list[_Batch] = []
+        n = len(self.blocks)
+        self._layer_args: list[list[tuple[tuple, dict]]] = [[] for _ in range(n)]
 
-        def hook(module, args, kwargs):
-            if args:
-                hidden, rest = args[0], tuple(args[1:])
-            else:
-                kwargs = dict(kwargs)
-                hidden, rest = kwargs.pop("hidden_states"), ()
-            store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
-            raise StopForward  # block 0's inputs are known: the rest is not needed
+        def recorder(layer: int):
+            def forward(*args, **kwargs):
+                if args:
+                    hidden, rest = args[0], tuple(args[1:])
+                else:
+                    kwargs = dict(kwargs)
+                    hidden, rest = kwargs.pop("hidden_states"), ()
+                if layer == 0:
+                    store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
+                self._layer_args[layer].append((rest, dict(kwargs)))
+                if layer == n - 1:
+                    raise StopForward
+                return hidden
+            return forward
 
-        handle = self.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
+        # An instance attribute shadows the method; one already there (Accelerate's device
+        # hooks wrap ``forward`` that way under a device map) is put back afterwards.
+        saved = [block.__dict__.get("forward") for block in self.blocks]
+        for layer, block in enumerate(self.blocks):
+            block.forward = recorder(layer)
         try:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
@@ -159,7 +239,14 @@ class BlockWalker:
                 with early_exit():
                     self.hf(input_ids=ids, use_cache=False)
         finally:
-            handle.remove()
+            for block, before in zip(self.blocks, saved, strict=True):
+                if before is None:
+                    del block.forward
+                else:
+                    block.forward = before
+        if any(len(a) != len(store) for a in self._layer_args):
+            raise RuntimeError("the model did not call every block once per batch; lenskit "
+                               "cannot run its blocks one at a time")
         return store
 
     def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool) -> list[_Batch]:
@@ -169,7 +256,8 @@ class BlockWalker:
         once: one copy, plus one batch."""
         block = self.blocks[layer]
         for i, b in enumerate(batches):
-            out = block(b.hidden, *b.args, **b.kwargs)
+            args, kwargs = self._layer_args[layer][i]
+            out = block(b.hidden, *args, **kwargs)
             if keep_outputs:
                 hidden = out[0] if isinstance(out, tuple) else out
                 batches[i] = _Batch(hidden.detach(), b.args, b.kwargs)
@@ -199,26 +287,44 @@ class BlockWalker:
             last_layer = max(groups) if groups else -1
         if last_layer < 0:
             return
+        if any(site.route is not None for g in groups.values() for site, _ in g.values()):
+            with _eager_experts(self.hf):
+                self._walk(groups, on_block, sequential, last_layer)
+        else:
+            self._walk(groups, on_block, sequential, last_layer)
+
+    def _walk(self, groups, on_block, sequential: bool, last_layer: int) -> None:
         batches = self._capture()
         for layer in range(last_layer + 1):
             wanted = groups.get(layer, {})
             stats: dict[str, GroupStats] = {}
             handles = []
+            routed: dict[tuple[torch.Tensor, int], GroupStats] = {}
             for group, (site, kind) in wanted.items():
                 # On the device of the weight that reads this input (device maps spread
                 # the blocks over several devices).
                 st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
                 stats[group] = st
                 module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
+                if site.route is not None:
+                    routed[(module.get_parameter(site.route[0]), site.route[1])] = st
+                    continue
                 handles.append(module.register_forward_pre_hook(
                     lambda _m, args, st=st: st.add(args[0], n_sequences=0)))
             last = layer == last_layer
+            capture = (ExpertInputs(routed) if routed else contextlib.nullcontext())
             try:
-                outs = self._run_block(layer, batches, keep_outputs=not last and
-                                       not (sequential and wanted))
+                with capture:
+                    outs = self._run_block(layer, batches, keep_outputs=not last and
+                                           not (sequential and wanted))
             finally:
                 for h in handles:
                     h.remove()
+            if routed and not any(st.n_tokens for st in routed.values()):
+                raise RuntimeError(
+                    f"block {layer}: no expert input was seen; the experts module does not "
+                    "multiply by one expert's slice of its stacked parameters, so lenskit "
+                    "cannot tell which tokens each expert received")
             for st in stats.values():
                 st.n_sequences = self.tokens.shape[0]
             if wanted:

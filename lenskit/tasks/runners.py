@@ -112,6 +112,30 @@ def _max_positions(hf) -> int | None:
     return None
 
 
+def sliding_window(hf) -> int | None:
+    """The local attention window of a model with sliding-window layers (Mistral, Gemma-2/3,
+    GPT-Neo's local layers), else ``None``; ``0`` for a model whose attention bias grows
+    with the cache column (MPT's ALiBi, built from the sequence length, not the mask).
+
+    A sliding window counts key-value cache columns, not position ids: decoding on a
+    right-padded cache (padding and gold tokens sit between a row's prompt and its new
+    tokens) would slide the window over them, so such a model is decoded by re-running
+    whenever a prompt, its answer and the new tokens do not fit in the window."""
+    cfg = hf.config
+    if getattr(getattr(cfg, "attn_config", None), "alibi", False):
+        return 0
+    window = getattr(cfg, "sliding_window", None)
+    layer_types = getattr(cfg, "layer_types", None)
+    if isinstance(window, int) and window > 0 \
+            and getattr(cfg, "use_sliding_window", None) is not False \
+            and (layer_types is None or any("sliding" in str(t) for t in layer_types)):
+        return window
+    local = getattr(cfg, "attention_layers", None) or ()
+    if "local" in local and isinstance(getattr(cfg, "window_size", None), int):
+        return int(cfg.window_size)
+    return None
+
+
 def progress_bar(progress: bool | None, total: int, desc: str) -> tqdm:
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress must be True, False or None (auto), got {progress!r}")
@@ -170,6 +194,15 @@ def run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, prob
                     f"{task.name}: instance {inst.id!r} needs {need} positions (prompt "
                     f"{len(p)} + answer/decoding), more than the model's {limit}; shorten "
                     "the prompts (fewer shots or distractors) or lower max_new_tokens")
+    window = sliding_window(hf_backend.hf)
+    fallback = None
+    if mode == "cache" and window is not None:
+        width = max(len(p) + len(g) for p, g in zip(enc.prompts, enc.golds, strict=True))
+        if width + max_new > window:
+            mode, fallback = "rerun", (
+                f"re-run decoding: the {window}-token sliding window is shorter than "
+                f"{width + max_new} cache columns" if window else
+                "re-run decoding: the attention bias depends on the cache column")
     stop_strings = _stop_strings(task)
     fold = bool(task.config.get("fold_accents", False))
     stop = stop_token_mask(tok, runner.vocab_size, stop_strings)
@@ -210,8 +243,11 @@ def run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, prob
         "generated_tokens": [len(g) for g in scores.generated],
         "stopped": pd.array(scores.stopped, dtype="boolean"),
     })
-    return rows, {"max_new_tokens": max_new, "answer_fallbacks": enc.fallbacks,
-                  "shared_prefix_tokens": n_shared}
+    extra = {"max_new_tokens": max_new, "answer_fallbacks": enc.fallbacks,
+             "shared_prefix_tokens": n_shared}
+    if fallback:
+        extra["decode_fallback"] = fallback
+    return rows, extra
 
 
 def _decode_predictions(tok, generated: Sequence[Sequence[int]],

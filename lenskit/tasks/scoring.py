@@ -66,12 +66,22 @@ class HFBackend:
 
     def __init__(self, hf) -> None:
         self.hf = hf
-        self.base = hf.base_model
+        base = hf.base_model
+        # Llama-4's causal LM names a base_model_prefix it does not have (base_model is
+        # then the causal LM itself); its decoder is ``model``, as in most families.
+        self.base = base if base is not hf else hf.model
         self.head = hf.get_output_embeddings()
         # The supported families' LM heads are a linear map of the base model's final
-        # hidden state (checked against ``hf(ids).logits`` in the tests); Gemma-2-style
-        # soft-capping is applied when a config declares it.
+        # hidden state (checked against ``hf(ids).logits`` in the tests), times a constant
+        # where the family has one (Cohere's ``logit_scale``, Granite's division by
+        # ``logits_scaling``); Gemma-2-style soft-capping is applied when a config declares
+        # it.
         self.softcap = getattr(hf.config, "final_logit_softcapping", None)
+        scale = getattr(hf, "logit_scale", None)
+        self.scale = float(scale) if isinstance(scale, (int, float)) else 1.0
+        divide = getattr(hf.config, "logits_scaling", None)
+        if isinstance(divide, (int, float)) and divide:
+            self.scale /= float(divide)
         self.device = next(hf.parameters()).device
         self.vocab_size = int(self.head.weight.shape[0])
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns).
@@ -90,6 +100,8 @@ class HFBackend:
         rows = max(1, _HEAD_CHUNK_ELEMENTS // self.vocab_size)
         parts = [self.head(flat[i : i + rows]).float() for i in range(0, len(flat), rows)]
         out = torch.cat(parts) if parts else flat.new_zeros((0, self.vocab_size)).float()
+        if self.scale != 1.0:
+            out = out * self.scale
         if self.softcap:
             out = torch.tanh(out / self.softcap) * self.softcap
         return out.reshape(*shape, self.vocab_size)
