@@ -10,6 +10,10 @@
   :mod:`~lenskit.analysis.attention_drop`: attention patterns under pruning (entropy,
   divergence to dense, sink and answer-span mass, induction scores per layer and head,
   computed online), and which heads' drift predicts which ability's accuracy drop.
+- :mod:`~lenskit.analysis.causal_tracing`: causal tracing (ROME's activation patching):
+  which layer's FFW, attention, residual stream or head carries a fact to the answer, in
+  the maps' rows, and (:mod:`~lenskit.analysis.trace_agreement`) how it ranks layers and
+  heads against the pruning and ablation maps.
 
 Running and recording sweeps (configs, run directories, thresholds) is :mod:`lenskit.study`.
 """
@@ -43,6 +47,18 @@ from lenskit.analysis.attention_drop import (
     drift_drop_table,
     drift_vs_drop,
 )
+from lenskit.analysis.causal_tracing import (
+    POSITIONS,
+    SITE_KINDS,
+    TRACE_COLUMNS,
+    TRACE_ITEM_COLUMNS,
+    TRACE_METRICS,
+    TraceSite,
+    causal_trace,
+    trace_items,
+    trace_rows,
+    trace_sites,
+)
 from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import (
     DIRECTIONS,
@@ -61,16 +77,23 @@ __all__ = [
     "GROUPINGS",
     "MAP_COLUMNS",
     "NEURON_GROUPINGS",
+    "POSITIONS",
+    "SITE_KINDS",
+    "TRACE_COLUMNS",
+    "TRACE_ITEM_COLUMNS",
+    "TRACE_METRICS",
     "ActivationMeans",
     "AllocationProfiles",
     "AttentionProbe",
     "AttentionRun",
     "RepeatedTokens",
     "SparsityFit",
+    "TraceSite",
     "accuracy_drops",
     "allocation_profiles",
     "attention_drift",
     "attention_metrics",
+    "causal_trace",
     "cumulative_map",
     "drift_drop_table",
     "drift_vs_drop",
@@ -80,5 +103,8 @@ __all__ = [
     "neuron_ablation_map",
     "sensitivity_map",
     "sensitivity_table",
+    "trace_items",
+    "trace_rows",
+    "trace_sites",
     "validate_maps",
 ]

@@ -58,6 +58,7 @@ from lenskit.tasks.registry import (
     parse_specs,
 )
 from lenskit.tasks.select import format_template_report, template_report
+from lenskit.tasks.subjects import SUBJECT_KEYS, subject_of, subject_span
 from lenskit.tasks.suites import (
     countries_suite,
     default_suite,
@@ -74,6 +75,7 @@ __all__ = [
     "FUNCTION_KINDS",
     "KIND_CATEGORY",
     "ROW_COLUMNS",
+    "SUBJECT_KEYS",
     "TASKS",
     "TASK_KINDS",
     "TEMPLATES",
@@ -120,6 +122,8 @@ __all__ = [
     "sample_function_instances",
     "split_demos",
     "study_function_specs",
+    "subject_of",
+    "subject_span",
     "template_report",
     "templated_task",
     "token_span",
