@@ -67,9 +67,19 @@ from lenskit.analysis.sensitivity import (
     sensitivity_map,
     sensitivity_table,
 )
+from lenskit.analysis.trace_agreement import (
+    AGREEMENT_COLUMNS,
+    head_ablation_items,
+    layer_profiles,
+    layer_sensitivity_items,
+    rank_agreement,
+    trace_effects,
+)
+from lenskit.analysis.trace_store import TRACES_DIR, load_traces, save_traces
 
 __all__ = [
     "ABLATION_MODES",
+    "AGREEMENT_COLUMNS",
     "ATTENTION_COLUMNS",
     "CORRELATION_COLUMNS",
     "DIRECTIONS",
@@ -79,6 +89,7 @@ __all__ = [
     "NEURON_GROUPINGS",
     "POSITIONS",
     "SITE_KINDS",
+    "TRACES_DIR",
     "TRACE_COLUMNS",
     "TRACE_ITEM_COLUMNS",
     "TRACE_METRICS",
@@ -98,11 +109,18 @@ __all__ = [
     "drift_drop_table",
     "drift_vs_drop",
     "fit_sparsity_relation",
+    "head_ablation_items",
     "head_ablation_map",
+    "layer_profiles",
+    "layer_sensitivity_items",
+    "load_traces",
     "mean_activations",
     "neuron_ablation_map",
+    "rank_agreement",
+    "save_traces",
     "sensitivity_map",
     "sensitivity_table",
+    "trace_effects",
     "trace_items",
     "trace_rows",
     "trace_sites",

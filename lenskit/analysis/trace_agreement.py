@@ -77,7 +77,7 @@ def layer_sensitivity_items(model, task: TaskSet, *, family: str = "mlp",
     """Per prompt and layer: the drop of ``metric`` when the layer's ``family`` sites are
     pruned alone at ``sparsity`` with ``method``.
 
-    Returns columns ``instance_id``, ``unit`` (``"mlp@3"``), ``layer``, ``dense``,
+    Returns columns ``instance_id``, ``unit`` (``"mlp@3"``), ``family``, ``layer``, ``dense``,
     ``pruned`` and ``value`` (the drop, positive = worse).
     """
     if family not in ("mlp", "attn"):
@@ -100,6 +100,7 @@ def layer_sensitivity_items(model, task: TaskSet, *, family: str = "mlp",
             value = _scores(model, task, metric, batch_size)
         drop = _drops(dense, value, metric)
         parts.append(pd.DataFrame({"instance_id": dense.index, "unit": f"{family}@{layer}",
+                                   "family": family,
                                    "layer": layer, "dense": dense.to_numpy(),
                                    "pruned": value.reindex(dense.index).to_numpy(),
                                    "value": drop.to_numpy()}))
