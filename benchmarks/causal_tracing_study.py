@@ -39,39 +39,11 @@ POSITIONS = ("subject_last", "last", "all")
 ROME = {"mlp": ("subject_last",), "attn": ("last",)}
 
 
-def agreement_table(items: pd.DataFrame, sens: pd.DataFrame, *, task: str, n_bootstrap: int,
-                    seed: int = 0) -> pd.DataFrame:
-    """Spearman correlations across layers: trace (per family and position) against the
-    pruning sensitivity of the same family, and both families together."""
-    from lenskit.analysis.trace_agreement import rank_agreement, trace_effects
-
-    rows = []
-    full = set(POSITIONS) <= set(items["position"])
-    for pos in [*POSITIONS, "rome"] if full else ["rome"]:
-        parts = {}
-        for fam in ("mlp", "attn"):
-            where = ROME[fam][0] if pos == "rome" else pos
-            have = items[(items["kind_of_site"] == fam) & (items["position"] == where)]
-            if have.empty:
-                break
-            causal = trace_effects(items, kind=fam, position=where, task=task)
-            other = sens[sens["family"] == fam]
-            parts[fam] = (causal, other)
-            rows.append({"task": task, "family": fam, "position": pos,
-                         **rank_agreement(causal, other, n_bootstrap=n_bootstrap, seed=seed)})
-        if len(parts) < 2:
-            continue
-        both_c = pd.concat([parts["mlp"][0], parts["attn"][0]], ignore_index=True)
-        both_o = pd.concat([parts["mlp"][1], parts["attn"][1]], ignore_index=True)
-        rows.append({"task": task, "family": "mlp+attn", "position": pos,
-                     **rank_agreement(both_c, both_o, n_bootstrap=n_bootstrap, seed=seed)})
-    return pd.DataFrame(rows)
-
 
 def main(argv=None) -> None:
     import lenskit
     from lenskit.analysis import trace_items
-    from lenskit.analysis.trace_agreement import layer_sensitivity_items
+    from lenskit.analysis.trace_agreement import layer_agreement, layer_sensitivity_items
     from lenskit.tasks import default_suite
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,10 +83,9 @@ def main(argv=None) -> None:
     t1 = time.perf_counter()
     sens = pd.concat([layer_sensitivity_items(model, task, family=fam, method=args.method,
                                               sparsity=args.sparsity, seed=args.seed)
-                      .assign(family=fam) for fam in ("mlp", "attn")], ignore_index=True)
+                      for fam in ("mlp", "attn")], ignore_index=True)
     t2 = time.perf_counter()
-    table = agreement_table(items, sens, task=args.task, n_bootstrap=args.n_bootstrap,
-                            seed=args.seed)
+    table = layer_agreement(items, sens, n_bootstrap=args.n_bootstrap, seed=args.seed)
     items.to_parquet(out / "trace_items.parquet")
     sens.to_parquet(out / "sensitivity_items.parquet")
     table.to_csv(out / "agreement.csv", index=False)

@@ -55,7 +55,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "fit_sparsity_relation", "head_ablation_map", "mean_activations", "neuron_ablation_map",
         "sensitivity_map", "sensitivity_table", "TraceSite", "causal_trace", "trace_items",
         "trace_rows", "trace_sites", "rank_agreement", "layer_sensitivity_items",
-        "head_ablation_items", "layer_profiles", "trace_effects", "save_traces", "load_traces",
+        "head_ablation_items", "layer_agreement", "layer_profiles", "trace_effects", "save_traces", "load_traces",
     ),
     "lenskit.plots": (
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",

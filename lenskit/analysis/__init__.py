@@ -70,6 +70,7 @@ from lenskit.analysis.sensitivity import (
 from lenskit.analysis.trace_agreement import (
     AGREEMENT_COLUMNS,
     head_ablation_items,
+    layer_agreement,
     layer_profiles,
     layer_sensitivity_items,
     rank_agreement,
@@ -111,6 +112,7 @@ __all__ = [
     "fit_sparsity_relation",
     "head_ablation_items",
     "head_ablation_map",
+    "layer_agreement",
     "layer_profiles",
     "layer_sensitivity_items",
     "load_traces",

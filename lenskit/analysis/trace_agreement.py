@@ -46,6 +46,7 @@ from lenskit.tasks import TaskSet, evaluate
 __all__ = [
     "AGREEMENT_COLUMNS",
     "head_ablation_items",
+    "layer_agreement",
     "layer_profiles",
     "layer_sensitivity_items",
     "rank_agreement",
@@ -271,3 +272,39 @@ def layer_profiles(items: pd.DataFrame, sensitivity: pd.DataFrame, *, model: str
                              "ci_low": float(np.atleast_1d(lo)[k]),
                              "ci_high": float(np.atleast_1d(hi)[k]), "n": len(ids)})
     return pd.DataFrame(rows)
+
+
+def layer_agreement(items: pd.DataFrame, sensitivity: pd.DataFrame, *,
+                    positions: Iterable[str] = ("subject_last", "last", "all", "rome"),
+                    task: str | None = None, n_bootstrap: int = 2000, ci: float = 0.95,
+                    seed: int = 0) -> pd.DataFrame:
+    """Spearman correlations across layers between the causal effects of a family's sites
+    at each of ``positions`` (``"rome"``: the FFW at the last subject token, attention at
+    the last token) and the same family's pruning drops (:func:`layer_sensitivity_items`
+    rows of both families, with their ``family`` column); and of both families together
+    (``family == "mlp+attn"``, units ``mlp@L`` and ``attn@L``). Positions the trace lacks
+    are skipped.
+
+    Returns one row per (family, position): ``family``, ``position`` and
+    :data:`AGREEMENT_COLUMNS`.
+    """
+    rows = []
+    have = set(items["position"])
+    for pos in positions:
+        parts = {}
+        for fam in ("mlp", "attn"):
+            where = ROME_POSITIONS[fam] if pos == "rome" else pos
+            if where not in have or not (items["kind_of_site"] == fam).any():
+                continue
+            causal = trace_effects(items, kind=fam, position=where, task=task)
+            other = sensitivity[sensitivity["family"] == fam]
+            parts[fam] = (causal, other)
+            rows.append({"family": fam, "position": pos,
+                         **rank_agreement(causal, other, n_bootstrap=n_bootstrap, ci=ci,
+                                          seed=seed)})
+        if len(parts) == 2:
+            both = [pd.concat([parts["mlp"][k], parts["attn"][k]], ignore_index=True)
+                    for k in (0, 1)]
+            rows.append({"family": "mlp+attn", "position": pos,
+                         **rank_agreement(*both, n_bootstrap=n_bootstrap, ci=ci, seed=seed)})
+    return pd.DataFrame(rows, columns=["family", "position", *AGREEMENT_COLUMNS])

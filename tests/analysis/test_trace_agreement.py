@@ -121,3 +121,22 @@ def test_layer_profiles_give_means_and_intervals_per_layer(tmp_path):
     assert causal[("mlp", FACT_LAYER)] == pytest.approx(1.0)
     assert (prof["ci_low"] <= prof["value"] + 1e-12).all()
     assert (prof["value"] <= prof["ci_high"] + 1e-12).all()
+
+
+def test_layer_agreement_covers_families_and_positions(tmp_path):
+    from lenskit.analysis.trace_agreement import layer_agreement
+
+    model = load_model(build_trace_model(tmp_path / "m"))
+    task = trace_task()
+    items = trace_items(model, {"closed_book": task}, kinds=("mlp", "attn"),
+                        positions=("subject_last", "last"), corruption="counterfactual",
+                        progress=False)
+    sens = pd.concat([layer_sensitivity_items(model, task, family=f, method="magnitude",
+                                              sparsity=1.0) for f in ("mlp", "attn")])
+    table = layer_agreement(items, sens, n_bootstrap=100)
+    # "all" is not traced: skipped; "rome" pairs mlp@subject_last with attn@last
+    assert list(table["position"].unique()) == ["subject_last", "last", "rome"]
+    assert set(table["family"]) == {"mlp", "attn", "mlp+attn"}
+    rome = table[table["position"] == "rome"].set_index("family")
+    assert rome.loc["mlp", "rho"] == pytest.approx(1.0)
+    assert rome.loc["mlp+attn", "n_units"] == 6
