@@ -10,7 +10,7 @@ what breaks. The data flows one way through the packages:
 - :mod:`lenskit.results`: the tidy-results vocabulary: schema, baselines, thresholds;
 - :mod:`lenskit.rundir`: run directories that resume, grow and merge;
 - :mod:`lenskit.sweep`: sweep configs, preflight checks, the runner and its executors;
-- :mod:`lenskit.analysis`: sensitivity maps, ablation, attention patterns;
+- :mod:`lenskit.analysis`: sensitivity maps, ablation, attention patterns, causal tracing;
 - :mod:`lenskit.plots`: paper figures; :mod:`lenskit.organism`: the small model shipped here.
 
 Every public name is listed below and importable from ``lenskit`` directly; each is loaded
@@ -58,13 +58,16 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RepeatedTokens", "accuracy_drops", "allocation_profiles", "attention_drift",
         "attention_metrics", "cumulative_map", "drift_drop_table", "drift_vs_drop",
         "fit_sparsity_relation", "head_ablation_map", "mean_activations", "neuron_ablation_map",
-        "sensitivity_map", "sensitivity_table",
+        "sensitivity_map", "sensitivity_table", "TraceSite", "causal_trace", "trace_items",
+        "trace_rows", "trace_sites", "rank_agreement", "layer_sensitivity_items",
+        "head_ablation_items", "layer_agreement", "layer_profiles", "trace_effects", "save_traces", "load_traces",
     ),
     "lenskit.plots": (
         "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
         "fig_drift_correlation", "fig_drift_heatmaps", "fig_drift_scatter", "fig_head_ablation",
         "fig_neuron_ablation", "fig_sensitivity_map", "fig_sparsity_curves",
         "fig_study_comparison", "make_figures", "save_chart", "use_theme", "write_report",
+        "fig_causal_trace", "fig_head_trace", "fig_trace_vs_pruning",
     ),
     "lenskit.organism": ("World", "build_world", "train_organism"),
 }

@@ -10,6 +10,10 @@
   :mod:`~lenskit.analysis.attention_drop`: attention patterns under pruning (entropy,
   divergence to dense, sink and answer-span mass, induction scores per layer and head,
   computed online), and which heads' drift predicts which ability's accuracy drop.
+- :mod:`~lenskit.analysis.causal_tracing`: causal tracing (ROME's activation patching):
+  which layer's FFW, attention, residual stream or head carries a fact to the answer, in
+  the maps' rows, and (:mod:`~lenskit.analysis.trace_agreement`) how it ranks layers and
+  heads against the pruning and ablation maps.
 
 Analyses read the tidy results of :mod:`lenskit.results`; running sweeps is :mod:`lenskit.sweep`
 and recording them :mod:`lenskit.rundir`.
@@ -44,6 +48,18 @@ from lenskit.analysis.attention_drop import (
     drift_drop_table,
     drift_vs_drop,
 )
+from lenskit.analysis.causal_tracing import (
+    POSITIONS,
+    SITE_KINDS,
+    TRACE_COLUMNS,
+    TRACE_ITEM_COLUMNS,
+    TRACE_METRICS,
+    TraceSite,
+    causal_trace,
+    trace_items,
+    trace_rows,
+    trace_sites,
+)
 from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import (
     DIRECTIONS,
@@ -52,9 +68,20 @@ from lenskit.analysis.sensitivity import (
     sensitivity_map,
     sensitivity_table,
 )
+from lenskit.analysis.trace_agreement import (
+    AGREEMENT_COLUMNS,
+    head_ablation_items,
+    layer_agreement,
+    layer_profiles,
+    layer_sensitivity_items,
+    rank_agreement,
+    trace_effects,
+)
+from lenskit.analysis.trace_store import TRACES_DIR, load_traces, save_traces
 
 __all__ = [
     "ABLATION_MODES",
+    "AGREEMENT_COLUMNS",
     "ATTENTION_COLUMNS",
     "CORRELATION_COLUMNS",
     "DIRECTIONS",
@@ -62,24 +89,43 @@ __all__ = [
     "GROUPINGS",
     "MAP_COLUMNS",
     "NEURON_GROUPINGS",
+    "POSITIONS",
+    "SITE_KINDS",
+    "TRACES_DIR",
+    "TRACE_COLUMNS",
+    "TRACE_ITEM_COLUMNS",
+    "TRACE_METRICS",
     "ActivationMeans",
     "AllocationProfiles",
     "AttentionProbe",
     "AttentionRun",
     "RepeatedTokens",
     "SparsityFit",
+    "TraceSite",
     "accuracy_drops",
     "allocation_profiles",
     "attention_drift",
     "attention_metrics",
+    "causal_trace",
     "cumulative_map",
     "drift_drop_table",
     "drift_vs_drop",
     "fit_sparsity_relation",
+    "head_ablation_items",
     "head_ablation_map",
+    "layer_agreement",
+    "layer_profiles",
+    "layer_sensitivity_items",
+    "load_traces",
     "mean_activations",
     "neuron_ablation_map",
+    "rank_agreement",
+    "save_traces",
     "sensitivity_map",
     "sensitivity_table",
+    "trace_effects",
+    "trace_items",
+    "trace_rows",
+    "trace_sites",
     "validate_maps",
 ]

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.analysis.trace_inputs import CORRUPTIONS
 from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.names import METHODS
@@ -366,9 +367,11 @@ def finish_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def validate_maps(df: pd.DataFrame) -> pd.DataFrame:
     """Check a map frame: the results schema
     (:func:`~lenskit.results.schema.validate_results`) with the map-only columns of
-    :data:`MAP_EXTRA_COLUMNS`, the ablation modes as methods too, and :data:`MAP_KEYS`
+    :data:`MAP_EXTRA_COLUMNS`, the ablation modes and the causal-trace corruptions as
+    methods too, and :data:`MAP_KEYS`
     identifying a measurement. Returns it with canonical dtypes and column order; raises
     :class:`~lenskit.results.schema.SchemaError` naming what is wrong."""
     return validate_results(df, extra_columns=MAP_EXTRA_COLUMNS,
-                            methods=(DENSE, *METHODS, *ABLATION_MODES), keys=MAP_KEYS,
+                            methods=(DENSE, *METHODS, *ABLATION_MODES, *CORRUPTIONS),
+                            keys=MAP_KEYS,
                             what="map table")

@@ -7,7 +7,8 @@ the top layer, see ``tests/test_layering.py``).
 This module builds the parser and maps errors to exit codes; the handlers live by concern:
 :mod:`~lenskit.cli.sweep` (sweep, merge, export), :mod:`~lenskit.cli.runs` (thresholds,
 figures, report, doctor), :mod:`~lenskit.cli.models` (sites, families, tasks, templates),
-:mod:`~lenskit.cli.organism` (organism train, card) and :mod:`~lenskit.cli.common` (argument
+:mod:`~lenskit.cli.organism` (organism train, card), :mod:`~lenskit.cli.trace` (causal
+tracing) and :mod:`~lenskit.cli.common` (argument
 types, threads, quiet logging). They import only the standard library at module level.
 """
 
@@ -29,6 +30,7 @@ from lenskit.cli.models import cmd_families, cmd_sites, cmd_tasks, cmd_templates
 from lenskit.cli.organism import cmd_organism_card, cmd_organism_train
 from lenskit.cli.runs import cmd_doctor, cmd_figures, cmd_report, cmd_thresholds
 from lenskit.cli.sweep import cmd_export, cmd_merge, cmd_sweep
+from lenskit.cli.trace import cmd_trace
 from lenskit.errors import LenskitError, SweepTerminated, UsageError
 
 __all__ = ["build_parser", "main", "resolve_threads"]
@@ -165,6 +167,47 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--threads", default="auto",
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")
     tp.set_defaults(func=cmd_templates)
+
+    tr = sub.add_parser(
+        "trace", help="causal tracing: which layer's FFW / attention carries each fact",
+        description="Corrupt the subject of each fact question (Gaussian noise on its "
+                    "embeddings, 3x their std, as ROME; or a counterfactual subject), restore "
+                    "one site's clean output at one token, and measure how much of the "
+                    "answer's probability comes back. Writes OUT/traces/ (rows in the maps' "
+                    "schema, per-prompt probabilities, a record); OUT may be a sweep's run "
+                    "directory, whose report then shows the traces.")
+    tr.add_argument("model", nargs="?", default="organism",
+                    help="hub name, local HF directory, .gguf file or 'organism' (default)")
+    tr.add_argument("--out", required=True, help="run directory (traces go to OUT/traces)")
+    tr.add_argument("--tasks", nargs="+",
+                    help="QA task names of the model's suite (default: its closed-book tasks)")
+    tr.add_argument("--n", type=int_at_least(1), default=50,
+                    help="prompts per task, a seeded subset (default: %(default)s)")
+    tr.add_argument("--kinds", nargs="+", default=["resid", "attn", "mlp"],
+                    help="sites: resid attn mlp head (default: resid attn mlp)")
+    tr.add_argument("--positions", nargs="+", default=["subject_last", "last"],
+                    help="subject_first subject_last subject last all "
+                         "(default: subject_last last)")
+    tr.add_argument("--window", type=int_at_least(1), default=1,
+                    help="restore attn/mlp outputs of this many layers together (ROME: 10)")
+    tr.add_argument("--corruption", choices=("noise", "counterfactual"), default="noise")
+    tr.add_argument("--corrupt", choices=("subject", "answer"), default="subject",
+                    help="the span corrupted: the subject, or the answer stated in the "
+                         "passage (open-book, overriding)")
+    tr.add_argument("--noise", type=positive, default=3.0,
+                    help="noise std in units of the subject embeddings' std (default: 3)")
+    tr.add_argument("--n-noise", type=int_at_least(1), default=3,
+                    help="noise samples per prompt (default: %(default)s)")
+    tr.add_argument("--n-bootstrap", type=int_at_least(0), default=1000)
+    tr.add_argument("--batch-size", type=int_at_least(1), default=64,
+                    help="rows (sites x prompts x noise samples) per forward")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--name", default="trace", help="tells several traces of a run apart")
+    tr.add_argument("--top", type=int_at_least(1), default=5, help="sites printed per task")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--threads", default="auto",
+                    help="torch threads: N, or auto = the cores not busy at start (default: auto)")
+    tr.set_defaults(func=cmd_trace)
 
     org = sub.add_parser("organism", help="the small model trained here on a synthetic world")
     osub = org.add_subparsers(dest="organism_command", required=True)

@@ -41,6 +41,7 @@ from lenskit.plots.theme import (
     themed,
     use_theme,
 )
+from lenskit.plots.traces import fig_causal_trace, fig_head_trace, fig_trace_vs_pruning
 
 __all__ = [
     "CATEGORY_COLORS",
@@ -51,16 +52,19 @@ __all__ = [
     "color_scale",
     "fig_allocation_fit",
     "fig_attention_vs_ffw",
+    "fig_causal_trace",
     "fig_cumulative_map",
     "fig_dense_scaling",
     "fig_drift_correlation",
     "fig_drift_heatmaps",
     "fig_drift_scatter",
     "fig_head_ablation",
+    "fig_head_trace",
     "fig_neuron_ablation",
     "fig_sensitivity_map",
     "fig_sparsity_curves",
     "fig_study_comparison",
+    "fig_trace_vs_pruning",
     "make_figures",
     "paper_theme",
     "report_html",

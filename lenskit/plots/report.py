@@ -3,7 +3,8 @@
 The page holds an interactive explorer (pick model, method, scope and task from drop-down
 menus; click a legend entry to pick an ability; hover a point for its values and
 confidence interval), the run's figures with tooltips, the threshold table, the comparison
-with the study and the manifest. Vega, Vega-Lite and vega-embed are inlined (the bundle
+with the study and the manifest; and, when the run has causal traces (``RUN_DIR/traces/``,
+written by ``lenskit trace``), one trace figure per traced task. Vega, Vega-Lite and vega-embed are inlined (the bundle
 from vl-convert), so the page opens offline from a ``file://`` address.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import vl_convert as vlc
 
+from lenskit.analysis.trace_store import load_traces
 from lenskit.plots.charts import PCT_AXIS, SPARSITY_TITLE, mean_ci, prepare_results
 from lenskit.plots.figures import (
     fig_attention_vs_ffw,
@@ -29,6 +31,7 @@ from lenskit.plots.figures import (
     fig_study_comparison,
 )
 from lenskit.plots.theme import chart_spec, color_scale
+from lenskit.plots.traces import fig_causal_trace, fig_head_trace
 from lenskit.results.comparison import compare_to_study
 from lenskit.results.schema import DENSE, validate_results, with_baselines
 from lenskit.results.thresholds import (
@@ -173,12 +176,26 @@ def _json_for_script(obj: Any) -> str:
     return json.dumps(obj).replace("</", "<\\/")
 
 
+def _trace_charts(traces: pd.DataFrame) -> list[tuple[str, alt.TopLevelMixin]]:
+    out = []
+    for (trace, task), g in traces.groupby(["trace", "task"], sort=False):
+        for name, build in ((f"causal trace ({trace}, {task})", fig_causal_trace),
+                            (f"head trace ({trace}, {task})", fig_head_trace)):
+            try:
+                out.append((name, build(g)))
+            except ValueError as e:  # e.g. a trace without head sites
+                log.info("report: skipped %s: %s", name, e)
+    return out
+
+
 def report_html(results: pd.DataFrame, *, instances: pd.DataFrame | None = None,
                 thresholds: pd.DataFrame | None = None,
-                manifest: dict[str, Any] | None = None, title: str = "lenskit run") -> str:
+                manifest: dict[str, Any] | None = None, title: str = "lenskit run",
+                traces: pd.DataFrame | None = None) -> str:
     """The report page (a complete HTML document) of a run's ``results`` (tidy rows),
-    ``thresholds`` (computed from ``results``/``instances`` at a 5% drop when not given)
-    and ``manifest``."""
+    ``thresholds`` (computed from ``results``/``instances`` at a 5% drop when not given),
+    ``manifest`` and causal ``traces`` (rows of :func:`lenskit.analysis.trace_rows` with a
+    ``trace`` column, as :func:`lenskit.analysis.trace_store.load_traces` reads them)."""
     df = with_baselines(validate_results(results))
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
@@ -197,6 +214,17 @@ def report_html(results: pd.DataFrame, *, instances: pd.DataFrame | None = None,
         body.append(f"<div class='chart' id='chart{i}' data-name='{html.escape(name)}'></div>")
         scripts.append(f"vegaEmbed('#chart{i}', {_json_for_script(chart_spec(chart))}, "
                        "{actions: false, renderer: 'svg'}).catch(e => console.error(e));")
+    if traces is not None and len(traces):
+        body.append("<h2>Causal traces</h2>")
+        body.append("<p class='note'>Noise (or a counterfactual) on the subject, one site's "
+                    "clean output restored: how much of the answer's probability comes back. "
+                    "Error bars: 95% bootstrap intervals over prompts.</p>")
+        for name, chart in _trace_charts(traces):
+            i = len(scripts)
+            body.append(f"<div class='chart' id='chart{i}' data-name='{html.escape(name)}'>"
+                        "</div>")
+            scripts.append(f"vegaEmbed('#chart{i}', {_json_for_script(chart_spec(chart))}, "
+                           "{actions: false, renderer: 'svg'}).catch(e => console.error(e));")
     table = _threshold_table(thresholds)
     body.append(f"<h2>Thresholds (largest sparsity with ≤{STUDY_TOLERANCE:.0%} relative "
                 "drop)</h2>")
@@ -228,7 +256,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         thr = None
     name = manifest.get("config", {}).get("name") or Path(run_dir).name
     page = report_html(results, instances=inst if len(inst) else None, thresholds=thr,
-                       manifest=manifest, title=f"lenskit run: {name}")
+                       manifest=manifest, title=f"lenskit run: {name}",
+                       traces=load_traces(run_dir))
     path = Path(out) if out is not None else store.dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -60,6 +60,7 @@ from lenskit.tasks.registry import (
 )
 from lenskit.tasks.results import EvalResult
 from lenskit.tasks.select import format_template_report, template_report
+from lenskit.tasks.subjects import SUBJECT_KEYS, subject_of, subject_span
 from lenskit.tasks.suites import (
     countries_suite,
     default_suite,
@@ -76,6 +77,7 @@ __all__ = [
     "FUNCTION_KINDS",
     "KIND_CATEGORY",
     "ROW_COLUMNS",
+    "SUBJECT_KEYS",
     "TASKS",
     "TASK_KINDS",
     "TEMPLATES",
@@ -123,6 +125,8 @@ __all__ = [
     "sample_function_instances",
     "split_demos",
     "study_function_specs",
+    "subject_of",
+    "subject_span",
     "template_report",
     "templated_task",
     "token_span",
