@@ -10,6 +10,8 @@
   :mod:`~lenskit.analysis.attention_drop`: attention patterns under pruning (entropy,
   divergence to dense, sink and answer-span mass, induction scores per layer and head,
   computed online), and which heads' drift predicts which ability's accuracy drop.
+- :mod:`~lenskit.analysis.exposure`: closed-book recall under pruning against how often
+  each fact was seen in training (a zipf organism's recorded exposure).
 
 Running and recording sweeps (configs, run directories, thresholds) is :mod:`lenskit.study`.
 """
@@ -43,6 +45,13 @@ from lenskit.analysis.attention_drop import (
     drift_drop_table,
     drift_vs_drop,
 )
+from lenskit.analysis.exposure import (
+    EXPOSURE_BINS,
+    EXPOSURE_COLUMNS,
+    instance_exposure,
+    recall_by_exposure,
+    results_exposure,
+)
 from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import (
     DIRECTIONS,
@@ -58,6 +67,8 @@ __all__ = [
     "CORRELATION_COLUMNS",
     "DIRECTIONS",
     "DRIFT_COLUMNS",
+    "EXPOSURE_BINS",
+    "EXPOSURE_COLUMNS",
     "GROUPINGS",
     "MAP_COLUMNS",
     "NEURON_GROUPINGS",
@@ -76,8 +87,11 @@ __all__ = [
     "drift_vs_drop",
     "fit_sparsity_relation",
     "head_ablation_map",
+    "instance_exposure",
     "mean_activations",
     "neuron_ablation_map",
+    "recall_by_exposure",
+    "results_exposure",
     "sensitivity_map",
     "sensitivity_table",
     "validate_maps",

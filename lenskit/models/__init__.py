@@ -40,6 +40,12 @@ from lenskit.models.masks import (
     pruned,
     restore,
 )
+from lenskit.models.organisms import (
+    dense_siblings,
+    install_family,
+    organism_width,
+    shipped_organisms,
+)
 from lenskit.models.sites import Binding, Selection, Site, SiteSelection, select_sites
 from lenskit.models.sources import declared_calibration_source, register_calibration_source
 from lenskit.models.tiny import TINY_FAMILIES, make_tiny_model
@@ -68,8 +74,10 @@ __all__ = [
     "check_masks",
     "check_sparsity",
     "declared_calibration_source",
+    "dense_siblings",
     "describe",
     "hf_model",
+    "install_family",
     "load_model",
     "make_tiny_model",
     "memory_error",
@@ -77,6 +85,7 @@ __all__ = [
     "offload",
     "oom_hint",
     "organism_path",
+    "organism_width",
     "parse_dtype",
     "parse_site_name",
     "pruned",
@@ -84,5 +93,6 @@ __all__ = [
     "resolve_device",
     "restore",
     "select_sites",
+    "shipped_organisms",
     "sites",
 ]

@@ -439,6 +439,23 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
 # All figures of a run
 # ---------------------------------------------------------------------------------------
 
+def _popularity_figures(df: pd.DataFrame, instances: pd.DataFrame | None, scope: str,
+                        attempt) -> None:
+    """fig5 (closed-book per popularity bucket) and, with instances and a world recording
+    exposure, fig6 (recall against exposure): a zipf organism's figures."""
+    # imported here: lenskit.plots.popularity builds on this module's helpers
+    from lenskit.analysis.exposure import recall_by_exposure, results_exposure
+    from lenskit.plots.popularity import fig_bucket_curves, fig_recall_by_exposure
+
+    attempt("fig5_recall_by_bucket", lambda: fig_bucket_curves(df, scope=scope))
+    if instances is None or not len(instances):
+        return
+    exposure = results_exposure(df)
+    if exposure:
+        attempt("fig6_recall_by_exposure", lambda: fig_recall_by_exposure(
+            recall_by_exposure(df, instances, exposure), scope=scope))
+
+
 def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
                  instances: pd.DataFrame | None = None,
                  thresholds: pd.DataFrame | None = None,
@@ -451,6 +468,11 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
     - ``fig3_dense_scaling``: (c), when there are dense rows of two or more models;
     - ``fig4_study_comparison`` (+ ``study_comparison.csv``): (d), from ``thresholds``
       (computed from ``results``/``instances`` when not given) on scope "all";
+    - ``fig5_recall_by_bucket``: closed-book accuracy per popularity bucket (head, torso,
+      tail) beside open-book and overriding, when the tasks have buckets (a zipf organism);
+    - ``fig6_recall_by_exposure``: closed-book accuracy against each fact's exposure in
+      training, per sparsity, from ``instances``, when the pruned model's ``world.json``
+      records exposure;
     - ``README.md``: one caption per figure saved (what it shows, how to read it, alt
       text), last in the returned list.
 
@@ -489,6 +511,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
         attempt(name, lambda m=model, k=method: fig_attention_vs_ffw(df, model=m, method=k))
 
     attempt("fig3_dense_scaling", lambda: fig_dense_scaling(df))
+    _popularity_figures(df, instances, main_scope, attempt)
 
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])

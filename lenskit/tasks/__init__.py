@@ -59,6 +59,7 @@ from lenskit.tasks.registry import (
 )
 from lenskit.tasks.select import format_template_report, template_report
 from lenskit.tasks.suites import (
+    closed_book_exposure,
     countries_suite,
     default_suite,
     organism_suite,
@@ -90,6 +91,7 @@ __all__ = [
     "TextWindow",
     "build_suite",
     "build_task",
+    "closed_book_exposure",
     "closed_book_task",
     "countries_suite",
     "country_facts",

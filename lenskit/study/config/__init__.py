@@ -44,12 +44,11 @@ from lenskit.study.config.grid import (
     UNSUPPORTED_COMBINATIONS,
 )
 from lenskit.study.config.loading import default_config, load_config
-from lenskit.study.config.models import DEFAULT_DENSE_MODELS, model_label
+from lenskit.study.config.models import model_label
 from lenskit.study.config.sweep import SweepConfig
 from lenskit.study.config.tasks import TASK_SIZES
 
 __all__ = [
-    "DEFAULT_DENSE_MODELS",
     "DEFAULT_SPARSITIES",
     "STRUCTURED_ALLOCATIONS",
     "TASK_SIZES",

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.organisms import dense_siblings
 from lenskit.study.config.files import read_settings
-from lenskit.study.config.models import DEFAULT_DENSE_MODELS
 from lenskit.study.config.sweep import SweepConfig
 
 __all__ = ["default_config", "load_config"]
@@ -18,20 +18,21 @@ def default_config(**overrides: Any) -> SweepConfig:
     """The default study on the organism (the field defaults of :class:`SweepConfig`):
     Wanda and magnitude, sparsities 10%..90%, scopes all/attention/FFW, uniform
     unstructured pruning, the parameter-matched attention-vs-FFW comparison, seed 0, the
-    small task suite, and the organism's narrower sibling ``organism-d64`` evaluated dense
-    (dropped when ``models`` is overridden without ``dense_models``). Keyword arguments
+    small task suite, and the organism's shipped narrower siblings (its family, e.g.
+    ``organism-d64``; :func:`lenskit.models.dense_siblings`) evaluated dense (dropped when
+    ``models`` is overridden without ``dense_models``). Keyword arguments
     override fields (same rules as ``with_overrides``)."""
     cfg = _default_base(overrides)
     return cfg.with_overrides(overrides) if overrides else cfg
 
 
 def _default_base(overrides: Mapping[str, Any] | None) -> SweepConfig:
-    """The default study's config before ``overrides``; the organism's sibling is only a
-    reference point for the organism, so choosing other models drops it."""
+    """The default study's config before ``overrides``; the organism's siblings are only a
+    reference point for the organism, so choosing other models drops them."""
     overrides = overrides or {}
     if "models" in overrides and "dense_models" not in overrides:
         return SweepConfig()
-    return SweepConfig(dense_models=list(DEFAULT_DENSE_MODELS))
+    return SweepConfig(dense_models=dense_siblings())
 
 
 def load_config(path: str | Path | None = None,
