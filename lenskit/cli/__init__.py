@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch threads (default: %(default)s)")
     fam.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                      help="(default: %(default)s)")
-    fam.add_argument("--eval-every", type=int_at_least(0), default=1000,
+    fam.add_argument("--eval-every", type=int_at_least(0), default=2000,
                      help="evaluate the small task suite every N steps (0: never; "
                           "default: %(default)s)")
     fam.set_defaults(func=cmd_organism_family)

@@ -53,7 +53,7 @@ def member_name(d_model: int) -> str:
 
 def family_config(d_model: int, steps: int = FAMILY_STEPS, *, world: WorldConfig = FAMILY_WORLD,
                   corpus: CorpusConfig = FAMILY_CORPUS, seed: int = 0, threads: int = 1,
-                  dtype: str = "float32", compile: bool = False, eval_every: int = 1000,
+                  dtype: str = "float32", compile: bool = False, eval_every: int = 2000,
                   checkpoint_every: int = 100, n_layers: int = 4, batch_size: int = 32,
                   warmup: int = 200) -> TrainConfig:
     """The training config of the family member of width ``d_model`` (``d_ffn`` 3x, 4 layers,

@@ -326,6 +326,10 @@ def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, e
         interrupted = stop_after is not None and step + 1 >= stop_after and not done
         if (step + 1) % cfg.checkpoint_every == 0 or done or interrupted:
             _save_checkpoint(ckpt, model, opt, step + 1, log_len)
+            if bar.disable:  # no progress bar: a line per checkpoint for logs
+                bar.write(f"step {step + 1}/{cfg.steps}: loss {ema:.4f} (moving average); "
+                          f"{time.time() - t0:.0f} s wall since start, process CPU "
+                          f"{time.process_time():.0f} s; checkpoint saved")
         if interrupted:
             bar.close()
             return None
