@@ -247,7 +247,10 @@ def train(
     """Train (or resume) the organism into ``out_dir``; returns the final model directory.
 
     ``evaluator(model, tokenizer, world, cfg) -> {metric: value}`` is called every
-    ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``.
+    ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``, which has a
+    line per step: loss, gradient norm, learning rate, and the run's wall time
+    (``elapsed_s``) and CPU time of the training process (``cpu_s``, its batch workers not
+    included) so far, both summed over resumed calls.
     ``stop_after`` ends the run (after a checkpoint) once that many steps are done, as an
     interruption would; running again resumes. Returns ``None`` when stopped early.
     ``device`` is where the model trains (e.g. ``"cuda"``); ``workers`` > 0 builds the
@@ -274,16 +277,22 @@ def train(
     ckpt = out / "checkpoint"
     log_path = out / "train_log.jsonl"
     start, log_len = 0, 0
+    spent = {"elapsed_s": 0.0, "cpu_s": 0.0}  # wall and CPU time of earlier calls
     if (ckpt / "state.json").exists():
         start, log_len = _load_checkpoint(ckpt, model, opt)
         # Drop log lines written after the checkpoint so a resumed log has no duplicates.
         lines = log_path.read_text().splitlines()[:log_len] if log_path.exists() else []
         log_path.write_text("".join(line + "\n" for line in lines))
+        if lines:
+            last = json.loads(lines[-1])
+            spent = {k: float(last.get(k, 0.0)) for k in spent}
     else:
         log_path.write_text("")
         (out / "train_config.json").write_text(json.dumps(cfg.to_json(), indent=1))
     model.train()
-    t0 = time.time()
+    # The log's times are cumulative over resumed calls: the run's whole cost.
+    t0 = time.time() - spent["elapsed_s"]
+    c0 = time.process_time() - spent["cpu_s"]
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc="organism")
     ema = None
@@ -294,7 +303,7 @@ def train(
     try:
         return _loop(out, cfg, model, opt, tok, world, sampler, evaluator, bar, start,
                      log_len, stop_after, pool, t0, ema, ahead=4 * workers,
-                     exposure_cache=exposure_cache)
+                     exposure_cache=exposure_cache, c0=c0)
     finally:
         if pool is not None:
             pool.terminate()
@@ -302,7 +311,7 @@ def train(
 
 def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, evaluator,
           bar, start: int, log_len: int, stop_after: int | None, pool, t0: float, ema,
-          ahead: int = 0, exposure_cache: str | Path | None = None):
+          ahead: int = 0, exposure_cache: str | Path | None = None, c0: float = 0.0):
     """The training steps of :func:`train` from ``start`` on, then the final save."""
     ckpt, log_path = out / "checkpoint", out / "train_log.jsonl"
     forward = torch.compile(model) if cfg.compile else model
@@ -312,7 +321,8 @@ def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, e
         bar.set_postfix(loss=f"{ema:.3f}")
         record: dict = {"step": step + 1, "loss": round(loss.item(), 5),
                         "grad_norm": round(float(gnorm), 4), "lr": _lr(cfg, step),
-                        "elapsed_s": round(time.time() - t0, 1)}
+                        "elapsed_s": round(time.time() - t0, 1),
+                        "cpu_s": round(time.process_time() - c0, 1)}
         done = step + 1 == cfg.steps
         if evaluator is not None and ((step + 1) % cfg.eval_every == 0 or done):
             model.eval()
@@ -328,8 +338,8 @@ def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, e
             _save_checkpoint(ckpt, model, opt, step + 1, log_len)
             if bar.disable:  # no progress bar: a line per checkpoint for logs
                 bar.write(f"step {step + 1}/{cfg.steps}: loss {ema:.4f} (moving average); "
-                          f"{time.time() - t0:.0f} s wall since start, process CPU "
-                          f"{time.process_time():.0f} s; checkpoint saved")
+                          f"{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s "
+                          "CPU so far; checkpoint saved")
         if interrupted:
             bar.close()
             return None

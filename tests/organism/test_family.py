@@ -19,6 +19,7 @@ from lenskit.synthetic.world import WorldConfig
 
 pytestmark = pytest.mark.xdist_group("organism-family")
 
+BUCKET_TASKS = ("closed_book_head", "closed_book_torso", "closed_book_tail")
 WIDTHS = (8, 16, 24)
 TINY_WORLD = WorldConfig(n_memorised=24, n_held_out=20, n_unseen=4, n_cities=6,
                          popularity="zipf", zipf_exponent=1.0, name_words=2)
@@ -91,39 +92,104 @@ def test_bad_widths_are_refused_before_training(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_installed_family_loads_by_name_and_is_the_default_study(family, tmp_path,
-                                                                 monkeypatch):
-    from lenskit.plots.figures import fig_dense_scaling
-    from lenskit.study import compute_thresholds, load_config
+@pytest.fixture(scope="module")
+def installed(family, tmp_path_factory):
+    """The tiny family installed as the shipped organisms (``LENSKIT_DATA``), and the default
+    study run on it (magnitude, 50%, scope all)."""
+    from lenskit.study import load_config
     from lenskit.study.runner import run_sweep
 
     _, members, _ = family
+    data = tmp_path_factory.mktemp("data")
+    installed = install_family(dict(zip(WIDTHS, members.values(), strict=True)), data)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LENSKIT_DATA", str(data))
+        cfg = load_config(None, {"methods": "magnitude", "sparsities": "0.5", "scopes": "all",
+                                 "matched": "false", "out_dir": str(data / "sweep")})
+        out = run_sweep(cfg, progress=False, echo=lambda _: None)
+        yield data, installed, cfg, out
+
+
+def test_install_refuses_a_member_of_another_width(family, tmp_path):
+    _, members, _ = family
     with pytest.raises(ValueError, match="width 16, given as 8"):
         install_family({8: members["organism-d16"]}, tmp_path / "bad")
-    installed = install_family(dict(zip(WIDTHS, members.values(), strict=True)),
-                               tmp_path / "data")
-    assert sorted(installed) == ["organism", "organism-d16", "organism-d8"]
-    monkeypatch.setenv("LENSKIT_DATA", str(tmp_path / "data"))
-    assert organism_path() == tmp_path / "data" / "organism"
+    assert not (tmp_path / "bad").exists()
+
+
+def test_installed_family_loads_by_name(installed, monkeypatch):
+    data, names, _, _ = installed
+    assert sorted(names) == ["organism", "organism-d16", "organism-d8"]
+    monkeypatch.setenv("LENSKIT_DATA", str(data))
+    assert organism_path() == data / "organism"
     assert organism_path("organism-d24") == organism_path()  # the widest by both names
     assert model_info(load_model("organism-d8")).hf.config.hidden_size == 8
     assert model_info(load_model("organism")).hf.config.hidden_size == 24
     assert dense_siblings() == ["organism-d8", "organism-d16"]
 
-    cfg = load_config(None, {"methods": "magnitude", "sparsities": "0.5", "scopes": "all",
-                             "matched": "false", "out_dir": str(tmp_path / "sweep")})
+
+def test_default_study_prunes_the_widest_beside_its_dense_siblings(installed):
+    from lenskit.plots.figures import fig_dense_scaling
+    from lenskit.study import compute_thresholds
+
+    _, _, cfg, out = installed
     assert cfg.models == ["organism"] and cfg.dense_models == ["organism-d8", "organism-d16"]
-    out = run_sweep(cfg, progress=False, echo=lambda _: None)
     res = out.results
-    dense = res[res["method"] == "dense"]
-    assert set(dense["model"]) == {"organism", "organism-d8", "organism-d16"}
+    assert set(res[res["method"] == "dense"]["model"]) == {"organism", "organism-d8",
+                                                           "organism-d16"}
     assert set(res[res["method"] == "magnitude"]["model"]) == {"organism"}
-    buckets = {"closed_book_head", "closed_book_torso", "closed_book_tail"}
-    assert buckets <= set(compute_thresholds(res)["task"])
+    assert set(BUCKET_TASKS) <= set(compute_thresholds(res)["task"])
     spec = fig_dense_scaling(res).to_dict()
     rows = next(iter(spec["datasets"].values()))
     assert {r["model"] for r in rows if r["series"] == "dense"} == {
         "organism", "organism-d8", "organism-d16"}
+
+
+def test_recall_by_exposure_counts_every_closed_book_instance(installed, monkeypatch):
+    from lenskit.analysis.exposure import recall_by_exposure, results_exposure
+    from lenskit.synthetic.world import World
+
+    data, _, _, out = installed
+    monkeypatch.setenv("LENSKIT_DATA", str(data))
+    exposure = results_exposure(out.results)
+    world = World.load(data / "organism" / "world.json")
+    assert len(exposure) == world.n_facts
+    assert exposure[f"cb-{world.memorised[0]}-capital"] == world.exposure[
+        world.memorised[0]]["capital"]
+    table = recall_by_exposure(out.results, out.instances, exposure, bins=(0, 5, 20))
+    inst = out.instances[out.instances["task"].str.startswith("closed_book")
+                         & (out.instances["metric"] == "em")]
+    for cell, rows in table.groupby("model"):
+        ids = out.results[out.results["model"] == cell]["cell_id"].unique()
+        mine = inst[inst["cell_id"].isin(ids)]
+        assert rows["n"].sum() == len(mine)
+        # recomputed by hand: the share correct among facts stated 20 times or more
+        many = mine[mine["instance_id"].map(exposure) >= 20]
+        top = rows[rows["exposure_bin"] == "≥20"]
+        if len(many):
+            assert top["value"].iloc[0] == pytest.approx(many["value"].mean())
+            assert top["ci_low"].iloc[0] <= top["value"].iloc[0] <= top["ci_high"].iloc[0]
+    assert set(table["exposure_bin"]) <= {"0-4", "5-19", "≥20"}
+    with pytest.raises(ValueError, match="increasing left edges starting at 0"):
+        recall_by_exposure(out.results, out.instances, exposure, bins=(1, 5))
+
+
+def test_figures_and_report_show_recall_by_bucket_and_exposure(installed, monkeypatch):
+    from lenskit.plots import make_figures, report_html
+
+    data, _, _, out = installed
+    monkeypatch.setenv("LENSKIT_DATA", str(data))
+    paths = make_figures(out.results, data / "figs", instances=out.instances,
+                         formats=("svg",))
+    names = {p.name for p in paths}
+    assert {"fig5_recall_by_bucket.svg", "fig6_recall_by_exposure.svg"} <= names
+    svg = (data / "figs" / "fig5_recall_by_bucket.svg").read_text()
+    assert "closed_book_tail" in svg and "open_book" in svg
+    captions = (data / "figs" / "README.md").read_text()
+    assert "## fig6_recall_by_exposure" in captions
+    page = report_html(out.results, instances=out.instances)
+    assert "data-name='fig5_recall_by_bucket'" in page
+    assert "data-name='fig6_recall_by_exposure'" in page
 
 
 def test_cli_trains_and_resumes_the_family(tmp_path, capsys):
