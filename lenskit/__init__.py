@@ -28,7 +28,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "lenskit.models": (
         "ARCHITECTURES", "COMPONENTS", "FAMILIES", "LoadedModel", "MaskSet", "ModelLoadError",
         "Selection", "Site", "SiteSelection", "apply_masks", "check_consistency", "describe",
-        "hf_model", "load_model", "make_tiny_model", "model_info", "organism_path", "pruned",
+        "dense_siblings", "hf_model", "install_family", "load_model", "make_tiny_model",
+        "model_info", "organism_path", "pruned",
         "register_calibration_source", "restore", "sites",
     ),
     "lenskit.pruning": (
@@ -58,18 +59,19 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RepeatedTokens", "accuracy_drops", "allocation_profiles", "attention_drift",
         "attention_metrics", "cumulative_map", "drift_drop_table", "drift_vs_drop",
         "fit_sparsity_relation", "head_ablation_map", "mean_activations", "neuron_ablation_map",
-        "sensitivity_map", "sensitivity_table", "TraceSite", "causal_trace", "trace_items",
+        "recall_by_exposure", "sensitivity_map", "sensitivity_table", "TraceSite", "causal_trace", "trace_items",
         "trace_rows", "trace_sites", "rank_agreement", "layer_sensitivity_items",
         "head_ablation_items", "layer_agreement", "layer_profiles", "trace_effects", "save_traces", "load_traces",
     ),
     "lenskit.plots": (
-        "fig_allocation_fit", "fig_attention_vs_ffw", "fig_cumulative_map", "fig_dense_scaling",
+        "fig_allocation_fit", "fig_attention_vs_ffw", "fig_bucket_curves", "fig_cumulative_map",
+        "fig_dense_scaling", "fig_recall_by_exposure",
         "fig_drift_correlation", "fig_drift_heatmaps", "fig_drift_scatter", "fig_head_ablation",
         "fig_neuron_ablation", "fig_sensitivity_map", "fig_sparsity_curves",
         "fig_study_comparison", "make_figures", "save_chart", "use_theme", "write_report",
         "fig_causal_trace", "fig_head_trace", "fig_trace_vs_pruning",
     ),
-    "lenskit.organism": ("World", "build_world", "train_organism"),
+    "lenskit.organism": ("World", "build_world", "train_family", "train_organism"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

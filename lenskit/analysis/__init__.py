@@ -14,6 +14,8 @@
   which layer's FFW, attention, residual stream or head carries a fact to the answer, in
   the maps' rows, and (:mod:`~lenskit.analysis.trace_agreement`) how it ranks layers and
   heads against the pruning and ablation maps.
+- :mod:`~lenskit.analysis.exposure`: closed-book recall under pruning against how often
+  each fact was seen in training (a zipf organism's recorded exposure).
 
 Analyses read the tidy results of :mod:`lenskit.results`; running sweeps is :mod:`lenskit.sweep`
 and recording them :mod:`lenskit.rundir`.
@@ -60,6 +62,13 @@ from lenskit.analysis.causal_tracing import (
     trace_rows,
     trace_sites,
 )
+from lenskit.analysis.exposure import (
+    EXPOSURE_BINS,
+    EXPOSURE_COLUMNS,
+    instance_exposure,
+    recall_by_exposure,
+    results_exposure,
+)
 from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import (
     DIRECTIONS,
@@ -86,6 +95,8 @@ __all__ = [
     "CORRELATION_COLUMNS",
     "DIRECTIONS",
     "DRIFT_COLUMNS",
+    "EXPOSURE_BINS",
+    "EXPOSURE_COLUMNS",
     "GROUPINGS",
     "MAP_COLUMNS",
     "NEURON_GROUPINGS",
@@ -113,6 +124,7 @@ __all__ = [
     "fit_sparsity_relation",
     "head_ablation_items",
     "head_ablation_map",
+    "instance_exposure",
     "layer_agreement",
     "layer_profiles",
     "layer_sensitivity_items",
@@ -120,6 +132,8 @@ __all__ = [
     "mean_activations",
     "neuron_ablation_map",
     "rank_agreement",
+    "recall_by_exposure",
+    "results_exposure",
     "save_traces",
     "sensitivity_map",
     "sensitivity_table",

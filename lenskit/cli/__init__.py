@@ -7,7 +7,7 @@ the top layer, see ``tests/test_layering.py``).
 This module builds the parser and maps errors to exit codes; the handlers live by concern:
 :mod:`~lenskit.cli.sweep` (sweep, merge, export), :mod:`~lenskit.cli.runs` (thresholds,
 figures, report, doctor), :mod:`~lenskit.cli.models` (sites, families, tasks, templates),
-:mod:`~lenskit.cli.organism` (organism train, card), :mod:`~lenskit.cli.trace` (causal
+:mod:`~lenskit.cli.organism` (organism train, family, card), :mod:`~lenskit.cli.trace` (causal
 tracing) and :mod:`~lenskit.cli.common` (argument
 types, threads, quiet logging). They import only the standard library at module level.
 """
@@ -27,7 +27,7 @@ from lenskit.cli.common import (
     steps_triple,
 )
 from lenskit.cli.models import cmd_families, cmd_sites, cmd_tasks, cmd_templates
-from lenskit.cli.organism import cmd_organism_card, cmd_organism_train
+from lenskit.cli.organism import cmd_organism_card, cmd_organism_family, cmd_organism_train
 from lenskit.cli.runs import cmd_doctor, cmd_figures, cmd_report, cmd_thresholds
 from lenskit.cli.sweep import cmd_export, cmd_merge, cmd_sweep
 from lenskit.cli.trace import cmd_trace
@@ -229,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="REPEAT,LOOKUP,NEAR",
                    help="function-learning curriculum: exemplars repeated until step REPEAT, "
                         "query = an exemplar until LOOKUP, next to one until NEAR (default: none)")
+    t.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="matmul precision: bfloat16 autocast keeps float32 weights and loss "
+                        "(default: %(default)s)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--device", default="cpu",
                    help="where the model trains, e.g. cuda (default: %(default)s)")
     t.add_argument("--workers", type=int_at_least(0), default=0,
@@ -250,6 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="words per name: 2 draws given and family names from two small pools, "
                         "for large worlds (default: 1)")
     t.set_defaults(func=cmd_organism_train)
+    fam = osub.add_parser(
+        "family", help="train or resume the organism family (one world, several widths)",
+        description="Train the near-capacity organism family: the members (organism-d32, "
+                    "organism-d48, ...) one after the other, each resumable from its "
+                    "checkpoint. Run the same command again to resume; finished members are "
+                    "skipped.")
+    fam.add_argument("--root", default="runs/organism-family",
+                     help="one run directory per member under it (default: %(default)s)")
+    fam.add_argument("--widths", type=int_at_least(8), nargs="+", default=None,
+                     help="d_model of each member, in training order (default: 32 48 64)")
+    fam.add_argument("--steps", type=int_at_least(1), default=None,
+                     help="training steps of every member (default: 12000)")
+    fam.add_argument("--threads", type=int_at_least(1), default=1,
+                     help="torch threads (default: %(default)s)")
+    fam.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                     help="(default: %(default)s)")
+    fam.add_argument("--eval-every", type=int_at_least(0), default=2000,
+                     help="evaluate the small task suite every N steps (0: never; "
+                          "default: %(default)s)")
+    fam.set_defaults(func=cmd_organism_family)
     cd = osub.add_parser("card", help="measure an organism and write its model card")
     cd.add_argument("model_dir", nargs="?", help="organism directory (default: data/organism)")
     cd.add_argument("--run-dir", help="where the card's pruning sweep goes "

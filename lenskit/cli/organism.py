@@ -1,5 +1,6 @@
-"""The ``organism`` commands: ``train`` (a small model on a synthetic world) and ``card``
-(measure it and write its model card)."""
+"""The ``organism`` commands: ``train`` (a small model on a synthetic world), ``family``
+(the near-capacity family, trained in sequence and resumable) and ``card`` (measure it and
+write its model card)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 
 from lenskit.cli.common import set_threads
 
-__all__ = ["cmd_organism_card", "cmd_organism_train"]
+__all__ = ["cmd_organism_card", "cmd_organism_family", "cmd_organism_train"]
 
 
 def cmd_organism_train(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ def cmd_organism_train(args: argparse.Namespace) -> int:
                                ("n_held_out", args.n_held_out), ("n_cities", args.n_cities),
                                ("name_words", args.name_words)) if v is not None}
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
-                  eval_every=args.eval_every, model=model, corpus=corpus,
+                  eval_every=args.eval_every, dtype=args.dtype, compile=args.compile, model=model, corpus=corpus,
                   world=replace(WorldConfig(), seed=args.seed, **world))
     evaluator = None
     if args.eval_every > 0:
@@ -37,6 +38,34 @@ def cmd_organism_train(args: argparse.Namespace) -> int:
     final = train(args.out, cfg, evaluator=evaluator, progress=True, device=args.device,
                   workers=args.workers)
     print(f"organism saved to {final}")
+    return 0
+
+
+def cmd_organism_family(args: argparse.Namespace) -> int:
+    import time
+    from functools import partial
+
+    from lenskit.organism.family import (
+        FAMILY_STEPS,
+        FAMILY_WIDTHS,
+        family_config,
+        train_family,
+    )
+
+    config = partial(family_config, steps=args.steps or FAMILY_STEPS, threads=args.threads,
+                     dtype=args.dtype, eval_every=args.eval_every)
+    evaluator = None
+    if args.eval_every > 0:
+        from lenskit.organism.monitor import task_evaluator
+
+        evaluator = task_evaluator()
+
+    def log(line: str) -> None:
+        print(time.strftime("%Y-%m-%d %H:%M:%S ") + line, flush=True)
+
+    done = train_family(args.root, args.widths or FAMILY_WIDTHS, config=config,
+                        evaluator=evaluator, log=log)
+    log(f"family complete: {', '.join(f'{k} -> {v}' for k, v in done.items())}")
     return 0
 
 

@@ -42,6 +42,12 @@ from lenskit.models.masks import (
     pruned,
     restore,
 )
+from lenskit.models.organisms import (
+    dense_siblings,
+    install_family,
+    organism_width,
+    shipped_organisms,
+)
 from lenskit.models.sites import Binding, Selection, Site, SiteSelection, select_sites
 from lenskit.models.sources import declared_calibration_source, register_calibration_source
 from lenskit.models.tiny import FAMILY_CONFIGS, TINY_FAMILIES, make_tiny_model
@@ -71,9 +77,11 @@ __all__ = [
     "check_masks",
     "check_sparsity",
     "declared_calibration_source",
+    "dense_siblings",
     "describe",
     "family_table",
     "hf_model",
+    "install_family",
     "load_model",
     "make_tiny_model",
     "memory_error",
@@ -81,6 +89,7 @@ __all__ = [
     "offload",
     "oom_hint",
     "organism_path",
+    "organism_width",
     "parse_dtype",
     "parse_site_name",
     "pruned",
@@ -89,5 +98,6 @@ __all__ = [
     "resolve_device",
     "restore",
     "select_sites",
+    "shipped_organisms",
     "sites",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -144,12 +145,19 @@ def data_path(*parts: str) -> Path:
 
 def organism_path(name: str = "organism") -> Path:
     """The directory of a shipped organism: ``organism`` or a family member like
-    ``organism-d64`` (see ``data/organism/README.md``).
+    ``organism-d64`` (see ``data/organism/README.md``); the widest member, shipped as
+    ``organism``, also answers to ``organism-d<its width>``.
 
     Looked up under ``$LENSKIT_DATA`` when set, else the data shipped with lenskit: the
     repository's ``data/`` (source tree, editable install) or ``lenskit/_data`` inside an
     installed wheel."""
     path = data_path("organism") if name == "organism" else data_path("organisms", name)
+    if name != "organism" and not (path / "config.json").exists():
+        # The widest member of a family ships as ``organism``: ``organism-d<its width>``
+        # names it too.
+        widest = data_path("organism") / "config.json"
+        if widest.exists() and name == f"organism-d{json.loads(widest.read_text())['hidden_size']}":
+            path = widest.parent
     if not (path / "config.json").exists():
         raise ModelLoadError(
             f"the organism {name!r} is not at {path}: expected a HF directory with "

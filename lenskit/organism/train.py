@@ -47,12 +47,16 @@ from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
 from lenskit.synthetic.world import World, WorldConfig
 
 __all__ = [
+    "TRAIN_DTYPES",
     "ModelConfig",
     "TrainConfig",
     "export_checkpoint",
     "record_exposure",
     "train",
+    "train_step",
 ]
+
+TRAIN_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,20 @@ class TrainConfig:
     checkpoint_every: int = 100
     eval_every: int = 500
     threads: int = 1
+    # Precision of the forward and backward matmuls: "float32", or "bfloat16" autocast (the
+    # weights, optimizer moments and loss stay float32). ``compile``: torch.compile the model.
+    dtype: str = "float32"
+    compile: bool = False
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in TRAIN_DTYPES:
+            raise ValueError(f"unknown training dtype {self.dtype!r}; allowed: {TRAIN_DTYPES}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, "
+                             f"batch_size={self.batch_size}")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -228,17 +243,23 @@ def train(
     stop_after: int | None = None,
     device: str = "cpu",
     workers: int = 0,
+    exposure_cache: str | Path | None = None,
 ) -> Path | None:
     """Train (or resume) the organism into ``out_dir``; returns the final model directory.
 
     ``evaluator(model, tokenizer, world, cfg) -> {metric: value}`` is called every
-    ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``.
+    ``eval_every`` steps and at the end; its scores go to ``train_log.jsonl``, which has a
+    line per step: loss, gradient norm, learning rate, and the run's wall time
+    (``elapsed_s``) and CPU time of the training process (``cpu_s``, its batch workers not
+    included) so far, both summed over resumed calls.
     ``stop_after`` ends the run (after a checkpoint) once that many steps are done, as an
     interruption would; running again resumes. Returns ``None`` when stopped early.
     ``device`` is where the model trains (e.g. ``"cuda"``); ``workers`` > 0 builds the
     batches (and counts the facts' exposure at the end) in that many processes, which a
     fast device needs: the corpus sampler takes ~1.5 ms per row on one core. The batches
-    are the same whatever ``workers``.
+    are the same whatever ``workers``. ``exposure_cache``: a file that keeps the facts'
+    exposure counts for runs of the same corpus (:func:`record_exposure`), so that the
+    members of a family count them once.
     """
     from tqdm.auto import tqdm
 
@@ -257,16 +278,22 @@ def train(
     ckpt = out / "checkpoint"
     log_path = out / "train_log.jsonl"
     start, log_len = 0, 0
+    spent = {"elapsed_s": 0.0, "cpu_s": 0.0}  # wall and CPU time of earlier calls
     if (ckpt / "state.json").exists():
         start, log_len = _load_checkpoint(ckpt, model, opt)
         # Drop log lines written after the checkpoint so a resumed log has no duplicates.
         lines = log_path.read_text().splitlines()[:log_len] if log_path.exists() else []
         log_path.write_text("".join(line + "\n" for line in lines))
+        if lines:
+            last = json.loads(lines[-1])
+            spent = {k: float(last.get(k, 0.0)) for k in spent}
     else:
         log_path.write_text("")
         (out / "train_config.json").write_text(json.dumps(cfg.to_json(), indent=1))
     model.train()
-    t0 = time.time()
+    # The log's times are cumulative over resumed calls: the run's whole cost.
+    t0 = time.time() - spent["elapsed_s"]
+    c0 = time.process_time() - spent["cpu_s"]
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc="organism")
     ema = None
@@ -276,7 +303,8 @@ def train(
         pool = multiprocessing.get_context("spawn").Pool(workers, _worker_init, (cfg,))
     try:
         return _loop(out, cfg, model, opt, tok, world, sampler, evaluator, bar, start,
-                     log_len, stop_after, pool, t0, ema, ahead=4 * workers)
+                     log_len, stop_after, pool, t0, ema, ahead=4 * workers,
+                     exposure_cache=exposure_cache, c0=c0)
     finally:
         if pool is not None:
             pool.terminate()
@@ -284,29 +312,18 @@ def train(
 
 def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, evaluator,
           bar, start: int, log_len: int, stop_after: int | None, pool, t0: float, ema,
-          ahead: int = 0):
+          ahead: int = 0, exposure_cache: str | Path | None = None, c0: float = 0.0):
     """The training steps of :func:`train` from ``start`` on, then the final save."""
     ckpt, log_path = out / "checkpoint", out / "train_log.jsonl"
-    device = next(model.parameters()).device
+    forward = torch.compile(model) if cfg.compile else model
     for step, batch in zip(bar, _batches(sampler, cfg, start, pool, ahead), strict=True):
-        ids, mask, weights = (t.to(device) for t in batch)
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, step)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-        per_token = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
-        )
-        w = weights[:, 1:].reshape(-1)
-        loss = (per_token * w).sum() / w.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
+        loss, gnorm = train_step(model, opt, batch, cfg, step, forward=forward)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         bar.set_postfix(loss=f"{ema:.3f}")
         record: dict = {"step": step + 1, "loss": round(loss.item(), 5),
                         "grad_norm": round(float(gnorm), 4), "lr": _lr(cfg, step),
-                        "elapsed_s": round(time.time() - t0, 1)}
+                        "elapsed_s": round(time.time() - t0, 1),
+                        "cpu_s": round(time.process_time() - c0, 1)}
         done = step + 1 == cfg.steps
         if evaluator is not None and ((step + 1) % cfg.eval_every == 0 or done):
             model.eval()
@@ -320,18 +337,66 @@ def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, e
         interrupted = stop_after is not None and step + 1 >= stop_after and not done
         if (step + 1) % cfg.checkpoint_every == 0 or done or interrupted:
             _save_checkpoint(ckpt, model, opt, step + 1, log_len)
+            if bar.disable:  # no progress bar: a line per checkpoint for logs
+                bar.write(f"step {step + 1}/{cfg.steps}: loss {ema:.4f} (moving average); "
+                          f"{time.time() - t0:.0f} s wall, {time.process_time() - c0:.0f} s "
+                          "CPU so far; checkpoint saved")
         if interrupted:
             bar.close()
             return None
     model.eval()
-    return _save_final(out, model, tok, world, cfg, out / "model", cfg.steps, pool)
+    return _save_final(out, model, tok, world, cfg, out / "model", cfg.steps, pool,
+                       exposure_cache)
 
 
-def record_exposure(world: World, cfg: TrainConfig, steps: int, pool=None) -> World:
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer,
+               batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], cfg: TrainConfig,
+               step: int, forward: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step of the trainer on ``batch`` = ``(input_ids [B, T], attention_mask
+    [B, T], loss_weights [B, T])`` (:meth:`CorpusSampler.batch`) at the learning rate of
+    ``step``; returns ``(loss, grad_norm)`` (0-d float32 tensors, the norm before clipping).
+
+    The loss is the loss-weighted mean cross-entropy of predicting each next token, in float32
+    whatever ``cfg.dtype`` (a ``"bfloat16"`` config runs the model under bfloat16 autocast).
+    ``forward`` is the module to call (a ``torch.compile``-d ``model``; default ``model``).
+    """
+    device = next(model.parameters()).device
+    ids, mask, weights = (t.to(device) for t in batch)
+    for g in opt.param_groups:
+        g["lr"] = _lr(cfg, step)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bfloat16"):
+        logits = (model if forward is None else forward)(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+    )
+    w = weights[:, 1:].reshape(-1)
+    loss = (per_token * w).sum() / w.sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    opt.step()
+    return loss.detach(), gnorm
+
+
+def record_exposure(world: World, cfg: TrainConfig, steps: int, pool=None,
+                    cache: str | Path | None = None) -> World:
     """Set ``world.exposure`` to how many documents of the first ``steps`` training steps of
     ``cfg`` stated each fact (:func:`~lenskit.synthetic.corpus.exposure_counts`; split over
     ``pool``'s processes when given), and ``world.exposure_config`` to the run it was
-    counted for; returns ``world``."""
+    counted for; returns ``world``.
+
+    ``cache``: a JSON file holding the counts of an earlier call; used when it was counted
+    for the same world, corpus, seed, batch size and steps (the members of a family share
+    them), else (re)written after counting."""
+    key = {"world": asdict(cfg.world), "corpus": cfg.to_json()["corpus"], "seed": cfg.seed,
+           "batch_size": cfg.batch_size, "steps": steps}
+    key = json.loads(json.dumps(key))
+    if cache is not None and Path(cache).is_file():
+        stored = json.loads(Path(cache).read_text())
+        if stored.get("key") == key:
+            world.exposure = stored["exposure"]
+            world.exposure_config = stored["exposure_config"]
+            return world
     if pool is None:
         world.exposure = exposure_counts(world, cfg.corpus, steps, cfg.batch_size,
                                          seed=cfg.seed)
@@ -346,11 +411,16 @@ def record_exposure(world: World, cfg: TrainConfig, steps: int, pool=None) -> Wo
         world.exposure = total
     world.exposure_config = {"steps": steps, "batch_size": cfg.batch_size, "seed": cfg.seed,
                              "unit": "training documents stating the fact"}
+    if cache is not None:
+        tmp = Path(str(cache) + ".tmp")
+        tmp.write_text(json.dumps({"key": key, "exposure": world.exposure,
+                                   "exposure_config": world.exposure_config}))
+        os.replace(tmp, cache)
     return world
 
 
 def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Path,
-                steps: int, pool=None) -> Path:
+                steps: int, pool=None, exposure_cache: str | Path | None = None) -> Path:
     """Write ``model`` as a HF directory with tokenizer, world (with each fact's exposure in
     the ``steps`` trained), log and metadata, atomically."""
     tmp = final.with_name(final.name + ".tmp")
@@ -359,7 +429,7 @@ def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Pa
     model.to("cpu").save_pretrained(tmp, safe_serialization=True)
     model.to(device)
     tok.save_pretrained(tmp)
-    record_exposure(world, cfg, steps, pool).save(tmp / "world.json")
+    record_exposure(world, cfg, steps, pool, exposure_cache).save(tmp / "world.json")
     log_path = out / "train_log.jsonl"
     if log_path.exists():
         shutil.copy(log_path, tmp / "train_log.jsonl")

@@ -28,6 +28,7 @@ from lenskit.plots.maps import (
     fig_neuron_ablation,
     fig_sensitivity_map,
 )
+from lenskit.plots.popularity import fig_bucket_curves, fig_recall_by_exposure
 from lenskit.plots.report import report_html, write_report
 from lenskit.plots.theme import (
     CATEGORY_COLORS,
@@ -52,6 +53,7 @@ __all__ = [
     "color_scale",
     "fig_allocation_fit",
     "fig_attention_vs_ffw",
+    "fig_bucket_curves",
     "fig_causal_trace",
     "fig_cumulative_map",
     "fig_dense_scaling",
@@ -61,6 +63,7 @@ __all__ = [
     "fig_head_ablation",
     "fig_head_trace",
     "fig_neuron_ablation",
+    "fig_recall_by_exposure",
     "fig_sensitivity_map",
     "fig_sparsity_curves",
     "fig_study_comparison",

@@ -65,6 +65,28 @@ CAPTIONS: dict[str, tuple[str, str, str]] = {
         "the lowest sparsity tested already dropped by more than 5%.",
         "Dot plot: one row per task group, a grey band for the study's range and coloured "
         "dots with interval lines for the measured thresholds, on a 0-100% sparsity axis."),
+    "fig5_recall_by_bucket": (
+        "Exact match (%) against sparsity for the closed-book facts of each popularity "
+        "bucket (head: the most often seen third of the entities, torso, tail) and, dashed, "
+        "open-book and overriding QA, one panel per model (rows) and method (columns).",
+        "Each curve starts at the dense model. Where the tail curve falls before the head "
+        "curve, pruning takes the rarely seen facts first; where the dashed in-context "
+        "curves hold while the closed-book curves fall, recall breaks first. Error bars: "
+        "the sweep's confidence intervals of each task.",
+        "Line chart with points and error bars: exact match of head, torso and tail "
+        "closed-book facts (warm colours) and of open-book and overriding QA (blue, dashed) "
+        "against sparsity, per model and method."),
+    "fig6_recall_by_exposure": (
+        "Closed-book exact match (%) against how many training documents stated the fact "
+        "(bins; the bin's median on a log axis), one line per sparsity (the dense model at "
+        "0%), one panel per model (rows) and method (columns).",
+        "Read along a line: recall rises with exposure. Read across lines: the gap between "
+        "the dense line and a pruned line is what pruning took, per exposure. Facts the "
+        "dense model never learned (few exposures) cannot be lost, so a flat low tail says "
+        "that recall had little to lose there. Error bars: Wilson 95% intervals of each "
+        "bin's proportion.",
+        "Line chart on a logarithmic exposure axis: closed-book exact match per exposure "
+        "bin, one line per sparsity level from dark (dense) to light (most pruned)."),
 }
 
 

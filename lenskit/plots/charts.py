@@ -26,6 +26,7 @@ __all__ = [
     "ability_color",
     "chart_data",
     "mean_ci",
+    "need_rows",
     "prepare_results",
 ]
 
@@ -107,3 +108,10 @@ def ability_color(present: Sequence[str], title: str = "ability") -> alt.Color:
     colour table's order, for the abilities ``present``."""
     scale = color_scale("ability", present)
     return alt.Color("ability:N", title=title, sort=scale.domain, scale=scale)
+
+
+def need_rows(df: pd.DataFrame, what: str, **present: Sequence) -> None:
+    """Raise UsageError naming ``what`` (and what is present) when ``df`` has no rows."""
+    if not len(df):
+        have = "; ".join(f"{k}: {sorted(set(map(str, v)))}" for k, v in present.items())
+        raise UsageError(f"no rows for {what}" + (f" (present: {have})" if have else ""))

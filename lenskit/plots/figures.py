@@ -40,6 +40,7 @@ from lenskit.plots.charts import (
     ability_color,
     chart_data,
     mean_ci,
+    need_rows,
     prepare_results,
 )
 from lenskit.plots.theme import COLORS, color_scale, save_chart
@@ -78,12 +79,6 @@ def _abilities(data: pd.DataFrame) -> list[str]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-")
-
-
-def _need(df: pd.DataFrame, what: str, **present: Sequence) -> None:
-    if not len(df):
-        have = "; ".join(f"{k}: {sorted(set(map(str, v)))}" for k, v in present.items())
-        raise UsageError(f"no rows for {what}" + (f" (present: {have})" if have else ""))
 
 
 def _measured(x: alt.X, y: alt.Y, color: alt.Color, tooltip: list, *, detail: str,
@@ -128,7 +123,7 @@ def fig_sparsity_curves(results: pd.DataFrame, *, scope: str = "all",
     df = prepare_results(results, categories)
     pr = df[(df["method"] != DENSE) & (df["scope"] == scope) & (df["structure"] == structure)
             & (df["allocation"] == allocation)]
-    _need(pr, f"scope {scope!r}, structure {structure!r}, allocation {allocation!r}",
+    need_rows(pr, f"scope {scope!r}, structure {structure!r}, allocation {allocation!r}",
           scope=df["scope"], structure=df["structure"], allocation=df["allocation"])
     keys = ["model", "method", "ability"]
     per_task = mean_ci(pr, [*keys, "task", "target_sparsity"], "rel", "rel_low", "rel_high")
@@ -192,7 +187,7 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
         elif df[name].nunique() > 1:
             raise UsageError(f"results hold several {name}s {sorted(df[name].unique())}; "
                              f"choose one with {name}=...")
-    _need(df, "attention-only or FFW-only scopes",
+    need_rows(df, "attention-only or FFW-only scopes",
           scope=results["scope"], model=results["model"], method=results["method"])
     if set(df["part"]) != {"attention", "FFW"}:
         raise UsageError(f"need both an attention-only and an FFW-only scope; got "
@@ -325,7 +320,7 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     study = comparison.drop_duplicates("group")[["group", "study_low", "study_high", "study"]]
     study = chart_data(study.assign(y=study["group"].map(pos).astype(float)))
     measured = comparison.dropna(subset=["measured"])
-    _need(measured, "measured thresholds in the comparison")
+    need_rows(measured, "measured thresholds in the comparison")
     methods = sorted(set(measured["method"].astype(str)))
     # methods side by side within a group's row: numeric offsets, since altair's yOffset
     # does not combine with layers that have no offset field
@@ -380,6 +375,23 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
 # All figures of a run
 # ---------------------------------------------------------------------------------------
 
+def popularity_figures(df: pd.DataFrame, instances: pd.DataFrame | None, scope: str,
+                        attempt) -> None:
+    """fig5 (closed-book per popularity bucket) and, with instances and a world recording
+    exposure, fig6 (recall against exposure): a zipf organism's figures."""
+    # imported here: lenskit.plots.popularity builds on this module's helpers
+    from lenskit.analysis.exposure import recall_by_exposure, results_exposure
+    from lenskit.plots.popularity import fig_bucket_curves, fig_recall_by_exposure
+
+    attempt("fig5_recall_by_bucket", lambda: fig_bucket_curves(df, scope=scope))
+    if instances is None or not len(instances):
+        return
+    exposure = results_exposure(df)
+    if exposure:
+        attempt("fig6_recall_by_exposure", lambda: fig_recall_by_exposure(
+            recall_by_exposure(df, instances, exposure), scope=scope))
+
+
 def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
                  instances: pd.DataFrame | None = None,
                  thresholds: pd.DataFrame | None = None,
@@ -392,6 +404,11 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
     - ``fig3_dense_scaling``: (c), when there are dense rows of two or more models;
     - ``fig4_study_comparison`` (+ ``study_comparison.csv``): (d), from ``thresholds``
       (computed from ``results``/``instances`` when not given) on scope "all";
+    - ``fig5_recall_by_bucket``: closed-book accuracy per popularity bucket (head, torso,
+      tail) beside open-book and overriding, when the tasks have buckets (a zipf organism);
+    - ``fig6_recall_by_exposure``: closed-book accuracy against each fact's exposure in
+      training, per sparsity, from ``instances``, when the pruned model's ``world.json``
+      records exposure;
     - ``README.md``: one caption per figure saved (what it shows, how to read it, alt
       text), last in the returned list.
 
@@ -428,6 +445,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
         attempt(name, lambda m=model, k=method: fig_attention_vs_ffw(df, model=m, method=k))
 
     attempt("fig3_dense_scaling", lambda: fig_dense_scaling(df))
+    popularity_figures(df, instances, main_scope, attempt)
 
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])

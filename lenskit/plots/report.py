@@ -29,6 +29,7 @@ from lenskit.plots.figures import (
     fig_dense_scaling,
     fig_sparsity_curves,
     fig_study_comparison,
+    popularity_figures,
 )
 from lenskit.plots.theme import chart_spec, color_scale
 from lenskit.plots.traces import fig_causal_trace, fig_head_trace
@@ -139,7 +140,8 @@ def _threshold_table(thr: pd.DataFrame) -> pd.DataFrame:
         "CI method": t["ci_method"], "reading": [reading(r) for _, r in t.iterrows()]})
 
 
-def _charts(df: pd.DataFrame, comparison: pd.DataFrame) -> list[tuple[str, alt.TopLevelMixin]]:
+def _charts(df: pd.DataFrame, comparison: pd.DataFrame,
+            instances: pd.DataFrame | None = None) -> list[tuple[str, alt.TopLevelMixin]]:
     pruned = df[df["method"] != DENSE]
     scopes = list(dict.fromkeys(pruned["scope"]))
     main = "all" if "all" in scopes else (scopes[0] if scopes else "all")
@@ -149,14 +151,22 @@ def _charts(df: pd.DataFrame, comparison: pd.DataFrame) -> list[tuple[str, alt.T
     for model, method in pruned[["model", "method"]].drop_duplicates().itertuples(index=False):
         builds.append((f"fig2_attention_vs_ffw ({model}, {method})",
                        lambda m=model, k=method: fig_attention_vs_ffw(df, model=m, method=k)))
-    builds += [("fig3_dense_scaling", lambda: fig_dense_scaling(df)),
-               ("fig4_study_comparison", lambda: fig_study_comparison(comparison))]
+    builds += [("fig3_dense_scaling", lambda: fig_dense_scaling(df))]
     out = []
     for name, build in builds:
         try:
             out.append((name, build()))
         except ValueError as e:
             log.info("report: skipped %s: %s", name, e)
+
+    def attempt(name: str, build: Callable[[], alt.TopLevelMixin]) -> None:
+        try:
+            out.append((name, build()))
+        except ValueError as e:
+            log.info("report: skipped %s: %s", name, e)
+
+    popularity_figures(df, instances, main, attempt)
+    attempt("fig4_study_comparison", lambda: fig_study_comparison(comparison))
     return out
 
 
@@ -200,7 +210,7 @@ def report_html(results: pd.DataFrame, *, instances: pd.DataFrame | None = None,
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
     comparison = compare_to_study(thresholds, exclude_tasks=tasks_at_chance(df))
-    charts = _charts(df, comparison)
+    charts = _charts(df, comparison, instances)
     body = [f"<h1>{html.escape(title)}</h1>",
             "<p class='note'>Error bars are confidence intervals; points are tested "
             "sparsities; the dashed line is a 5% relative drop. Hover a point for its "

@@ -62,6 +62,7 @@ from lenskit.tasks.results import EvalResult
 from lenskit.tasks.select import format_template_report, template_report
 from lenskit.tasks.subjects import SUBJECT_KEYS, subject_of, subject_span
 from lenskit.tasks.suites import (
+    closed_book_exposure,
     countries_suite,
     default_suite,
     organism_suite,
@@ -94,6 +95,7 @@ __all__ = [
     "TextWindow",
     "build_suite",
     "build_task",
+    "closed_book_exposure",
     "closed_book_task",
     "countries_suite",
     "country_facts",

@@ -37,8 +37,8 @@ from lenskit.tasks.countries import COUNTRY_ATTRIBUTES, country_items, gazetteer
 from lenskit.tasks.items import QAItem, QAItems
 from lenskit.tasks.templates import templated_task
 
-__all__ = ["SIZES", "countries_suite", "default_suite", "organism_suite",
-           "study_function_specs"]
+__all__ = ["SIZES", "closed_book_exposure", "countries_suite", "default_suite",
+           "organism_suite", "study_function_specs"]
 
 SIZES = ("small", "full")
 # Corpus steps from here on are never drawn in training (a run is ~10^4 steps), so rows of
@@ -103,10 +103,24 @@ def _statement_span(world, context: str, entity: str, relation: str,
     return None
 
 
+def _item_id(prefix: str, entity: str, relation: str) -> str:
+    return f"{prefix}-{entity}-{relation}"
+
+
+def closed_book_exposure(world: World) -> dict[str, int]:
+    """``{instance_id: exposure}`` of every closed-book item :func:`organism_suite` can ask
+    about ``world`` (any size or seed): how many training documents stated the fact, as
+    recorded in a trained zipf world's ``exposure``. Empty when the world records none."""
+    if world.exposure is None:
+        return {}
+    return {_item_id("cb", e, r): int(n) for e, rels in world.exposure.items()
+            for r, n in rels.items()}
+
+
 def _episode_item(world, ep, prefix: str, k: int | None = None) -> QAItem:
     span = (_statement_span(world, ep.context, ep.entity, ep.relation, ep.answer)
             if ep.context else None)
-    tag = f"{prefix}-{ep.entity}-{ep.relation}" if k is None else f"{prefix}-{k}-{ep.entity}"
+    tag = _item_id(prefix, ep.entity, ep.relation) if k is None else f"{prefix}-{k}-{ep.entity}"
     meta = {"entity": ep.entity, "relation": ep.relation}
     if world.buckets is not None and ep.entity in world.buckets:
         meta["bucket"] = world.buckets[ep.entity]

@@ -46,6 +46,11 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    # the times are cumulative over the two calls: they never go back after the resume
+    log = [json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").open()]
+    for key in ("elapsed_s", "cpu_s"):
+        times = [r[key] for r in log]
+        assert times == sorted(times) and times[-1] > 0, key
 
 
 def test_task_evaluator_logs_the_task_suite_scores(tmp_path):

@@ -44,12 +44,11 @@ from lenskit.sweep.config.grid import (
     UNSUPPORTED_COMBINATIONS,
 )
 from lenskit.sweep.config.loading import default_config, load_config
-from lenskit.sweep.config.models import DEFAULT_DENSE_MODELS, model_label
+from lenskit.sweep.config.models import model_label
 from lenskit.sweep.config.sweep import SweepConfig
 from lenskit.sweep.config.tasks import TASK_SIZES
 
 __all__ = [
-    "DEFAULT_DENSE_MODELS",
     "DEFAULT_SPARSITIES",
     "STRUCTURED_ALLOCATIONS",
     "TASK_SIZES",

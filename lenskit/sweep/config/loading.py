@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lenskit.models.organisms import dense_siblings
 from lenskit.sweep.config.errors import ConfigError
 from lenskit.sweep.config.files import read_settings
-from lenskit.sweep.config.models import DEFAULT_DENSE_MODELS
 from lenskit.sweep.config.sweep import SweepConfig
 
 __all__ = ["default_config", "load_config"]
@@ -40,7 +40,7 @@ def _default_base(overrides: Mapping[str, Any] | None) -> SweepConfig:
     overrides = overrides or {}
     if "models" in overrides and "dense_models" not in overrides:
         return SweepConfig()
-    return SweepConfig(dense_models=list(DEFAULT_DENSE_MODELS))
+    return SweepConfig(dense_models=dense_siblings())
 
 
 def _sets_matched(settings: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> bool:

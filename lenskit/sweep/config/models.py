@@ -12,11 +12,7 @@ from typing import Any
 
 from lenskit.sweep.config.errors import check_list
 
-__all__ = ["DEFAULT_DENSE_MODELS", "model_label", "model_problems"]
-
-# The default study also evaluates the organism's narrower sibling dense, as the point of
-# comparison for down-scaling by training a smaller model instead of pruning.
-DEFAULT_DENSE_MODELS: tuple[str, ...] = ("organism-d64",)
+__all__ = ["model_label", "model_problems"]
 
 
 def model_label(spec: str) -> str:
