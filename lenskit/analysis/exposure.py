@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lenskit.results.schema import CELL_KEYS, validate_instances, validate_results
 from lenskit.stats import proportion_interval
-from lenskit.study.schema import CELL_KEYS, validate_instances, validate_results
 
 __all__ = ["EXPOSURE_BINS", "EXPOSURE_COLUMNS", "instance_exposure", "recall_by_exposure",
            "results_exposure"]
@@ -83,7 +83,7 @@ def recall_by_exposure(results: pd.DataFrame, instances: pd.DataFrame,
     Args:
         results: the sweep's tidy rows (to name each ``cell_id``'s model, method, scope,
             sparsity...; dense rows included).
-        instances: the sweep's instance rows (:data:`~lenskit.study.schema.INSTANCE_COLUMNS`).
+        instances: the sweep's instance rows (:data:`~lenskit.results.schema.INSTANCE_COLUMNS`).
         exposure: ``{instance_id: documents stating the fact}`` (:func:`instance_exposure`).
         bins: increasing left edges of the bins, the first 0; the last bin is open.
         task_prefix, metric: which instances count (tasks whose name starts with it).

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 
 from lenskit.plots.charts import PCT_AXIS, SPARSITY_TITLE, chart_data, need_rows
-from lenskit.study.schema import DENSE, validate_results
+from lenskit.results.schema import DENSE, validate_results
 
 __all__ = ["BUCKET_TASKS", "fig_bucket_curves", "fig_recall_by_exposure"]
 

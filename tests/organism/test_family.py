@@ -96,9 +96,8 @@ def test_bad_widths_are_refused_before_training(tmp_path):
 def installed(family, tmp_path_factory):
     """The tiny family installed as the shipped organisms (``LENSKIT_DATA``), and the default
     study run on it (magnitude, 50%, scope all)."""
-    from lenskit.study.runner import run_sweep
-
-    from lenskit.study import load_config
+    from lenskit.sweep import load_config
+    from lenskit.sweep.runner import run_sweep
 
     _, members, _ = family
     data = tmp_path_factory.mktemp("data")
@@ -131,7 +130,7 @@ def test_installed_family_loads_by_name(installed, monkeypatch):
 
 def test_default_study_prunes_the_widest_beside_its_dense_siblings(installed):
     from lenskit.plots.figures import fig_dense_scaling
-    from lenskit.study import compute_thresholds
+    from lenskit.results import compute_thresholds
 
     _, _, cfg, out = installed
     assert cfg.models == ["organism"] and cfg.dense_models == ["organism-d8", "organism-d16"]
