@@ -62,7 +62,7 @@ from lenskit.analysis.trace_inputs import (
 )
 from lenskit.models import model_info
 from lenskit.stats import bootstrap_means, percentile_interval
-from lenskit.tasks.encoding import _pad_id, pad_right
+from lenskit.tasks.encoding import pad_id, pad_right
 
 __all__ = [
     "POSITIONS",
@@ -194,7 +194,7 @@ class _Tracer:
         self.n_noise = n_noise
         self.seed = seed
         self.device = next(model.parameters()).device
-        self.pad = _pad_id(info.tokenizer)
+        self.pad = pad_id(info.tokenizer)
         self.head = info.hf.get_output_embeddings()
         self.d_model = int(model.cfg.d_model)
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from lenskit.plots.figures import _data
+from lenskit.plots.charts import chart_data
 from lenskit.plots.theme import color_scale
 
 __all__ = ["fig_causal_trace", "fig_head_trace", "fig_trace_vs_pruning"]
@@ -58,7 +58,7 @@ def fig_causal_trace(rows: pd.DataFrame, *, metric: str = "indirect_effect",
         raise ValueError(f"the frame traces several tasks {tasks}; choose one with task=")
     sub = sub.assign(part=sub["family"].map(_PART),
                      where=sub["position"].map(lambda p: _POSITION.get(p, p)))
-    data = _data(sub[["part", "where", "layer", "value", "ci_low", "ci_high", "scope", "n"]])
+    data = chart_data(sub[["part", "where", "layer", "value", "ci_low", "ci_high", "scope", "n"]])
     order = [_POSITION[p] for p in _POSITION if _POSITION[p] in set(data["where"])]
     color = _part_color(data["part"])
     x = alt.X("layer:O", title="layer")
@@ -102,7 +102,7 @@ def fig_trace_vs_pruning(profiles: pd.DataFrame, agreement: pd.DataFrame | None 
                      f"{r.ci_high:+.2f}]" for r in g.itertuples()]
             labels[m] = f"{m}: " + "; ".join(parts)
         sub = sub.assign(model=sub["model"].map(lambda m: labels.get(m, m)))
-    data = _data(sub[["model", "measure", "part", "layer", "value", "ci_low", "ci_high"]])
+    data = chart_data(sub[["model", "measure", "part", "layer", "value", "ci_low", "ci_high"]])
     color = _part_color(data["part"])
     x = alt.X("layer:Q", title="layer", axis=alt.Axis(format="d", tickMinStep=1))
     line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=16, filled=True)).encode(
@@ -133,7 +133,7 @@ def fig_head_trace(rows: pd.DataFrame, *, metric: str = "indirect_effect",
         sub = sub[sub["task"].isin(list(tasks))]
     if sub.empty:
         raise ValueError(f"no head rows of metric {metric!r}")
-    data = _data(sub.assign(head=sub["head"].astype("int64"))[
+    data = chart_data(sub.assign(head=sub["head"].astype("int64"))[
         ["task", "layer", "head", "value", "ci_low", "ci_high", "scope"]])
     top = float(max(abs(data["value"]).max(), 1e-9))
     return alt.Chart(data).mark_rect().encode(
