@@ -53,19 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "directory. With no arguments: the default study on the shipped organism "
                     "(examples/sweep_default.toml). Run the same command again to resume.")
     sw.add_argument("config", nargs="?", help="a TOML (or YAML) sweep config")
-    sw.add_argument("--model", action="append",
-                    help="model to sweep (repeat for several): hub name, local dir, .gguf file, "
-                         "organism")
-    sw.add_argument("--methods", nargs="+", help="random magnitude wanda sparsegpt")
-    sw.add_argument("--sparsities", nargs="+", help="e.g. 0.1 0.3 0.5")
-    sw.add_argument("--scopes", nargs="+", help="e.g. all attn mlp 'attn.q,k@0-3'")
-    sw.add_argument("--suite", nargs="+", metavar="SPEC",
-                    help="task specs by name instead of the model's default suite, e.g. "
-                         "'triviaqa:n=500,path=/data/triviaqa-rc' fn_linear (see lenskit tasks)")
-    sw.add_argument("--tasks", nargs="+", help="task names of the suite (default: all)")
-    sw.add_argument("--task-size", choices=("small", "full"))
-    sw.add_argument("--seeds", nargs="+")
-    sw.add_argument("--out", help="run directory (default: runs/default)")
+    _add_setting_flags(sw)
     sw.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any other setting, e.g. calibration.n_samples=64 (repeatable)")
     sw.add_argument("--force", action="store_true",
@@ -77,19 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="list the cells and stop")
     sw.add_argument("--threads", default="auto",
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")
-    sw.add_argument("--device", help="auto (cuda, else mps, else cpu; the default), cpu, "
-                                     "cuda, cuda:N, mps")
-    sw.add_argument("--dtype", help="weights' precision: float32 (default), bfloat16, float16 "
-                                    "(statistics and SparseGPT stay float32)")
-    sw.add_argument("--device-map", help="none (default) or auto: spread each model's layers "
-                                         "over the GPUs (needs accelerate)")
-    sw.add_argument("--executor", choices=("local", "ray"),
-                    help="where cells run: local (this process, the default) or ray (actors of "
-                         "a Ray cluster; pip install 'lenskit[ray]')")
-    sw.add_argument("--address", help="Ray cluster to join: auto, HOST:PORT or "
-                                      "ray://HOST:10001 (default: start a local one)")
-    sw.add_argument("--workers", help="Ray workers, one model each (default: as many as the "
-                                      "cluster fits at num_cpus/num_gpus each, see --set)")
     sw.set_defaults(func=cmd_sweep)
 
     ex = sub.add_parser(
@@ -284,6 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch threads: N, or auto = the cores not busy at start (default: auto)")
     cd.set_defaults(func=cmd_organism_card)
     return p
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """The options of ``lenskit sweep`` that set a config setting, from their declaration
+    (:mod:`lenskit.sweep.settings`, which loads without torch)."""
+    from lenskit.sweep.settings import sweep_flags
+
+    for setting in sweep_flags():
+        flag = setting.flag
+        kwargs: dict = {"help": flag.help, "choices": flag.choices, "metavar": flag.metavar}
+        if flag.many == "append":
+            kwargs["action"] = "append"
+        elif flag.many:
+            kwargs["nargs"] = flag.many
+        parser.add_argument(flag.name, **{k: v for k, v in kwargs.items() if v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,16 +13,16 @@ __all__ = ["cmd_export", "cmd_merge", "cmd_sweep", "overrides"]
 
 
 def overrides(args: argparse.Namespace) -> dict[str, str]:
+    """The settings ``lenskit sweep``'s options give (each option's setting and how its
+    values join are declared in :mod:`lenskit.sweep.settings`), then ``--set`` ones."""
+    from lenskit.sweep.settings import sweep_flags
+
     out: dict[str, str] = {}
-    for flag, key in (("model", "models"), ("methods", "methods"), ("sparsities", "sparsities"),
-                      ("scopes", "scopes"), ("tasks", "tasks"), ("seeds", "seeds"),
-                      ("out", "out_dir"), ("task_size", "task_size"), ("device", "device"),
-                      ("dtype", "dtype"), ("device_map", "device_map"), ("suite", "suite"),
-                      ("executor", "executor"), ("address", "address"), ("workers", "workers")):
-        value = getattr(args, flag, None)
+    for setting in sweep_flags():
+        flag = setting.flag
+        value = getattr(args, flag.dest, None)
         if value:
-            out[key] = ";".join(value) if key in ("scopes", "suite") else (
-                ",".join(value) if isinstance(value, list) else value)
+            out[setting.name] = flag.join.join(value) if isinstance(value, list) else value
     for item in args.set or []:
         if "=" not in item:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")

@@ -1,5 +1,7 @@
 """Sweeps: the grid of a study, checked before it starts and run cell by cell.
 
+- :mod:`~lenskit.sweep.settings`: every setting of a sweep config, declared once (kind,
+  place in a config file, whether it changes results, ``lenskit sweep`` flag).
 - :mod:`~lenskit.sweep.config`: :class:`SweepConfig` (TOML/YAML/overrides, validation)
   and its expansion into :class:`Cell` objects.
 - :mod:`~lenskit.sweep.preflight`: every check that can fail before a model is loaded.
@@ -7,40 +9,57 @@
   run directory (:mod:`lenskit.rundir`).
 - :mod:`~lenskit.sweep.executors`: where the cells run: this process, or the actors of a
   Ray cluster (``executor = "ray"``).
+
+The names below load on first use, so that the command line reads
+:mod:`~lenskit.sweep.settings` to build its parser without loading torch.
 """
 
-from lenskit.sweep.config import (
-    DEFAULT_SPARSITIES,
-    CalibrationConfig,
-    Cell,
-    ConfigError,
-    SweepConfig,
-    default_config,
-    is_attention_scope,
-    is_ffw_scope,
-    load_config,
-    model_label,
-    parse_structure,
-)
-from lenskit.sweep.runner import (
-    SweepOutcome,
-    finish_run,
-    run_sweep,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_SPARSITIES",
-    "CalibrationConfig",
-    "Cell",
-    "ConfigError",
-    "SweepConfig",
-    "SweepOutcome",
-    "default_config",
-    "finish_run",
-    "is_attention_scope",
-    "is_ffw_scope",
-    "load_config",
-    "model_label",
-    "parse_structure",
-    "run_sweep",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "lenskit.sweep.config": (
+        "DEFAULT_SPARSITIES", "CalibrationConfig", "Cell", "ConfigError", "SweepConfig",
+        "default_config", "is_attention_scope", "is_ffw_scope", "load_config", "model_label",
+        "parse_structure",
+    ),
+    "lenskit.sweep.runner": ("SweepOutcome", "finish_run", "run_sweep"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("config", "executors", "preflight", "runner", "settings")
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from lenskit.sweep.config import (  # noqa: F401
+        DEFAULT_SPARSITIES,
+        CalibrationConfig,
+        Cell,
+        ConfigError,
+        SweepConfig,
+        default_config,
+        is_attention_scope,
+        is_ffw_scope,
+        load_config,
+        model_label,
+        parse_structure,
+    )
+    from lenskit.sweep.runner import SweepOutcome, finish_run, run_sweep  # noqa: F401

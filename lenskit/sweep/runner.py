@@ -39,6 +39,7 @@ from lenskit.sweep.executors import (
     plan_units,
 )
 from lenskit.sweep.preflight import preflight
+from lenskit.sweep.settings import steady_settings
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep", "sigterm_as_interrupt"]
 
@@ -136,7 +137,7 @@ def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
          echo: Callable[[str], None], t_start: float, executor, own: bool) -> SweepOutcome:
     from tqdm.auto import tqdm
 
-    with RunStore.open(cfg.out_dir, cfg, force=force) as store:
+    with RunStore.open(cfg.out_dir, cfg, force=force, ignore_keys=steady_settings()) as store:
         for line in store.repaired:
             echo(f"repaired: {line}")
         if store.kept:

@@ -19,24 +19,17 @@ from lenskit.models.sites import parse_scopes
 from lenskit.pruning.structure import parse_sparsities
 from lenskit.sweep.config.errors import ConfigError, did_you_mean, unknown
 from lenskit.sweep.config.tasks import suite_specs
+from lenskit.sweep.settings import CALIBRATION_SETTINGS, SETTINGS, TABLE_KINDS, setting_kinds
 
 __all__ = ["CALIBRATION_TYPES", "FIELD_TYPES", "apply_overrides", "flatten"]
 
-#: The kind of value of every field of :class:`SweepConfig` (checked against its fields).
-FIELD_TYPES: dict[str, str] = {
-    "name": "str", "models": "list[str]", "dense_models": "list[str]", "methods": "list[str]",
-    "sparsities": "sparsities", "scopes": "scopes", "structures": "list[str]",
-    "allocations": "list[str]", "matched": "bool", "matched_pairs": "pairs",
-    "tasks": "list[str]", "task_size": "str", "seeds": "list[int]",
-    "calibration": "calibration", "batch_size": "int", "out_dir": "str",
-    "method_kwargs": "kwargs", "allocation_kwargs": "kwargs",
-    "device": "str", "dtype": "str", "device_map": "str", "suite": "specs",
-    "executor": "str", "address": "str?", "workers": "int?", "num_cpus": "float",
-    "num_gpus": "float",
-}
+#: The kind of value of every field of :class:`SweepConfig` (declared in
+#: :mod:`lenskit.sweep.settings`; checked against the dataclass's fields).
+FIELD_TYPES: dict[str, str] = setting_kinds(SETTINGS)
 #: The kind of value of every field of :class:`CalibrationConfig`.
-CALIBRATION_TYPES = {"n_samples": "int", "seq_len": "int", "source": "str", "sequential": "bool"}
-_TABLES = ("calibration", "method_kwargs", "allocation_kwargs")
+CALIBRATION_TYPES: dict[str, str] = setting_kinds(CALIBRATION_SETTINGS)
+# Settings that are tables in a config file.
+_TABLES = tuple(s.name for s in SETTINGS if s.kind in TABLE_KINDS)
 
 
 def flatten(d: Mapping[str, Any]) -> dict[str, Any]:

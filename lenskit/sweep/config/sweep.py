@@ -287,5 +287,6 @@ class SweepConfig:
             raise ConfigError(problems)
 
 
-assert set(FIELD_TYPES) == {f.name for f in dataclasses.fields(SweepConfig)}
-assert set(CALIBRATION_TYPES) == {f.name for f in dataclasses.fields(CalibrationConfig)}
+# Each setting is declared once, in lenskit.sweep.settings; the dataclasses hold its default.
+assert list(FIELD_TYPES) == [f.name for f in dataclasses.fields(SweepConfig)]
+assert list(CALIBRATION_TYPES) == [f.name for f in dataclasses.fields(CalibrationConfig)]
