@@ -110,3 +110,33 @@ def test_a_kill_at_each_write_point_resumes_to_the_same_results(point, reference
     assert main([*ARGS, "--out", str(run)]) == 0, capsys.readouterr().err
     _assert_same_results(run, reference)
     _assert_consistent(run)
+
+
+@pytest.mark.parametrize("point", ["instances:2", "cell:2", "manifest:1"])
+def test_a_merge_killed_midway_completes_when_run_again(point, tmp_path, capsys):
+    from results.frames import synthetic_cell
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run, cells in zip(runs, ((0, 1, 2), (2, 3)), strict=True):
+        with RunStore.open(run, {"name": run.name}) as store:
+            for i in cells:
+                cid, rows, inst = synthetic_cell(i, n_instances=5)
+                store.write_cell(cid, rows, instances=inst)
+    assert main(["merge", *map(str, runs), "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "out"
+    env = {**os.environ, "LENSKIT_KILL_AT": point}
+    proc = subprocess.run([sys.executable, "-m", "lenskit", "merge", *map(str, runs),
+                           "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(OSError, match="merge again"):
+        doctor(out)
+    assert main(["merge", *map(str, runs), "--out", str(out)]) == 0, capsys.readouterr().err
+    got, want = RunStore(out), RunStore(tmp_path / "ref")
+    pd.testing.assert_frame_equal(got.results(), want.results(), check_exact=True)
+    pd.testing.assert_frame_equal(got.instances(), want.instances(), check_exact=True)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+    assert set(got.run_manifest().files) == {str(p.relative_to(out)) for d in
+                                             ("cells", "instances")
+                                             for p in (out / d).iterdir()}
