@@ -51,7 +51,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "RESULT_COLUMNS", "STUDY_THRESHOLDS", "chance_level", "compare_to_study",
         "compute_thresholds", "format_thresholds", "study_comparison", "tasks_at_chance",
     ),
-    "lenskit.rundir": ("RunStore", "merge_runs"),
+    "lenskit.rundir": ("RunManifest", "RunStore", "merge_runs"),
     "lenskit.sweep": (
         "Cell", "ConfigError", "SweepConfig", "default_config", "load_config", "run_sweep",
     ),

@@ -34,13 +34,13 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from lenskit.plots import make_figures
-    from lenskit.rundir.integrity import check_inside
     from lenskit.rundir.lock import check_not_locked
+    from lenskit.rundir.rundir import check_links
 
     store = _existing_run(args.run_dir)
     if not args.out:
         check_not_locked(store.dir, "writing figures into it (or pass --out DIR)")
-        check_inside(store.dir, store.figures_dir)
+        check_links(store.dir)  # before anything is written: never through a link
     inst = store.instances()
     out = args.out or store.figures_dir
     paths = make_figures(_pruned_results(store), out, instances=inst if len(inst) else None,
@@ -55,8 +55,11 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from lenskit.plots import write_report
+    from lenskit.rundir.rundir import check_links
 
     store = _existing_run(args.run_dir)
+    if not args.out:
+        check_links(store.dir)  # before anything is written: never through a link
     path = write_report(args.run_dir, args.out)
     if not args.out:
         store.record_files([path])  # lenskit's own: --force may delete it later

@@ -10,7 +10,8 @@ their recorded sha256 (or that do not parse) are quarantined, so that the next r
 computes those cells again, and intact cell files the manifest does not list yet are
 recorded; instances files without their cell file are quarantined; a manifest left
 "running" by a process that died is marked "interrupted"; records of cells and files that
-are gone are dropped. It never deletes a result (corrupt files are moved aside, not
+are gone are dropped. (A merge killed before its manifest is completed by running the merge
+again, which doctor says.) It never deletes a result (corrupt files are moved aside, not
 removed), and it refuses a run whose folders link outside it: nothing is moved out of the
 run directory.
 """
@@ -65,6 +66,12 @@ def doctor(run_dir: str | Path) -> list[str]:
     if not (run / MANIFEST).exists() and not (run / RUN_CONFIG).exists():
         if not any(run.iterdir()):
             return []  # an empty directory: nothing to repair (and nothing written)
+        if (run / "cells").is_dir() or (run / "instances").is_dir():
+            raise RunDirectoryError(
+                f"{str(run)!r} holds cell or instances files but no {MANIFEST} or "
+                f"{RUN_CONFIG}: a `lenskit merge` killed before it finished? Run the same "
+                "merge again (it completes into this directory); doctor has nothing to "
+                "rebuild it from", run)
         if not is_fresh(run):
             raise RunDirectoryError(f"{str(run)!r} is not a lenskit run directory (no "
                                     f"{MANIFEST} or {RUN_CONFIG}); nothing to repair", run)

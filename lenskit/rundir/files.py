@@ -2,11 +2,11 @@
 or not at all.
 
 A writer fills a temporary file in the same directory, named
-``.<final name>.tmp-<pid>-<8 hex digits>`` (:func:`is_temporary` recognises exactly that
-naming, so listings that skip hidden files never see one, and a resume or
-``lenskit doctor`` deletes only lenskit's own), flushes and fsyncs it, then renames it over
-the final name with :func:`os.replace`, which is atomic on POSIX file systems; the directory
-is fsynced too so that the rename itself is durable.
+``.<final name>.tmp-<pid>-<random hex>`` (hidden, so listings that skip hidden files never
+see one; :func:`is_temporary` recognises that naming, so that a resume or
+``lenskit doctor`` deletes lenskit's own temporaries and nothing else), flushes and fsyncs
+it, then renames it over the final name with :func:`os.replace`, which is atomic on POSIX
+file systems; the directory is fsynced too so that the rename itself is durable.
 
 Test hook: ``LENSKIT_KILL_AT=KIND:N`` (KIND one of ``manifest``, ``run_config``, ``cell``,
 ``instances``, ``table``) makes the process kill itself (SIGKILL) when its N-th temporary

@@ -273,6 +273,13 @@ class RunManifest:
                     m.files[f"instances/{cid}.parquet"] = c.instances_sha256
         return m
 
+    def __repr__(self) -> str:
+        # the dataclass default prints every config and cell record
+        origin = ("merged" if self.merged_from else "rebuilt" if self.rebuilt_at else "new")
+        return (f"RunManifest({self.name!r}, {self.format}, {self.status}, {origin}: "
+                f"{len(self.cells)} cells, {len(self.sessions)} sessions, "
+                f"{len(self.files)} files, models {sorted(self.models)})")
+
     def copy(self) -> RunManifest:
         """An independent copy (readers get copies: they cannot change a writer's)."""
         return RunManifest.from_json(self.to_json())

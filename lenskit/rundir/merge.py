@@ -20,11 +20,11 @@ import pandas as pd
 
 from lenskit.errors import CorruptFileError, UsageError
 from lenskit.results.schema import DENSE
-from lenskit.rundir.files import atomic_write_bytes, write_json
+from lenskit.rundir.files import atomic_write_bytes, is_temporary, write_json
 from lenskit.rundir.integrity import check_inside, sha256_bytes
 from lenskit.rundir.lock import RunLock
 from lenskit.rundir.manifest import MANIFEST, ConfigMismatchError, RunManifest, check_format
-from lenskit.rundir.rundir import check_links, is_fresh
+from lenskit.rundir.rundir import check_links, clean_temporaries, is_fresh
 from lenskit.rundir.store import RunStore
 
 __all__ = ["merge_runs"]
@@ -54,6 +54,24 @@ def _describe(rows: pd.DataFrame) -> str:
     return f"{what} for model {r['model']!r} seed {int(r['seed'])}"
 
 
+def _merge_can_write(out: Path) -> bool:
+    """Whether ``out`` is empty, or holds only what a merge killed before writing its
+    manifest leaves (the lock, temporary files, cell and instances files): running the
+    merge again then completes it."""
+    if is_fresh(out):
+        return True
+    if (out / MANIFEST).exists():
+        return False
+    for p in out.iterdir():
+        if p.name in ("cells", "instances") and p.is_dir() and not p.is_symlink():
+            if any(not (q.suffix == ".parquet" or is_temporary(q.name)) or not q.is_file()
+                   for q in p.iterdir()):
+                return False
+        elif p.name != ".lock" and not is_temporary(p.name):
+            return False
+    return True
+
+
 def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
     """Merge run directories ``runs`` into a new run directory ``out`` (which must not exist
     or be empty) and return a reader of it.
@@ -66,13 +84,14 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
     when two runs hold different rows under one cell id (e.g. "different dense rows for
     cell ... in A and B"); :class:`CorruptFileError` when a cell file changed since its run
     wrote it; ValueError when ``out`` is not empty or fewer than two runs are given.
-    Nothing is written then.
+    Nothing is written then. A merge killed before it wrote its manifest is completed by
+    running it again into the same ``out``.
     """
     if len(runs) < 2:
         raise UsageError(f"merge needs at least two run directories, got {len(runs)}: pass "
                          "two or more")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or not is_fresh(out)):
+    if out.exists() and (not out.is_dir() or not _merge_can_write(out)):
         raise UsageError(f"merge output {str(out)!r} exists and is not empty; choose a new "
                          f"directory")
     stores = [RunStore(r) for r in runs]
@@ -122,6 +141,7 @@ def merge_runs(runs: Sequence[str | Path], out: str | Path) -> RunStore:
     out.mkdir(parents=True, exist_ok=True)
     check_links(out)
     with RunLock(out):
+        clean_temporaries(out)
         files = {}
         for rel, data in sorted(copies.items(), key=lambda kv: not kv[0].startswith("inst")):
             atomic_write_bytes(check_inside(out, out / rel), lambda f, d=data: f.write(d))

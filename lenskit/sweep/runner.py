@@ -29,7 +29,7 @@ from lenskit.errors import SweepTerminated
 from lenskit.results.comparison import format_study_comparison, study_comparison
 from lenskit.results.schema import attach_baselines
 from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
-from lenskit.rundir.store import RunStore, iter_missing
+from lenskit.rundir.store import RunStore, RunWriter, iter_missing
 from lenskit.sweep.config import Cell, ConfigError, SweepConfig
 from lenskit.sweep.executors import (
     CellResult,
@@ -163,7 +163,7 @@ def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
 
 
 def _run_missing(cfg: SweepConfig, missing: list[Cell], runner: Executor, own: bool,
-                 store: RunStore, bar, echo: Callable[[str], None]) -> None:
+                 store: RunWriter, bar, echo: Callable[[str], None]) -> None:
     try:
         info = runner.describe()
         store.record_session(executor=info)
@@ -183,7 +183,7 @@ class _Writer:
     and writes it atomically. A pruned cell that finishes before its dense cell (another
     worker is still evaluating it) waits in memory until the dense cell is written."""
 
-    def __init__(self, store: RunStore, bar) -> None:
+    def __init__(self, store: RunWriter, bar) -> None:
         self.store, self.bar = store, bar
         self.dense_rows: dict[str, pd.DataFrame] = {}
         self.waiting: dict[str, list[CellResult]] = {}

@@ -160,3 +160,19 @@ def test_a_linked_run_directory_itself_is_fine(tmp_path):
     link.symlink_to(real)
     small_run(link, n=1)
     assert len(RunStore(real).done_ids()) == 1
+
+
+@pytest.mark.parametrize("command", [["report"], ["figures", "--formats", "svg"],
+                                     ["thresholds"]])
+def test_readers_do_not_write_through_a_link(command, tmp_path, capsys):
+    run = tmp_path / "r"
+    small_run(run)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.html").write_text("mine")
+    (run / "report.html").symlink_to(outside / "report.html")
+    before, before_out = snapshot(run), snapshot(outside)
+    code = main([command[0], str(run), *command[1:]])
+    err = capsys.readouterr().err
+    assert code == 1 and "report.html is a link" in err and "outside the run" in err, err
+    assert snapshot(run) == before and snapshot(outside) == before_out

@@ -29,6 +29,8 @@ def test_new_round_trips_through_json():
     assert json.loads(json.dumps(data)) == data
     back = RunManifest.from_json(data)
     assert back == m and back.sessions[0].extra == {"x": 1}
+    assert repr(back) == ("RunManifest('n', lenskit-run/2, running, new: 1 cells, 1 sessions, "
+                          "1 files, models [])")
 
 
 def test_unknown_keys_survive_a_round_trip():
