@@ -75,11 +75,24 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.cell is not None:
+        if args.model is not None:
+            raise ValueError("--cell exports a cell of a run directory, whose model is "
+                             "recorded: drop --model")
+        from lenskit.sweep.export import export_cell
+
+        out = export_cell(args.source, args.cell, args.out, device=args.device)
+        print(f"exported cell {args.cell} of {args.source} to {out} (re-pruned as recorded; "
+              "achieved sparsity checked)")
+        return 0
+    if args.model is None:
+        raise ValueError("give --cell ID to export a cell of the run directory "
+                         f"{args.source!r}, or --model MODEL to apply a saved result file")
     from lenskit.models import load_model
     from lenskit.pruning import PruneResult, export_pruned
 
-    model = load_model(args.model, device=args.device)
-    result = PruneResult.load(args.result, model)
+    model = load_model(args.model, device=args.device or "cpu")
+    result = PruneResult.load(args.source, model)
     out = export_pruned(model, result, args.out)
     print(f"exported {result!r} to {out}")
     return 0
