@@ -112,7 +112,7 @@ MAP_KEYS: tuple[str, ...] = (*MEASUREMENT_KEYS, "analysis", "direction")
 #: Metrics the task suite reports (``EvalResult.summary``).
 METRICS: tuple[str, ...] = ("em", "logprob", "first_token_acc", "mrr", "memorised_rate",
                             "perplexity", "nll_per_token")
-_MEASURE = ["task", "kind", "category", "metric", "value", "n"]
+_MEASURE = ["task", "kind", "category", "metric", "value", "n", "chance"]
 
 
 def check_sparsities(sparsities: Iterable[float], name: str = "sparsities") -> tuple[float, ...]:

@@ -68,19 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=cmd_sweep)
 
     ex = sub.add_parser(
-        "export", help="write a pruned model as a plain Hugging Face model directory",
-        description="Apply a saved pruning result (PruneResult.save: masks and SparseGPT's "
-                    "updated weights) to MODEL and write config, tokenizer and "
-                    "model.safetensors to OUT, loadable by "
-                    "transformers.AutoModelForCausalLM.from_pretrained(OUT). Sweep run "
-                    "directories do not store masks, so export works from a saved result "
-                    "only: re-prune the cell with lenskit.prune(...) and save it.")
-    ex.add_argument("result", help="a file written by PruneResult.save")
-    ex.add_argument("--model", required=True,
-                    help="the model the result was made for: hub name, local dir, .gguf "
-                         "file, organism")
-    ex.add_argument("--out", required=True, help="the directory to write")
-    ex.add_argument("--device", default="cpu", help="where to apply it (default: cpu)")
+        "export", help="write a pruned model (a cell of a run, or a saved result) as a plain "
+                       "Hugging Face model directory",
+        description="lenskit export RUN_DIR --cell ID --out DIR re-prunes cell ID of a sweep's "
+                    "run directory exactly as the run recorded it (same model, calibration "
+                    "data, seed and mode), checks that the masks remove as many weights as "
+                    "recorded (the achieved sparsity), and writes config, tokenizer and "
+                    "model.safetensors to DIR, loadable by "
+                    "transformers.AutoModelForCausalLM.from_pretrained(DIR) (lm-evaluation-"
+                    "harness, vLLM) without lenskit. `lenskit export RESULT --model MODEL "
+                    "--out DIR` applies a result saved by PruneResult.save instead.")
+    ex.add_argument("source", metavar="RUN_DIR|RESULT",
+                    help="a run directory (with --cell), or a file written by PruneResult.save "
+                         "(with --model)")
+    ex.add_argument("--cell", help="the cell to export: its id or a unique prefix (`lenskit "
+                                   "sweep CONFIG --dry-run` lists them)")
+    ex.add_argument("--model", help="with a saved result: the model it was made for (hub "
+                                    "name, local dir, organism, .gguf)")
+    ex.add_argument("--out", required=True, help="the directory to write (new or empty)")
+    ex.add_argument("--device", default=None,
+                    help="where to prune and apply (default: the run's device; cpu for a "
+                         "saved result)")
     ex.set_defaults(func=cmd_export)
 
     th = sub.add_parser("thresholds", help="print the largest sparsity each task survives")

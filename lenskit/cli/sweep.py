@@ -80,24 +80,36 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from lenskit.errors import UsageError
+
+    if args.cell is not None:
+        if args.model is not None:
+            raise UsageError("--cell exports a cell of a run directory, whose model is "
+                             "recorded: drop --model")
+        from lenskit.sweep.export import export_cell
+
+        out = export_cell(args.source, args.cell, args.out, device=args.device)
+        print(f"exported cell {args.cell} of {args.source} to {out} (re-pruned as recorded; "
+              "achieved sparsity checked)")
+        return 0
+    if args.model is None:
+        raise UsageError("give --cell ID to export a cell of the run directory "
+                         f"{args.source!r}, or --model MODEL to apply a saved result file")
     from lenskit.models import load_model
     from lenskit.models.loading import ModelLoadError, check_spec
     from lenskit.pruning import PruneResult, export_pruned
 
-    if (Path(args.result) / "manifest.json").is_file():
+    if (Path(args.source) / "manifest.json").is_file():
         raise UsageError(
-            f"{args.result} is a sweep run directory: run directories hold result tables, "
-            "not masks, so there is nothing in it to export. Re-prune the cell you want and "
-            "save it, e.g. lenskit.prune(model, 'wanda', 0.5, scope='mlp', "
-            "apply=False).save('cell.safetensors'), then `lenskit export cell.safetensors "
-            "--model MODEL --out DIR`")
+            f"{args.source} is a sweep run directory: it holds result tables, not masks; "
+            "export one of its cells with `lenskit export RUN_DIR --cell ID --out DIR` "
+            "(it re-prunes the cell as recorded), without --model")
     try:
         check_spec(args.model)
     except ModelLoadError as err:
         raise UsageError(str(err)) from None
-    PruneResult.load(args.result)  # a damaged or wrong file is named before loading weights
-    model = load_model(args.model, device=args.device)
-    result = PruneResult.load(args.result, model)
+    PruneResult.load(args.source)  # a damaged or wrong file is named before loading weights
+    model = load_model(args.model, device=args.device or "cpu")
+    result = PruneResult.load(args.source, model)
     out = export_pruned(model, result, args.out)
     print(f"exported {result!r} to {out}")
     return 0

@@ -20,12 +20,14 @@ from lenskit.pruning.result import PruneResult
 __all__ = ["export_pruned"]
 
 
-def export_pruned(model, result: PruneResult, out_dir: str | os.PathLike) -> Path:
+def export_pruned(model, result: PruneResult, out_dir: str | os.PathLike, *,
+                  extra: dict | None = None) -> Path:
     """Write ``model`` with ``result`` applied to ``out_dir`` as a HF model directory.
 
     The weights are written in the model's dtype as ``model.safetensors`` (sharded by
     transformers above its default shard size); ``lenskit_pruning.json`` next to them
-    records the result's config and achieved sparsity. The model itself is left exactly as
+    records the result's config and achieved sparsity (and ``extra``, e.g. the run and cell
+    it came from). The model itself is left exactly as
     it was. Raises ``ValueError`` if ``result`` was made for another model or ``out_dir``
     is a non-empty directory.
 
@@ -46,6 +48,7 @@ def export_pruned(model, result: PruneResult, out_dir: str | os.PathLike) -> Pat
         info.tokenizer.save_pretrained(out)
     record = {"source_model": info.spec, "fingerprint": info.fingerprint,
               "achieved_sparsity": result.achieved_sparsity,
-              "params_removed": result.params_removed, "config": result.config}
+              "params_removed": result.params_removed, "config": result.config,
+              **(extra or {})}
     (out / "lenskit_pruning.json").write_text(json.dumps(record, indent=2, default=str))
     return out

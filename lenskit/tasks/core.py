@@ -18,6 +18,7 @@ import pandas as pd
 
 from lenskit.errors import UsageError
 from lenskit.names import CATEGORIES, KIND_CATEGORY, TASK_KINDS
+from lenskit.tasks.normalize import normalize_answer
 
 __all__ = [
     "CATEGORIES",
@@ -26,12 +27,28 @@ __all__ = [
     "TaskInstance",
     "TaskSet",
     "TextWindow",
+    "constant_answer_accuracy",
 ]
 
 
 
-# Kinds scored by exact match of a free-form answer: chance is 0 unless a builder says more.
+# Kinds scored by exact match of a free-form answer: chance is what one constant answer
+# scores, unless a builder says more.
 _OPEN_ENDED = ("closed_book", "open_book", "overriding")
+
+
+def constant_answer_accuracy(instances: Sequence[TaskInstance]) -> float:
+    """The exact-match accuracy of the best constant answer: the largest share of
+    ``instances`` whose gold answers (any alias, normalised as exact match normalises)
+    include one same string. A model that ignores the question reaches it; for questions
+    with distinct answers it is ``1/n``-small, for a closed set of answers (continents,
+    yes/no) it is the most frequent answer's share."""
+    counts: dict[str, int] = {}
+    for inst in instances:
+        for a in {normalize_answer(a) for a in inst.answers}:
+            if a:
+                counts[a] = counts.get(a, 0) + 1
+    return max(counts.values(), default=0) / len(instances) if len(instances) else 0.0
 
 
 @dataclass(frozen=True)
@@ -145,9 +162,11 @@ class TaskSet:
         category: derived from ``kind`` (:data:`KIND_CATEGORY`) unless given.
         chance: the accuracy (exact match, first-token accuracy) a model reaches by
             guessing: ``1/K`` for in-context function learning with K class-balanced
-            labels (set by :func:`~lenskit.tasks.function_task`), 0 for open-ended QA
-            (the default of the QA kinds: a guess almost never matches an answer), ``None``
-            where undefined (perplexity). Recorded with every result
+            labels (set by :func:`~lenskit.tasks.function_task`); for the QA kinds, unless
+            given, the accuracy of the best constant answer
+            (:func:`constant_answer_accuracy`: about 0 for open-ended questions, the
+            largest continent's share for "on which continent is X?"); ``None`` where
+            undefined (perplexity). Recorded with every result
             (:meth:`~lenskit.tasks.EvalResult.summary`'s ``chance`` column), it decides
             whether the dense model is above chance; nothing reads it from the name.
     """
@@ -167,19 +186,6 @@ class TaskSet:
             raise UsageError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in TASK_KINDS:
             raise UsageError(f"unknown task kind {self.kind!r}; allowed: {TASK_KINDS}")
-        chance = self.chance
-        if chance is None and self.kind in _OPEN_ENDED:
-            chance = 0.0
-        if chance is not None:
-            if isinstance(chance, bool) or not isinstance(chance, (int, float)) or not (
-                    0.0 <= float(chance) <= 1.0):
-                raise UsageError(f"task set {self.name!r}: chance must be a number in [0, 1] "
-                                 f"or None, got {self.chance!r}")
-            if self.kind == "perplexity":
-                raise UsageError(f"task set {self.name!r}: a perplexity task has no chance "
-                                 "accuracy (chance must be None)")
-            chance = float(chance)
-        object.__setattr__(self, "chance", chance)
         category = self.category or KIND_CATEGORY[self.kind]
         if category not in CATEGORIES:
             raise UsageError(f"unknown category {category!r}; allowed: {CATEGORIES}")
@@ -208,6 +214,19 @@ class TaskSet:
                 )
         object.__setattr__(self, "instances", instances)
         object.__setattr__(self, "config", dict(self.config))
+        chance = self.chance
+        if chance is None and self.kind in _OPEN_ENDED and self.instances:
+            chance = constant_answer_accuracy(self.instances)
+        if chance is not None:
+            if isinstance(chance, bool) or not isinstance(chance, (int, float)) or not (
+                    0.0 <= float(chance) <= 1.0):
+                raise ValueError(f"task set {self.name!r}: chance must be a number in [0, 1] "
+                                 f"or None, got {self.chance!r}")
+            if self.kind == "perplexity":
+                raise ValueError(f"task set {self.name!r}: a perplexity task has no chance "
+                                 "accuracy (chance must be None)")
+            chance = float(chance)
+        object.__setattr__(self, "chance", chance)
 
     def __len__(self) -> int:
         return len(self.instances)

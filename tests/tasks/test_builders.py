@@ -221,9 +221,17 @@ def test_chance_is_data_on_the_task():
     assert k4.chance == 0.25  # class-balanced labels: the most frequent is 2 of 8
     odd = function_task(FunctionSpec(n_dims=2, n_exemplars=4, n_classes=2), 5, seed=0, name="odd")
     assert odd.chance == 0.6  # 3 of 5 share a label: a constant guess gets 0.6
-    qa = TaskSet("qa", "closed_book", (TaskInstance("a", "Q: x? A:", ("y",)),))
-    assert qa.chance == 0.0 and replace(qa, name="other").chance == 0.0
-    assert replace(qa, chance=0.25).chance == 0.25  # a multiple-choice QA task sets its own
+    # QA: the best constant answer's accuracy ("Africa" answers 2 of 4 continent questions;
+    # aliases count once per question, after exact match's normalisation)
+    qa = TaskSet("qa", "closed_book", tuple(
+        TaskInstance(f"q{k}", f"Q: where is {c}? A:", answers)
+        for k, (c, answers) in enumerate([("Chad", ("Africa",)), ("Peru", ("South America",)),
+                                          ("Mali", ("africa", "Africa.")),
+                                          ("Laos", ("Asia",))])))
+    assert qa.chance == 0.5 and replace(qa, name="other").chance == 0.5
+    distinct = _items(12)
+    assert closed_book_task(distinct, shots=0).chance == pytest.approx(1 / 12)
+    assert replace(qa, chance=0.25).chance == 0.25  # a builder may set its own
     with pytest.raises(ValueError, match=r"chance must be a number in \[0, 1\] or None, got 2"):
         replace(qa, chance=2)
     win = TaskSet("ppl", "perplexity", (TextWindow("w", (1, 2, 3)),))

@@ -210,17 +210,23 @@ class ModelWorker:
             return
         yield from self._run_pruned(list(unit.cells), status)
 
+    def pruner(self, cell: Cell) -> Pruner:
+        """The :class:`Pruner` of ``cell`` on the loaded model: its method, scope,
+        structure, allocation, keyword arguments, seed, calibration mode and the seed's
+        calibration data (built once per seed). Every cell of one work unit shares it;
+        ``lenskit export`` rebuilds a recorded cell's pruning through it too."""
+        if cell.seed not in self.calibrations:
+            self.calibrations[cell.seed] = _calibration(self.cfg, self.model, cell.seed)
+        return Pruner(self.model, cell.method, scope=cell.scope, structure=cell.structure,
+                      allocation=cell.allocation, calibration=self.calibrations[cell.seed],
+                      mode=cell.calibration_mode or self.cfg.calibration.mode,
+                      seed=cell.seed, **cell.kwargs, **cell.alloc_kwargs)
+
     def _run_pruned(self, group: list[Cell], status: Callable[[str], None]
                     ) -> Iterator[CellResult]:
 
         first = group[0]
-        if first.seed not in self.calibrations:
-            self.calibrations[first.seed] = _calibration(self.cfg, self.model, first.seed)
-        pruner = Pruner(self.model, first.method, scope=first.scope, structure=first.structure,
-                        allocation=first.allocation, calibration=self.calibrations[first.seed],
-                        mode=first.calibration_mode or self.cfg.calibration.mode,
-                        seed=first.seed, **first.kwargs,
-                        **first.alloc_kwargs)
+        pruner = self.pruner(first)
         n_scope = self.counts.get(first.scope) or self.info.select(first.scope).n_params
         for chunk in _chunks(group, n_scope, first.method):
             status(f"pruning {chunk[0].label}")
