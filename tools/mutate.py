@@ -43,7 +43,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
                     ["tests/pruning/test_pruning_calibration.py"]),
     "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
     "scoring": ("lenskit/tasks/scoring.py", ["tests/tasks/test_scoring.py"]),
-    "thresholds": ("lenskit/results/thresholds.py", ["tests/results/test_thresholds.py"]),
+    "thresholds": ("lenskit/results/thresholds.py",
+                   ["tests/results/test_thresholds.py", "tests/results/test_chance.py"]),
     "integrity": ("lenskit/rundir/integrity.py", ["tests/rundir/test_integrity.py"]),
     "store": ("lenskit/rundir/store.py", ["tests/rundir/test_store.py"]),
 }
