@@ -92,7 +92,7 @@ def write_config(dest: Path, module: str, tests: list[str]) -> None:
     path.write_text(text + section)
 
 
-def run_target(name: str, workdir: Path, show: bool) -> dict:
+def run_target(name: str, workdir: Path, show: bool, rerun: bool = False) -> dict:
     module, tests = TARGETS[name]
     missing = [t for t in tests if not (ROOT / t).exists()]
     tests = [t for t in tests if t not in missing]
@@ -104,10 +104,16 @@ def run_target(name: str, workdir: Path, show: bool) -> dict:
     write_config(dest, module, tests)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *ONLY.get(name, [])]
+    meta = dest / "mutants" / (module + ".meta")
+    select = ONLY.get(name, [])
+    if rerun and meta.exists():
+        # mutmut keeps earlier verdicts; name the survivors (and the untested) to try them
+        # again against the tests as they are now (new tests are mapped first)
+        old = json.loads(meta.read_text())["exit_code_by_key"]
+        select = sorted(k for k, v in old.items() if v in (0, 33)) or select
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *select]
     proc = subprocess.run(cmd, cwd=dest, env=env, capture_output=True, text=True)
     (dest / "mutmut-run.log").write_text(proc.stdout + proc.stderr)
-    meta = dest / "mutants" / (module + ".meta")
     if not meta.exists():
         raise SystemExit(f"{name}: mutmut wrote no results (see {dest / 'mutmut-run.log'})")
     codes = {k: v for k, v in json.loads(meta.read_text())["exit_code_by_key"].items()
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the counts and survivors here")
     ap.add_argument("--list", action="store_true", help="print the targets and exit")
     ap.add_argument("--no-diffs", action="store_true", help="do not print survivors' diffs")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="run only the last run's survivors again (after new tests)")
     args = ap.parse_args(argv)
     if args.list:
         for name, (module, tests) in TARGETS.items():
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown target(s) {unknown}; allowed: {list(TARGETS)}")
     results = {}
     for name in args.targets or list(TARGETS):
-        res = run_target(name, args.workdir, show=not args.no_diffs)
+        res = run_target(name, args.workdir, show=not args.no_diffs,
+                         rerun=args.rerun_survivors)
         results[name] = res
         score = res["killed"] / max(1, res["total"])
         print(f"{name:12s} {res['module']}: {res['total']} mutants, {res['killed']} killed, "
