@@ -423,3 +423,42 @@ def test_primary_metric_and_rows():
                                                        "metric": ["em", "zeta"]}
     assert primary_rows(thr, "logprob").to_dict("list") == {"task": ["a"],
                                                             "metric": ["logprob"]}
+
+
+def test_bootstrap_uses_the_instances_every_level_shares_and_says_why_not(caplog):
+    df = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74, 0.3: 0.6}, task="a"))
+    rng = np.random.default_rng(1)
+    per = {s: (rng.random(80) < v).astype(float)
+           for s, v in {0.0: 0.8, 0.1: 0.78, 0.2: 0.74, 0.3: 0.6}.items()}
+    inst = _instances(df, per)
+    ci = [tuple(one(compute_thresholds(df, inst, n_boot=200, seed=s), 0.05)[
+        ["ci_low", "ci_high"]]) for s in range(6)]
+    assert ci == [tuple(one(compute_thresholds(df, inst, n_boot=200, seed=s), 0.05)[
+        ["ci_low", "ci_high"]]) for s in range(6)]  # the same seeds, the same intervals
+    # Extra instances that some level lacks are left out: the CI equals that of the
+    # instances every level shares.
+    levels = inst["cell_id"].unique()
+    extra = pd.concat([inst[inst["cell_id"] != levels[2]].assign(
+        instance_id=lambda d: d["instance_id"] + 1000)])
+    padded = pd.concat([inst, extra], ignore_index=True)
+    for s in range(3):
+        got = one(compute_thresholds(df, padded, n_boot=200, seed=s), 0.05)
+        assert tuple(got[["ci_low", "ci_high"]]) == ci[s] and got["ci_method"] == "bootstrap"
+    # Missing instance rows, or no instance shared by every level: no bootstrap, said so.
+    key = "'model': 'm'"
+    with caplog.at_level("INFO", logger="lenskit.results.thresholds"):
+        r = one(compute_thresholds(df, inst[inst["cell_id"] != levels[1]], n_boot=50), 0.05)
+        assert r["ci_method"] != "bootstrap"
+        assert any(m.startswith("no bootstrap for {") and key in m
+                   and m.endswith("instance rows missing") for m in caplog.messages)
+        caplog.clear()
+        disjoint = inst.assign(instance_id=inst["instance_id"]
+                               + 1000 * (inst["cell_id"] == levels[1]))
+        r = one(compute_thresholds(df, disjoint, n_boot=50), 0.05)
+        assert r["ci_method"] != "bootstrap"
+        assert any(key in m and m.endswith("no instance shared by every level")
+                   for m in caplog.messages)
+        caplog.clear()
+        no_dense = inst[inst["cell_id"] != levels[0]]
+        one(compute_thresholds(df, no_dense, n_boot=50), 0.05)
+        assert any(key in m and m.endswith("instance rows missing") for m in caplog.messages)
