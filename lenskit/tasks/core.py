@@ -220,10 +220,10 @@ class TaskSet:
         if chance is not None:
             if isinstance(chance, bool) or not isinstance(chance, (int, float)) or not (
                     0.0 <= float(chance) <= 1.0):
-                raise ValueError(f"task set {self.name!r}: chance must be a number in [0, 1] "
+                raise UsageError(f"task set {self.name!r}: chance must be a number in [0, 1] "
                                  f"or None, got {self.chance!r}")
             if self.kind == "perplexity":
-                raise ValueError(f"task set {self.name!r}: a perplexity task has no chance "
+                raise UsageError(f"task set {self.name!r}: a perplexity task has no chance "
                                  "accuracy (chance must be None)")
             chance = float(chance)
         object.__setattr__(self, "chance", chance)

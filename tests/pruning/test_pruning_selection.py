@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from lenskit.pruning import parse_structure
 from lenskit.pruning.allocation import outlier_ratio, owl_layer_sparsities
 from lenskit.pruning.scores import magnitude_scores, random_scores, wanda_scores
-from lenskit.pruning.selection import keep_from_ranks, keep_lowest, lowest_k, nm_keep, ranks
+from lenskit.pruning.selection import (
+    keep_from_ranks,
+    keep_lowest,
+    lowest_k,
+    nm_keep,
+    ranks,
+    split_flat,
+)
 from lenskit.pruning.statistics import GroupStats
 from lenskit.pruning.structure import Structure, n_to_prune
 
@@ -224,3 +231,15 @@ def test_selection_stays_on_the_scores_device_and_returns_bool():
         assert lowest_k(x, k).dtype == torch.bool
     for s in (0.0, 0.5, 1.0):
         assert keep_lowest(x.view(4, 10), s, "row").dtype == torch.bool
+
+
+def test_split_flat_cuts_the_concatenation_back_into_matrices():
+    mats = [torch.arange(6.0).view(2, 3), torch.arange(6.0, 10.0).view(4, 1),
+            torch.arange(10.0, 20.0).view(2, 5)]
+    flat = torch.cat([m.reshape(-1) for m in mats])
+    parts = split_flat(flat, [(2, 3), (4, 1), (2, 5)])
+    assert [p.shape for p in parts] == [(2, 3), (4, 1), (2, 5)]
+    for p, m in zip(parts, mats, strict=True):
+        assert torch.equal(p, m)
+    with pytest.raises(RuntimeError, match="sum exactly to 20"):
+        split_flat(flat, [(2, 3), (4, 1)])  # sizes that do not add up

@@ -333,3 +333,149 @@ def test_baselines_are_attached_once_and_read_back_as_written():
     a = compute_thresholds(rows, tolerances=[0.3])
     b = compute_thresholds(attach_baselines(rows), tolerances=[0.3])
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_format_thresholds_exact_text():
+    """The whole table, worked out by hand from the format's rules: scopes in the order
+    all, attn, mlp; categories fact recall before in-context; a CI shown as [lo-hi] unless a
+    censored or zero threshold's CI collapses onto one value; "-" where not measured."""
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+               curve(0.8, {0.1: 0.8, 0.2: 0.5, 0.3: 0.5}, scope="mlp", task="capitals"),
+               curve(0.6, {0.1: 0.6, 0.2: 0.6, 0.3: 0.6}, scope="all", task="copy",
+                     kind="open_book"),
+               curve(0.6, {0.1: 0.3, 0.2: 0.3}, scope="attn", task="copy", kind="open_book"))
+    thr = compute_thresholds(df, tolerances=[0.05])
+    # CIs set by hand: capitals/all 20% [10-30]; capitals/mlp 10% [0-20]; copy/all censored
+    # 30% with a CI collapsed onto 30 (not shown); copy/attn 0% with CI 0-10 (shown).
+    cis = {("all", "capitals"): (0.1, 0.3), ("mlp", "capitals"): (0.0, 0.2),
+           ("all", "copy"): (0.3, 0.3), ("attn", "copy"): (0.0, 0.1)}
+    thr["ci_low"] = [cis[(s, t)][0] for s, t in zip(thr["scope"], thr["task"], strict=True)]
+    thr["ci_high"] = [cis[(s, t)][1] for s, t in zip(thr["scope"], thr["task"], strict=True)]
+    thr["ci_method"] = "bootstrap"
+    got = format_thresholds(thr, tolerance=0.05, at_chance=["copy"])
+    assert got.splitlines()[:2] == [
+        "Largest sparsity with <= 5% relative drop from dense: m · wanda · unstructured · "
+        "uniform", "[CI: bootstrap]"]
+    rows = [line.split("  ") for line in got.splitlines()[2:]]
+    cells = [[c.strip() for c in r if c.strip()] for r in rows]
+    assert cells == [
+        ["task (metric)", "all", "attn", "mlp"],
+        [c for c in got.splitlines()[3].split("  ") if c],
+        ["fact recall"],
+        ["capitals (em)", "20% [10-30]", "-", "10% [0-20]"],
+        ["in-context"],
+        ["copy (em) [dense at chance]", "≥30% (all levels within 5%)",
+         "0% (fails at lowest level) [0-10]", "-"],
+    ]
+    # the rule line is as wide as each column
+    widths = [len(c) for c in got.splitlines()[3].split("  ")]
+    assert all(len(line.rstrip()) <= sum(widths) + 2 * (len(widths) - 1)
+               for line in got.splitlines()[2:])
+    assert all(set(c) == {"-"} for c in got.splitlines()[3].split("  "))
+    # without CIs: no brackets and "[no CI]"; the metric can be chosen
+    plain = compute_thresholds(df, tolerances=[0.05])
+    text = format_thresholds(plain, tolerance=0.05)
+    assert text.splitlines()[1] == "[no CI]" and "[" not in "".join(text.splitlines()[2:])
+    assert "capitals (em)" in format_thresholds(plain, tolerance=0.05, metric="em")
+    assert format_thresholds(plain, tolerance=0.05, metric="logprob").count("(em)") == 0
+    with pytest.raises(ValueError) as err:
+        format_thresholds(plain, tolerance=0.1)
+    assert str(err.value) == "no thresholds at tolerance 0.1; present: [0.05]"
+    assert format_thresholds(plain.iloc[:0]) == "no thresholds (no pruned cells in the results)"
+
+
+def test_threshold_from_curve_edges_and_messages():
+    assert threshold_from_curve([], [], 0.05) == (0.0, True)
+    # every level within: the highest, censored (both rules)
+    for rule in ("first_crossing", "largest_within"):
+        assert threshold_from_curve([0.2, 0.1], [0.01, 0.0], 0.05, rule) == (0.2, True)
+    # tolerance 0 is allowed: only no drop at all is within
+    assert threshold_from_curve([0.1, 0.2], [0.0, 0.001], 0.0) == (0.1, False)
+    # a NaN drop counts as beyond the tolerance
+    assert threshold_from_curve([0.1, 0.2], [0.0, float("nan")], 0.05) == (0.1, False)
+    for args, message in [
+        (([0.1], [0.0], 0.05, "median"),
+         "unknown rule 'median'; allowed: first_crossing, largest_within"),
+        (([0.1, 0.2], [0.0], 0.05), "2 sparsities but 1 drops"),
+        (([0.1], [0.0], -0.01), "tolerance must be >= 0, got -0.01"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            threshold_from_curve(*args)
+        assert str(err.value) == message
+
+
+def test_bootstrap_cis_are_seeded_per_curve():
+    base = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74, 0.3: 0.6}, task="a"))
+    both = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74, 0.3: 0.6}, task="a"),
+                 curve(0.8, {0.1: 0.78, 0.2: 0.74, 0.3: 0.6}, task="b"))
+    rng = np.random.default_rng(0)
+    per = {s: (rng.random(120) < v).astype(float)
+           for s, v in {0.0: 0.8, 0.1: 0.78, 0.2: 0.74, 0.3: 0.6}.items()}
+    inst_a, inst_both = _instances(base, per), _instances(both, per)
+
+    def ci(thr, task="a"):
+        r = one(thr[thr["task"] == task], 0.05)
+        return r["ci_low"], r["ci_high"], r["ci_method"]
+
+    a = ci(compute_thresholds(base, inst_a, n_boot=200))
+    assert a[2] == "bootstrap"
+    assert a == ci(compute_thresholds(base, inst_a, n_boot=200))  # reproducible
+    # a curve's CI does not depend on which other curves are present
+    with_b = compute_thresholds(both, inst_both, n_boot=200)
+    assert ci(with_b) == a
+    # the seed matters (the CI is in tested levels, so some seeds agree by chance)
+    draws = [compute_thresholds(base, inst_a, n_boot=200, seed=s) for s in range(6)]
+    assert len({ci(d)[:2] for d in draws}) > 1
+
+
+def test_primary_metric_and_rows():
+    from lenskit.results.thresholds import PRIMARY_METRICS, primary_metric, primary_rows
+
+    assert primary_metric(["logprob", "em", "mrr"]) == "em"
+    assert primary_metric(["zeta", "alpha", "zeta"]) == "zeta"  # none listed: the first given
+    assert primary_metric([]) is None
+    assert primary_metric(list(reversed(PRIMARY_METRICS))) == PRIMARY_METRICS[0]
+    thr = pd.DataFrame({"task": ["a", "a", "b", "b"], "metric": ["logprob", "em", "zeta", "eta"]})
+    assert primary_rows(thr, None).to_dict("list") == {"task": ["a", "b"],
+                                                       "metric": ["em", "zeta"]}
+    assert primary_rows(thr, "logprob").to_dict("list") == {"task": ["a"],
+                                                            "metric": ["logprob"]}
+
+
+def test_bootstrap_uses_the_instances_every_level_shares_and_says_why_not(caplog):
+    df = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74, 0.3: 0.6}, task="a"))
+    rng = np.random.default_rng(1)
+    per = {s: (rng.random(80) < v).astype(float)
+           for s, v in {0.0: 0.8, 0.1: 0.78, 0.2: 0.74, 0.3: 0.6}.items()}
+    inst = _instances(df, per)
+    ci = [tuple(one(compute_thresholds(df, inst, n_boot=200, seed=s), 0.05)[
+        ["ci_low", "ci_high"]]) for s in range(6)]
+    assert ci == [tuple(one(compute_thresholds(df, inst, n_boot=200, seed=s), 0.05)[
+        ["ci_low", "ci_high"]]) for s in range(6)]  # the same seeds, the same intervals
+    # Extra instances that some level lacks are left out: the CI equals that of the
+    # instances every level shares.
+    levels = inst["cell_id"].unique()
+    extra = pd.concat([inst[inst["cell_id"] != levels[2]].assign(
+        instance_id=lambda d: d["instance_id"] + 1000)])
+    padded = pd.concat([inst, extra], ignore_index=True)
+    for s in range(3):
+        got = one(compute_thresholds(df, padded, n_boot=200, seed=s), 0.05)
+        assert tuple(got[["ci_low", "ci_high"]]) == ci[s] and got["ci_method"] == "bootstrap"
+    # Missing instance rows, or no instance shared by every level: no bootstrap, said so.
+    key = "'model': 'm'"
+    with caplog.at_level("INFO", logger="lenskit.results.thresholds"):
+        r = one(compute_thresholds(df, inst[inst["cell_id"] != levels[1]], n_boot=50), 0.05)
+        assert r["ci_method"] != "bootstrap"
+        assert any(m.startswith("no bootstrap for {") and key in m
+                   and m.endswith("instance rows missing") for m in caplog.messages)
+        caplog.clear()
+        disjoint = inst.assign(instance_id=inst["instance_id"]
+                               + 1000 * (inst["cell_id"] == levels[1]))
+        r = one(compute_thresholds(df, disjoint, n_boot=50), 0.05)
+        assert r["ci_method"] != "bootstrap"
+        assert any(key in m and m.endswith("no instance shared by every level")
+                   for m in caplog.messages)
+        caplog.clear()
+        no_dense = inst[inst["cell_id"] != levels[0]]
+        one(compute_thresholds(df, no_dense, n_boot=50), 0.05)
+        assert any(key in m and m.endswith("instance rows missing") for m in caplog.messages)

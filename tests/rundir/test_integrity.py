@@ -209,3 +209,71 @@ def test_missing_manifest_is_rebuilt_by_doctor(tmp_path):
     _, written = fill(run)
     assert written == 0
     pd.testing.assert_frame_equal(RunStore(run).results(ORDER), ref.results(ORDER))
+
+
+def test_verify_cells_by_hand(tmp_path):
+    """verify_cells against hashes computed here with hashlib: a changed byte in a file with a
+    recorded hash quarantines every file of its cell; a missing hash is recorded when the file
+    parses, and the cell is quarantined when it does not."""
+    import hashlib
+
+    from lenskit.rundir.integrity import sha256_file, verify_cells
+
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    (run / "instances").mkdir()
+    files, entries = {}, {}
+    for cid in ("a", "b", "c", "d"):
+        paths = []
+        for folder, key in (("cells", "sha256"), ("instances", "instances_sha256")):
+            p = run / folder / f"{cid}.parquet"
+            pd.DataFrame({"x": [1.0, 2.0], "cell": cid}).to_parquet(p, index=False)
+            paths.append((key, p))
+        files[cid] = paths
+        entries[cid] = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths}
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 9000)  # > 1 MiB: read in several chunks
+    assert sha256_file(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+
+    # b: one flipped byte in its instances file (hash recorded)
+    inst_b = run / "instances" / "b.parquet"
+    data = bytearray(inst_b.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    inst_b.write_bytes(bytes(data))
+    # c: no recorded hash, intact; d: no recorded hash, unreadable
+    del entries["c"]["sha256"]
+    entries["d"] = {}
+    (run / "cells" / "d.parquet").write_bytes(b"PAR1 not parquet")
+    before_a = dict(entries["a"])
+    report, changed = verify_cells(run, entries, files)
+    assert changed
+    assert set(entries) == {"a", "c"} and entries["a"] == before_a
+    assert entries["c"]["sha256"] == hashlib.sha256(
+        (run / "cells" / "c.parquet").read_bytes()).hexdigest()
+    assert len(report) == 2
+    assert report[0].startswith("cell b: instances/b.parquet is corrupt; moved to ")
+    assert report[1].startswith("cell d: cells/d.parquet is corrupt; moved to ")
+    assert report[0].endswith("; it will be computed again")
+    moved = sorted(p.name for p in (run / "quarantine").iterdir())
+    assert [m.split(".parquet.")[0] for m in moved] == ["cells__b", "cells__d", "instances__b",
+                                                        "instances__d"]
+    assert not (run / "cells" / "b.parquet").exists()
+    assert (run / "cells" / "a.parquet").exists() and (run / "cells" / "c.parquet").exists()
+    # all intact and recorded: nothing to do, nothing changed
+    assert verify_cells(run, {k: entries[k] for k in ("a", "c")},
+                        {k: files[k] for k in ("a", "c")}) == ([], False)
+
+
+def test_check_inside_refuses_links_out_of_the_run(tmp_path):
+    from lenskit.errors import RunDirectoryError
+    from lenskit.rundir.integrity import check_inside
+
+    run = tmp_path / "run"
+    (run / "tables").mkdir(parents=True)
+    assert check_inside(run, run / "tables" / "t.csv") == run / "tables" / "t.csv"
+    assert check_inside(run, run) == run
+    (run / "out").symlink_to(tmp_path)
+    with pytest.raises(RunDirectoryError, match="outside the run directory"):
+        check_inside(run, run / "out" / "t.csv")
+    with pytest.raises(RunDirectoryError, match="refusing to write"):
+        check_inside(run, tmp_path / "runner")  # a sibling whose name starts like it
