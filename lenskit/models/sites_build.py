@@ -41,7 +41,7 @@ from lenskit.models.architectures import (
 from lenskit.models.sites import Binding, Site
 from lenskit.models.strided import StridedLayout, strided_layout
 
-__all__ = ["SiteMappingError", "build_sites", "build_sites_from_row"]
+__all__ = ["SiteMappingError", "bridge_binding", "build_sites", "build_sites_from_row"]
 
 _QKV_INDEX = {"q": 0, "k": 1, "v": 2}
 _EXPERT_INPUTS = ("gate_up_proj", "up_proj", "gate_proj")
@@ -96,8 +96,10 @@ def _row_binding(module: torch.nn.Module, layout: str, component: str, n_heads: 
     raise ValueError(f"unknown layout {layout!r}")
 
 
-def _bridge_binding(bridge, layer: int, family: str, component: str) -> Binding | None:
-    """The bridge's own weight of a dense site (``None`` where it has none)."""
+def bridge_binding(bridge, layer: int, family: str, component: str) -> Binding | None:
+    """The TransformerLens bridge's own copy of one weight (``blocks.<layer>.<family>.
+    <component>``) as a binding in the site's [out, in] orientation, or None when the
+    bridge holds no separate parameter for it."""
     block = bridge.blocks[layer]
     holder = getattr(getattr(block, family, None), component, None)
     mod = getattr(holder, "original_component", None)
@@ -138,7 +140,7 @@ def build_sites_from_row(arch: ArchitectureSpec, hf: torch.nn.Module, bridge
             hb = _row_binding(_get(blocks[layer], spec.path), spec.layout, comp, heads, d_head,
                               where)
             name = f"blocks.{layer}.{family}.{comp}"
-            bindings = _with_mirror(hb, _bridge_binding(bridge, layer, family, comp), name)
+            bindings = _with_mirror(hb, bridge_binding(bridge, layer, family, comp), name)
             hook_comp = "in" if comp == "gate" else comp
             out.append(Site(
                 layer=layer, family=family, component=comp, shape=hb.shape,

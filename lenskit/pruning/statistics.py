@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from lenskit.models.early_exit import StopForward, early_exit
 from lenskit.models.sites import Site
 
 __all__ = ["BlockWalker", "ExpertInputs", "GroupStats", "group_sites"]
@@ -176,10 +177,6 @@ def _eager_experts(hf):
         hf.set_experts_implementation(before)
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook to stop the model right after block 0's inputs are known."""
-
-
 @dataclass
 class _Batch:
     hidden: torch.Tensor
@@ -226,7 +223,7 @@ class BlockWalker:
                     store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
                 self._layer_args[layer].append((rest, dict(kwargs)))
                 if layer == n - 1:
-                    raise _StopForward
+                    raise StopForward
                 return hidden
             return forward
 
@@ -239,7 +236,7 @@ class BlockWalker:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
                 # use_cache off: a KV cache would grow across batches and is never needed.
-                with contextlib.suppress(_StopForward):
+                with early_exit():
                     self.hf(input_ids=ids, use_cache=False)
         finally:
             for block, before in zip(self.blocks, saved, strict=True):
