@@ -32,10 +32,12 @@ def cmd_sites(args: argparse.Namespace) -> int:
     sel = info.select(args.scope)
     print(f"{info.spec}: {info.arch.name}, {info.n_layers} layers, "
           f"{info.total_params:,} block-linear parameters")
-    print(f"{'site':<22}{'shape (out, in)':>18}{'params':>12}  heads  input hook")
+    width = max([22] + [len(s.name) + 1 for s in sel])
+    print(f"{'site':<{width}}{'shape (out, in)':>18}{'params':>12}  heads  input hook")
     for s in sel:
         heads = f"{s.n_heads}x{s.head_dim}" if s.n_heads else "-"
-        print(f"{s.name:<22}{s.shape!s:>18}{s.numel:>12,}  {heads:<5}  {s.input_hook or '-'}")
+        print(f"{s.name:<{width}}{s.shape!s:>18}{s.numel:>12,}  {heads:<5}  "
+              f"{s.input_hook or '-'}")
     print(f"selection {args.scope!r}: {len(sel)} sites, {sel.n_params:,} parameters "
           f"({sel.fraction:.1%} of block linears)")
     return 0

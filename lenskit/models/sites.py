@@ -101,7 +101,8 @@ class Site:
         shape: ``(out_features, in_features)``.
         n_heads, head_dim: for attention sites, the heads along ``head_axis`` (0: rows of
             q, k, v; 1: columns of o); ``None`` for FFW sites.
-        input_hook: the TransformerLens hook whose activation is this weight's input.
+        input_hook: the TransformerLens hook whose activation is this weight's input
+            (``None`` for a routed expert: no hook holds only the tokens routed to it).
         input_group: sites with the same group (within a layer) read the same input.
         hf_path: the native HF module holding the weight (relative to the model); its
             forward's first argument is the site's input (for an expert: the module holding
@@ -120,7 +121,7 @@ class Site:
     shape: tuple[int, int]
     n_heads: int | None
     head_dim: int | None
-    input_hook: str
+    input_hook: str | None
     hf_path: str
     layout: str
     bindings: tuple[Binding, ...] = field(repr=False)

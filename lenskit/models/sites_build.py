@@ -317,9 +317,11 @@ class _Builder:
             split_dim = shape[1] if comp == "o" else shape[0]
             if split_dim % self.d_head == 0:
                 heads, head_dim = split_dim // self.d_head, self.d_head
-        hook_comp = "in" if comp == "gate" else comp
-        hook = (f"blocks.{layer}.{family}.{hook_comp}.hook_in" if expert is None
-                else f"blocks.{layer}.mlp.{expert}.{hook_comp}")
+        if expert is None:
+            hook_comp = "in" if comp == "gate" else comp
+            hook: str | None = f"blocks.{layer}.{family}.{hook_comp}.hook_in"
+        else:  # a shared expert: the hook TransformerLens registered on its projection
+            hook = getattr(getattr(owner.submodules.get(comp), "hook_in", None), "name", None)
         return Site(layer=layer, family=family, component=comp, shape=shape, n_heads=heads,
                     head_dim=head_dim, input_hook=hook, hf_path=_module_of(pname),
                     layout=layout, bindings=bindings, expert=expert)
@@ -427,8 +429,7 @@ class _Builder:
                 hb = _strided_binding(p, sl, (count, cols), f"{full}[{e}]")
                 out.append(Site(layer=layer, family="mlp", component=comp,
                                 shape=(count, cols), n_heads=None, head_dim=None,
-                                input_hook=f"blocks.{layer}.mlp.hook_in" if comp != "out"
-                                else f"blocks.{layer}.mlp.e{e}.out",
+                                input_hook=None,  # no hook sees only its tokens
                                 hf_path=_module_of(full), layout="experts", bindings=(hb,),
                                 expert=f"e{e}", route=(pname, e)))
                 assert label == out[-1].name
