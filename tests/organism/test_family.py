@@ -206,6 +206,16 @@ def test_cli_trains_and_resumes_the_family(tmp_path, capsys):
         assert cfg["model"]["d_model"] == w and cfg["steps"] == 2
     assert main(argv) == 0
     assert "organism-d16: finished" in capsys.readouterr().out
+    # the card of a member names the family command that reproduces it
+    from lenskit.organism.card import _cost, _reproduce
+
+    meta = json.loads((tmp_path / "organism-d16" / "model" / "training.json").read_text())
+    assert _reproduce(meta["train_config"], "", 1.0, "model").startswith(
+        "`lenskit organism family --steps 2 --root runs`")
+    log = [json.loads(line) for line in (tmp_path / "organism-d16" / "train_log.jsonl").open()]
+    assert "core-hours of CPU time" in _cost(log)
+    other = {**meta["train_config"], "lr": 0.01}
+    assert _reproduce(other, " --d-model 16", 1.0, "x").startswith("`lenskit organism train")
     assert main([*argv[:5], "12"]) == 2
     assert "multiple of 8" in capsys.readouterr().err
 
