@@ -33,7 +33,7 @@ FAMILY_WIDTHS: tuple[int, ...] = (32, 48, 64)
 FAMILY_STEPS: int = 12_000
 
 # The family's world: 2,500 memorised entities x 4 relations = 10,000 facts, popularity zipf
-# (exponent 1), two-word names, 200 cities (see the card for the pilot that chose it).
+# (exponent 1), two-word names, 200 cities (BENCHMARKS.md: its cost and the pilot numbers).
 FAMILY_WORLD = WorldConfig(seed=0, n_memorised=2_500, n_held_out=2_000, n_unseen=200,
                            n_cities=200, popularity="zipf", zipf_exponent=1.0, name_words=2)
 # The mixed corpus with the function curriculum inside it: exemplars repeated until step 300,
