@@ -84,6 +84,20 @@ def test_a_run_started_with_another_recipe_is_refused(tmp_path):
         train_family(tmp_path, (8,), config=tiny, log=lambda _: None)
 
 
+def test_a_run_recorded_by_an_earlier_version_resumes(tmp_path):
+    """The family started in the background recorded ``"compile": false`` (a setting this
+    version no longer has): resuming and exporting it must still work."""
+    from lenskit.organism.train import export_checkpoint
+
+    run = tmp_path / "organism-d8"
+    train(run, tiny(8, steps=60), progress=False, stop_after=50)
+    recorded = json.loads((run / "train_config.json").read_text())
+    (run / "train_config.json").write_text(json.dumps({**recorded, "compile": False}))
+    assert (export_checkpoint(run, tmp_path / "at-50") / "config.json").is_file()
+    done = train_family(tmp_path, (8,), config=partial(tiny, steps=60), log=lambda _: None)
+    assert len(_losses(run)) == 60 and (done["organism-d8"] / "world.json").is_file()
+
+
 def test_bad_widths_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="multiple of 8"):
         train_family(tmp_path, (8, 12), config=tiny)
