@@ -14,8 +14,10 @@ on a world of ``--n-entities`` x 4 facts (zipf ``--zipf-exponent``) for ``--step
   exactly), in bins;
 - open-book, overriding and the function tasks (the in-context side of the recipe).
 
-``--json`` writes the numbers. It is a pilot to choose the family's world and length, not a
-benchmark of speed.
+``--checkpoint-of RUN_DIR`` scores the latest checkpoint of a run instead (a family member
+still training: ``--checkpoint-of /work/organism-runs/organism-d32 --out /tmp/d32-now``),
+with the exposure counted for the steps it has done. ``--json`` writes the numbers. It is a
+pilot to choose the family's world and length, not a benchmark of speed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pandas as pd
 
 from lenskit.models import load_model
 from lenskit.organism.family import FAMILY_CORPUS, FAMILY_WORLD, family_config
-from lenskit.organism.train import train
+from lenskit.organism.train import export_checkpoint, train
 from lenskit.tasks import evaluate_suite, organism_suite
 
 EXPOSURE_BINS = (0, 10, 30, 100, 300, 1000, 10**9)
@@ -61,14 +63,29 @@ def main() -> None:
     ap.add_argument("--zipf-exponent", type=float, default=FAMILY_WORLD.zipf_exponent)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--out", required=True, help="run directory (resumes if present)")
+    ap.add_argument("--checkpoint-of", metavar="RUN_DIR",
+                    help="instead of training: score the latest checkpoint of this run (e.g. a "
+                         "family member still training), exported to --out")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args()
 
-    world = replace(FAMILY_WORLD, n_memorised=args.n_entities, zipf_exponent=args.zipf_exponent)
-    cfg = family_config(args.d_model, steps=args.steps, world=world, corpus=FAMILY_CORPUS,
-                        dtype=args.dtype, eval_every=10**9)
     t0 = time.time()
-    final = train(args.out, cfg, progress=False)
+    if args.checkpoint_of:
+        run = Path(args.checkpoint_of)
+        final = export_checkpoint(run, args.out)
+        recorded = json.loads((run / "train_config.json").read_text())
+        args.d_model = recorded["model"]["d_model"]
+        args.n_entities = recorded["world"]["n_memorised"]
+        args.zipf_exponent = recorded["world"]["zipf_exponent"]
+        args.steps = json.loads((final / "world.json").read_text())["exposure_config"]["steps"]
+        log_dir = run
+    else:
+        world = replace(FAMILY_WORLD, n_memorised=args.n_entities,
+                        zipf_exponent=args.zipf_exponent)
+        cfg = family_config(args.d_model, steps=args.steps, world=world, corpus=FAMILY_CORPUS,
+                            dtype=args.dtype, eval_every=10**9)
+        final = train(args.out, cfg, progress=False)
+        log_dir = Path(args.out)
     train_s = time.time() - t0
     model = load_model(final)
     tasks = organism_suite(model, "small", seed=0)
@@ -78,13 +95,14 @@ def main() -> None:
     table = exposure_table(result.rows, tasks)
     n_facts = 4 * args.n_entities
     print(f"d{args.d_model}, {n_facts} facts (zipf {args.zipf_exponent}), {args.steps} steps, "
-          f"{train_s:.0f} s wall this call")
+          f"{train_s:.0f} s wall this call" + (f" (checkpoint of {args.checkpoint_of})"
+                                               if args.checkpoint_of else ""))
     for r in em.itertuples():
         print(f"  {r.task}/{r.metric}: {r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]")
     print("closed-book EM by exposures per fact (documents stating it in training):")
     for r in table.itertuples():
         print(f"  {r.bin:>9}: EM {r.em:.3f} (n={r.n}, median exposure {r.median_exposure:.0f})")
-    log = Path(args.out, "train_log.jsonl").read_text().splitlines()
+    log = (log_dir / "train_log.jsonl").read_text().splitlines()[: args.steps]
     loss = float(np.mean([json.loads(line)["loss"] for line in log[-100:]]))
     print(f"training loss (mean of the last 100 steps): {loss:.4f}")
     if args.json:

@@ -53,14 +53,15 @@ def _model(cfg: TrainConfig, tok, seed: int) -> tuple[LlamaForCausalLM, torch.op
     return model, _optimizer(model, cfg)
 
 
-def time_setting(cfg: TrainConfig, tok, batches: list, warmup: int, steps: int
-                 ) -> dict[str, float]:
-    """Seconds per step of ``cfg``'s settings (dtype, threads, compile) over ``steps`` timed
+def time_setting(cfg: TrainConfig, tok, batches: list, warmup: int, steps: int,
+                 compile: bool = False) -> dict[str, float]:
+    """Seconds per step of ``cfg``'s settings (dtype, threads; ``compile``: the model
+    wrapped in ``torch.compile``, which the trainer does not offer) over ``steps`` timed
     steps after ``warmup`` untimed ones (compilation happens in the warm-up): the median wall
     time and the median CPU time of this process (all its threads: core-seconds)."""
     torch.set_num_threads(cfg.threads)
     model, opt = _model(cfg, tok, seed=0)
-    forward = torch.compile(model) if cfg.compile else model
+    forward = torch.compile(model) if compile else model
     t = time.perf_counter()
     for i in range(warmup):
         train_step(model, opt, batches[i % len(batches)], cfg, step=i, forward=forward)
@@ -127,8 +128,8 @@ def main() -> None:
                                                       (False, True)):
             if comp and (d not in compile_widths or threads != args.threads[0]):
                 continue
-            cfg = family_config(d, dtype=dtype, threads=threads, compile=comp)
-            r = time_setting(cfg, tok, batches, args.warmup, args.steps)
+            cfg = family_config(d, dtype=dtype, threads=threads)
+            r = time_setting(cfg, tok, batches, args.warmup, args.steps, compile=comp)
             tokens = sum(b[0].numel() for b in batches[: args.steps]) / args.steps
             real = float(mask[: args.steps].mean())
             rows.append({"d_model": d, "dtype": dtype, "threads": threads, "compile": comp,

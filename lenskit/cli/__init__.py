@@ -215,7 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="matmul precision: bfloat16 autocast keeps float32 weights and loss "
                         "(default: %(default)s)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--device", default="cpu",
                    help="where the model trains, e.g. cuda (default: %(default)s)")
     t.add_argument("--workers", type=int_at_least(0), default=0,

@@ -28,7 +28,8 @@ def cmd_organism_train(args: argparse.Namespace) -> int:
                                ("n_held_out", args.n_held_out), ("n_cities", args.n_cities),
                                ("name_words", args.name_words)) if v is not None}
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
-                  eval_every=args.eval_every, dtype=args.dtype, compile=args.compile, model=model, corpus=corpus,
+                  eval_every=args.eval_every, dtype=args.dtype,
+                  model=model, corpus=corpus,
                   world=replace(WorldConfig(), seed=args.seed, **world))
     evaluator = None
     if args.eval_every > 0:

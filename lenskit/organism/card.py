@@ -136,6 +136,34 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _reproduce(tc: dict, d_flag: str, ew: float, name: str) -> str:
+    """The command that trains this organism again: ``lenskit organism family`` for a member
+    of the family recipe (:func:`lenskit.organism.family.family_config`), else ``lenskit
+    organism train`` with the flags of its config."""
+    from lenskit.organism.family import family_config
+
+    width = tc["model"]["d_model"]
+    if width % 8 == 0:
+        fam = json.loads(json.dumps(family_config(width, steps=tc["steps"],
+                                                  seed=tc["seed"]).to_json()))
+        speed = ("threads", "compile", "eval_every", "checkpoint_every")
+        if {k: v for k, v in fam.items() if k not in speed} == \
+                {k: v for k, v in json.loads(json.dumps(tc)).items() if k not in speed}:
+            return (f"`lenskit organism family --steps {tc['steps']} --root runs` (the family "
+                    f"recipe, `lenskit.organism.family`; this is its member `organism-d{width}`, "
+                    f"alone: `--widths {width}`)")
+    return (f"`lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}\n"
+            f"  --exemplar-weight {ew:g} --out runs/{name}`")
+
+
+def _cost(log: list[dict]) -> str:
+    """The training's measured CPU time, when its log records it."""
+    if not log or "cpu_s" not in log[-1]:
+        return ""
+    return (f"\n- Cost: {log[-1]['cpu_s'] / 3600:.2f} core-hours of CPU time for the training "
+            f"process ({log[-1]['elapsed_s'] / 3600:.1f} h wall, summed over resumed runs).")
+
+
 def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFrame,
                 thresholds: pd.DataFrame) -> str:
     """The card as markdown."""
@@ -251,9 +279,8 @@ Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organi
   {c.get('context_weight', 0.1):g} on every other token{curriculum}.
 - Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
   {meta['hardware']} (a shared machine; torch {meta['torch']}).
-- Reproduce: `lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}
-  --exemplar-weight {ew:g} --out runs/{d.name}`
-  (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training.
+- Reproduce: {_reproduce(tc, d_flag, ew, d.name)}
+  (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training.{_cost(log)}
 
 ## Targets
 {targets}

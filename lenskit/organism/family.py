@@ -33,7 +33,7 @@ FAMILY_WIDTHS: tuple[int, ...] = (32, 48, 64)
 FAMILY_STEPS: int = 12_000
 
 # The family's world: 2,500 memorised entities x 4 relations = 10,000 facts, popularity zipf
-# (exponent 1), two-word names, 200 cities (see the card for the pilot that chose it).
+# (exponent 1), two-word names, 200 cities (BENCHMARKS.md: its cost and the pilot numbers).
 FAMILY_WORLD = WorldConfig(seed=0, n_memorised=2_500, n_held_out=2_000, n_unseen=200,
                            n_cities=200, popularity="zipf", zipf_exponent=1.0, name_words=2)
 # The mixed corpus with the function curriculum inside it: exemplars repeated until step 300,
@@ -53,7 +53,7 @@ def member_name(d_model: int) -> str:
 
 def family_config(d_model: int, steps: int = FAMILY_STEPS, *, world: WorldConfig = FAMILY_WORLD,
                   corpus: CorpusConfig = FAMILY_CORPUS, seed: int = 0, threads: int = 1,
-                  dtype: str = "float32", compile: bool = False, eval_every: int = 2000,
+                  dtype: str = "float32", eval_every: int = 2000,
                   checkpoint_every: int = 100, n_layers: int = 4, batch_size: int = 32,
                   warmup: int = 200) -> TrainConfig:
     """The training config of the family member of width ``d_model`` (``d_ffn`` 3x, 4 layers,
@@ -65,7 +65,7 @@ def family_config(d_model: int, steps: int = FAMILY_STEPS, *, world: WorldConfig
                          f"{d_model}")
     model = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=4, n_kv_heads=2,
                         d_ffn=3 * d_model)
-    return TrainConfig(seed=seed, steps=steps, threads=threads, dtype=dtype, compile=compile,
+    return TrainConfig(seed=seed, steps=steps, threads=threads, dtype=dtype,
                        eval_every=eval_every, checkpoint_every=checkpoint_every,
                        batch_size=batch_size, warmup=warmup,
                        world=replace(world, seed=seed), model=model, corpus=corpus)
@@ -122,7 +122,8 @@ def _check_same_config(run: Path, cfg: TrainConfig) -> None:
         return
     old = json.loads(recorded.read_text())
     new = json.loads(json.dumps(cfg.to_json()))
-    # threads, dtype and compile change speed, not the model: a resume may change them.
+    # threads and evaluation change speed, not the model: a resume may change them ("compile"
+    # is a setting of earlier versions).
     keep = {k: v for k, v in old.items() if k not in ("threads", "compile", "eval_every")}
     want = {k: v for k, v in new.items() if k not in ("threads", "compile", "eval_every")}
     if keep != want:

@@ -29,7 +29,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -107,9 +107,8 @@ class TrainConfig:
     eval_every: int = 500
     threads: int = 1
     # Precision of the forward and backward matmuls: "float32", or "bfloat16" autocast (the
-    # weights, optimizer moments and loss stay float32). ``compile``: torch.compile the model.
+    # weights, optimizer moments and loss stay float32).
     dtype: str = "float32"
-    compile: bool = False
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -315,9 +314,8 @@ def _loop(out: Path, cfg: TrainConfig, model, opt, tok, world: World, sampler, e
           ahead: int = 0, exposure_cache: str | Path | None = None, c0: float = 0.0):
     """The training steps of :func:`train` from ``start`` on, then the final save."""
     ckpt, log_path = out / "checkpoint", out / "train_log.jsonl"
-    forward = torch.compile(model) if cfg.compile else model
     for step, batch in zip(bar, _batches(sampler, cfg, start, pool, ahead), strict=True):
-        loss, gnorm = train_step(model, opt, batch, cfg, step, forward=forward)
+        loss, gnorm = train_step(model, opt, batch, cfg, step)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         bar.set_postfix(loss=f"{ema:.3f}")
         record: dict = {"step": step + 1, "loss": round(loss.item(), 5),
@@ -471,7 +469,9 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
 
 def _config_from_json(d: dict) -> TrainConfig:
     corpus = corpus_config_from_json(d["corpus"])
-    rest = {k: v for k, v in d.items() if k not in ("world", "model", "corpus")}
+    # Keys of other versions (e.g. "compile") are not TrainConfig fields here: left out.
+    known = {f.name for f in fields(TrainConfig)} - {"world", "model", "corpus"}
+    rest = {k: v for k, v in d.items() if k in known}
     rest["betas"] = tuple(rest["betas"])
     return TrainConfig(world=WorldConfig(**d["world"]), model=ModelConfig(**d["model"]),
                        corpus=corpus, **rest)

@@ -84,6 +84,20 @@ def test_a_run_started_with_another_recipe_is_refused(tmp_path):
         train_family(tmp_path, (8,), config=tiny, log=lambda _: None)
 
 
+def test_a_run_recorded_by_an_earlier_version_resumes(tmp_path):
+    """The family started in the background recorded ``"compile": false`` (a setting this
+    version no longer has): resuming and exporting it must still work."""
+    from lenskit.organism.train import export_checkpoint
+
+    run = tmp_path / "organism-d8"
+    train(run, tiny(8, steps=60), progress=False, stop_after=50)
+    recorded = json.loads((run / "train_config.json").read_text())
+    (run / "train_config.json").write_text(json.dumps({**recorded, "compile": False}))
+    assert (export_checkpoint(run, tmp_path / "at-50") / "config.json").is_file()
+    done = train_family(tmp_path, (8,), config=partial(tiny, steps=60), log=lambda _: None)
+    assert len(_losses(run)) == 60 and (done["organism-d8"] / "world.json").is_file()
+
+
 def test_bad_widths_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="multiple of 8"):
         train_family(tmp_path, (8, 12), config=tiny)
@@ -206,6 +220,16 @@ def test_cli_trains_and_resumes_the_family(tmp_path, capsys):
         assert cfg["model"]["d_model"] == w and cfg["steps"] == 2
     assert main(argv) == 0
     assert "organism-d16: finished" in capsys.readouterr().out
+    # the card of a member names the family command that reproduces it
+    from lenskit.organism.card import _cost, _reproduce
+
+    meta = json.loads((tmp_path / "organism-d16" / "model" / "training.json").read_text())
+    assert _reproduce(meta["train_config"], "", 1.0, "model").startswith(
+        "`lenskit organism family --steps 2 --root runs`")
+    log = [json.loads(line) for line in (tmp_path / "organism-d16" / "train_log.jsonl").open()]
+    assert "core-hours of CPU time" in _cost(log)
+    other = {**meta["train_config"], "lr": 0.01}
+    assert _reproduce(other, " --d-model 16", 1.0, "x").startswith("`lenskit organism train")
     assert main([*argv[:5], "12"]) == 2
     assert "multiple of 8" in capsys.readouterr().err
 

@@ -76,3 +76,16 @@ def test_the_narrower_sibling_shares_the_world():
     small_cfg = json.loads((small / "config.json").read_text())
     assert small_cfg["hidden_size"] * 2 == big_cfg["hidden_size"]
     assert not list(small.glob("*.bin")) and not list(small.glob("*.pt"))
+
+
+def test_shipped_organisms_by_name_and_the_default_dense_siblings():
+    from lenskit.models import ModelLoadError, dense_siblings, shipped_organisms
+
+    shipped = shipped_organisms()
+    assert list(shipped) == ["organism-d64", "organism"]  # narrowest first, then the widest
+    assert dense_siblings() == ["organism-d64"]
+    # the widest answers to its width's member name as well
+    width = json.loads((organism_path() / "config.json").read_text())["hidden_size"]
+    assert organism_path(f"organism-d{width}") == organism_path()
+    with pytest.raises(ModelLoadError, match="organism-d40"):
+        organism_path("organism-d40")
