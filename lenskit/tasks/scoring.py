@@ -87,6 +87,13 @@ class HFBackend:
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns).
         params = inspect.signature(self.base.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        n_params = sum(p.numel() for p in hf.parameters())
+        cfg = hf.config
+        n_blocks = next((v for v in (getattr(cfg, k, None) for k in
+                                     ("num_hidden_layers", "n_layer", "num_layers"))
+                         if isinstance(v, int)), 1)
+        # the fixed cost of a forward pass in tokens (see scoring._pass_cost)
+        self.pass_cost = (3e-4 * n_blocks + 4 * n_params / 1e10) / (2 * n_params / 6e10)
 
     @staticmethod
     def _cache_of(out):
@@ -111,24 +118,27 @@ class HFBackend:
         hidden = self.base(input_ids=ids, use_cache=False).last_hidden_state
         return self.logits(_gather(hidden, positions))
 
-    def prefill(self, ids: torch.Tensor, positions: torch.Tensor, prefix=None):
-        """Like :meth:`logits_at`, also returning the key-value cache of the pass.
-
-        With ``prefix`` (a :class:`PrefixState`), ``ids`` ``[B, T]`` continue the shared
-        prefix: they run on a copy of its cache expanded over the batch, at positions
-        ``P..P+T-1``; ``positions`` index ``ids`` (not counting the prefix).
-        """
+    def hidden(self, ids: torch.Tensor, prefix=None, use_cache: bool = True):
+        """Final hidden states ``[B, T, d_model]`` of a right-padded batch and the pass's
+        key-value cache (None without ``use_cache``). With ``prefix`` (a
+        :class:`PrefixState`) the rows continue the shared prefix: they run on a copy of
+        its cache expanded over the batch, at positions ``P..P+T-1``."""
         if prefix is None:
-            out = self.base(input_ids=ids, use_cache=True)
+            out = self.base(input_ids=ids, use_cache=use_cache)
         else:
             b, t = ids.shape
             p = prefix.length
-            cache = prefix.expanded(b)
             mask = torch.ones((b, p + t), dtype=torch.long, device=ids.device)
             pos = torch.arange(p, p + t, device=ids.device)[None, :].expand(b, -1)
             out = self.base(input_ids=ids, attention_mask=mask, position_ids=pos,
-                            use_cache=True, **{self._cache_kw: cache})
-        return self.logits(_gather(out.last_hidden_state, positions)), self._cache_of(out)
+                            use_cache=True, **{self._cache_kw: prefix.expanded(b)})
+        return out.last_hidden_state, (self._cache_of(out) if use_cache or prefix else None)
+
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor, prefix=None):
+        """Like :meth:`logits_at`, also returning the key-value cache of the pass (with
+        ``prefix``, ``positions`` index ``ids``, not counting the prefix)."""
+        hidden, cache = self.hidden(ids, prefix)
+        return self.logits(_gather(hidden, positions)), cache
 
     def prefix_state(self, prefix: Sequence[int]) -> PrefixState:
         """Run the shared ``prefix`` once (batch 1) and keep its key-value cache."""
@@ -240,53 +250,127 @@ def score_qa(
     return QAScores(generated, stopped, logprob, rank, first)
 
 
+def prefill_chunks(sizes: Sequence[int], pass_cost: float) -> list[tuple[int, int]]:
+    """Split rows sorted longest first into contiguous chunks ``[(start, stop), ...]`` that
+    minimise ``sum(pass_cost + width * rows)`` over chunks, ``width`` being a chunk's first
+    (longest) row: each chunk is one forward pass, padded to its width, and a pass has a
+    fixed cost worth ``pass_cost`` tokens. Exact (dynamic programming over ``len(sizes)``
+    rows, quadratic; rows are one batch)."""
+    n = len(sizes)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for stop in range(1, n + 1):
+        for start in range(stop):
+            cost = best[start] + pass_cost + sizes[start] * (stop - start)
+            if cost < best[stop]:
+                best[stop], cut[stop] = cost, start
+    out = []
+    stop = n
+    while stop > 0:
+        out.append((cut[stop], stop))
+        stop = cut[stop]
+    return out[::-1]
+
+
+def _pass_cost(backend) -> float:
+    """The fixed cost of one forward pass in token-equivalents (for :func:`prefill_chunks`).
+
+    A rough CPU model: a pass costs ~0.3 ms of Python per block plus one read of the weights
+    (~10 GB/s); a token costs two FLOPs per parameter (~60 GFLOP/s). On SmolLM2-135M this is
+    ~14 tokens; on a tiny model hundreds (its passes are all overhead), so it never splits.
+    On an accelerator tokens are nearly free beside a pass: one pass per batch."""
+    if not isinstance(backend, HFBackend):
+        return float("inf")
+    if backend.device.type != "cpu":
+        return float("inf")
+    return backend.pass_cost
+
+
+def _score_rows(logits: torch.Tensor, targets: torch.Tensor, row: torch.Tensor, b: int):
+    """Gold log-probability sums ``[b]`` from flat logits ``[N, V]`` at the scored positions
+    (``row`` ``[N]`` says whose; ``targets`` ``[N]`` the gold token each predicts)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    tok_lp = logp.gather(1, targets[:, None])[:, 0]
+    return torch.zeros(b, dtype=tok_lp.dtype, device=tok_lp.device).index_add_(0, row, tok_lp)
+
+
+def _prompt_pass(backend, prompts, golds, pad_id, prefix, want_cache):
+    """One forward pass over ``prompt + gold[:-1]`` rows: gold log-prob sums ``[B]``,
+    logits at the answer position ``[B, V]``, the key-value cache (or None) and the padded
+    width. Logits are formed only at the ``sum(len(gold))`` scored positions."""
+    dev = backend.device
+    ids, _ = pad_right([list(p) + list(g[:-1]) for p, g in zip(prompts, golds, strict=True)],
+                       pad_id)
+    ids = ids.to(dev)
+    # Flat scored positions: row r's position L_r - 1 + j predicts its gold token j.
+    row = torch.tensor([r for r, g in enumerate(golds) for _ in g], device=dev)
+    col = torch.tensor([len(p) - 1 + j for p, g in zip(prompts, golds, strict=True)
+                        for j in range(len(g))], device=dev)
+    targets = torch.tensor([t for g in golds for t in g], device=dev)
+    first_at = torch.tensor(np.cumsum([0] + [len(g) for g in golds[:-1]]), device=dev)
+    cache = None
+    if isinstance(backend, HFBackend):
+        if prefix is not None:
+            hidden, cache = backend.hidden(ids, prefix)
+        else:
+            hidden, cache = backend.hidden(ids, None, use_cache=want_cache)
+        logits = backend.logits(hidden[row, col])
+    else:
+        logits = backend.full_logits(ids)[row, col]
+    lp = _score_rows(logits, targets, row, len(prompts))
+    return lp, logits[first_at], cache, ids.shape[1]
+
+
 def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe=None,
               rows=(), prefix=None):
     dev = backend.device
     b = len(prompts)
     lengths = torch.tensor([len(p) for p in prompts], device=dev)
-    glen = torch.tensor([len(g) for g in golds], device=dev)
-    ids, _ = pad_right([list(p) + list(g[:-1]) for p, g in zip(prompts, golds, strict=True)],
-                       pad_id)
-    ids = ids.to(dev)
-    gmax = int(glen.max())
-    # Position L-1+j predicts gold token j; pad columns repeat a valid position (masked).
-    offs = torch.arange(gmax, device=dev)
-    valid = offs[None, :] < glen[:, None]
-    positions = torch.where(valid, lengths[:, None] - 1 + offs[None, :], lengths[:, None] - 1)
     use_cache = decode == "cache" and max_new > 1
-    if probe is not None:  # the probe sees this prompt pass, never the decoding steps
-        probe.begin(rows, lengths)
-    try:
-        if prefix is not None:
-            logits, cache = backend.prefill(ids, positions, prefix)
-        elif use_cache:
-            logits, cache = backend.prefill(ids, positions)
-        else:
-            logits, cache = backend.logits_at(ids, positions), None
-    finally:
-        if probe is not None:
-            probe.end()
-    gold_ids, _ = pad_right(golds, 0)
-    gold_ids = gold_ids.to(dev)
-    logp = torch.log_softmax(logits, dim=-1)
-    tok_lp = torch.gather(logp, 2, gold_ids[..., None])[..., 0]
-    lp_sum = (tok_lp * valid).sum(1)
-    first_logits = logits[:, 0]
-    gold_first = first_logits.gather(1, gold_ids[:, :1])
-    rank = 1 + (first_logits > gold_first).sum(1)
+    sizes = [len(p) + len(g) - 1 for p, g in zip(prompts, golds, strict=True)]
+    chunks = prefill_chunks(sizes, _pass_cost(backend)) if b > 1 else [(0, b)]
+    lp_parts, first_parts, caches, widths = [], [], [], []
+    for lo, hi in chunks:
+        if probe is not None:  # the probe sees this prompt pass, never the decoding steps
+            probe.begin(list(rows[lo:hi]), lengths[lo:hi])
+        try:
+            lp, fl, cache, width = _prompt_pass(backend, prompts[lo:hi], golds[lo:hi], pad_id,
+                                                prefix, use_cache)
+        finally:
+            if probe is not None:
+                probe.end()
+        lp_parts.append(lp)
+        first_parts.append(fl)
+        caches.append(cache)
+        widths.append(width)
+    lp_sum = torch.cat(lp_parts)
+    first_logits = torch.cat(first_parts)
+    gold_first = torch.tensor([g[0] for g in golds], device=dev)
+    rank = 1 + (first_logits > first_logits.gather(1, gold_first[:, None])).sum(1)
     nxt = first_logits.argmax(-1)
     first = nxt.clone()
     done = stop_mask[nxt].clone()
-    gen = [nxt]
+    tokens = torch.full((b, max_new), -1, dtype=torch.long)
+    tokens[:, 0] = nxt.cpu()
     if max_new > 1 and not bool(done.all()):
+        n_prefix = prefix.length if prefix is not None else 0
         if use_cache:
-            gen += _decode_cached(backend, cache, nxt, done, lengths, ids.shape[1],
-                                  max_new, stop_mask, prefix.length if prefix else 0)
+            merged = _merge_caches(caches, [n_prefix + w for w in widths]) \
+                if len(caches) > 1 else caches[0]
+            if merged is not None:
+                groups = [(0, b, merged, max(widths))]
+            else:  # a cache lenskit cannot merge: each chunk decodes on its own
+                groups = [(lo, hi, c, w) for (lo, hi), c, w in zip(chunks, caches, widths,
+                                                                   strict=True)]
+            for lo, hi, cache, width in groups:
+                tokens[lo:hi, 1:] = _decode_cached(
+                    backend, cache, nxt[lo:hi], done[lo:hi], lengths[lo:hi], width, max_new,
+                    stop_mask, n_prefix)
         else:
-            gen += _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id,
-                                 prefix)
-    tokens = torch.stack(gen, 1).cpu()
+            gen = _decode_rerun(backend, prompts, nxt, done, max_new, stop_mask, pad_id,
+                                prefix)
+            if gen:
+                tokens[:, 1:1 + len(gen)] = torch.stack(gen, 1).cpu()
     stop_cpu = stop_mask.cpu()
     out_gen, out_stop = [], []
     for r in range(b):
@@ -305,28 +389,99 @@ def _qa_batch(backend, prompts, golds, max_new, stop_mask, pad_id, decode, probe
             first.cpu().numpy())
 
 
-def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask,
-                   n_prefix=0):
-    """Greedy steps on the KV cache; finished rows keep running (batched) but emit -1.
+def _cache_tensors(cache) -> list[list[torch.Tensor]] | None:
+    """Per layer ``[keys, values]`` (``[B, heads, T, head_dim]``) of a plain growing cache,
+    or None for any other kind (sliding windows, quantised, static)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:  # transformers >= 4.56
+        if not all(type(layer).__name__ == "DynamicLayer" for layer in layers):
+            return None
+        return [[layer.keys, layer.values] for layer in layers]
+    keys, values = getattr(cache, "key_cache", None), getattr(cache, "value_cache", None)
+    if isinstance(keys, list) and isinstance(values, list):
+        return [[k, v] for k, v in zip(keys, values, strict=True)]
+    return None
 
-    ``n_prefix`` shared-prefix columns come first in the cache (always attended)."""
+
+def _set_cache_tensors(cache, tensors: list[list[torch.Tensor]]) -> None:
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        for layer, (k, v) in zip(layers, tensors, strict=True):
+            layer.keys, layer.values = k, v
+    else:
+        cache.key_cache[:] = [k for k, _ in tensors]
+        cache.value_cache[:] = [v for _, v in tensors]
+
+
+def _merge_caches(caches, widths: Sequence[int]):
+    """One cache for the rows of several chunks (stacked in order), each chunk's keys and
+    values zero-padded on the right to the widest (those columns are masked in decoding);
+    None when the caches are not plain growing ones."""
+    parts = [_cache_tensors(c) for c in caches]
+    if any(p is None for p in parts):
+        return None
+    top = max(widths)
+    merged = []
+    for layer in range(len(parts[0])):
+        kv = []
+        for which in range(2):
+            ts = [p[layer][which] for p in parts]
+            ts = [torch.nn.functional.pad(t, (0, 0, 0, top - t.shape[-2])) for t in ts]
+            kv.append(torch.cat(ts, 0))
+        merged.append(kv)
+    _set_cache_tensors(caches[0], merged)
+    return caches[0]
+
+
+def _select_rows(cache, keep: torch.Tensor) -> bool:
+    """Keep only the ``keep`` rows of ``cache`` (in place); False if it cannot."""
+    tensors = _cache_tensors(cache)
+    if tensors is None:
+        return False
+    _set_cache_tensors(cache, [[k.index_select(0, keep), v.index_select(0, keep)]
+                               for k, v in tensors])
+    return True
+
+
+def _decode_cached(backend, cache, nxt, done, lengths, width, max_new, stop_mask,
+                   n_prefix=0) -> torch.Tensor:
+    """Greedy steps on the KV cache -> ``[B, max_new - 1]`` tokens (-1 once a row stopped).
+
+    Rows that stop leave the batch (their cache rows are dropped), so a step costs only the
+    rows still decoding. ``n_prefix`` shared-prefix columns come first in the cache (always
+    attended); then ``width`` columns of which each row attends its first ``lengths``."""
     dev = nxt.device
     b = len(nxt)
+    out = torch.full((b, max_new - 1), -1, dtype=torch.long)
     mask = (torch.arange(width, device=dev)[None, :] < lengths[:, None]).long()
     if n_prefix:
         mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long, device=dev), mask], 1)
-    ones = torch.ones((b, 1), dtype=torch.long, device=dev)
-    out = []
+    position = n_prefix + lengths
+    alive = torch.arange(b, device=dev)
+    compact = True
+    if bool(done.any()):
+        keep = (~done).nonzero()[:, 0]
+        compact = _select_rows(cache, keep)
+        if compact:
+            alive, mask, position, nxt, done = (alive[keep], mask[keep], position[keep],
+                                                nxt[keep], done[keep])
     for s in range(1, max_new):
-        mask = torch.cat([mask, ones], 1)
-        logits, cache = backend.step(cache, nxt, mask, n_prefix + lengths + s - 1)
+        mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=torch.long, device=dev)], 1)
+        logits, cache = backend.step(cache, nxt, mask, position)
         step = logits.argmax(-1)
-        step = torch.where(done, torch.full_like(step, -1), step)
-        out.append(step)
-        done = done | stop_mask[step.clamp(min=0)]
-        nxt = step.clamp(min=0)
+        live = ~done
+        out[alive[live].cpu(), s - 1] = step[live].cpu()
+        done = done | stop_mask[step]
         if bool(done.all()):
             break
+        if compact and bool(done.any()):
+            keep = (~done).nonzero()[:, 0]
+            compact = _select_rows(cache, keep)
+            if compact:
+                alive, mask, position, step, done = (alive[keep], mask[keep], position[keep],
+                                                     step[keep], done[keep])
+        nxt = step
+        position = position + 1
     return out
 
 
