@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lenskit.errors import UsageError
 from lenskit.pruning import PruneResult, export_pruned
 from lenskit.rundir.store import RunStore
 from lenskit.sweep.config import Cell, SweepConfig
@@ -40,7 +41,7 @@ def find_cell(store: RunStore, cell_id: str) -> tuple[str, Cell]:
     if len(matches) != 1:
         listing = _listing(store, done)
         what = "matches several finished cells" if matches else "is not a finished cell"
-        raise ValueError(f"cell {cell_id!r} {what} of {str(store.dir)!r}; its cells:\n"
+        raise UsageError(f"cell {cell_id!r} {what} of {str(store.dir)!r}; its cells:\n"
                          f"{listing}")
     full = matches[0]
     cfg = SweepConfig.from_dict(store.config())
@@ -52,7 +53,7 @@ def find_cell(store: RunStore, cell_id: str) -> tuple[str, Cell]:
         cell = _cell_from_canonical(canonical)
         if cell.cell_id == full:
             return full, cell
-    raise ValueError(f"cell {full!r} of {str(store.dir)!r} is not in the run's config and its "
+    raise UsageError(f"cell {full!r} of {str(store.dir)!r} is not in the run's config and its "
                      "identity is not recorded: it cannot be rebuilt")
 
 
@@ -89,7 +90,7 @@ def reprune_cell(run_dir: str | os.PathLike, cell_id: str, *, device: str | None
     store = RunStore(run_dir)
     full, cell = find_cell(store, cell_id)
     if cell.is_dense:
-        raise ValueError(f"cell {full!r} is the dense model: nothing was pruned; export the "
+        raise UsageError(f"cell {full!r} is the dense model: nothing was pruned; export the "
                          f"model {cell.model!r} itself")
     manifest = store.manifest()
     rows = store.read_cell(full)
@@ -143,6 +144,6 @@ def export_cell(run_dir: str | os.PathLike, cell_id: str, out_dir: str | os.Path
     before the model is loaded."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not an empty directory; choose a new one")
+        raise UsageError(f"{out} exists and is not an empty directory; choose a new one")
     model, result, record = reprune_cell(run_dir, cell_id, device=device)
     return export_pruned(model, result, out, extra={"run": record})

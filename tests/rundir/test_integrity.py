@@ -212,24 +212,27 @@ def test_missing_manifest_is_rebuilt_by_doctor(tmp_path):
 
 
 def test_verify_cells_by_hand(tmp_path):
-    """verify_cells against hashes computed here with hashlib: a changed byte in a file with a
-    recorded hash quarantines every file of its cell; a missing hash is recorded when the file
-    parses, and the cell is quarantined when it does not."""
+    """RunWriter.verify against hashes computed here with hashlib: a changed byte in a file
+    with a recorded hash quarantines every file of its cell; a missing hash is recorded when
+    the file parses, and the cell is quarantined when it does not."""
     import hashlib
 
-    from lenskit.rundir.integrity import sha256_file, verify_cells
+    from lenskit.rundir.environment import environment_info
+    from lenskit.rundir.files import write_json
+    from lenskit.rundir.integrity import sha256_file
+    from lenskit.rundir.manifest import MANIFEST, CellRecord, RunManifest
+    from lenskit.rundir.store import RunWriter
 
     run = tmp_path / "run"
     (run / "cells").mkdir(parents=True)
     (run / "instances").mkdir()
-    files, entries = {}, {}
+    entries = {}
     for cid in ("a", "b", "c", "d"):
         paths = []
         for folder, key in (("cells", "sha256"), ("instances", "instances_sha256")):
             p = run / folder / f"{cid}.parquet"
             pd.DataFrame({"x": [1.0, 2.0], "cell": cid}).to_parquet(p, index=False)
             paths.append((key, p))
-        files[cid] = paths
         entries[cid] = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths}
     big = tmp_path / "big"
     big.write_bytes(bytes(range(256)) * 9000)  # > 1 MiB: read in several chunks
@@ -245,10 +248,22 @@ def test_verify_cells_by_hand(tmp_path):
     entries["d"] = {}
     (run / "cells" / "d.parquet").write_bytes(b"PAR1 not parquet")
     before_a = dict(entries["a"])
-    report, changed = verify_cells(run, entries, files)
-    assert changed
-    assert set(entries) == {"a", "c"} and entries["a"] == before_a
-    assert entries["c"]["sha256"] == hashlib.sha256(
+    m = RunManifest.new({"name": "by-hand"}, {}, environment_info())
+    for cid, e in entries.items():
+        m.cells[cid] = CellRecord(**e)
+    write_json(run / MANIFEST, m.to_json())
+
+    writer = RunWriter.open_for_repair(run)
+    try:
+        report = writer.verify()
+        again = writer.verify()
+    finally:
+        writer.release()
+    cells = RunWriter(run).run_manifest().cells
+    assert set(cells) == {"a", "c"}
+    assert (cells["a"].sha256, cells["a"].instances_sha256) == (before_a["sha256"],
+                                                                before_a["instances_sha256"])
+    assert cells["c"].sha256 == hashlib.sha256(
         (run / "cells" / "c.parquet").read_bytes()).hexdigest()
     assert len(report) == 2
     assert report[0].startswith("cell b: instances/b.parquet is corrupt; moved to ")
@@ -259,9 +274,8 @@ def test_verify_cells_by_hand(tmp_path):
                                                         "instances__d"]
     assert not (run / "cells" / "b.parquet").exists()
     assert (run / "cells" / "a.parquet").exists() and (run / "cells" / "c.parquet").exists()
-    # all intact and recorded: nothing to do, nothing changed
-    assert verify_cells(run, {k: entries[k] for k in ("a", "c")},
-                        {k: files[k] for k in ("a", "c")}) == ([], False)
+    # all intact and recorded: nothing to do
+    assert again == []
 
 
 def test_check_inside_refuses_links_out_of_the_run(tmp_path):

@@ -57,7 +57,14 @@ def test_it_grows_and_recomputes_a_lost_cell(old, capsys):
     assert main([*ARGS[:6], "0.3", "0.6", "0.9", *ARGS[8:], "--out", str(old)]) == 0
     store = RunStore(old)
     assert len(store.done_ids()) == 4
-    pd.testing.assert_frame_equal(store.read_cell("059854f6c01d"), want, check_exact=True)
+    got = store.read_cell("059854f6c01d")
+    # columns added since the fixture was written (e.g. each task's chance level) are new;
+    # every column the old run wrote must come back with the same values
+    assert set(want.columns) <= set(got.columns)
+    # to float rounding: evaluation batches prompts differently since that lenskit, which
+    # moves log-probabilities in their last digits (predictions and accuracies are equal)
+    pd.testing.assert_frame_equal(got[list(want.columns)], want, check_exact=False, rtol=1e-5,
+                                  atol=1e-6)
 
 
 @pytest.mark.parametrize("command", [["thresholds"], ["report"],

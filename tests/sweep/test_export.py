@@ -1,6 +1,7 @@
 """`lenskit export RUN_DIR --cell ID --out DIR` end to end on a tiny run of the shipped
 organism: the cell is re-pruned as recorded and written as a plain HF directory."""
 
+import hashlib
 import json
 import shutil
 
@@ -97,6 +98,14 @@ def test_export_refuses_what_it_cannot_reproduce(organism_run, tmp_path):
     df["params_removed"] += 1
     df["remaining_params"] -= 1
     df.to_parquet(cell_file)
+    # record the edited file's hash as if lenskit had written it (else it is refused as
+    # corrupt before export can compare the counts)
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    digest = hashlib.sha256(cell_file.read_bytes()).hexdigest()
+    manifest["cells"][row.cell_id]["sha256"] = digest
+    manifest.setdefault("files", {})[f"cells/{row.cell_id}.parquet"] = digest
+    manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CellNotReproducedError, match="but the run recorded"):
         reprune_cell(copy, row.cell_id)
     # without --cell, the source is a saved result and needs --model
