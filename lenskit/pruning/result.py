@@ -151,8 +151,8 @@ class PruneResult:
                 meta = f.metadata() or {}
                 raw = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
         except Exception as err:  # safetensors raises its own error types for bad bytes
-            raise _damaged(path, f"not a readable safetensors file: {type(err).__name__}: "
-                                 f"{err}") from err
+            raise _damaged(path, f"not a readable safetensors file, truncated or another "
+                                 f"kind of file: {type(err).__name__}: {err}") from err
         if meta.get("format") != _FORMAT:
             raise UsageError(f"{path} is not a lenskit pruning result (format "
                              f"{meta.get('format')!r}, expected {_FORMAT!r}): pass a file "
