@@ -511,3 +511,14 @@ def test_more_edges():
         for method in ("wilson", "beta"):
             assert proportion_interval(0, n, method=method)[0] == 0.0
             assert proportion_interval(n, n, method=method)[1] == 1.0
+
+
+def test_cluster_bootstrap_stops_when_resamples_are_rarely_usable():
+    # 8 clusters, each the only one where its column is non-zero: a resample has full rank
+    # only when it draws all 8 (p = 8!/8^8, about 0.2%), so the draws stop at their cap of
+    # 10 x n_bootstrap (in batches of 16) and fewer rows come back, without looping forever.
+    x = np.eye(8)
+    coef = cluster_bootstrap(x, np.arange(8.0), np.arange(8), 5, seed=0)
+    assert coef.shape[1] == 8 and coef.shape[0] < 5
+    for row in coef:  # any usable resample reproduces y exactly (one column per cluster)
+        np.testing.assert_allclose(row, np.arange(8.0))
