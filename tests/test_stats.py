@@ -441,3 +441,84 @@ def test_ols_r2_sigma_and_exact_fits():
     assert np.isnan(exact.interval()[0]).all() and exact.r2 == 1.0
     # y all zero without a ones column: tss = 0 and an exact fit: R^2 = 1 (not NaN)
     assert ols(np.array([[1.0], [2.0], [3.0]]), np.zeros(3)).r2 == 1.0
+
+
+def test_bootstrap_weights_and_chunks_by_hand():
+    v = np.array([[1.0, 2.0, 4.0, 8.0]])
+    # zero weights, weights below one and a total below one are all allowed
+    for w in ([0.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.1, 0.1]):
+        assert np.isfinite(bootstrap_means(v, np.array(w), 5)).all()
+    # several chunks (n * n_boot above the chunk size): each row is the weighted mean of one
+    # multinomial resample, drawn in order from the seeded generator
+    n = 400_000
+    big = np.random.default_rng(0).random((1, n))
+    got = bootstrap_means(big, None, 12, seed=3)  # chunks of 5, 5 and 2 resamples
+    rng = np.random.default_rng(3)
+    want = [(rng.multinomial(n, np.full(n, 1.0 / n)) * big[0]).sum() / n for _ in range(12)]
+    np.testing.assert_allclose(got[:, 0], want, rtol=1e-12)
+
+
+def test_paired_bootstrap_drop_defaults_weights_and_exp():
+    rng = np.random.default_rng(2)
+    dense, pruned = rng.random(30), rng.random((2, 30))
+    w = rng.random(30)
+    base = paired_bootstrap_drop(dense, pruned, None, _rel_drop, 20)
+    np.testing.assert_array_equal(base, paired_bootstrap_drop(dense, pruned, None, _rel_drop,
+                                                              20, 0, exp=False))
+    means = bootstrap_means(np.vstack([dense, pruned]), w, 20, 4)
+    np.testing.assert_allclose(paired_bootstrap_drop(dense, pruned, w, _rel_drop, 20, 4),
+                               _rel_drop(means[:, 1:], means[:, :1]))
+    means = bootstrap_means(np.vstack([dense, pruned]), w, 20, 4, exp=True)
+    np.testing.assert_allclose(paired_bootstrap_drop(dense, pruned, w, _rel_drop, 20, 4,
+                                                     exp=True),
+                               _rel_drop(means[:, 1:], means[:, :1]))
+
+
+def test_cluster_bootstrap_resamples_exactly_k_clusters():
+    # intercept only, one observation per cluster, y = 0, 1, 100: a resample's coefficient is
+    # (c1 + 100 c2) / 3 for cluster counts c summing to 3 (never, e.g., 0.5 or 50)
+    y = np.array([0.0, 1.0, 100.0])
+    coef = cluster_bootstrap(np.ones((3, 1)), y, ["a", "b", "c"], 300)
+    assert coef.shape == (300, 1)
+    allowed = {round((c1 + 100 * c2) / 3, 9) for c1 in range(4) for c2 in range(4 - c1)}
+    assert {round(float(c), 9) for c in coef[:, 0]} <= allowed
+    assert len({round(float(c), 9) for c in coef[:, 0]}) >= 6
+    np.testing.assert_array_equal(coef, cluster_bootstrap(np.ones((3, 1)), y, ["a", "b", "c"],
+                                                          300, seed=0))  # default seed 0
+    # a rank-deficient resample (one cluster drawn three times: x constant) is redrawn, and
+    # exactly n_bootstrap rows come back
+    x = np.column_stack([np.ones(4), [0.0, 0.0, 1.0, 1.0]])
+    out = cluster_bootstrap(x, np.array([0.0, 0.1, 1.0, 1.1]), [0, 0, 1, 1], 40, seed=1)
+    assert out.shape == (40, 2) and np.isfinite(out).all()
+    assert cluster_bootstrap(x, np.zeros(4), [0, 0, 1, 1], 0).shape == (0, 2)
+
+
+def test_more_edges():
+    with pytest.raises(ValueError) as err:
+        weighted_mean(np.zeros((3, 0)))
+    assert str(err.value) == ("weighted_mean needs at least one value on the last axis, got "
+                              "shape (3, 0)")
+    with pytest.raises(ValueError) as err:
+        ols(np.zeros((0, 0)), np.zeros(0))
+    assert str(err.value) == "0 observations cannot determine 0 coefficients"
+    # R^2 with a total sum of squares below one (small values) is still 1 - rss / tss
+    x = np.column_stack([np.ones(4), np.arange(4.0)])
+    y = np.array([0.1, 0.2, 0.2, 0.5])
+    fit = ols(x, y)
+    rss = float(((y - fit.fitted) ** 2).sum())
+    assert fit.r2 == pytest.approx(1 - rss / ((y - y.mean()) ** 2).sum())
+    for n in (1, 7, 300):
+        for method in ("wilson", "beta"):
+            assert proportion_interval(0, n, method=method)[0] == 0.0
+            assert proportion_interval(n, n, method=method)[1] == 1.0
+
+
+def test_cluster_bootstrap_stops_when_resamples_are_rarely_usable():
+    # 8 clusters, each the only one where its column is non-zero: a resample has full rank
+    # only when it draws all 8 (p = 8!/8^8, about 0.2%), so the draws stop at their cap of
+    # 10 x n_bootstrap (in batches of 16) and fewer rows come back, without looping forever.
+    x = np.eye(8)
+    coef = cluster_bootstrap(x, np.arange(8.0), np.arange(8), 5, seed=0)
+    assert coef.shape[1] == 8 and coef.shape[0] < 5
+    for row in coef:  # any usable resample reproduces y exactly (one column per cluster)
+        np.testing.assert_allclose(row, np.arange(8.0))

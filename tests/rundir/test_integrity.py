@@ -95,6 +95,16 @@ def test_reading_a_damaged_cell_names_it(tmp_path, capsys):
     with pytest.raises(CorruptFileError, match=ORDER[2]) as e:
         RunStore(run).results()
     assert "lenskit doctor" in str(e.value)
+    # the message names the file, the parser's error type and the repair command
+    from lenskit.rundir.integrity import read_parquet
+
+    with pytest.raises(CorruptFileError) as e:
+        read_parquet(bad)
+    msg = str(e.value)
+    assert msg.startswith(f"{bad} is damaged (") and "NoneType" not in msg
+    assert msg.split("(", 1)[1].split(":", 1)[0] in ("ArrowInvalid", "OSError", "ValueError")
+    assert msg.endswith(f"repair the run with `lenskit doctor {run}`")
+    assert Path(e.value.path) == bad
     assert main(["thresholds", str(run)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "lenskit doctor" in err and "Traceback" not in err
@@ -270,6 +280,9 @@ def test_verify_cells_by_hand(tmp_path):
     assert report[1].startswith("cell d: cells/d.parquet is corrupt; moved to ")
     assert report[0].endswith("; it will be computed again")
     moved = sorted(p.name for p in (run / "quarantine").iterdir())
+    import re
+
+    assert all(re.fullmatch(r"\w+__\w\.parquet\.\d{8}T\d{12}", m) for m in moved), moved
     assert [m.split(".parquet.")[0] for m in moved] == ["cells__b", "cells__d", "instances__b",
                                                         "instances__d"]
     assert not (run / "cells" / "b.parquet").exists()
@@ -287,7 +300,8 @@ def test_check_inside_refuses_links_out_of_the_run(tmp_path):
     assert check_inside(run, run / "tables" / "t.csv") == run / "tables" / "t.csv"
     assert check_inside(run, run) == run
     (run / "out").symlink_to(tmp_path)
-    with pytest.raises(RunDirectoryError, match="outside the run directory"):
+    with pytest.raises(RunDirectoryError, match="outside the run directory") as err:
         check_inside(run, run / "out" / "t.csv")
+    assert err.value.path == str(run / "out" / "t.csv")
     with pytest.raises(RunDirectoryError, match="refusing to write"):
         check_inside(run, tmp_path / "runner")  # a sibling whose name starts like it
