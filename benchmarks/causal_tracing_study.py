@@ -79,6 +79,8 @@ def main(argv=None) -> None:
                          "layer together (ROME: 10); default: 1")
     ap.add_argument("--trace-only", action="store_true",
                     help="skip the pruning sensitivity (e.g. a second trace with --window)")
+    ap.add_argument("--reuse-trace", action="store_true",
+                    help="read OUT/trace_items.parquet instead of tracing again")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -113,8 +115,14 @@ def main(argv=None) -> None:
     else:
         sites = [s for fam, pos in ROME.items()
                  for s in trace_sites(model, kinds=(fam,), positions=pos, window=args.window)]
-    items = trace_items(model, {args.task: task}, sites=sites, n_noise=args.n_noise,
-                        batch_size=args.batch_size, seed=args.seed)
+    if args.reuse_trace:
+        items = pd.read_parquet(out / "trace_items.parquet")
+        if set(items["instance_id"]) != {i.id for i in task.instances}:
+            raise SystemExit("the stored trace is of other prompts; trace again")
+        items.attrs.setdefault("noise_std", float("nan"))  # parquet keeps the attrs
+    else:
+        items = trace_items(model, {args.task: task}, sites=sites, n_noise=args.n_noise,
+                            batch_size=args.batch_size, seed=args.seed)
     t1 = time.perf_counter()
     items.to_parquet(out / "trace_items.parquet")  # kept if the sensitivity part is stopped
     if args.trace_only:
@@ -128,6 +136,7 @@ def main(argv=None) -> None:
                                               calibration=calibration)
                       for fam in ("mlp", "attn")], ignore_index=True)
     t2 = time.perf_counter()
+    sens.to_parquet(out / "sensitivity_items.parquet")
     table = layer_agreement(items, sens, n_bootstrap=args.n_bootstrap, seed=args.seed)
     items.to_parquet(out / "trace_items.parquet")
     sens.to_parquet(out / "sensitivity_items.parquet")
