@@ -15,7 +15,7 @@ on a world of ``--n-entities`` x 4 facts (zipf ``--zipf-exponent``) for ``--step
 - open-book, overriding and the function tasks (the in-context side of the recipe).
 
 ``--checkpoint-of RUN_DIR`` scores the latest checkpoint of a run instead (a family member
-still training: ``--checkpoint-of /work/organism-runs/organism-d32 --out /tmp/d32-now``),
+still training: ``--checkpoint-of ROOT/organism-d32 --out /tmp/d32-now``),
 with the exposure counted for the steps it has done. ``--json`` writes the numbers. It is a
 pilot to choose the family's world and length, not a benchmark of speed.
 """

@@ -7,14 +7,9 @@ The finished model is saved as a Hugging Face directory (safetensors, config, to
 with ``world.json`` (holding, per fact, how many training documents stated it) and
 ``train_log.jsonl`` beside it.
 
-A capacity family (one world, several widths) is one command per width, e.g. for a
-40,000-fact zipf world::
-
-    lenskit organism train --popularity zipf --zipf-exponent 1 --n-entities 10000 \
-        --n-held-out 2000 --n-cities 200 --name-words 2 --d-model 64 --out runs/zipf-d64
-
-with ``--d-model`` 32, 64 and 128 (``--d-ffn`` defaults to 3x the width) and the same seed
-and steps, so that the family shares its world and data order.
+A capacity family (one world, one data order, several widths) is trained by
+:func:`lenskit.organism.family.train_family` (``lenskit organism family``), which calls this
+trainer once per width with the same seed and steps.
 """
 
 from __future__ import annotations
