@@ -35,6 +35,9 @@ __all__ = ["BlockWalker", "GroupStats", "group_sites"]
 
 STAT_KINDS = ("norms", "hessian")
 SYMMETRIC_MIN_DIM = 512  # from this d_in on, X^T X is accumulated block-triangularly
+# A statistics pass whose outputs are not needed stops once its last wanted input is seen
+# (off only to measure what it saves: benchmarks/calibration_bench.py).
+EARLY_STOP = True
 
 
 def symmetric_chunk(d_in: int) -> int:
@@ -118,6 +121,28 @@ class _StopForward(Exception):
     """Raised by the capture hook to stop the model right after block 0's inputs are known."""
 
 
+class _Feeder:
+    """Forward pre-hooks that add each wanted input to its statistics; with ``early``, the
+    pass is ended (:class:`_StopForward`) once all ``n_groups`` inputs of the pass are in."""
+
+    def __init__(self, n_groups: int, early: bool) -> None:
+        self.n_groups = n_groups
+        self.early = early
+        self.seen: set[str] = set()
+
+    def start(self, *_: Any) -> None:
+        self.seen.clear()
+
+    def hook(self, group: str, st: GroupStats) -> Callable:
+        def add(_module, args):
+            st.add(args[0], n_sequences=0)
+            self.seen.add(group)
+            if self.early and len(self.seen) == self.n_groups:
+                self.seen.clear()
+                raise _StopForward
+        return add
+
+
 @dataclass
 class _Batch:
     hidden: torch.Tensor
@@ -166,13 +191,19 @@ class BlockWalker:
             handle.remove()
         return store
 
-    def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool) -> list[_Batch]:
+    def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool,
+                   stop: bool = False) -> list[_Batch]:
         """Run block ``layer`` on every batch. With ``keep_outputs``, each batch's output
         replaces its input in ``batches`` as soon as it is computed (returned: the same
         list), so the block inputs and outputs of all calibration sequences never exist at
-        once: one copy, plus one batch."""
+        once: one copy, plus one batch. With ``stop`` (no outputs wanted) a hook may end a
+        batch's pass early by raising :class:`_StopForward`."""
         block = self.blocks[layer]
         for i, b in enumerate(batches):
+            if stop:
+                with contextlib.suppress(_StopForward):
+                    block(b.hidden, *b.args, **b.kwargs)
+                continue
             out = block(b.hidden, *b.args, **b.kwargs)
             if keep_outputs:
                 hidden = out[0] if isinstance(out, tuple) else out
@@ -208,18 +239,24 @@ class BlockWalker:
             wanted = groups.get(layer, {})
             stats: dict[str, GroupStats] = {}
             handles = []
+            last = layer == last_layer
+            keep = not last and not (sequential and wanted)
+            # When the pass's outputs are not kept, it ends as soon as every wanted input of
+            # the batch is seen: the rest of the block (e.g. the FFW's output projection; the
+            # whole FFW when only attention is pruned) is never computed. Same statistics.
+            early = EARLY_STOP and not keep and bool(wanted)
+            feed = _Feeder(len(wanted), early)
             for group, (site, kind) in wanted.items():
                 # On the device of the weight that reads this input (device maps spread
                 # the blocks over several devices).
                 st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
                 stats[group] = st
                 module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
-                handles.append(module.register_forward_pre_hook(
-                    lambda _m, args, st=st: st.add(args[0], n_sequences=0)))
-            last = layer == last_layer
+                handles.append(module.register_forward_pre_hook(feed.hook(group, st)))
+            if early:  # a new pass starts with no group seen
+                handles.append(self.blocks[layer].register_forward_pre_hook(feed.start))
             try:
-                outs = self._run_block(layer, batches, keep_outputs=not last and
-                                       not (sequential and wanted))
+                outs = self._run_block(layer, batches, keep_outputs=keep, stop=early)
             finally:
                 for h in handles:
                     h.remove()
