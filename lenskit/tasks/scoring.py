@@ -63,7 +63,7 @@ import torch
 
 from lenskit.tasks.encoding import pad_right
 
-__all__ = ["BridgeBackend", "HFBackend", "PrefixState", "QAScores", "score_qa",
+__all__ = ["BridgeBackend", "HFBackend", "PrefixState", "QAScores", "prefill_chunks", "score_qa",
            "score_windows"]
 
 # Rows of hidden states turned into logits at once (bounds the [rows, vocab] buffer).
