@@ -254,6 +254,10 @@ def prefill_chunks(sizes: Sequence[int], pass_cost: float) -> list[tuple[int, in
     fixed cost worth ``pass_cost`` tokens. Exact (dynamic programming over ``len(sizes)``
     rows, quadratic; rows are one batch)."""
     n = len(sizes)
+    if n == 0:
+        return []
+    if pass_cost == float("inf"):  # passes cost more than any padding: one pass
+        return [(0, n)]
     best = [0.0] + [float("inf")] * n
     cut = [0] * (n + 1)
     for stop in range(1, n + 1):
