@@ -45,9 +45,10 @@ import torch
 
 from benchmarks.timing import interleaved
 from lenskit.analysis.attention import AttentionProbe, attention_drift, attention_metrics
-from lenskit.analysis.attention_engine import PatternEngine, StopForward
+from lenskit.analysis.attention_engine import PatternEngine
 from lenskit.analysis.attention_inputs import pad_id, pattern_batches, prompt_rows
 from lenskit.models import load_model, make_tiny_model, model_info
+from lenskit.models.early_exit import StopForward
 from lenskit.pruning import Pruner
 from lenskit.tasks import evaluate, organism_suite
 

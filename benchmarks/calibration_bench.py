@@ -28,7 +28,7 @@ import torch
 from benchmarks.timing import interleaved
 from lenskit.models import load_model, model_info, pruned
 from lenskit.pruning import Pruner, calibration_from_source
-from lenskit.study.thresholds import primary_metric
+from lenskit.results.thresholds import primary_metric
 from lenskit.tasks import default_suite, evaluate_suite
 
 

@@ -46,7 +46,7 @@ def _pruner_setup(grid: dict) -> tuple[float, float]:
     level, and to evaluate one cell."""
     from lenskit.models import load_model, pruned
     from lenskit.pruning import Pruner, default_calibration
-    from lenskit.study.config import load_config
+    from lenskit.sweep.config import load_config
     from lenskit.tasks import default_suite, evaluate_suite
 
     cfg = load_config(None, {**grid, "out_dir": "unused"})
@@ -70,8 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    from lenskit.study.config import load_config
-    from lenskit.study.runner import run_sweep
+    from lenskit.sweep.config import load_config
+    from lenskit.sweep.runner import run_sweep
 
     torch.set_num_threads(1)
     grid = QUICK if args.quick else GRID

@@ -39,8 +39,9 @@ import warnings
 
 import torch
 
-from lenskit.study import RunStore, load_config
-from lenskit.study.runner import run_sweep
+from lenskit.rundir import RunStore
+from lenskit.sweep import load_config
+from lenskit.sweep.runner import run_sweep
 
 SPARSITIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 

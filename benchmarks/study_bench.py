@@ -29,7 +29,7 @@ def main() -> None:
         raise SystemExit(f"--keep {args.keep}: already holds a run; a resumed run would not "
                          "measure the whole study")
     import lenskit
-    from lenskit.study import default_config
+    from lenskit.sweep import default_config
     from lenskit.tasks import default_suite, evaluate_suite
 
     cfg = default_config()

@@ -7,7 +7,9 @@ what breaks. The data flows one way through the packages:
 - :mod:`lenskit.models`: hooked models (TransformerLens bridges), sites, masks;
 - :mod:`lenskit.pruning`: scores, masks, allocation, calibration;
 - :mod:`lenskit.tasks`: prompts, decoding, scoring;
-- :mod:`lenskit.study`: sweep configs, the runner, run directories, thresholds;
+- :mod:`lenskit.results`: the tidy-results vocabulary: schema, baselines, thresholds;
+- :mod:`lenskit.rundir`: run directories that resume, grow and merge;
+- :mod:`lenskit.sweep`: sweep configs, preflight checks, the runner and its executors;
 - :mod:`lenskit.analysis`: sensitivity maps, ablation, attention patterns;
 - :mod:`lenskit.plots`: paper figures; :mod:`lenskit.organism`: the small model shipped here.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from lenskit.version import __version__
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "lenskit.models": (
@@ -43,11 +45,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "open_book_task", "organism_suite", "overriding_task", "perplexity_task",
         "template_report", "token_span",
     ),
-    "lenskit.study": (
-        "Cell", "ConfigError", "RESULT_COLUMNS", "RunStore", "STUDY_THRESHOLDS", "SweepConfig",
-        "chance_level", "compare_to_study", "compute_thresholds", "default_config",
-        "format_thresholds", "load_config", "merge_runs", "run_sweep", "study_comparison",
-        "tasks_at_chance",
+    "lenskit.results": (
+        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "chance_level", "compare_to_study",
+        "compute_thresholds", "format_thresholds", "study_comparison", "tasks_at_chance",
+    ),
+    "lenskit.rundir": ("RunStore", "merge_runs"),
+    "lenskit.sweep": (
+        "Cell", "ConfigError", "SweepConfig", "default_config", "load_config", "run_sweep",
     ),
     "lenskit.analysis": (
         "RepeatedTokens", "accuracy_drops", "allocation_profiles", "attention_drift",
@@ -87,5 +91,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from lenskit.organism import *  # noqa: F403
     from lenskit.plots import *  # noqa: F403
     from lenskit.pruning import *  # noqa: F403
-    from lenskit.study import *  # noqa: F403
+    from lenskit.results import *  # noqa: F403
+    from lenskit.rundir import *  # noqa: F403
+    from lenskit.sweep import *  # noqa: F403
     from lenskit.tasks import *  # noqa: F403

@@ -1,8 +1,8 @@
 """The names lenskit uses across its packages, in one torch-free module.
 
 Pruning methods and allocations, task kinds and the ability each measures: the pruning and
-task packages define their behaviour, the analysis package (configs, result tables) validates
-against these names without importing torch.
+task packages define their behaviour; sweep configs (:mod:`lenskit.sweep`) and result tables
+(:mod:`lenskit.results`) validate against these names without importing torch.
 """
 
 from __future__ import annotations

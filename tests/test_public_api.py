@@ -29,7 +29,7 @@ def test_reprs_are_short_and_informative(tmp_path):
 
     from lenskit.models import describe, load_model, make_tiny_model, model_info
     from lenskit.pruning import Pruner
-    from lenskit.study.runner import SweepOutcome
+    from lenskit.sweep.runner import SweepOutcome
 
     model = load_model(make_tiny_model("gpt2", tmp_path / "tiny"))
     info = model_info(model)
@@ -48,3 +48,45 @@ def test_reprs_are_short_and_informative(tmp_path):
     assert repr(outcome) == (f"SweepOutcome({str(tmp_path)!r}: 3 cells run, 1 skipped "
                              "(already done) in 2.5 s; 7 result rows, 0 thresholds, "
                              "0 instance rows)")
+
+
+def test_lenskit_study_still_imports_under_its_old_names():
+    # lenskit.study was split into results, rundir and sweep; code written against it keeps
+    # working: its names, and its modules under their old paths (the new modules themselves).
+    import importlib
+
+    import lenskit.results
+    import lenskit.rundir
+    import lenskit.study as study
+    import lenskit.sweep
+
+    old_names = ["CATEGORIES", "CELL_KEYS", "DEFAULT_SPARSITIES", "DENSE", "INSTANCE_COLUMNS",
+                 "KINDS", "KIND_CATEGORY", "MEASUREMENT_KEYS", "RESULT_COLUMNS",
+                 "STUDY_THRESHOLDS", "STUDY_TOLERANCE", "TOLERANCES", "CalibrationConfig",
+                 "Cell", "ConfigError", "ConfigMismatchError", "RunLockedError", "RunStore",
+                 "SchemaError", "SweepConfig", "SweepOutcome", "attach_baselines",
+                 "chance_level", "compare_to_study", "compute_thresholds", "default_config",
+                 "empty_results", "environment_info", "finish_run", "format_study_comparison",
+                 "format_thresholds", "higher_is_better", "instance_rows",
+                 "instances_from_eval", "is_attention_scope", "is_ffw_scope", "iter_missing",
+                 "known_allocations", "known_methods", "load_config", "merge_runs",
+                 "model_label", "parse_structure", "primary_metric", "relative_drop",
+                 "run_sweep", "study_comparison", "tasks_at_chance", "threshold_from_curve",
+                 "validate_instances", "validate_results"]
+    assert sorted(study.__all__) == sorted(old_names)
+    assert study.RunStore is lenskit.rundir.RunStore is lenskit.RunStore
+    assert study.compute_thresholds is lenskit.results.compute_thresholds
+    assert study.run_sweep is lenskit.sweep.run_sweep
+    moved = {"schema": "results", "thresholds": "results", "comparison": "results",
+             "store": "rundir", "manifest": "rundir", "merge": "rundir", "doctor": "rundir",
+             "lock": "rundir", "files": "rundir", "integrity": "rundir", "rundir": "rundir",
+             "environment": "rundir", "config": "sweep", "config.grid": "sweep",
+             "runner": "sweep", "preflight": "sweep", "executors": "sweep",
+             "executors.work": "sweep"}
+    for old, package in moved.items():
+        new = importlib.import_module(f"lenskit.{package}.{old}")
+        assert importlib.import_module(f"lenskit.study.{old}") is new, old
+    from lenskit.study.config.grid import SPARSITY_DIGITS
+
+    from lenskit.sweep.config.grid import SPARSITY_DIGITS as new_digits
+    assert new_digits == SPARSITY_DIGITS

@@ -11,7 +11,8 @@
   divergence to dense, sink and answer-span mass, induction scores per layer and head,
   computed online), and which heads' drift predicts which ability's accuracy drop.
 
-Running and recording sweeps (configs, run directories, thresholds) is :mod:`lenskit.study`.
+Analyses read the tidy results of :mod:`lenskit.results`; running sweeps is :mod:`lenskit.sweep`
+and recording them :mod:`lenskit.rundir`.
 """
 
 from lenskit.analysis.ablation import (

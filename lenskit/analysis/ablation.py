@@ -59,7 +59,7 @@ from lenskit.analysis.mapping import (
 )
 from lenskit.models import model_info, pruned
 from lenskit.tasks import TaskSet
-from lenskit.tasks.encoding import _pad_id, encode_texts, pad_right
+from lenskit.tasks.encoding import encode_texts, pad_id, pad_right
 
 __all__ = [
     "ABLATION_BACKENDS",
@@ -150,7 +150,7 @@ def mean_activations(
 
     stop = max(chosen) + 1
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # less padding per batch
-    pad = _pad_id(info.tokenizer)
+    pad = pad_id(info.tokenizer)
     device = next(model.parameters()).device
     n_tokens = 0
     with torch.inference_mode():

@@ -80,7 +80,7 @@ class AllocationProfiles:
             scope, target_sparsity (requested, of the scope), achieved_sparsity (of the
             scope), params_removed, task, kind, category, metric, value, n, baseline,
             drop, relative_drop (+ its paired bootstrap interval), named as in the
-            results schema (:data:`lenskit.study.schema.RESULT_COLUMNS`). The dense model
+            results schema (:data:`lenskit.results.schema.RESULT_COLUMNS`). The dense model
             is the cell ``"dense"`` (method ``"dense"``, allocation ``"uniform"``, scope
             ``"all"``, sparsity 0, as in a sweep).
         sites: one row per cell x site of the MODEL (sites outside the scope included,

@@ -25,9 +25,9 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from lenskit.analysis.attention import DRIFT_COLUMNS
+from lenskit.results.schema import DENSE, attach_baselines, relative_drop
+from lenskit.results.thresholds import primary_metric
 from lenskit.stats import percentile_interval
-from lenskit.study.schema import DENSE, attach_baselines, relative_drop
-from lenskit.study.thresholds import primary_metric
 from lenskit.tasks import EvalResult
 
 __all__ = [
@@ -58,11 +58,11 @@ def accuracy_drops(dense, pruned: Mapping[str, object], metric: str | None = Non
         pruned: configuration label (as in :func:`attention_drift`) -> EvalResult.
         metric: the metric per task; default each task's primary metric (exact match for
             QA and function tasks, perplexity for perplexity; see
-            :func:`lenskit.study.thresholds.primary_metric`).
+            :func:`lenskit.results.thresholds.primary_metric`).
 
     Returns:
         Columns ``config, task, kind, category, metric, value, baseline, relative_drop``
-        (positive = worse than dense, :func:`lenskit.analysis.relative_drop`).
+        (positive = worse than dense, :func:`lenskit.results.relative_drop`).
     """
     if not isinstance(dense, EvalResult):
         raise ValueError(f"dense must be an EvalResult, got {type(dense).__name__}")

@@ -4,8 +4,9 @@
 kept as that batch's reference) and one forward per pruning configuration
 (:class:`PruneConfig`, applied with :func:`lenskit.models.pruned` and restored bitwise),
 reducing each pattern inside its hook into :class:`~lenskit.analysis.attention_stats.PatternStats`;
-the forward stops after the last measured layer (:class:`StopForward`). What one run
-accumulated is an :class:`AttentionRun`.
+the forward stops after the last measured layer
+(:class:`~lenskit.models.early_exit.StopForward`). What one run accumulated is an
+:class:`AttentionRun`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import torch
 from lenskit.analysis.attention_inputs import PromptRows
 from lenskit.analysis.attention_stats import BatchLayout, PatternStats
 from lenskit.models import model_info, pruned
-from lenskit.models.masks import MaskSet, _validate
+from lenskit.models.early_exit import StopForward, early_exit
+from lenskit.models.masks import MaskSet, validate_masks
 from lenskit.pruning import PruneResult
 
-__all__ = ["AttentionRun", "PatternEngine", "PruneConfig", "StopForward", "check_batch_size",
+__all__ = ["AttentionRun", "PatternEngine", "PruneConfig", "check_batch_size",
            "prune_config", "stat_rows"]
 
 
@@ -65,7 +67,7 @@ def prune_config(info, label: str, masks, weights=None) -> PruneConfig:
                          f"bool mask; got {type(masks).__name__}")
     if not len(masks):
         raise ValueError(f"{label}: the mask set is empty (no site to prune)")
-    _validate(info, masks, weights)  # the checks `pruned` does, before anything runs
+    validate_masks(info, masks, weights)  # the checks `pruned` does, before anything runs
     meta["scope"] = _scope_text(meta.get("scope"))
     return PruneConfig(label, masks, weights, meta)
 
@@ -87,10 +89,6 @@ def _scope_text(scope) -> str | None:
 # ---------------------------------------------------------------------------------------
 # The engine
 # ---------------------------------------------------------------------------------------
-
-class StopForward(Exception):
-    """Raised in the last needed layer's hook: the rest of the forward is not needed."""
-
 
 @dataclass
 class AttentionRun:
@@ -166,11 +164,9 @@ class PatternEngine:
                              f"model's context of {self.n_ctx}")
 
     def _forward(self, ids: torch.Tensor, hooks: list) -> None:
-        try:
-            with torch.inference_mode(), self.model.hooks(fwd_hooks=hooks):
-                self.model(ids, return_type=None)
-        except StopForward:
-            pass
+        # the last needed layer's hook raises StopForward: the rest of the forward is not needed
+        with early_exit(), torch.inference_mode(), self.model.hooks(fwd_hooks=hooks):
+            self.model(ids, return_type=None)
 
     def run(self, batches, configs: Sequence[PruneConfig], reference: bool,
             run: AttentionRun | None = None) -> AttentionRun:

@@ -19,7 +19,6 @@ import torch
 
 from lenskit.analysis.attention_stats import BatchLayout
 from lenskit.tasks.core import TaskInstance, TaskSet, TextWindow
-from lenskit.tasks.encoding import _pad_id as _tokenizer_pad_id
 from lenskit.tasks.encoding import (
     encode_texts,
     pad_right,
@@ -27,6 +26,7 @@ from lenskit.tasks.encoding import (
     token_span,
     tokenizer_fingerprint,
 )
+from lenskit.tasks.encoding import pad_id as _tokenizer_pad_id
 
 __all__ = ["PromptRows", "RepeatedTokens", "pad_id", "pattern_batches", "prompt_rows",
            "repeated_token_ids"]

@@ -4,7 +4,7 @@ one tidy row per (intervention, task, metric) with the drop from dense and its u
 A *map* intervenes on one part of the model at a time (prunes a site group, ablates a head
 or a group of FFW neurons), evaluates the task suite, and records how much every task got
 worse. All maps return frames with the columns of :data:`MAP_COLUMNS`: the sweep's
-results schema (:data:`lenskit.study.schema.RESULT_COLUMNS`, same names for the same
+results schema (:data:`lenskit.results.schema.RESULT_COLUMNS`, same names for the same
 concepts) followed by the map-only columns, so that maps of different kinds, and maps and
 sweep results, concatenate and plot alike (:func:`validate_maps` checks a map frame):
 
@@ -34,7 +34,7 @@ sweep results, concatenate and plot alike (:func:`validate_maps` checks a map fr
 - ``baseline``: the dense model's value of the same task and metric (evaluated once per
   map); ``drop``: the absolute change, signed so that positive is worse
   (``baseline - value``; ``value - baseline`` for perplexity-like metrics);
-  ``relative_drop``: ``drop / |baseline|`` (:func:`lenskit.study.schema.relative_drop`).
+  ``relative_drop``: ``drop / |baseline|`` (:func:`lenskit.results.schema.relative_drop`).
 - ``relative_drop_low``/``relative_drop_high``: a percentile bootstrap interval of
   ``relative_drop``, *paired* over instances (each resample draws the same instances for
   the dense and the intervened model, so instance difficulty cancels); NaN when
@@ -53,8 +53,7 @@ import pandas as pd
 
 from lenskit.models import model_info
 from lenskit.names import METHODS
-from lenskit.stats import paired_bootstrap_drop, percentile_interval
-from lenskit.study.schema import (
+from lenskit.results.schema import (
     DENSE,
     EXP_METRICS,
     MEASUREMENT_KEYS,
@@ -64,6 +63,7 @@ from lenskit.study.schema import (
     relative_drop,
     validate_results,
 )
+from lenskit.stats import paired_bootstrap_drop, percentile_interval
 from lenskit.tasks import EvalResult, TaskSet, evaluate, evaluate_suite
 
 __all__ = [
@@ -364,10 +364,10 @@ def finish_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def validate_maps(df: pd.DataFrame) -> pd.DataFrame:
     """Check a map frame: the results schema
-    (:func:`~lenskit.study.schema.validate_results`) with the map-only columns of
+    (:func:`~lenskit.results.schema.validate_results`) with the map-only columns of
     :data:`MAP_EXTRA_COLUMNS`, the ablation modes as methods too, and :data:`MAP_KEYS`
     identifying a measurement. Returns it with canonical dtypes and column order; raises
-    :class:`~lenskit.study.schema.SchemaError` naming what is wrong."""
+    :class:`~lenskit.results.schema.SchemaError` naming what is wrong."""
     return validate_results(df, extra_columns=MAP_EXTRA_COLUMNS,
                             methods=(DENSE, *METHODS, *ABLATION_MODES), keys=MAP_KEYS,
                             what="map table")

@@ -11,9 +11,9 @@ __all__ = ["cmd_doctor", "cmd_figures", "cmd_report", "cmd_thresholds"]
 
 
 def cmd_thresholds(args: argparse.Namespace) -> int:
-    from lenskit.study.comparison import format_study_comparison, study_comparison
-    from lenskit.study.lock import check_not_locked
-    from lenskit.study.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+    from lenskit.results.comparison import format_study_comparison, study_comparison
+    from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+    from lenskit.rundir.lock import check_not_locked
 
     store = _existing_run(args.run_dir)
     check_not_locked(store.dir, "writing the threshold tables")
@@ -34,8 +34,8 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     from lenskit.plots import make_figures
-    from lenskit.study.integrity import check_inside
-    from lenskit.study.lock import check_not_locked
+    from lenskit.rundir.integrity import check_inside
+    from lenskit.rundir.lock import check_not_locked
 
     store = _existing_run(args.run_dir)
     if not args.out:
@@ -63,7 +63,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _existing_run(run_dir: str):
     from pathlib import Path
 
-    from lenskit.study.store import RunStore
+    from lenskit.rundir.store import RunStore
 
     if not (Path(run_dir) / "manifest.json").is_file():
         raise UsageError(f"{run_dir} is not a lenskit run directory (no manifest.json); "
@@ -85,8 +85,8 @@ def _pruned_results(store):
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from lenskit.study.doctor import doctor
-    from lenskit.study.store import RunStore
+    from lenskit.rundir.doctor import doctor
+    from lenskit.rundir.store import RunStore
 
     report = doctor(args.run_dir)
     for line in report:

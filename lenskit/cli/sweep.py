@@ -31,9 +31,9 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from lenskit.study.integrity import check_inside
-    from lenskit.study.preflight import load_sweep_config, preflight
-    from lenskit.study.runner import run_sweep
+    from lenskit.rundir.integrity import check_inside
+    from lenskit.sweep.preflight import load_sweep_config, preflight
+    from lenskit.sweep.runner import run_sweep
 
     cfg = load_sweep_config(args.config, overrides(args))
     set_threads(args)
@@ -61,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from lenskit.study.merge import merge_runs
+    from lenskit.rundir.merge import merge_runs
 
     store = merge_runs(args.runs, args.out)
     print(f"merged {len(args.runs)} runs into {store.dir}: {len(store.done_ids())} cells; "

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from lenskit.errors import CorruptFileError
 from lenskit.models.loading import model_info
 from lenskit.models.sites import Site
-from lenskit.models.sites_build import _bridge_binding
+from lenskit.models.sites_build import bridge_binding
 
 __all__ = [
     "MaskSet",
@@ -37,6 +37,7 @@ __all__ = [
     "parse_site_name",
     "pruned",
     "restore",
+    "validate_masks",
 ]
 
 _FORMAT = "lenskit.masks.v1"
@@ -250,11 +251,11 @@ class MaskSet(Mapping[str, torch.Tensor]):
         out = cls(masks, fingerprint=meta.get("fingerprint") or None,
                   model=meta.get("model") or None, meta=json.loads(meta.get("meta", "{}")))
         if model is not None:
-            _validate(model_info(model), out, None)
+            validate_masks(model_info(model), out, None)
         return out
 
 
-def _validate(info, masks: Mapping[str, torch.Tensor],
+def validate_masks(info, masks: Mapping[str, torch.Tensor],
               weights: Mapping[str, torch.Tensor] | None) -> list[Site]:
     """Check masks (and replacement weights) against the model; return their sites."""
     fp = getattr(masks, "fingerprint", None)
@@ -294,7 +295,7 @@ def check_masks(model, masks: Mapping[str, torch.Tensor],
     """Raise ``ValueError`` unless ``masks`` (and replacement ``weights``) fit ``model``:
     same weight fingerprint (when the masks carry one), known sites, matching shapes, bool
     masks and finite weights. Nothing is modified."""
-    _validate(model_info(model), masks, weights)
+    validate_masks(model_info(model), masks, weights)
 
 
 def apply_masks(
@@ -311,7 +312,7 @@ def apply_masks(
     (the HF parameter and TransformerLens' copy, if any) is read back and compared.
     """
     info = model_info(model)
-    sites = _validate(info, masks, weights)
+    sites = validate_masks(info, masks, weights)
     with torch.no_grad():
         for site in sites:
             if site.name not in info.originals:
@@ -362,7 +363,7 @@ def pruned(model, masks: Mapping[str, torch.Tensor],
     """Apply ``masks`` for the duration of a ``with`` block; on exit (also on an exception)
     put every touched site back exactly as it was before the block."""
     info = model_info(model)
-    _validate(info, masks, weights)
+    validate_masks(info, masks, weights)
     before = {n: offload(info.site_map[n]) for n in masks if n in info.originals}
     try:
         apply_masks(model, masks, weights)
@@ -382,6 +383,6 @@ def check_consistency(model) -> None:
     (the bridge's ``W_Q``-style views and any copies it holds). Raises ``AssertionError``."""
     info = model_info(model)
     for site in info.sites:
-        bb = _bridge_binding(model, site.layer, site.family, site.component)
+        bb = bridge_binding(model, site.layer, site.family, site.component)
         if bb is not None and not torch.equal(bb.read(), site.bindings[0].read()):
             raise AssertionError(f"the bridge's weight of {site.name} differs from the HF one")

@@ -7,7 +7,7 @@ import torch
 from lenskit.models.architectures import ATTN_COMPONENTS, COMPONENTS, ArchitectureSpec
 from lenskit.models.sites import Binding, Site
 
-__all__ = ["build_sites"]
+__all__ = ["bridge_binding", "build_sites"]
 
 _QKV_INDEX = {"q": 0, "k": 1, "v": 2}
 
@@ -40,7 +40,10 @@ def _hf_binding(module: torch.nn.Module, layout: str, component: str, n_heads: i
     raise ValueError(f"unknown layout {layout!r}")
 
 
-def _bridge_binding(bridge, layer: int, family: str, component: str) -> Binding | None:
+def bridge_binding(bridge, layer: int, family: str, component: str) -> Binding | None:
+    """The TransformerLens bridge's own copy of one weight (``blocks.<layer>.<family>.
+    <component>``) as a binding in the site's [out, in] orientation, or None when the
+    bridge holds no separate parameter for it."""
     block = bridge.blocks[layer]
     holder = getattr(getattr(block, family, None), component, None)
     mod = getattr(holder, "original_component", None)
@@ -73,7 +76,7 @@ def build_sites(arch: ArchitectureSpec, hf: torch.nn.Module, bridge) -> tuple[Si
             hb = _hf_binding(_get(blocks[layer], spec.path), spec.layout, comp, heads, d_head,
                              where)
             bindings = [hb]
-            bb = _bridge_binding(bridge, layer, family, comp)
+            bb = bridge_binding(bridge, layer, family, comp)
             if bb is not None:
                 if bb.shape != hb.shape or not torch.equal(bb.read(), hb.read()):
                     raise RuntimeError(

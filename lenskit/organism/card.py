@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from lenskit.models import load_model
-from lenskit.study.config import load_config
-from lenskit.study.runner import run_sweep
+from lenskit.sweep.config import load_config
+from lenskit.sweep.runner import run_sweep
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.synthetic.world import BUCKETS, World
 from lenskit.tasks import evaluate_suite, organism_suite
@@ -191,7 +191,8 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
             "within this CPU budget (transformers that learn such functions in context are "
             "trained for far longer, e.g. 500k steps in Garg et al. 2022). The in-context "
             "side of the study is carried by open-book and overriding QA; run the function "
-            "tasks on real models (`lenskit.tasks.study_suite`).\n")
+            "tasks on real models (`fn_linear`, `fn_mlp`, `fn_tree` by name, or "
+            "`lenskit.tasks.study_function_specs`).\n")
     d_flag = f" --d-model {m['d_model']}" if m["d_model"] != 128 else ""
     d_flag += _world_flags(tc.get("world", {}))
     phases, curriculum = c.get("function_curriculum") or [], ""

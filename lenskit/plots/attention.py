@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from lenskit.plots.charts import chart_data
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS
 
 __all__ = [
@@ -38,19 +39,7 @@ _TITLES = {
 _LEGENDS = {"js": "bits", "entropy": "Δ entropy", "sink": "Δ mass", "span_mass": "Δ mass",
             "induction": "Δ score", "prev_token": "Δ score"}
 _QUERIES = {"all": "all queries", "answer": "answer position", "repeat": "repeated tokens"}
-_MAX_ROWS = 5000
-_ROUND = 6
-
-
-def _data(df: pd.DataFrame) -> pd.DataFrame:
-    if len(df) > _MAX_ROWS:
-        raise ValueError(f"{len(df)} rows to plot after aggregation (altair's limit is "
-                         f"{_MAX_ROWS}); select fewer configurations or metrics")
-    out = df.reset_index(drop=True).copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].round(_ROUND)
-    return out
+_NARROW = "select fewer configurations or metrics"
 
 
 def _need_columns(df, cols: Sequence[str], what: str) -> None:
@@ -118,7 +107,7 @@ def fig_drift_heatmaps(
         sel = df[(df["metric"] == metric) & (df["queries"] == queries)]
         agg = sel.groupby(["config", "layer", "head"], as_index=False).agg(
             drift=("drift", "mean"), n_tasks=("task", "nunique"))
-        data = _data(agg.sort_values(["config", "layer", "head"]))
+        data = chart_data(agg.sort_values(["config", "layer", "head"]), _NARROW)
         if metric == "js":
             scale = alt.Scale(scheme="blues", domainMin=0)
         else:  # symmetric about 0, so that the colour of a change shows its size and sign
@@ -160,7 +149,7 @@ def fig_drift_correlation(corr: pd.DataFrame,
     data = corr[["category", "layer", "head", "r", "n_configs"]].copy()
     data["ability"] = data["category"].map(lambda c: CATEGORY_LABELS.get(c, c))
     data["label"] = data["r"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-    data = _data(data.sort_values(["category", "layer", "head"]))
+    data = chart_data(data.sort_values(["category", "layer", "head"]), _NARROW)
     abilities = [CATEGORY_LABELS.get(c, c) for c in cats]
     base = alt.Chart().encode(x=alt.X("head:O", title="head"),
                               y=alt.Y("layer:O", title="layer"))
@@ -213,7 +202,7 @@ def fig_drift_scatter(table: pd.DataFrame, corr: pd.DataFrame, *, top: int = 3
                      zip(data["ability"], data["layer"], data["head"], data["r"], strict=True)]
     keep = ["panel", "ability", "category", "rank", "layer", "head", "drift", "drop"]
     keep += [c for c in ("config", "scope", "sparsity") if c in data.columns]
-    data = _data(data[keep].sort_values(["category", "rank", "drift"]))
+    data = chart_data(data[keep].sort_values(["category", "rank", "drift"]), _NARROW)
     panels = data.drop_duplicates("panel").sort_values(
         ["category", "rank"], key=lambda s: s.map(cats.index) if s.name == "category" else s
     )["panel"].tolist()

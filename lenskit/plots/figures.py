@@ -1,4 +1,4 @@
-"""The study's figures, from tidy results (:mod:`lenskit.study.schema`) to altair charts.
+"""The study's figures, from tidy results (:mod:`lenskit.results.schema`) to altair charts.
 
 Every function takes a results frame, aggregates it (means over tasks and seeds; charts
 never embed raw instance rows) and returns an altair chart; :func:`make_figures` builds
@@ -7,9 +7,9 @@ every figure a run's data supports, saves each as SVG, PNG and PDF and writes th
 
 "Accuracy relative to dense" is ``1 - relative_drop``: 100% is the dense model, and the
 dashed line at ``1 - tolerance`` is the threshold criterion of
-:mod:`lenskit.study.thresholds`, so a curve crosses it exactly where its threshold is.
+:mod:`lenskit.results.thresholds`, so a curve crosses it exactly where its threshold is.
 Each task is plotted with its primary metric (exact match first; see
-:func:`lenskit.study.thresholds.primary_metric`).
+:func:`lenskit.results.thresholds.primary_metric`).
 
 **Uncertainty.** Every measured point carries an error bar from the rows' ``ci_low`` /
 ``ci_high`` (per-task confidence intervals of the metric; relative values divide them by
@@ -31,16 +31,25 @@ import numpy as np
 import pandas as pd
 
 from lenskit.plots.captions import write_captions
-from lenskit.plots.theme import CATEGORY_LABELS, COLORS, color_scale, save_chart
-from lenskit.study.comparison import compare_to_study
-from lenskit.study.config import is_attention_scope, is_ffw_scope
-from lenskit.study.schema import DENSE, attach_baselines, relative_drop, validate_results
-from lenskit.study.thresholds import (
+from lenskit.plots.charts import (
+    MAX_ROWS,
+    PCT_AXIS,
+    REL_TITLE,
+    SPARSITY_TITLE,
+    ability_color,
+    chart_data,
+    mean_ci,
+    prepare_results,
+)
+from lenskit.plots.theme import COLORS, color_scale, save_chart
+from lenskit.results.comparison import compare_to_study
+from lenskit.results.schema import DENSE, attach_baselines, validate_results
+from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
     compute_thresholds,
-    primary_metric,
     tasks_at_chance,
 )
+from lenskit.sweep.config import is_attention_scope, is_ffw_scope
 
 __all__ = [
     "MAX_ROWS",
@@ -53,12 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: altair refuses to embed more rows than this; every figure aggregates below it.
-MAX_ROWS = 5000
-_ROUND = 6  # plotted numbers are rounded so that specs do not depend on float noise
-_PCT = alt.Axis(format="%")
-_REL_TITLE = "accuracy relative to dense (%)"
-_SPARSITY_TITLE = "sparsity (% of the scope's weights pruned)"
 # "~s" alone lets vega share one SI prefix across ticks, which prints 0 as "0k"
 _COUNT_AXIS = alt.Axis(labelExpr="datum.value == 0 ? '0' : format(datum.value, '~s')")
 _POINT = {"size": 42, "filled": True, "opacity": 1}
@@ -67,69 +70,6 @@ _POINT = {"size": 42, "filled": True, "opacity": 1}
 # ---------------------------------------------------------------------------------------
 # Data preparation
 # ---------------------------------------------------------------------------------------
-
-def _prepare(results: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
-    """Validated rows of the wanted categories, each task on its primary metric, with
-    baselines, ``rel`` (accuracy relative to dense) with its interval ``rel_low`` /
-    ``rel_high`` (NaN without CI bounds), and ``ability`` (display category)."""
-    df = validate_results(results)
-    if (df["method"] == DENSE).any() and df["baseline"].isna().any():
-        df = attach_baselines(df)
-    df = df[df["category"].isin(list(categories))]
-    # A task the dense model does at chance has no ability to lose: its "relative accuracy"
-    # would sit at 100% and flatter its ability's mean.
-    at_chance = tasks_at_chance(df)
-    if at_chance:
-        log.info("left out of the figures (dense model at chance): %s", ", ".join(at_chance))
-        df = df[~df["task"].isin(at_chance)]
-    primary = df.groupby("task")["metric"].agg(lambda m: primary_metric(m))
-    df = df[df["metric"] == df["task"].map(primary)].copy()
-    df["rel"] = 1.0 - df["relative_drop"]
-    if len(df):
-        a = 1.0 - relative_drop(df["ci_low"], df["baseline"], list(df["metric"]))
-        b = 1.0 - relative_drop(df["ci_high"], df["baseline"], list(df["metric"]))
-        df["rel_low"], df["rel_high"] = np.fmin(a, b), np.fmax(a, b)
-    else:
-        df["rel_low"] = df["rel_high"] = pd.Series(dtype=float)
-    df["ability"] = df["category"].map(lambda c: CATEGORY_LABELS.get(c, c))
-    return df
-
-
-def _mean_ci(df: pd.DataFrame, keys: list[str], col: str, low: str, high: str,
-             extra: dict | None = None) -> pd.DataFrame:
-    """Mean of ``col`` per ``keys`` over tasks (seeds averaged first, bound by bound), with
-    the interval of a mean of independent estimates (see the module docstring): columns
-    ``col``, ``ci_low``, ``ci_high``, ``n_tasks``, ``tasks`` and those of ``extra``."""
-    per_task = df.groupby([*keys, "task"], as_index=False, dropna=False).agg(
-        v=(col, "mean"), lo=(low, "mean"), hi=(high, "mean"), **(extra or {}))
-    per_task["dlo2"] = (per_task["v"] - per_task["lo"]) ** 2
-    per_task["dhi2"] = (per_task["hi"] - per_task["v"]) ** 2
-    agg = {"extra_" + k: (k, "mean") for k in (extra or {})}
-    out = per_task.groupby(keys, as_index=False, dropna=False).agg(
-        **{col: ("v", "mean"), "dlo2": ("dlo2", lambda s: s.sum(min_count=len(s))),
-           "dhi2": ("dhi2", lambda s: s.sum(min_count=len(s))), "n_tasks": ("task", "size"),
-           "tasks": ("task", lambda s: ", ".join(map(str, s)))}, **agg)
-    out["ci_low"] = out[col] - np.sqrt(out["dlo2"]) / out["n_tasks"]
-    out["ci_high"] = out[col] + np.sqrt(out["dhi2"]) / out["n_tasks"]
-    out = out.drop(columns=["dlo2", "dhi2"])
-    return out.rename(columns={"extra_" + k: k for k in (extra or {})})
-
-
-def _data(df: pd.DataFrame) -> pd.DataFrame:
-    if len(df) > MAX_ROWS:
-        raise ValueError(f"{len(df)} rows to plot after aggregation (altair's limit is "
-                         f"{MAX_ROWS}); filter the results (fewer models, methods or tasks)")
-    out = df.reset_index(drop=True).copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].round(_ROUND)
-    return out
-
-
-def _ability_color(present: Sequence[str], title: str = "ability") -> alt.Color:
-    scale = color_scale("ability", present)
-    return alt.Color("ability:N", title=title, sort=scale.domain, scale=scale)
-
 
 def _abilities(data: pd.DataFrame) -> list[str]:
     return [a for a in COLORS["ability"] if a in set(data["ability"])]
@@ -146,7 +86,7 @@ def _need(df: pd.DataFrame, what: str, **present: Sequence) -> None:
 
 
 def _measured(x: alt.X, y: alt.Y, color: alt.Color, tooltip: list, *, detail: str,
-              y_title: str = _REL_TITLE, y_low: str = "ci_low", y_high: str = "ci_high",
+              y_title: str = REL_TITLE, y_low: str = "ci_low", y_high: str = "ci_high",
               dash: alt.StrokeDash | None = None) -> list[alt.Chart]:
     """The marks of a measured curve: thin lines joining tested levels, an error bar
     (``y_low`` to ``y_high``) and a filled point at each tested level."""
@@ -161,7 +101,7 @@ def _measured(x: alt.X, y: alt.Y, color: alt.Color, tooltip: list, *, detail: st
 
 def _tolerance_rule(tolerance: float) -> alt.Chart:
     return alt.Chart().mark_rule(strokeDash=[4, 3]).encode(
-        y=alt.YDatum(1 - tolerance, title=_REL_TITLE))
+        y=alt.YDatum(1 - tolerance, title=REL_TITLE))
 
 
 def _ci_tooltip(field: str, fmt: str, title: str) -> list[alt.Tooltip]:
@@ -184,28 +124,28 @@ def fig_sparsity_curves(results: pd.DataFrame, *, scope: str = "all",
     ``scope``/``structure``/``allocation`` cells are drawn; each curve starts at the dense
     model (sparsity 0, 100%). Per-task values are in the data (``series == "task"``) for
     tooltips and the run report, not drawn."""
-    df = _prepare(results, categories)
+    df = prepare_results(results, categories)
     pr = df[(df["method"] != DENSE) & (df["scope"] == scope) & (df["structure"] == structure)
             & (df["allocation"] == allocation)]
     _need(pr, f"scope {scope!r}, structure {structure!r}, allocation {allocation!r}",
           scope=df["scope"], structure=df["structure"], allocation=df["allocation"])
     keys = ["model", "method", "ability"]
-    per_task = _mean_ci(pr, [*keys, "task", "target_sparsity"], "rel", "rel_low", "rel_high")
-    means = _mean_ci(pr, [*keys, "target_sparsity"], "rel", "rel_low", "rel_high")
+    per_task = mean_ci(pr, [*keys, "task", "target_sparsity"], "rel", "rel_low", "rel_high")
+    means = mean_ci(pr, [*keys, "target_sparsity"], "rel", "rel_low", "rel_high")
     dense = means[keys].drop_duplicates().assign(target_sparsity=0.0, rel=1.0, ci_low=1.0,
                                                  ci_high=1.0, n_tasks=0, tasks="dense")
     means = pd.concat([dense, means], ignore_index=True).sort_values([*keys, "target_sparsity"])
     cols = [*keys, "task", "series", "target_sparsity", "rel", "ci_low", "ci_high",
             "n_tasks", "tasks"]
-    data = _data(pd.concat([means.assign(series="mean", task="mean"),
+    data = chart_data(pd.concat([means.assign(series="mean", task="mean"),
                             per_task.assign(series="task")], ignore_index=True)[cols])
-    x = alt.X("target_sparsity:Q", title=_SPARSITY_TITLE, axis=_PCT,
+    x = alt.X("target_sparsity:Q", title=SPARSITY_TITLE, axis=PCT_AXIS,
               scale=alt.Scale(domain=[0, float(data["target_sparsity"].max())]))
-    y = alt.Y("rel:Q", title=_REL_TITLE, axis=_PCT)
+    y = alt.Y("rel:Q", title=REL_TITLE, axis=PCT_AXIS)
     tooltip = ["ability:N", alt.Tooltip("target_sparsity:Q", format=".0%", title="sparsity"),
                *_ci_tooltip("rel", ".1%", "relative accuracy"), "n_tasks:Q", "tasks:N"]
     marks = [m.transform_filter(alt.datum.series == "mean") for m in
-             _measured(x, y, _ability_color(data["ability"]), tooltip, detail="ability:N")]
+             _measured(x, y, ability_color(data["ability"]), tooltip, detail="ability:N")]
     return alt.layer(_tolerance_rule(tolerance), *marks, data=data).facet(
         row=alt.Row("model:N", title=None), column=alt.Column("method:N", title=None),
     ).properties(title=alt.TitleParams("Accuracy vs sparsity",
@@ -240,7 +180,7 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
     attention-only pruning removes. Columns: abilities (mean over their tasks and seeds,
     with error bars). ``model``/``method`` may be omitted when the results hold only one.
     """
-    df = _prepare(results, categories)
+    df = prepare_results(results, categories)
     df = df[(df["method"] != DENSE) & (df["structure"] == structure)
             & df["allocation"].isin(["uniform", "matched"])]
     parts = {s: _part(s) for s in df["scope"].unique()}
@@ -259,15 +199,15 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
     model_name, method_name = df["model"].iloc[0], df["method"].iloc[0]
     df["pruning"] = np.where(df["allocation"] == "matched", "matched weights", "same sparsity")
     keys = ["ability", "part", "pruning", "scope", "target_sparsity"]
-    agg = _mean_ci(df, keys, "rel", "rel_low", "rel_high",
+    agg = mean_ci(df, keys, "rel", "rel_low", "rel_high",
                    extra={"params_removed": ("params_removed", "mean")})
     dense = agg[keys[:4]].drop_duplicates().assign(
         target_sparsity=0.0, rel=1.0, ci_low=1.0, ci_high=1.0, params_removed=0.0,
         n_tasks=0, tasks="dense")
     agg = (pd.concat([agg, dense], ignore_index=True)
            .drop_duplicates(keys).sort_values(["ability", "part", "pruning", "target_sparsity"]))
-    data = _data(agg)
-    y = alt.Y("rel:Q", title=_REL_TITLE, axis=_PCT)
+    data = chart_data(agg)
+    y = alt.Y("rel:Q", title=REL_TITLE, axis=PCT_AXIS)
     scale = color_scale("part", data["part"])
     color = alt.Color("part:N", title="pruned part", sort=scale.domain, scale=scale)
     present = [p for p in ("same sparsity", "matched weights") if p in set(data["pruning"])]
@@ -289,7 +229,7 @@ def fig_attention_vs_ffw(results: pd.DataFrame, *, model: str | None = None,
         return alt.layer(_tolerance_rule(tolerance), *marks, data=data).facet(column=columns)
 
     by_sparsity = panel(
-        alt.X("target_sparsity:Q", title="sparsity of the pruned part (%)", axis=_PCT),
+        alt.X("target_sparsity:Q", title="sparsity of the pruned part (%)", axis=PCT_AXIS),
         alt.datum.pruning == "same sparsity",
     ).properties(title="by equal sparsity of the part")
     by_params = panel(
@@ -313,7 +253,7 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
     parameters (count, log scale): the dense models of a family (black line, labelled)
     beside the same models pruned (one colour per method; each pruned curve starts at its
     dense model). Columns: abilities. Needs at least two dense models."""
-    df = _prepare(results, categories)
+    df = prepare_results(results, categories)
     dense = df[df["method"] == DENSE]
     if dense["model"].nunique() < 2:
         raise ValueError(f"dense scaling needs dense rows of at least two models; got "
@@ -322,21 +262,21 @@ def fig_dense_scaling(results: pd.DataFrame, *, methods: Sequence[str] | None = 
             & (df["allocation"] == allocation)]
     if methods is not None:
         pr = pr[pr["method"].isin(list(methods))]
-    d = _mean_ci(dense, ["model", "ability"], "value", "ci_low", "ci_high",
+    d = mean_ci(dense, ["model", "ability"], "value", "ci_low", "ci_high",
                  extra={"params": ("model_params", "first")})
     d["method"] = DENSE
     d["target_sparsity"] = 0.0
-    p = _mean_ci(pr, ["model", "method", "ability", "target_sparsity"], "value", "ci_low",
+    p = mean_ci(pr, ["model", "method", "ability", "target_sparsity"], "value", "ci_low",
                  "ci_high", extra={"params": ("remaining_params", "mean")})
     starts = (p[["model", "method", "ability"]].drop_duplicates()
               .merge(d.drop(columns=["method"]), on=["model", "ability"]))
     p = pd.concat([starts[p.columns], p], ignore_index=True).sort_values(
         ["model", "method", "ability", "target_sparsity"])
-    data = _data(pd.concat([d.assign(series="dense"), p.assign(series="pruned")],
+    data = chart_data(pd.concat([d.assign(series="dense"), p.assign(series="pruned")],
                            ignore_index=True))
     x = alt.X("params:Q", title="remaining parameters (log scale)",
               scale=alt.Scale(type="log"), axis=alt.Axis(format="~s", tickCount=5))
-    y = alt.Y("value:Q", title="accuracy (mean over tasks, %)", axis=_PCT)
+    y = alt.Y("value:Q", title="accuracy (mean over tasks, %)", axis=PCT_AXIS)
     scale = color_scale("method", data["method"])
     color = alt.Color("method:N", title="method", sort=scale.domain, scale=scale)
     tooltip = ["model:N", "method:N", alt.Tooltip("target_sparsity:Q", format=".0%",
@@ -368,7 +308,7 @@ AT_LEAST = f"at least (every tested level within {STUDY_TOLERANCE:.0%})"
 
 
 def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
-    """:func:`lenskit.study.compare_to_study`'s table as a chart: per task group, the
+    """:func:`lenskit.results.compare_to_study`'s table as a chart: per task group, the
     study's reported threshold (grey band over its range) and the measured mean per method
     (dot, coloured by method; a right-pointing triangle when censored, i.e. every tested
     sparsity was within the tolerance), its confidence interval (line) and the range over
@@ -378,11 +318,11 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     missing = sorted(need - set(comparison.columns))
     if missing:
         raise ValueError(f"comparison lacks column(s) {missing}; build it with "
-                         f"lenskit.study.compare_to_study")
+                         f"lenskit.results.compare_to_study")
     order = list(dict.fromkeys(comparison["group"]))
     pos = {g: i for i, g in enumerate(order)}
     study = comparison.drop_duplicates("group")[["group", "study_low", "study_high", "study"]]
-    study = _data(study.assign(y=study["group"].map(pos).astype(float)))
+    study = chart_data(study.assign(y=study["group"].map(pos).astype(float)))
     measured = comparison.dropna(subset=["measured"])
     _need(measured, "measured thresholds in the comparison")
     methods = sorted(set(measured["method"].astype(str)))
@@ -391,7 +331,7 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     spread_of = {m: (i - (len(methods) - 1) / 2) * 0.22 for i, m in enumerate(methods)}
     measured = measured.assign(method=measured["method"].astype(str),
                                reading=np.where(measured["censored"], AT_LEAST, MEASURED))
-    measured = _data(measured.assign(
+    measured = chart_data(measured.assign(
         y=measured["group"].map(pos) + measured["method"].map(spread_of))[
         ["group", "method", "y", "measured", "measured_min", "measured_max", "ci_low",
          "ci_high", "n", "tasks", "reading"]])
@@ -404,19 +344,19 @@ def fig_study_comparison(comparison: pd.DataFrame) -> alt.LayerChart:
     y = alt.Y("y:Q", title=None, scale=y_scale, axis=y_axis)
     band = alt.Chart(study).transform_calculate(
         lo="datum.y - 0.3", hi="datum.y + 0.3").mark_rect(color="#bbbbbb", opacity=0.6).encode(
-        x=alt.X("study_low:Q", title=x_title, scale=x_scale, axis=_PCT), x2="study_high:Q",
+        x=alt.X("study_low:Q", title=x_title, scale=x_scale, axis=PCT_AXIS), x2="study_high:Q",
         y=alt.Y("lo:Q", title=None, scale=y_scale, axis=y_axis), y2="hi:Q",
         tooltip=["group:N", alt.Tooltip("study:N", title="study (SparseGPT)")])
     scale = color_scale("method", methods)
     color = alt.Color("method:N", title="method", sort=scale.domain, scale=scale)
-    x_mark = alt.X("measured:Q", title=x_title, scale=x_scale, axis=_PCT)
+    x_mark = alt.X("measured:Q", title=x_title, scale=x_scale, axis=PCT_AXIS)
     ci = alt.Chart(measured).mark_rule(strokeWidth=1.5).encode(
-        x=alt.X("ci_low:Q", title=x_title, scale=x_scale, axis=_PCT), x2="ci_high:Q", y=y,
+        x=alt.X("ci_low:Q", title=x_title, scale=x_scale, axis=PCT_AXIS), x2="ci_high:Q", y=y,
         color=color)
     ends = alt.Chart(measured).transform_fold(["measured_min", "measured_max"],
                                               as_=["end", "x"]).mark_tick(
         orient="vertical", size=8, thickness=1).encode(
-        x=alt.X("x:Q", title=x_title, scale=x_scale, axis=_PCT), y=y, color=color)
+        x=alt.X("x:Q", title=x_title, scale=x_scale, axis=PCT_AXIS), y=y, color=color)
     shapes = [r for r in (MEASURED, AT_LEAST) if r in set(measured["reading"])]
     dots = alt.Chart(measured).mark_point(**{**_POINT, "size": 60}).encode(
         x=x_mark, y=y, color=color,

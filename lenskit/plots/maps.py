@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from lenskit.plots.figures import _PCT, _ability_color, _data
+from lenskit.plots.charts import PCT_AXIS, ability_color, chart_data
 from lenskit.plots.theme import CATEGORY_COLORS, CATEGORY_LABELS
-from lenskit.study.thresholds import primary_metric
+from lenskit.results.thresholds import primary_metric
 
 __all__ = [
     "fig_allocation_fit",
@@ -86,7 +86,7 @@ def _heatmap(sub: pd.DataFrame, x_field: str, x_title: str, x_sort: list, title:
     # a symmetric colour domain: saturation means the same size of change either way
     top = max(float(agg["relative_drop"].abs().max()), 1e-9)
     agg["strong"] = agg["relative_drop"].abs() >= 0.5 * top
-    data = _data(agg)
+    data = chart_data(agg)
     layers = sorted(set(data["layer"]), reverse=True)  # layer 0 at the bottom
     x = alt.X(f"{x_field}:O", title=x_title, sort=x_sort, axis=alt.Axis(labelAngle=0))
     y = alt.Y("layer:O", title="layer", sort=layers)
@@ -194,14 +194,14 @@ def fig_cumulative_map(df: pd.DataFrame, *, metric: str | None = None,
     agg = sub.groupby([*keys, "n_layers"], as_index=False).agg(
         rel=("rel", "mean"), scope=("scope", "first"), n_tasks=("task", "nunique"))
     start = agg[keys].drop_duplicates().assign(n_layers=0, rel=1.0, scope="dense", n_tasks=0)
-    data = _data(pd.concat([start, agg], ignore_index=True).sort_values([*keys, "n_layers"]))
+    data = chart_data(pd.concat([start, agg], ignore_index=True).sort_values([*keys, "n_layers"]))
     dash_domain = ["bottom-up (0..k)", "top-down (k..L-1)"]
     line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=26, filled=True)).encode(
         x=alt.X("n_layers:Q", title="layers pruned",
                 axis=alt.Axis(values=list(range(int(data["n_layers"].max()) + 1)),
                               format="d")),
-        y=alt.Y("rel:Q", title="accuracy relative to dense", axis=_PCT),
-        color=_ability_color(data["ability"]),
+        y=alt.Y("rel:Q", title="accuracy relative to dense", axis=PCT_AXIS),
+        color=ability_color(data["ability"]),
         strokeDash=alt.StrokeDash("direction:N", title="direction", sort=dash_domain,
                                   scale=alt.Scale(domain=dash_domain,
                                                   range=[[1, 0], [5, 3]])),
@@ -236,12 +236,12 @@ def fig_allocation_fit(fit, *, features: Sequence[str] | None = None) -> alt.Fac
                       ignore_index=True)
     frame["ability"] = frame["group"].map(name)
     frame["feature"] = frame["feature"].str.replace("s_", "", n=1)
-    data = _data(frame)
-    color = (_ability_color(data["ability"], title="tasks") if labelled
+    data = chart_data(frame)
+    color = (ability_color(data["ability"], title="tasks") if labelled
              else alt.Color("ability:N", title="group"))
-    x = alt.X("x:Q", title="achieved sparsity of the part", axis=_PCT)
+    x = alt.X("x:Q", title="achieved sparsity of the part", axis=PCT_AXIS)
     y_title = f"{fit.response.replace('_', ' ')} (partial)"
-    y = alt.Y("y:Q", title=y_title, axis=_PCT)
+    y = alt.Y("y:Q", title=y_title, axis=PCT_AXIS)
     base = alt.Chart()
     band = base.transform_filter(alt.datum.series == "fit").mark_area(opacity=0.18).encode(
         x=x, y=alt.Y("low:Q", title=y_title), y2="high:Q", color=color)

@@ -21,26 +21,23 @@ import numpy as np
 import pandas as pd
 import vl_convert as vlc
 
+from lenskit.plots.charts import PCT_AXIS, SPARSITY_TITLE, mean_ci, prepare_results
 from lenskit.plots.figures import (
-    _PCT,
-    _SPARSITY_TITLE,
-    _mean_ci,
-    _prepare,
     fig_attention_vs_ffw,
     fig_dense_scaling,
     fig_sparsity_curves,
     fig_study_comparison,
 )
 from lenskit.plots.theme import chart_spec, color_scale
-from lenskit.study.comparison import compare_to_study
-from lenskit.study.schema import DENSE, attach_baselines, validate_results
-from lenskit.study.store import RunStore
-from lenskit.study.thresholds import (
+from lenskit.results.comparison import compare_to_study
+from lenskit.results.schema import DENSE, attach_baselines, validate_results
+from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
     compute_thresholds,
     primary_metric,
     tasks_at_chance,
 )
+from lenskit.rundir.store import RunStore
 
 __all__ = ["ALL", "explorer_chart", "report_html", "write_report"]
 
@@ -52,12 +49,12 @@ _KEYS = ["model", "method", "structure", "allocation", "scope", "ability", "task
 
 
 def _explorer_data(results: pd.DataFrame) -> pd.DataFrame:
-    df = _prepare(results, ("fact_recall", "icl"))
+    df = prepare_results(results, ("fact_recall", "icl"))
     pr = df[df["method"] != DENSE]
     if not len(pr):
         raise ValueError("the results hold no pruned cells to explore")
     # one "mean" over a single task each: seeds averaged, the task's own interval kept
-    per = _mean_ci(pr.assign(task_name=pr["task"]),
+    per = mean_ci(pr.assign(task_name=pr["task"]),
                    [*_KEYS[:-1], "task_name", "target_sparsity"], "rel", "rel_low", "rel_high")
     per = per.drop(columns=["tasks", "n_tasks"]).rename(columns={"task_name": "task"})
     start = per[_KEYS].drop_duplicates().assign(target_sparsity=0.0, rel=1.0, ci_low=1.0,
@@ -86,8 +83,8 @@ def explorer_chart(results: pd.DataFrame) -> alt.LayerChart:
     ability = alt.selection_point(fields=["ability"], bind="legend", name="pick_ability")
     scale = color_scale("ability", data["ability"])
     color = alt.Color("ability:N", title="ability (click)", sort=scale.domain, scale=scale)
-    x = alt.X("target_sparsity:Q", title=_SPARSITY_TITLE, axis=_PCT)
-    y = alt.Y("rel:Q", title="accuracy relative to dense (%)", axis=_PCT)
+    x = alt.X("target_sparsity:Q", title=SPARSITY_TITLE, axis=PCT_AXIS)
+    y = alt.Y("rel:Q", title="accuracy relative to dense (%)", axis=PCT_AXIS)
     opacity = alt.condition(ability, alt.value(1.0), alt.value(0.12))
     detail = alt.Detail(["model:N", "method:N", "structure:N", "allocation:N", "scope:N",
                          "task:N"])

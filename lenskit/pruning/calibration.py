@@ -37,13 +37,15 @@ import torch
 from lenskit.models.loading import data_path, model_info
 from lenskit.models.sources import declared_calibration_source
 
-__all__ = ["DEFAULT_TEXT", "CalibrationData", "default_calibration", "document_windows"]
+__all__ = ["DEFAULT_TEXT", "CalibrationData", "check_size", "default_calibration",
+           "document_windows", "random_calibration"]
 
 #: The shipped natural-text calibration corpus (see data/calibration/README.md).
 DEFAULT_TEXT = data_path("calibration", "kjv_narrative.txt")
 
 
-def _check_size(n_samples: int, seq_len: int) -> None:
+def check_size(n_samples: int, seq_len: int) -> None:
+    """Raise ValueError unless ``n_samples`` and ``seq_len`` are positive integers."""
     for name, v in (("n_samples", n_samples), ("seq_len", seq_len)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -127,7 +129,7 @@ class CalibrationData:
         may overlap. ``add_bos`` puts the tokenizer's BOS first (then ``seq_len - 1`` text
         tokens).
         """
-        _check_size(n_samples, seq_len)
+        check_size(n_samples, seq_len)
         source = "text"
         if isinstance(text, os.PathLike) or (isinstance(text, str) and len(text) < 4096
                                              and "\n" not in text and Path(text).is_file()):
@@ -170,7 +172,7 @@ class CalibrationData:
         ``load_kwargs`` go to ``datasets.load_dataset`` (e.g. ``data_files=`` to pick one C4
         shard). Raises ``RuntimeError`` offline or without the ``datasets`` package.
         """
-        _check_size(n_samples, seq_len)
+        check_size(n_samples, seq_len)
         if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
             raise RuntimeError(
                 f"cannot load the dataset {name!r}: offline (HF_HUB_OFFLINE=1 or "
@@ -220,7 +222,9 @@ def document_windows(text_of: Callable[[int], str], n_docs: int, tokenizer, n_sa
     return rows
 
 
-def _random_calibration(info, n_samples: int, seq_len: int, seed: int) -> CalibrationData:
+def random_calibration(info, n_samples: int, seq_len: int, seed: int) -> CalibrationData:
+    """``n_samples`` rows of ``seq_len`` uniformly random non-special token ids of the
+    model's vocabulary (seeded): calibration for a model with no text source."""
     tok = info.tokenizer
     vocab = min(int(info.hf.get_input_embeddings().num_embeddings), len(tok))
     special = set(getattr(tok, "all_special_ids", []) or [])
@@ -243,7 +247,7 @@ def default_calibration(model, n_samples: int = 128, seq_len: int = 128,
     declares (organism corpus rows for a directory with ``world.json``); otherwise seeded
     random windows of the shipped English text (:data:`DEFAULT_TEXT`). See the module
     docstring."""
-    _check_size(n_samples, seq_len)
+    check_size(n_samples, seq_len)
     declared = declared_calibration_source(model)
     if declared is not None:
         tokens, description = declared.build(n_samples, seq_len, seed)

@@ -33,10 +33,10 @@ import torch
 from lenskit.models.loading import model_info
 from lenskit.pruning.calibration import (
     CalibrationData,
-    _check_size,
-    _random_calibration,
+    check_size,
     default_calibration,
     document_windows,
+    random_calibration,
 )
 
 __all__ = ["SOURCE_KINDS", "c4_calibration", "calibration_from_source", "parse_source",
@@ -133,7 +133,7 @@ def c4_calibration(path: str | Path, tokenizer, n_samples: int = 128, seq_len: i
     of it; repeats for each sample. Raises ValueError when 100 x ``n_samples`` draws find
     too few long documents.
     """
-    _check_size(n_samples, seq_len)
+    check_size(n_samples, seq_len)
     path = Path(path)
     docs = _read_c4(path)
     rows = document_windows(docs.__getitem__, len(docs), tokenizer, n_samples, seq_len, seed,
@@ -151,14 +151,14 @@ def calibration_from_source(model, source: str = "default", n_samples: int = 128
     The description starts with the source kind so that results record where their
     calibration came from.
     """
-    _check_size(n_samples, seq_len)
+    check_size(n_samples, seq_len)
     kind, where = parse_source(source)
     info = model_info(model)
     tok = info.tokenizer
     if kind == "default":
         return default_calibration(model, n_samples, seq_len, seed)
     if kind == "random":
-        return _random_calibration(info, n_samples, seq_len, seed)
+        return random_calibration(info, n_samples, seq_len, seed)
     if kind == "c4":
         return c4_calibration(where, tok, n_samples, seq_len, seed)
     if kind in ("wikitext2", "text"):

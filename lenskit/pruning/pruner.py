@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 
-from lenskit import __version__
 from lenskit.models.loading import model_info
 from lenskit.models.masks import MaskSet, check_sparsity
 from lenskit.models.sites import Selection
@@ -62,6 +61,7 @@ from lenskit.pruning.options import (
 from lenskit.pruning.passes import MaskPasses
 from lenskit.pruning.result import PruneResult
 from lenskit.pruning.structure import parse_structure
+from lenskit.version import __version__
 
 __all__ = ["METHODS", "METHOD_PARAMS", "MODES", "Pruner", "check_param", "prune"]
 

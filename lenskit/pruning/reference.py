@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from lenskit.pruning.sparsegpt import _block_counts
+from lenskit.pruning.sparsegpt import block_counts
 
 __all__ = [
     "reference_hessian",
@@ -122,7 +122,7 @@ def reference_sparsegpt(
     h = torch.cholesky_inverse(h)
     hinv = torch.linalg.cholesky(h, upper=True)
     starts = list(range(0, cols, blocksize))
-    counts = _block_counts(sparsity, rows, starts, cols)
+    counts = block_counts(sparsity, rows, starts, cols)
     for bi, i1 in enumerate(starts):
         i2 = min(i1 + blocksize, cols)
         count = i2 - i1

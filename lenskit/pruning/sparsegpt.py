@@ -56,7 +56,7 @@ import torch
 from lenskit.pruning.selection import lowest_k
 from lenskit.pruning.structure import Structure, n_to_prune
 
-__all__ = ["DAMP_RETRIES", "HessianFactor", "factor_hessian", "sparsegpt_prune"]
+__all__ = ["DAMP_RETRIES", "HessianFactor", "block_counts", "factor_hessian", "sparsegpt_prune"]
 
 SUBBLOCK = 32  # columns per sub-block of the sequential loop
 DAMP_RETRIES = 6  # extra tries at 10x, 100x, ... the requested damping before the fallback
@@ -171,7 +171,7 @@ def factor_hessian(hessian: torch.Tensor, percdamp: float = 0.01, *,
     return HessianFactor(torch.diag(d.rsqrt()), dead, tries[-1], "diagonal")
 
 
-def _block_counts(sparsity: float, rows: int, starts: list[int], cols: int) -> list[int]:
+def block_counts(sparsity: float, rows: int, starts: list[int], cols: int) -> list[int]:
     """Pruned count per column block, summing to exactly ``floor(sparsity * rows * cols)``."""
     edges = [*starts, cols]
     return [n_to_prune(sparsity, rows * b) - n_to_prune(sparsity, rows * a)
@@ -234,7 +234,7 @@ def sparsegpt_prune(
     wt = w.t().contiguous()  # [cols, rows]: column i of W is the contiguous row wt[i]
     prune_t = torch.zeros(cols, rows, dtype=torch.bool, device=w.device)
     starts = list(range(0, cols, blocksize))
-    counts = _block_counts(sparsity, rows, starts, cols) if structure.unstructured else None
+    counts = block_counts(sparsity, rows, starts, cols) if structure.unstructured else None
     for bi, i1 in enumerate(starts):
         i2 = min(i1 + blocksize, cols)
         width = i2 - i1

@@ -22,13 +22,13 @@ float32 per input group for SparseGPT).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from lenskit.models.early_exit import StopForward, early_exit
 from lenskit.models.sites import Site
 
 __all__ = ["BlockWalker", "GroupStats", "group_sites"]
@@ -117,13 +117,9 @@ def group_sites(sites: Sequence[Site]) -> dict[str, list[Site]]:
     return out
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook to stop the model right after block 0's inputs are known."""
-
-
 class _Feeder:
     """Forward pre-hooks that add each wanted input to its statistics; with ``early``, the
-    pass is ended (:class:`_StopForward`) once all ``n_groups`` inputs of the pass are in."""
+    pass is ended (:class:`StopForward`) once all ``n_groups`` inputs of the pass are in."""
 
     def __init__(self, n_groups: int, early: bool) -> None:
         self.n_groups = n_groups
@@ -139,7 +135,7 @@ class _Feeder:
             self.seen.add(group)
             if self.early and len(self.seen) == self.n_groups:
                 self.seen.clear()
-                raise _StopForward
+                raise StopForward
         return add
 
 
@@ -178,14 +174,14 @@ class BlockWalker:
                 kwargs = dict(kwargs)
                 hidden, rest = kwargs.pop("hidden_states"), ()
             store.append(_Batch(hidden.detach(), rest, dict(kwargs)))
-            raise _StopForward
+            raise StopForward  # block 0's inputs are known: the rest is not needed
 
         handle = self.blocks[0].register_forward_pre_hook(hook, with_kwargs=True)
         try:
             for i in range(0, self.tokens.shape[0], self.batch_size):
                 ids = self.tokens[i:i + self.batch_size].to(self.device)
                 # use_cache off: a KV cache would grow across batches and is never needed.
-                with contextlib.suppress(_StopForward):
+                with early_exit():
                     self.hf(input_ids=ids, use_cache=False)
         finally:
             handle.remove()
@@ -197,11 +193,11 @@ class BlockWalker:
         replaces its input in ``batches`` as soon as it is computed (returned: the same
         list), so the block inputs and outputs of all calibration sequences never exist at
         once: one copy, plus one batch. With ``stop`` (no outputs wanted) a hook may end a
-        batch's pass early by raising :class:`_StopForward`."""
+        batch's pass early by raising :class:`StopForward`."""
         block = self.blocks[layer]
         for i, b in enumerate(batches):
             if stop:
-                with contextlib.suppress(_StopForward):
+                with early_exit():
                     block(b.hidden, *b.args, **b.kwargs)
                 continue
             out = block(b.hidden, *b.args, **b.kwargs)

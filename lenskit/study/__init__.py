@@ -1,135 +1,48 @@
-"""The study: everything that runs and records a sweep of pruned models.
+"""Compatibility: the names and modules ``lenskit.study`` held before it was split.
 
-- :mod:`~lenskit.study.config`: :class:`SweepConfig` (TOML/YAML/overrides, validation)
-  and its expansion into :class:`Cell` objects.
-- :mod:`~lenskit.study.runner`: :func:`run_sweep`, every cell of a config, resumably.
-- :mod:`~lenskit.study.executors`: where the cells run: this process, or the actors of a
-  Ray cluster (``executor = "ray"``).
-- :mod:`~lenskit.study.store`: :class:`RunStore`, a run directory written atomically cell
-  by cell so that sweeps resume and grow; :mod:`~lenskit.study.merge`: :func:`merge_runs`.
-  Its parts: :mod:`~lenskit.study.manifest` (format and checks),
-  :mod:`~lenskit.study.rundir` (preparing the directory), :mod:`~lenskit.study.files`
-  (atomic writes), :mod:`~lenskit.study.environment` (versions, host, git revision).
-- :mod:`~lenskit.study.schema`: the columns of a results table and helpers on them.
-- :mod:`~lenskit.study.thresholds`: the largest sparsity a task survives within a
-  tolerance, with confidence intervals.
-- :mod:`~lenskit.study.comparison`: the published study's thresholds beside measured ones.
+The study now lives in three packages: :mod:`lenskit.results` (the tidy-results vocabulary:
+schema, thresholds, the published study's comparison), :mod:`lenskit.rundir` (run
+directories: store, manifest, integrity, lock, doctor, merge) and :mod:`lenskit.sweep`
+(config, preflight, runner, executors). Every name ``lenskit.study`` exported is still
+importable from here, and the old module paths (``lenskit.study.schema``,
+``lenskit.study.config.grid``, ...) are the new modules under their old names, so code
+written against ``lenskit.study`` keeps working. New code imports the three packages.
 """
 
-from lenskit.study.comparison import (
-    STUDY_THRESHOLDS,
-    compare_to_study,
-    format_study_comparison,
-    study_comparison,
-)
-from lenskit.study.config import (
-    DEFAULT_SPARSITIES,
-    CalibrationConfig,
-    Cell,
-    ConfigError,
-    SweepConfig,
-    default_config,
-    is_attention_scope,
-    is_ffw_scope,
-    load_config,
-    model_label,
-    parse_structure,
-)
-from lenskit.study.merge import merge_runs
-from lenskit.study.runner import (
-    SweepOutcome,
-    finish_run,
-    run_sweep,
-)
-from lenskit.study.schema import (
-    CATEGORIES,
-    CELL_KEYS,
-    DENSE,
-    INSTANCE_COLUMNS,
-    KIND_CATEGORY,
-    KINDS,
-    MEASUREMENT_KEYS,
-    RESULT_COLUMNS,
-    SchemaError,
-    attach_baselines,
-    empty_results,
-    higher_is_better,
-    instance_rows,
-    instances_from_eval,
-    known_allocations,
-    known_methods,
-    relative_drop,
-    validate_instances,
-    validate_results,
-)
-from lenskit.study.store import (
-    ConfigMismatchError,
-    RunLockedError,
-    RunStore,
-    environment_info,
-    iter_missing,
-)
-from lenskit.study.thresholds import (
-    STUDY_TOLERANCE,
-    TOLERANCES,
-    chance_level,
-    compute_thresholds,
-    format_thresholds,
-    primary_metric,
-    tasks_at_chance,
-    threshold_from_curve,
-)
+import importlib
+import pkgutil
+import sys
 
-__all__ = [
-    "CATEGORIES",
-    "CELL_KEYS",
-    "DEFAULT_SPARSITIES",
-    "DENSE",
-    "INSTANCE_COLUMNS",
-    "KINDS",
-    "KIND_CATEGORY",
-    "MEASUREMENT_KEYS",
-    "RESULT_COLUMNS",
-    "STUDY_THRESHOLDS",
-    "STUDY_TOLERANCE",
-    "TOLERANCES",
-    "CalibrationConfig",
-    "Cell",
-    "ConfigError",
-    "ConfigMismatchError",
-    "RunLockedError",
-    "RunStore",
-    "SchemaError",
-    "SweepConfig",
-    "SweepOutcome",
-    "attach_baselines",
-    "chance_level",
-    "compare_to_study",
-    "compute_thresholds",
-    "default_config",
-    "empty_results",
-    "environment_info",
-    "finish_run",
-    "format_study_comparison",
-    "format_thresholds",
-    "higher_is_better",
-    "instance_rows",
-    "instances_from_eval",
-    "is_attention_scope",
-    "is_ffw_scope",
-    "iter_missing",
-    "known_allocations",
-    "known_methods",
-    "load_config",
-    "merge_runs",
-    "model_label",
-    "parse_structure",
-    "primary_metric",
-    "relative_drop",
-    "run_sweep",
-    "study_comparison",
-    "tasks_at_chance",
-    "threshold_from_curve",
-    "validate_instances",
-    "validate_results",
-]
+from lenskit.results import *  # noqa: F403
+from lenskit.results import __all__ as _results_all
+from lenskit.rundir import *  # noqa: F403
+from lenskit.rundir import __all__ as _rundir_all
+from lenskit.sweep import *  # noqa: F403
+from lenskit.sweep import __all__ as _sweep_all
+
+__all__ = sorted({*_results_all, *_rundir_all, *_sweep_all})
+
+#: old module name under ``lenskit.study`` -> the package it moved to
+_MOVED = {
+    "comparison": "lenskit.results", "schema": "lenskit.results",
+    "thresholds": "lenskit.results",
+    "doctor": "lenskit.rundir", "environment": "lenskit.rundir", "files": "lenskit.rundir",
+    "integrity": "lenskit.rundir", "lock": "lenskit.rundir", "manifest": "lenskit.rundir",
+    "merge": "lenskit.rundir", "rundir": "lenskit.rundir", "store": "lenskit.rundir",
+    "config": "lenskit.sweep", "executors": "lenskit.sweep", "preflight": "lenskit.sweep",
+    "runner": "lenskit.sweep",
+}
+
+
+def _alias(old: str, new: str) -> None:
+    """Make ``import <old>`` return the module ``<new>`` (and its submodules likewise)."""
+    module = importlib.import_module(new)
+    sys.modules[old] = module
+    for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        _alias(f"{old}.{sub.name}", f"{new}.{sub.name}")
+
+
+for _name, _package in _MOVED.items():
+    _alias(f"{__name__}.{_name}", f"{_package}.{_name}")
+    globals()[_name] = sys.modules[f"{__name__}.{_name}"]
+del _name, _package

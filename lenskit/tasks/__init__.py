@@ -39,7 +39,7 @@ from lenskit.tasks.countries import (
     gazetteer_text,
 )
 from lenskit.tasks.encoding import encode_prompts, token_span
-from lenskit.tasks.evaluate import BACKENDS, ROW_COLUMNS, EvalResult, evaluate, evaluate_suite
+from lenskit.tasks.evaluate import BACKENDS, ROW_COLUMNS, evaluate, evaluate_suite
 from lenskit.tasks.items import QAItem, QAItems, find_answer_span
 from lenskit.tasks.loaders import (
     DatasetUnavailableError,
@@ -57,6 +57,7 @@ from lenskit.tasks.registry import (
     parse_spec,
     parse_specs,
 )
+from lenskit.tasks.results import EvalResult
 from lenskit.tasks.select import format_template_report, template_report
 from lenskit.tasks.suites import (
     countries_suite,

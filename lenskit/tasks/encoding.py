@@ -26,6 +26,7 @@ __all__ = [
     "answer_token_ids",
     "encode_prompts",
     "encode_texts",
+    "pad_id",
     "pad_right",
     "special_affixes",
     "stop_token_mask",
@@ -84,7 +85,9 @@ def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, lengths
 
 
-def _pad_id(tokenizer) -> int:
+def pad_id(tokenizer) -> int:
+    """The token id that pads a batch: the tokenizer's pad token, else its end-of-text or
+    unknown token, else 0 (padding is masked out, so any id will do)."""
     for name in ("pad_token_id", "eos_token_id", "unk_token_id"):
         value = getattr(tokenizer, name, None)
         if value is not None:
@@ -112,7 +115,7 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, tor
     for p, r in zip(prompts, rows, strict=True):
         if not r:
             raise ValueError(f"prompt {p!r} tokenises to no tokens")
-    return pad_right(rows, _pad_id(tokenizer))
+    return pad_right(rows, pad_id(tokenizer))
 
 
 def answer_token_ids(

@@ -32,12 +32,11 @@ import torch
 from lenskit.models import model_info
 from lenskit.tasks.core import TaskSet, check_task_sets
 from lenskit.tasks.probe import observe_prompt_patterns
-from lenskit.tasks.results import PROPORTION_METRICS, EvalResult
-from lenskit.tasks.runners import MIN_SHARED_PREFIX, progress_bar, run_perplexity, run_qa
+from lenskit.tasks.results import EvalResult
+from lenskit.tasks.runners import progress_bar, run_perplexity, run_qa
 from lenskit.tasks.scoring import BridgeBackend, HFBackend
 
-__all__ = ["BACKENDS", "MIN_SHARED_PREFIX", "PROPORTION_METRICS", "ROW_COLUMNS", "EvalResult",
-           "evaluate", "evaluate_suite"]
+__all__ = ["BACKENDS", "ROW_COLUMNS", "evaluate", "evaluate_suite"]
 
 BACKENDS = ("hf", "bridge")
 DECODES = ("auto", "cache", "rerun")

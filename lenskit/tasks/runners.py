@@ -23,9 +23,9 @@ from tqdm import tqdm  # not tqdm.auto: importing it in Jupyter without ipywidge
 
 from lenskit.tasks.core import TaskInstance, TaskSet
 from lenskit.tasks.encoding import (
-    _pad_id,
     answer_token_ids,
     encode_texts,
+    pad_id,
     stop_token_mask,
     tokenizer_fingerprint,
 )
@@ -178,7 +178,7 @@ def run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, prob
     scores = _score_qa_progress(runner, prompts, enc.golds,
                                 bar if bar is not None else progress_bar(False, 0, ""),
                                 batch_size=int(batch_size), max_new_tokens=max_new,
-                                stop_mask=stop, pad_id=_pad_id(tok), decode=mode, probe=probe,
+                                stop_mask=stop, pad_id=pad_id(tok), decode=mode, probe=probe,
                                 prefix=enc.prompts[0][:n_shared] if n_shared else None)
     predictions = _decode_predictions(tok, scores.generated, stop_strings)
     insts = task.instances
@@ -252,14 +252,14 @@ def run_perplexity(task, tok, runner, vocab, batch_size, bar=None):
     sf = [w.score_from for w in task.instances]
     batch_size = int(batch_size)
     if bar is None or bar.disable:
-        lp = score_windows(runner, windows, sf, batch_size=batch_size, pad_id=_pad_id(tok))
+        lp = score_windows(runner, windows, sf, batch_size=batch_size, pad_id=pad_id(tok))
     else:  # one batch per call (the scorer's own batches) so that the bar advances
         lp = np.zeros(len(windows), dtype=np.float64)
         order = _longest_first([len(w) for w in windows])
         for start in range(0, len(windows), batch_size):
             rows = order[start:start + batch_size]
             lp[rows] = score_windows(runner, [windows[i] for i in rows], [sf[i] for i in rows],
-                                     batch_size=batch_size, pad_id=_pad_id(tok))
+                                     batch_size=batch_size, pad_id=pad_id(tok))
             bar.update(len(rows))
     n = len(windows)
     na_bool = pd.array([pd.NA] * n, dtype="boolean")

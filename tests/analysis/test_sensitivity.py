@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from study.frames import curve, frame  # tests/study (tests/ is on the path)
+from results.frames import curve, frame  # tests/results (tests/ is on the path)
 
 from lenskit.analysis.mapping import MAP_COLUMNS, validate_maps
 from lenskit.analysis.sensitivity import cumulative_map, sensitivity_map, sensitivity_table
 from lenskit.models import load_model, model_info, pruned, restore
 from lenskit.pruning import Pruner, default_calibration
-from lenskit.study.schema import RESULT_COLUMNS, SchemaError, validate_results
+from lenskit.results.schema import RESULT_COLUMNS, SchemaError, validate_results
 from lenskit.tasks import evaluate_suite
 
 from .maps_helpers import (

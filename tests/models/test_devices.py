@@ -25,7 +25,7 @@ from lenskit.models import (
     restore,
 )
 from lenskit.models.devices import device_problems
-from lenskit.study.config import ConfigError, load_config
+from lenskit.sweep.config import ConfigError, load_config
 
 
 def _expected_auto() -> str:
@@ -123,7 +123,7 @@ def test_sweep_device_settings(tmp_path):
 
 
 def test_sweep_records_the_resolved_device(tiny_dirs, tmp_path):
-    from lenskit.study.runner import run_sweep
+    from lenskit.sweep.runner import run_sweep
 
     cfg = load_config(None, {
         "models": str(tiny_dirs["gpt2"]), "methods": "magnitude", "sparsities": "0.5",

@@ -146,8 +146,8 @@ def test_a_broken_gguf_file_gives_a_clear_error(tmp_path, monkeypatch):
 
 def test_a_sweep_checks_a_gguf_model_before_loading_it(tmp_path, monkeypatch):
     from lenskit.models.gguf import gguf_n_layers
-    from lenskit.study import ConfigError, load_config
-    from lenskit.study.preflight import preflight
+    from lenskit.sweep import ConfigError, load_config
+    from lenskit.sweep.preflight import preflight
 
     monkeypatch.setenv("LENSKIT_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "tiny.gguf"

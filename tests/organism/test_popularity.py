@@ -9,8 +9,9 @@ import pytest
 from lenskit.models import load_model
 from lenskit.organism.card import bucket_rows, render_card, target_rows
 from lenskit.organism.train import ModelConfig, TrainConfig, train
-from lenskit.study import compute_thresholds, load_config
-from lenskit.study.runner import run_sweep
+from lenskit.results import compute_thresholds
+from lenskit.sweep import load_config
+from lenskit.sweep.runner import run_sweep
 from lenskit.synthetic.corpus import CorpusConfig, exposure_counts
 from lenskit.synthetic.world import World, WorldConfig
 from lenskit.tasks import evaluate_suite, organism_suite

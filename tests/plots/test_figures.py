@@ -30,7 +30,8 @@ from lenskit.plots import (
     save_chart,
     use_theme,
 )
-from lenskit.study import SweepConfig, attach_baselines, compare_to_study, compute_thresholds
+from lenskit.results import attach_baselines, compare_to_study, compute_thresholds
+from lenskit.sweep import SweepConfig
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("LENSKIT_UPDATE_SNAPSHOTS") == "1"

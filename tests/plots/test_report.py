@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lenskit.cli import main
-from lenskit.study import RunStore
+from lenskit.rundir import RunStore
 
 from .test_figures import sweep_frame
 

@@ -13,7 +13,7 @@ from lenskit.organism.train import TrainConfig
 from lenskit.pruning import CalibrationData, calibration_from_source, default_calibration, prune
 from lenskit.pruning.calibration import DEFAULT_TEXT
 from lenskit.pruning.calibration_sources import parse_source, source_fingerprint
-from lenskit.study.config.calibration import CalibrationConfig, calibration_problems
+from lenskit.sweep.config.calibration import CalibrationConfig, calibration_problems
 from lenskit.synthetic.calibration import CALIBRATION_STEP
 from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
 from lenskit.synthetic.world import WorldConfig

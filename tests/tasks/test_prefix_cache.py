@@ -6,7 +6,8 @@ import pytest
 
 from lenskit.synthetic.world import WorldConfig
 from lenskit.tasks import QAItem, organism_suite, templated_task
-from lenskit.tasks.evaluate import MIN_SHARED_PREFIX, evaluate
+from lenskit.tasks.evaluate import evaluate
+from lenskit.tasks.runners import MIN_SHARED_PREFIX
 from lenskit.tasks.select import format_template_report, template_report
 
 

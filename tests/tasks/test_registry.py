@@ -239,7 +239,7 @@ def test_a_sweep_runs_the_study_tasks_from_local_files(tmp_path, tiny_dirs):
     """The issue's done-when, end to end on a tiny local model: a config naming the study's
     tasks from files in their published formats, calibrated on real text, sequentially;
     the manifest and rows say which data, prompts and calibration were used."""
-    from lenskit.study import load_config, run_sweep
+    from lenskit.sweep import load_config, run_sweep
 
     qa = _triviaqa_rc(tmp_path / "triviaqa-rc")
     web = tmp_path / "webquestions.examples.test.json"

@@ -1,0 +1,318 @@
+"""Thresholds on hand-made frames: every expected number is worked out by hand below."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lenskit.results import (
+    STUDY_THRESHOLDS,
+    compare_to_study,
+    compute_thresholds,
+    format_study_comparison,
+    format_thresholds,
+    threshold_from_curve,
+)
+from lenskit.results.schema import relative_drop
+
+from .frames import curve, frame
+
+
+def one(thr: pd.DataFrame, tol: float, **keys) -> pd.Series:
+    sel = np.isclose(thr["tolerance"], tol)
+    for k, v in keys.items():
+        sel &= thr[k] == v
+    assert sel.sum() == 1, thr[sel]
+    return thr[sel].iloc[0]
+
+
+def test_monotone_curve_each_tolerance():
+    # baseline 0.80; drops: 0.1 -> 0, 0.2 -> 0.0125, 0.3 -> 0.0375, 0.4 -> 0.075, 0.5 -> 0.25
+    df = frame(curve(0.80, {0.1: 0.80, 0.2: 0.79, 0.3: 0.77, 0.4: 0.74, 0.5: 0.60}))
+    thr = compute_thresholds(df)
+    assert one(thr, 0.02)["threshold"] == pytest.approx(0.2)
+    assert one(thr, 0.05)["threshold"] == pytest.approx(0.3)
+    assert one(thr, 0.10)["threshold"] == pytest.approx(0.4)
+    r = one(thr, 0.05)
+    assert not r["censored"] and r["n_sparsities"] == 5 and r["max_sparsity"] == 0.5
+    assert r["ci_method"] == "none" and np.isnan(r["ci_low"])
+    assert (r["kind"], r["category"], r["metric"]) == ("closed_book", "fact_recall", "em")
+
+
+def test_non_monotone_first_crossing_vs_largest_within():
+    # drops: 0.1 -> 0, 0.2 -> 0.125 (crosses 5%), 0.3 -> 0.0125, 0.4 -> 0.025
+    df = frame(curve(0.80, {0.1: 0.80, 0.2: 0.70, 0.3: 0.79, 0.4: 0.78}))
+    first = one(compute_thresholds(df), 0.05)
+    assert first["threshold"] == pytest.approx(0.1) and not first["censored"]
+    last = one(compute_thresholds(df, rule="largest_within"), 0.05)
+    # the highest level is within 5% again, so the curve is censored at the top
+    assert last["threshold"] == pytest.approx(0.4) and last["censored"]
+    assert threshold_from_curve([0.4, 0.1, 0.3, 0.2], [0.025, 0, 0.0125, 0.125], 0.05) \
+        == (pytest.approx(0.1), False)
+
+
+def test_tie_at_tolerance_is_within():
+    # (1.0 - 0.95) / 1.0 is 0.05000000000000004 in floating point: still within 5%
+    df = frame(curve(1.0, {0.2: 0.95, 0.4: 0.949}))
+    assert one(compute_thresholds(df), 0.05)["threshold"] == pytest.approx(0.2)
+
+
+def test_dense_point_when_first_level_already_breaks():
+    df = frame(curve(0.5, {0.1: 0.40, 0.2: 0.30}))  # drop 0.2 at the first level
+    r = one(compute_thresholds(df), 0.10)
+    assert r["threshold"] == 0.0 and not r["censored"]
+
+
+def test_missing_levels_and_censoring():
+    # tested 0.1, 0.3, 0.6 only: within up to 0.3, broken at 0.6 -> 0.3 (0.4, 0.5 unknown)
+    df = frame(curve(0.6, {0.6: 0.3, 0.1: 0.6, 0.3: 0.59}))
+    assert one(compute_thresholds(df), 0.05)["threshold"] == pytest.approx(0.3)
+    # everything within -> the highest tested level, censored
+    df = frame(curve(0.6, {0.1: 0.6, 0.3: 0.59}))
+    r = one(compute_thresholds(df), 0.05)
+    assert r["threshold"] == pytest.approx(0.3) and r["censored"]
+
+
+def test_lower_is_better_metric():
+    # perplexity 10 -> 10.1 (+1%), 10.6 (+6%), 13 (+30%)
+    df = frame(curve(10.0, {0.1: 10.1, 0.2: 10.6, 0.3: 13.0}, metric="perplexity",
+                     kind="perplexity", task="ppl"))
+    thr = compute_thresholds(df)
+    assert one(thr, 0.05)["threshold"] == pytest.approx(0.1)
+    assert one(thr, 0.10)["threshold"] == pytest.approx(0.2)
+    assert relative_drop(10.6, 10.0, "perplexity") == pytest.approx(0.06)
+    assert relative_drop(0.7, 0.8, "em") == pytest.approx(0.125)
+    assert relative_drop(-3.0, -2.0, "logprob") == pytest.approx(0.5)  # less likely = worse
+
+
+def test_seeds_are_averaged_before_the_drop():
+    # seed 0: dense 0.8, s=0.2 -> 0.8; seed 1: dense 0.6, s=0.2 -> 0.5
+    # mean value 0.65 vs mean baseline 0.70 -> drop 0.0714: beyond 5%, within 10%
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.8}, seed=0), curve(0.6, {0.1: 0.6, 0.2: 0.5}, seed=1))
+    thr = compute_thresholds(df)
+    assert one(thr, 0.05)["threshold"] == pytest.approx(0.1)
+    assert one(thr, 0.10)["threshold"] == pytest.approx(0.2)
+    assert one(thr, 0.10)["n_seeds"] == 2
+
+
+def test_groups_are_separate_curves():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.6}, scope="attn"),
+               curve(0.8, {0.1: 0.8, 0.2: 0.8}, scope="mlp"),
+               curve(0.5, {0.1: 0.2, 0.2: 0.1}, scope="mlp", task="u", kind="open_book"))
+    thr = compute_thresholds(df, tolerances=[0.05])
+    assert len(thr) == 3
+    assert one(thr, 0.05, scope="attn")["threshold"] == pytest.approx(0.1)
+    assert one(thr, 0.05, scope="mlp", task="t")["threshold"] == pytest.approx(0.2)
+    assert one(thr, 0.05, scope="mlp", task="u")["threshold"] == 0.0
+    assert one(thr, 0.05, task="u")["category"] == "icl"
+
+
+def test_ci_bounds_bracket():
+    # baseline 0.80. level: value [ci_low, ci_high] -> drops at value / ci_low / ci_high
+    # 0.1: 0.80 [0.78, 0.82] -> 0     / 0.025 / -0.025
+    # 0.2: 0.78 [0.75, 0.81] -> 0.025 / 0.0625 / -0.0125
+    # 0.3: 0.74 [0.70, 0.77] -> 0.075 / 0.125 / 0.0375
+    # 0.4: 0.60 [0.55, 0.65] -> 0.25  / ...   / 0.1875
+    # tol 5%: point 0.2, pessimistic 0.1, optimistic 0.3
+    rows = curve(0.80, {})
+    from .frames import make_row
+    for s, v, lo, hi in [(0.1, 0.80, 0.78, 0.82), (0.2, 0.78, 0.75, 0.81),
+                         (0.3, 0.74, 0.70, 0.77), (0.4, 0.60, 0.55, 0.65)]:
+        rows.append(make_row(value=v, sparsity=s, ci=(lo, hi)))
+    r = one(compute_thresholds(frame(rows)), 0.05)
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == pytest.approx((0.2, 0.1, 0.3))
+    assert r["ci_method"] == "ci_bounds"
+
+
+def _instances(df: pd.DataFrame, values: dict, metric: str = "em", weights=None) -> pd.DataFrame:
+    """values: sparsity (0 = dense) -> per-instance values."""
+    rows = []
+    for _, r in df.iterrows():
+        s = 0.0 if r["method"] == "dense" else round(r["target_sparsity"], 6)
+        for i, v in enumerate(values[s]):
+            rows.append({"cell_id": r["cell_id"], "task": r["task"], "metric": metric,
+                         "instance_id": i, "value": v,
+                         "weight": 1.0 if weights is None else weights[i]})
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_ci_by_hand():
+    # 10 instances. dense: all right. 0.1: all right (drop 0 in every resample).
+    # 0.2: one wrong -> resampled drop = (# draws of the wrong one) / 10, <= 5% only when
+    # it is never drawn: P = 0.9**10 = 0.349. 0.3: all wrong (always broken).
+    # Threshold per resample: 0.2 w.p. 0.349, else 0.1 -> 95% CI [0.1, 0.2]; point 0.1.
+    values = {0.0: [1] * 10, 0.1: [1] * 10, 0.2: [1] * 9 + [0], 0.3: [0] * 10}
+    df = frame(curve(1.0, {0.1: 1.0, 0.2: 0.9, 0.3: 0.0}))
+    thr = compute_thresholds(df, _instances(df, values), tolerances=[0.05], n_boot=2000)
+    r = one(thr, 0.05)
+    assert r["ci_method"] == "bootstrap"
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == pytest.approx((0.1, 0.1, 0.2))
+    # at 10% the wrong instance may be drawn once (0.9**10 + 10 * 0.1 * 0.9**9 = 0.736)
+    r = one(compute_thresholds(df, _instances(df, values), tolerances=[0.10]), 0.10)
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == pytest.approx((0.2, 0.1, 0.2))
+    # deterministic given the seed
+    again = compute_thresholds(df, _instances(df, values), tolerances=[0.05], n_boot=2000)
+    pd.testing.assert_frame_equal(thr, again)
+
+
+def test_bootstrap_is_paired():
+    # The pruned model answers exactly like the dense one at 0.1 (half right), so every
+    # paired resample has drop 0 there; unpaired resampling would often exceed 2%.
+    values = {0.0: [1, 0] * 10, 0.1: [1, 0] * 10, 0.2: [0] * 20}
+    df = frame(curve(0.5, {0.1: 0.5, 0.2: 0.0}))
+    r = one(compute_thresholds(df, _instances(df, values), tolerances=[0.02]), 0.02)
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == (0.1, 0.1, 0.1)
+
+
+def test_bootstrap_perplexity_weighted():
+    # windows' mean NLL with token weights; level 0.1 equals dense, level 0.2 is far worse
+    nll = [2.0, 2.5, 3.0]
+    w = [10.0, 20.0, 30.0]
+    ppl = float(np.exp(np.average(nll, weights=w)))
+    values = {0.0: nll, 0.1: nll, 0.2: [x + 1 for x in nll]}
+    df = frame(curve(ppl, {0.1: ppl, 0.2: ppl * np.e}, metric="perplexity",
+                     kind="perplexity", task="ppl"))
+    r = one(compute_thresholds(df, _instances(df, values, "perplexity", w),
+                               tolerances=[0.05]), 0.05)
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == (0.1, 0.1, 0.1)
+
+
+def test_bad_arguments():
+    df = frame(curve(0.8, {0.1: 0.8}))
+    with pytest.raises(ValueError, match="unknown rule 'best'"):
+        compute_thresholds(df, rule="best")
+    with pytest.raises(ValueError, match="tolerances"):
+        compute_thresholds(df, tolerances=[-0.1])
+    with pytest.raises(ValueError, match=r"metric\(s\) \['acc'\] not in results"):
+        compute_thresholds(df, metrics=["acc"])
+    no_dense = df[df["method"] != "dense"]
+    # without dense rows the stored baseline column is used
+    assert one(compute_thresholds(no_dense), 0.05)["threshold"] == pytest.approx(0.1)
+
+
+def test_format_thresholds_table():
+    df = frame(
+        curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+        curve(0.8, {0.1: 0.8, 0.2: 0.5, 0.3: 0.5}, scope="attn", task="capitals"),
+        curve(0.6, {0.1: 0.6, 0.2: 0.6, 0.3: 0.6}, scope="all", task="copy",
+              kind="open_book"),
+        curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals",
+              metric="logprob"),
+    )
+    text = format_thresholds(compute_thresholds(df))
+    lines = text.splitlines()
+    assert "m · wanda · unstructured · uniform" in lines[0] and "5%" in lines[0]
+    header = lines[2].split()
+    assert header[-2:] == ["all", "attn"]
+    # fact recall rows come before in-context rows; primary metric em is shown
+    fact, icl = text.index("fact recall"), text.index("in-context")
+    assert fact < text.index("capitals (em)") < icl < text.index("copy (em)")
+    cap = next(line for line in lines if "capitals" in line).split()
+    assert cap[-2:] == ["20%", "10%"]
+    # every level within: said in words, no degenerate interval
+    copy = next(line for line in lines if "copy" in line)
+    assert "≥30% (all levels within 5%)" in copy and copy.split()[-1] == "-"
+    assert "logprob" not in text
+    failing = frame(curve(0.8, {0.1: 0.5, 0.2: 0.5}, scope="all", task="capitals"))
+    assert "0% (fails at lowest level)" in format_thresholds(compute_thresholds(failing))
+    assert "logprob" not in text
+
+
+def _study_frame() -> pd.DataFrame:
+    return frame(
+        curve(0.8, {0.1: 0.8, 0.2: 0.8, 0.3: 0.78, 0.4: 0.6}, task="capital_closed"),
+        curve(0.8, {0.1: 0.8, 0.2: 0.6, 0.3: 0.6, 0.4: 0.6}, task="capital_closed",
+              model="m2"),
+        curve(0.9, {0.1: 0.9, 0.2: 0.9, 0.3: 0.9, 0.4: 0.9}, task="fn_linear", kind="function"),
+        curve(0.9, {0.1: 0.9, 0.2: 0.9, 0.3: 0.5, 0.4: 0.5}, task="fn_tree", kind="function"),
+        curve(0.9, {0.1: 0.9, 0.2: 0.9, 0.3: 0.5, 0.4: 0.5}, task="fn_tree", kind="function",
+              scope="attn"),
+    )
+
+
+def test_compare_to_study():
+    cmp = compare_to_study(compute_thresholds(_study_frame()))
+    assert list(cmp["group"]) == list(dict.fromkeys(STUDY_THRESHOLDS["group"]))
+    closed = cmp[cmp["group"] == "closed-book QA"].iloc[0]
+    # m: 0.3, m2: 0.1 -> mean 0.2 over 2 thresholds; study 30-40%
+    assert closed["measured"] == pytest.approx(0.2) and closed["n"] == 2
+    assert (closed["measured_min"], closed["measured_max"]) == pytest.approx((0.1, 0.3))
+    assert (closed["study_low"], closed["study_high"]) == (0.3, 0.4)
+    assert "TriviaQA 30%" in closed["study"] and "WebQuestions 40%" in closed["study"]
+    lin = cmp[cmp["group"] == "function: linear"].iloc[0]
+    assert lin["measured"] == pytest.approx(0.4) and lin["censored"]
+    tree = cmp[cmp["group"] == "function: decision tree"].iloc[0]
+    assert tree["measured"] == pytest.approx(0.2) and tree["n"] == 1  # scope "all" only
+    assert tree["study_low"] == 0.7
+    missing = cmp[cmp["group"] == "overriding QA"].iloc[0]
+    assert pd.isna(missing["method"]) and np.isnan(missing["measured"])
+    text = format_study_comparison(cmp)
+    assert "not measured" in text and "≥40%" in text
+
+
+def test_empty_results_give_empty_thresholds():
+    df = frame(curve(0.8, {}))
+    thr = compute_thresholds(df)
+    assert len(thr) == 0
+    assert "no thresholds" in format_thresholds(thr)
+    assert compare_to_study(thr)["measured"].isna().all()
+
+
+def test_real_evaluation_rows_instances_and_bootstrap(tiny_dirs, tmp_path):
+    """A dense + magnitude-pruned tiny Llama evaluated by the task suite: rows and instance
+    tables built from the suite's output agree with its aggregates, go through the store,
+    and give bootstrap thresholds."""
+    import torch
+
+    from lenskit.models import load_model, model_info, pruned
+    from lenskit.results import instances_from_eval
+    from lenskit.results.schema import aggregate
+    from lenskit.rundir import RunStore
+    from lenskit.sweep import SweepConfig
+    from lenskit.tasks import default_suite, evaluate_suite
+
+    torch.set_num_threads(1)
+    model = load_model(tiny_dirs["llama"])
+    info = model_info(model)
+    suite = default_suite(model, "small", 0)
+    names = ["countries_capital_closed_book", "countries_capital_overriding",
+             "fn_linear_d4_n32_k2", "perplexity"]
+    cfg = SweepConfig(models=[str(tiny_dirs["llama"])], methods=["magnitude"],
+                      sparsities=[0.5, 0.9], scopes=["all"], matched=False, tasks=names)
+    tasks = cfg.select_tasks(suite)
+    assert list(tasks) == names
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        cfg.with_overrides({"tasks": "nope"}).select_tasks(suite)
+    counts = {s: info.select(s).n_params for s in cfg.scopes_needed()}
+    with RunStore.open(tmp_path / "run", cfg) as store:
+        for cell in cfg.cells():
+            masks = {}
+            for site in info.select(cell.scope):
+                w = site.weight().abs().flatten()
+                k = round(cell.resolve_sparsity(counts) * w.numel())
+                keep = torch.ones_like(w, dtype=torch.bool)
+                keep[torch.argsort(w, stable=True)[:k]] = False
+                masks[site.name] = keep.reshape(site.shape)
+            with pruned(model, masks):
+                res = evaluate_suite(model, tasks, batch_size=64, n_bootstrap=50)
+            removed = sum(int((~m).sum()) for m in masks.values())
+            summary = res.summary()
+            rows = cell.to_rows(summary, scope_params=counts, params_removed=removed)
+            inst = instances_from_eval(res.rows, cell.cell_id)
+            # every aggregate of the suite is the (weighted) mean of our instance values
+            for _, s in summary.iterrows():
+                sub = inst[(inst.task == s.task) & (inst.metric == s.metric)]
+                agg = aggregate(sub["value"].to_numpy(), sub["weight"].to_numpy(), s.metric)
+                assert agg == pytest.approx(s.value, rel=1e-9, abs=1e-12), (s.task, s.metric)
+            store.write_cell(cell.cell_id, rows, instances=inst)
+    results = RunStore(tmp_path / "run").results()
+    dense = results[results.method == "dense"]
+    assert (dense.remaining_params == counts["all"]).all()
+    pruned_rows = results[results.method == "magnitude"]
+    assert sorted(set(pruned_rows.achieved_sparsity.round(3))) == [0.5, 0.9]
+    thr = compute_thresholds(results, RunStore(tmp_path / "run").instances(), n_boot=200)
+    assert set(thr.ci_method) == {"bootstrap"}
+    assert set(thr.task) == set(names)
+    assert set(thr.threshold) <= {0.0, 0.5, 0.9}
+    assert set(thr.ci_low) <= {0.0, 0.5, 0.9} and (thr.ci_low <= thr.ci_high).all()

@@ -1,0 +1,211 @@
+"""Corrupted files: cell files, the manifest and mask files are detected, named, and the run
+repaired (quarantine + recompute, `lenskit doctor`), never silently used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from results.frames import synthetic_cell
+from sweep.test_runner import tiny_config
+
+from lenskit.cli import main
+from lenskit.errors import CorruptFileError
+from lenskit.models import MaskSet
+from lenskit.rundir import RunStore
+from lenskit.rundir.doctor import doctor
+from lenskit.rundir.manifest import MANIFEST
+from lenskit.sweep.runner import run_sweep
+
+N = 6
+CONFIG = {"name": "integrity", "seeds": [0]}
+
+
+def fill(run: Path) -> tuple[RunStore, int]:
+    """Write every synthetic cell not yet done (a resume); return the store and how many."""
+    written = 0
+    with RunStore.open(run, CONFIG) as store:
+        for i in range(N):
+            cid, rows, inst = synthetic_cell(i, n_instances=50)
+            if not store.done(cid):
+                store.write_cell(cid, rows, instances=inst)
+                written += 1
+    return store, written
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+ORDER = [synthetic_cell(i, 1)[0] for i in range(N)]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "tamper", "empty", "instances"])
+def test_resume_quarantines_and_recomputes_a_damaged_cell(damage, tmp_path):
+    ref, _ = fill(tmp_path / "ref")
+    run = tmp_path / "run"
+    fill(run)
+    victim = ORDER[3]
+    cell = run / "cells" / f"{victim}.parquet"
+    if damage == "truncate":
+        truncate(cell)
+    elif damage == "tamper":  # a valid Parquet file with other numbers: only the hash knows
+        df = pd.read_parquet(cell)
+        df.assign(value=df["value"] + 0.25).to_parquet(cell, index=False)
+    elif damage == "empty":
+        cell.write_bytes(b"")
+    else:
+        truncate(run / "instances" / f"{victim}.parquet", 0.3)
+    store, written = fill(run)
+    assert written == 1
+    assert len(store.repaired) == 1 and victim in store.repaired[0]
+    moved = list((run / "quarantine").iterdir())
+    assert len(moved) == 2 and all(victim in p.name for p in moved)  # cell and instances
+    pd.testing.assert_frame_equal(RunStore(run).results(ORDER), ref.results(ORDER))
+    pd.testing.assert_frame_equal(RunStore(run).instances(ORDER), ref.instances(ORDER))
+    assert fill(run)[0].repaired == []  # healthy now
+
+
+def test_a_cell_whose_hash_was_never_recorded_is_checked_by_parsing(tmp_path):
+    # What a kill between the cell file's rename and the manifest's rewrite leaves.
+    run = tmp_path / "r"
+    fill(run)
+    m = json.loads((run / MANIFEST).read_text())
+    intact, broken = ORDER[1], ORDER[2]
+    for cid in (intact, broken):
+        del m["cells"][cid]
+    (run / MANIFEST).write_text(json.dumps(m))
+    truncate(run / "cells" / f"{broken}.parquet")
+    store, written = fill(run)
+    assert written == 1 and len(store.repaired) == 1 and broken in store.repaired[0]
+    cells = RunStore(run).manifest()["cells"]
+    assert len(cells[intact]["sha256"]) == 64 and len(cells[broken]["sha256"]) == 64
+
+
+def test_reading_a_damaged_cell_names_it(tmp_path, capsys):
+    run = tmp_path / "r"
+    fill(run)
+    bad = run / "cells" / f"{ORDER[2]}.parquet"
+    truncate(bad)
+    with pytest.raises(CorruptFileError, match=ORDER[2]) as e:
+        RunStore(run).results()
+    assert "lenskit doctor" in str(e.value)
+    assert main(["thresholds", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "lenskit doctor" in err and "Traceback" not in err
+
+
+def test_truncated_manifest_is_named_and_doctor_rebuilds_it(tmp_path, capsys):
+    run = tmp_path / "r"
+    ref, _ = fill(run)
+    expected = ref.results(ORDER)
+    truncate(run / MANIFEST, 0.4)
+    with pytest.raises(CorruptFileError) as e:
+        RunStore.open(run, CONFIG)
+    assert str(run / MANIFEST) in str(e.value) and "lenskit doctor" in str(e.value)
+    assert main(["thresholds", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "doctor" in err and "Traceback" not in err
+    assert main(["doctor", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "manifest.json was damaged" in out and "quarantine" in out
+    store, written = fill(run)  # resumes: every cell is still there and verified
+    assert written == 0 and store.repaired == []
+    pd.testing.assert_frame_equal(RunStore(run).results(ORDER), expected)
+    assert main(["doctor", str(run)]) == 0
+    assert "healthy" in capsys.readouterr().out
+
+
+def test_doctor_repairs_and_reports(tmp_path):
+    run = tmp_path / "r"
+    fill(run)
+    # a killed sweep: status left "running", a temporary file, a damaged cell
+    m = json.loads((run / MANIFEST).read_text())
+    m["status"] = m["sessions"][-1]["status"] = "running"
+    (run / MANIFEST).write_text(json.dumps(m))
+    (run / "cells" / ".x.parquet.tmp-1-abc").write_bytes(b"half")
+    truncate(run / "cells" / f"{ORDER[4]}.parquet")
+    report = doctor(run)
+    text = "\n".join(report)
+    assert "temporary" in text and "'interrupted'" in text and ORDER[4] in text
+    assert len(report) == 3
+    assert ORDER[4] not in RunStore(run).done_ids()
+    assert RunStore(run).manifest()["status"] == "interrupted"
+    assert doctor(run) == []
+    _, written = fill(run)
+    assert written == 1
+
+
+def test_doctor_refuses_a_running_sweep(tmp_path):
+    run = tmp_path / "r"
+    fill(run)
+    with RunStore.open(run, CONFIG), pytest.raises(OSError, match="in use by"):
+        doctor(run)
+
+
+def test_sweep_recomputes_a_truncated_cell(tiny_dirs, tmp_path):
+    cfg = tiny_config(tiny_dirs["llama"], tmp_path / "run")
+    first = run_sweep(cfg, progress=False, echo=lambda _: None).results
+    victim = sorted((tmp_path / "run" / "cells").glob("*.parquet"))[1]
+    truncate(victim)
+    lines: list[str] = []
+    again = run_sweep(cfg, progress=False, echo=lines.append)
+    assert again.cells_run == 1 and again.cells_skipped == 4
+    assert any(ln.startswith("repaired:") and victim.stem in ln for ln in lines)
+    keys = ["cell_id", "task", "metric"]
+    pd.testing.assert_frame_equal(
+        first.sort_values(keys).reset_index(drop=True),
+        again.results.sort_values(keys).reset_index(drop=True),
+        check_exact=False, rtol=1e-6, atol=1e-9)
+
+
+# ---- mask files --------------------------------------------------------------------------
+
+def random_masks(packed: bool, tmp_path: Path) -> tuple[MaskSet, Path]:
+    g = torch.Generator().manual_seed(0)
+    masks = MaskSet({f"blocks.{i}.mlp.in": torch.rand(160, 200, generator=g) > 0.5
+                     for i in range(2)}, model="m", meta={"method": "test"})
+    path = tmp_path / "masks.safetensors"
+    masks.save(path, packed=packed)
+    return masks, path
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_mask_file_round_trip_and_flipped_bytes(packed, tmp_path):
+    masks, path = random_masks(packed, tmp_path)
+    back = MaskSet.load(path)
+    assert all(torch.equal(back[k], masks[k]) for k in masks)
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    rng = np.random.default_rng(0)
+    for i in rng.choice(np.arange(header, len(data)), size=1000, replace=False):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"masks\.safetensors") as e:
+        MaskSet.load(path)
+    assert "checksum" in str(e.value)
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.05, 0.5, 0.99])
+def test_truncated_mask_file_is_named(keep, tmp_path):
+    _, path = random_masks(True, tmp_path)
+    truncate(path, keep)
+    with pytest.raises(CorruptFileError, match=r"masks\.safetensors"):
+        MaskSet.load(path)
+
+
+def test_missing_manifest_is_rebuilt_by_doctor(tmp_path):
+    run = tmp_path / "r"
+    ref, _ = fill(run)
+    (run / MANIFEST).unlink()
+    with pytest.raises(CorruptFileError, match="lenskit doctor"):
+        RunStore.open(run, CONFIG)
+    assert any("missing" in line for line in doctor(run))
+    _, written = fill(run)
+    assert written == 0
+    pd.testing.assert_frame_equal(RunStore(run).results(ORDER), ref.results(ORDER))

@@ -1,0 +1,217 @@
+"""The run directory: atomic cell files, resume after SIGKILL, config checks, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from results.frames import synthetic_cell
+
+from lenskit.results import SchemaError
+from lenskit.rundir import ConfigMismatchError, RunLockedError, RunStore
+from lenskit.rundir.files import atomic_write_bytes
+from lenskit.rundir.lock import lock_holder
+from lenskit.sweep import default_config
+
+N_CELLS = 12
+CONFIG = {"name": "synthetic", "seeds": [0], "sparsities": [0.1, 0.2], "out_dir": "a"}
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from results.frames import synthetic_cell
+    from lenskit.rundir import RunStore
+    store = RunStore.open({run!r}, {config!r})
+    print("opened", flush=True)
+    for i in range({n}):
+        cell_id, rows, inst = synthetic_cell(i, n_instances={n_inst})
+        if store.done(cell_id):
+            continue
+        time.sleep({sleep})
+        store.write_cell(cell_id, rows, instances=inst, seconds=0.1, label=f"cell {{i}}")
+    store.close()
+""")
+
+
+def run_all(run_dir: Path, config=CONFIG, n_instances: int = 5000) -> tuple[RunStore, int]:
+    """Write every synthetic cell not yet done; return the store and how many it wrote."""
+    written = 0
+    with RunStore.open(run_dir, config) as store:
+        for i in range(N_CELLS):
+            cell_id, rows, inst = synthetic_cell(i, n_instances=n_instances)
+            if store.done(cell_id):
+                continue
+            store.write_cell(cell_id, rows, instances=inst, seconds=0.1, label=f"cell {i}")
+            written += 1
+    return store, written
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    order = [synthetic_cell(i, 1)[0] for i in range(N_CELLS)]
+    ref_store, written = run_all(tmp_path / "ref")
+    assert written == N_CELLS
+    expected = ref_store.results(order)
+    expected_inst = ref_store.instances(order)
+    assert len(expected) == 2 * N_CELLS and len(expected_inst) == 2 * 5000 * N_CELLS
+
+    run = tmp_path / "killed"
+    script = CHILD.format(tests=str(TESTS_DIR), run=str(run), config=CONFIG, n=N_CELLS,
+                          sleep=0.3, n_inst=5000)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(RunStore(run).done_ids()) < 4:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.02)
+        time.sleep(0.13)  # land somewhere inside the next cell's sleep or write
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    done_before = RunStore(run).done_ids()
+    assert 4 <= len(done_before) < N_CELLS, "the child was not killed mid-sweep"
+    assert lock_holder(run) is None  # the kernel released the killed process's lock
+
+    # A reader sees only the finished cells, each complete.
+    partial = RunStore(run).results(order)
+    assert set(partial["cell_id"]) == done_before
+    assert len(partial) == 2 * len(done_before)
+
+    store, written = run_all(run)  # resume: takes over the stale lock
+    assert written == N_CELLS - len(done_before)
+    pd.testing.assert_frame_equal(store.results(order), expected)
+    pd.testing.assert_frame_equal(store.instances(order), expected_inst)
+    assert not list(run.rglob(".*.tmp-*")), "temporary files were left behind"
+    manifest = store.manifest()
+    assert [s["status"] for s in manifest["sessions"]] == ["running", "complete"]
+    assert manifest["status"] == "complete" and manifest["finished"]
+    assert set(manifest["cells"]) >= set(order) - done_before
+
+
+def test_partial_files_are_never_read(tmp_path):
+    run_all(tmp_path / "r", n_instances=10)
+    cells = tmp_path / "r" / "cells"
+    one = next(cells.glob("*.parquet"))
+    # what a process killed mid-write leaves: a truncated temporary file
+    (cells / f".{one.name}.tmp-999-deadbeef").write_bytes(one.read_bytes()[:100])
+    (cells / ".0000.parquet.tmp-1-x").write_bytes(b"garbage")
+    reader = RunStore(tmp_path / "r")
+    assert len(reader.done_ids()) == N_CELLS
+    assert len(reader.results()) == 2 * N_CELLS
+    with RunStore.open(tmp_path / "r", CONFIG):  # a writer cleans them up
+        pass
+    assert not list(cells.glob(".*"))
+
+
+def test_atomic_write_failure_leaves_old_file(tmp_path):
+    path = tmp_path / "x.bin"
+    atomic_write_bytes(path, lambda f: f.write(b"old"))
+
+    def fail(f):
+        f.write(b"half of the new con")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, fail)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]
+
+
+def test_config_grows_and_force(tmp_path):
+    run = tmp_path / "r"
+    with RunStore.open(run, CONFIG) as store:
+        cid, rows, inst = synthetic_cell(0)
+        store.write_cell(cid, rows, instances=inst)
+    # another grid is accepted (cells are identified by id); the history keeps both configs
+    other = {**CONFIG, "sparsities": [0.1, 0.3], "seeds": [1]}
+    with RunStore.open(run, other) as store:
+        assert store.done(cid)
+        assert store.config() == other
+        assert store.manifest()["configs"] == [
+            {k: v for k, v in c.items() if k != "out_dir"} for c in (CONFIG, other)]
+    assert lock_holder(run) is None
+    # out_dir may differ (the run directory was moved or given as another path): no new entry
+    with RunStore.open(run, {**CONFIG, "out_dir": "elsewhere"}) as store:
+        assert store.done(cid) and len(store.manifest()["configs"]) == 2
+    with RunStore.open(run, other, force=True) as store:
+        assert not store.done_ids()
+        assert store.config()["seeds"] == [1] and len(store.manifest()["configs"]) == 1
+    # a SweepConfig is stored as its dict
+    cfg = default_config()
+    with RunStore.open(tmp_path / "s", cfg) as store:
+        assert store.config() == json.loads(json.dumps(cfg.to_dict()))
+    # a model whose weights changed is a true conflict
+    with RunStore.open(tmp_path / "s", cfg) as store:
+        store.record_model("organism", {"fingerprint": "aaaa", "path": "x"})
+        store.record_model("organism", {"fingerprint": "aaaa", "path": "y"})
+        with pytest.raises(ConfigMismatchError, match=r"'organism' has changed.*aaaa, now bbbb"):
+            store.record_model("organism", {"fingerprint": "bbbb"})
+
+
+def test_lock(tmp_path):
+    run = tmp_path / "r"
+    store = RunStore.open(run, CONFIG)
+    with pytest.raises(RunLockedError, match=str(os.getpid())):
+        RunStore.open(run, CONFIG)
+    store.close()
+    assert lock_holder(run) is None
+    # a lock file left by a process that is gone is no lock (the kernel lock died with it)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+    (run / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    RunStore.open(run, CONFIG).close()
+
+
+def test_write_cell_checks(tmp_path):
+    with RunStore.open(tmp_path / "r", CONFIG) as store:
+        cid, rows, inst = synthetic_cell(1)
+        with pytest.raises(ValueError, match="carry cell_id"):
+            store.write_cell("abc", rows)
+        with pytest.raises(SchemaError, match=r"missing column\(s\) \['value'\]"):
+            store.write_cell(cid, rows.drop(columns="value"))
+        with pytest.raises(ValueError, match="instances of cell"):
+            store.write_cell(cid, rows, instances=inst.assign(cell_id="zzz"))
+        with pytest.raises(ValueError, match="bad cell id"):
+            store.write_cell("../evil", rows)
+        assert not store.done(cid) and not list((tmp_path / "r").rglob("*.parquet"))
+        store.write_cell(cid, rows, instances=inst, seconds=1.234, label="one")
+        with pytest.raises(ValueError, match="already done"):
+            store.write_cell(cid, rows)
+        pd.testing.assert_frame_equal(store.read_cell(cid), rows, check_dtype=False)
+        timings = store.timings()
+        assert timings.loc[0, "seconds"] == 1.234 and timings.loc[0, "label"] == "one"
+    with pytest.raises(RuntimeError, match="read-only"):
+        RunStore(tmp_path / "r").write_cell(cid, rows)
+
+
+def test_manifest_and_tables(tmp_path):
+    run = tmp_path / "r"
+    with RunStore.open(run, CONFIG) as store:
+        pass
+    m = RunStore(run).manifest()
+    assert m["format"] == "lenskit-run/2" and m["config"] == CONFIG and m["seeds"] == [0]
+    for pkg in ("lenskit", "torch", "transformers", "transformer-lens", "python"):
+        assert m["versions"][pkg], pkg
+    git = m["git"]
+    assert git is None or (len(git["revision"]) == 40 and isinstance(git["dirty"], bool))
+    assert m["host"]["hostname"] and m["sessions"][0]["start"] and m["sessions"][0]["end"]
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    paths = RunStore(run).write_table("thresholds", df)
+    assert [p.name for p in paths] == ["thresholds.parquet", "thresholds.csv"]
+    pd.testing.assert_frame_equal(RunStore(run).read_table("thresholds"), df)
+    assert pd.read_csv(paths[1]).equals(df)
+    assert len(store.results()) == 0 and list(store.results().columns)[:2] == ["model",
+                                                                             "model_params"]
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        RunStore(tmp_path / "nothing").manifest()
