@@ -41,6 +41,9 @@ __all__ = ["BlockWalker", "ExpertInputs", "GroupStats", "group_sites"]
 
 STAT_KINDS = ("norms", "hessian")
 SYMMETRIC_MIN_DIM = 512  # from this d_in on, X^T X is accumulated block-triangularly
+# A statistics pass whose outputs are not needed stops once its last wanted input is seen
+# (off only to measure what it saves: benchmarks/calibration_bench.py).
+EARLY_STOP = True
 
 
 def symmetric_chunk(d_in: int) -> int:
@@ -177,6 +180,28 @@ def _eager_experts(hf):
         hf.set_experts_implementation(before)
 
 
+class _Feeder:
+    """Forward pre-hooks that add each wanted input to its statistics; with ``early``, the
+    pass is ended (:class:`StopForward`) once all ``n_groups`` inputs of the pass are in."""
+
+    def __init__(self, n_groups: int, early: bool) -> None:
+        self.n_groups = n_groups
+        self.early = early
+        self.seen: set[str] = set()
+
+    def start(self, *_: Any) -> None:
+        self.seen.clear()
+
+    def hook(self, group: str, st: GroupStats) -> Callable:
+        def add(_module, args):
+            st.add(args[0], n_sequences=0)
+            self.seen.add(group)
+            if self.early and len(self.seen) == self.n_groups:
+                self.seen.clear()
+                raise StopForward
+        return add
+
+
 @dataclass
 class _Batch:
     hidden: torch.Tensor
@@ -249,14 +274,20 @@ class BlockWalker:
                                "cannot run its blocks one at a time")
         return store
 
-    def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool) -> list[_Batch]:
+    def _run_block(self, layer: int, batches: list[_Batch], keep_outputs: bool,
+                   stop: bool = False) -> list[_Batch]:
         """Run block ``layer`` on every batch. With ``keep_outputs``, each batch's output
         replaces its input in ``batches`` as soon as it is computed (returned: the same
         list), so the block inputs and outputs of all calibration sequences never exist at
-        once: one copy, plus one batch."""
+        once: one copy, plus one batch. With ``stop`` (no outputs wanted) a hook may end a
+        batch's pass early by raising :class:`StopForward`."""
         block = self.blocks[layer]
         for i, b in enumerate(batches):
             args, kwargs = self._layer_args[layer][i]
+            if stop:
+                with early_exit():
+                    block(b.hidden, *args, **kwargs)
+                continue
             out = block(b.hidden, *args, **kwargs)
             if keep_outputs:
                 hidden = out[0] if isinstance(out, tuple) else out
@@ -300,6 +331,15 @@ class BlockWalker:
             stats: dict[str, GroupStats] = {}
             handles = []
             routed: dict[tuple[torch.Tensor, int], GroupStats] = {}
+            last = layer == last_layer
+            keep = not last and not (sequential and wanted)
+            # When the pass's outputs are not kept, it ends as soon as every wanted input of
+            # the batch is seen: the rest of the block (e.g. the FFW's output projection; the
+            # whole FFW when only attention is pruned) is never computed. Same statistics.
+            # Not with routed experts: which experts a batch reaches is known only at the end.
+            early = EARLY_STOP and not keep and bool(wanted) and not any(
+                site.route is not None for site, _ in wanted.values())
+            feed = _Feeder(len(wanted), early)
             for group, (site, kind) in wanted.items():
                 # On the device of the weight that reads this input (device maps spread
                 # the blocks over several devices).
@@ -309,14 +349,13 @@ class BlockWalker:
                 if site.route is not None:
                     routed[(module.get_parameter(site.route[0]), site.route[1])] = st
                     continue
-                handles.append(module.register_forward_pre_hook(
-                    lambda _m, args, st=st: st.add(args[0], n_sequences=0)))
-            last = layer == last_layer
+                handles.append(module.register_forward_pre_hook(feed.hook(group, st)))
+            if early:  # a new pass starts with no group seen
+                handles.append(self.blocks[layer].register_forward_pre_hook(feed.start))
             capture = (ExpertInputs(routed) if routed else contextlib.nullcontext())
             try:
                 with capture:
-                    outs = self._run_block(layer, batches, keep_outputs=not last and
-                                           not (sequential and wanted))
+                    outs = self._run_block(layer, batches, keep_outputs=keep, stop=early)
             finally:
                 for h in handles:
                     h.remove()

@@ -26,8 +26,17 @@ padding stays harmless (pads follow every real token), and decoding masks and po
 are shifted by the prefix length. Predictions equal those of the full prompts (checked per
 model family in the tests).
 
+**Width-split prompt passes** (HF backend on CPU): rows are sorted longest first, and a
+batch's prompt pass is split into contiguous chunks of similar width where the padding
+saved outweighs the fixed cost of another pass (:func:`prefill_chunks`, an exact dynamic
+programme over a cost model of the model's size). The chunks' key-value caches are then
+merged (zero-padded to the widest; those columns are masked) so that the batch decodes as
+one. Few-shot prompts vary in length by their question and passage, so without this a
+batch pads every row to its longest.
+
 Decoding stops per row at the first token whose text contains a newline (or EOS), or after
-``max_new_tokens`` tokens, and stops for the batch when every row has stopped.
+``max_new_tokens`` tokens; a row that stops leaves the batch (its cache rows are dropped),
+so a step costs only the rows still decoding, and the batch stops when every row has.
 
 No single-token shortcut is taken: even when every answer is one token, the first greedy
 token only decides the answer if the model then stops, and a prediction such as
@@ -37,8 +46,8 @@ newline costs a single decoding step). Predictions are therefore identical to un
 greedy generation (checked against ``transformers``' ``generate`` in the tests).
 
 Logits are computed only where they are needed: the HF path runs the base model and applies
-the output embedding to the gathered hidden states (the ``[batch, seq, vocab]`` tensor of a
-plain forward never exists); the bridge path takes the bridge's logits as they are, since
+the output embedding to the hidden states at the scored positions only (one per gold token;
+the ``[batch, seq, vocab]`` tensor of a plain forward never exists); the bridge path takes the bridge's logits as they are, since
 hooks may act anywhere up to the unembedding.
 """
 
@@ -54,7 +63,7 @@ import torch
 
 from lenskit.tasks.encoding import pad_right
 
-__all__ = ["BridgeBackend", "HFBackend", "PrefixState", "QAScores", "score_qa",
+__all__ = ["BridgeBackend", "HFBackend", "PrefixState", "QAScores", "prefill_chunks", "score_qa",
            "score_windows"]
 
 # Rows of hidden states turned into logits at once (bounds the [rows, vocab] buffer).
@@ -257,6 +266,10 @@ def prefill_chunks(sizes: Sequence[int], pass_cost: float) -> list[tuple[int, in
     fixed cost worth ``pass_cost`` tokens. Exact (dynamic programming over ``len(sizes)``
     rows, quadratic; rows are one batch)."""
     n = len(sizes)
+    if n == 0:
+        return []
+    if pass_cost == float("inf"):  # passes cost more than any padding: one pass
+        return [(0, n)]
     best = [0.0] + [float("inf")] * n
     cut = [0] * (n + 1)
     for stop in range(1, n + 1):

@@ -22,7 +22,7 @@ def _brute_force(sizes, pass_cost):
     return best
 
 
-@pytest.mark.parametrize("pass_cost", [0.0, 3.0, 14.0, 1e9])
+@pytest.mark.parametrize("pass_cost", [0.0, 3.0, 14.0, 1e9, float("inf")])
 def test_prefill_chunks_are_optimal_and_cover_every_row(pass_cost):
     rng = np.random.default_rng(0)
     for _ in range(20):
