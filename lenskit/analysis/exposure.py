@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.results.schema import CELL_KEYS, validate_instances, validate_results
 from lenskit.stats import proportion_interval
+from lenskit.synthetic.world import World
+from lenskit.tasks import closed_book_exposure
 
 __all__ = ["EXPOSURE_BINS", "EXPOSURE_COLUMNS", "instance_exposure", "recall_by_exposure",
            "results_exposure"]
@@ -37,8 +40,6 @@ def instance_exposure(model_dir: str | Path) -> dict[str, int]:
     """``{instance_id: exposure}`` of the closed-book items of the organism in ``model_dir``
     (a directory holding ``world.json``; :func:`lenskit.tasks.closed_book_exposure`).
     Raises ValueError when its world records no exposure (a uniform or untrained world)."""
-    from lenskit.synthetic.world import World
-    from lenskit.tasks import closed_book_exposure
 
     path = Path(model_dir) / "world.json"
     if not path.is_file():
@@ -54,7 +55,6 @@ def results_exposure(results: pd.DataFrame) -> dict[str, int]:
     """:func:`instance_exposure` of every pruned model in ``results`` that is an organism
     with exposure counts (found by its name, as :func:`lenskit.load_model` would); empty
     when none is. Models of one family share their world, hence their counts."""
-    from lenskit.models.loading import ModelLoadError, resolve_spec
 
     out: dict[str, int] = {}
     for model in dict.fromkeys(results.loc[results["method"] != "dense", "model"]):

@@ -25,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.version import __version__
+
 __all__ = ["TRACES_DIR", "load_traces", "save_traces"]
 
 #: The run directory's sub-folder of traces.
@@ -36,9 +38,7 @@ def _versions() -> dict[str, str]:
     import torch
     import transformer_lens
 
-    import lenskit
-
-    return {"lenskit": lenskit.__version__, "torch": torch.__version__,
+    return {"lenskit": __version__, "torch": torch.__version__,
             "transformer_lens": getattr(transformer_lens, "__version__", "?"),
             "python": platform.python_version()}
 

@@ -15,6 +15,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
+from lenskit.models.load_error import ModelLoadError
+from lenskit.models.offline import offline_setting
+
 __all__ = ["AttentionRefused", "load_hf_model", "refused_attention"]
 
 # Phrases of transformers' errors for an attention implementation a model does not support.
@@ -43,8 +46,6 @@ def _damaged(err: BaseException) -> bool:
 
 
 def _error(message: str, path: str | None, err: BaseException):
-    from lenskit.models.loading import ModelLoadError
-
     return ModelLoadError(f"{message}: {type(err).__name__}: {err}", path)
 
 
@@ -112,9 +113,6 @@ def _model_type(path: str) -> str | None:
 
 
 def _hub_error(path: str, err: BaseException):
-    from lenskit.models.loading import ModelLoadError
-    from lenskit.models.offline import offline_setting
-
     setting = offline_setting()
     return ModelLoadError(
         f"could not load {path!r} from the Hugging Face hub"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+from lenskit.models.tiny import FAMILY_CONFIGS, TINY_FAMILIES
+
 __all__ = ["ALSO_LISTED", "UNSUPPORTED", "bridge_architectures", "families_tested", "family_rows",
            "family_table"]
 
@@ -54,8 +56,6 @@ def _causal_lm_class(model_type: str) -> str | None:
 
 def families_tested() -> tuple[str, ...]:
     """The ``model_type`` of every family in lenskit's test matrix."""
-    from lenskit.models.tiny import FAMILY_CONFIGS, TINY_FAMILIES
-
     return tuple(TINY_FAMILIES) + tuple(f for f in FAMILY_CONFIGS if f not in TINY_FAMILIES)
 
 

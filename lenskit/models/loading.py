@@ -23,11 +23,14 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedModel
 
-from lenskit.errors import RunDirectoryError, UsageError
+from lenskit.errors import UsageError
 from lenskit.models.architectures import ArchitectureSpec, architecture_for
 from lenskit.models.attn_impl import load_hf_model
+from lenskit.models.data import data_path
 from lenskit.models.devices import device_problems, parse_dtype, resolve_device
+from lenskit.models.families import bridge_architectures
 from lenskit.models.gguf import GGUFError, gguf_to_hf_dir, is_gguf
+from lenskit.models.load_error import ModelLoadError
 from lenskit.models.offline import offline
 from lenskit.models.packages import is_package_spec, package_file
 from lenskit.models.sites import Site, SiteSelection, select_sites
@@ -48,16 +51,6 @@ __all__ = [
 ]
 
 _REGISTRY: weakref.WeakKeyDictionary[torch.nn.Module, LoadedModel] = weakref.WeakKeyDictionary()
-# The shipped organisms: inside an installed wheel they are the package data
-# lenskit/_data (setup.py maps the repository's data/ there); in the source tree and in
-# editable installs they are the repository's top-level data/.
-_PACKAGED_DATA = Path(__file__).resolve().parents[1] / "_data"
-_DATA_DIR = _PACKAGED_DATA if _PACKAGED_DATA.is_dir() else \
-    Path(__file__).resolve().parents[2] / "data"
-
-
-class ModelLoadError(RunDirectoryError):
-    """A model could not be loaded; the message says why and what to do (an OSError)."""
 
 
 @dataclass(eq=False)
@@ -134,13 +127,6 @@ def describe(model) -> str:
     prunable sites, block-linear weights (attention / FFW), vocabulary, dtype and device.
     (The bridge's own ``repr`` is TransformerLens's module tree, thousands of characters.)"""
     return model_info(model).summary()
-
-
-def data_path(*parts: str) -> Path:
-    """A path inside the data shipped with lenskit (``$LENSKIT_DATA`` when set, else the
-    repository's ``data/`` in a source tree or editable install, ``lenskit/_data`` inside
-    an installed wheel), e.g. ``data_path("calibration", "kjv_narrative.txt")``."""
-    return Path(os.environ.get("LENSKIT_DATA", _DATA_DIR)).joinpath(*parts)
 
 
 def organism_path(name: str = "organism") -> Path:
@@ -235,8 +221,6 @@ def check_bridge_support(hf: PreTrainedModel) -> None:
     """``UsageError`` unless TransformerLens' bridge has an adapter for the architecture of
     ``hf`` (its config's ``architectures``, else its class), from which lenskit derives
     every site."""
-    from lenskit.models.families import bridge_architectures
-
     config = hf.config
     archs = list(getattr(config, "architectures", None) or [type(hf).__name__])
     supported = bridge_architectures()

@@ -12,6 +12,8 @@ import re
 import shutil
 from pathlib import Path
 
+from lenskit.models.data import data_path
+
 __all__ = ["dense_siblings", "install_family", "organism_width", "shipped_organisms"]
 
 _MEMBER = re.compile(r"organism-d(\d+)")
@@ -26,8 +28,6 @@ def shipped_organisms(data_dir: str | Path | None = None) -> dict[str, Path]:
     """``{name: directory}`` of the organisms under ``data_dir`` (default: lenskit's data,
     see :func:`~lenskit.models.loading.data_path`), narrowest first: every
     ``organisms/organism-d<width>`` with a ``config.json``, then ``organism`` itself."""
-    from lenskit.models.loading import data_path
-
     root = Path(data_dir) if data_dir is not None else data_path()
     found: list[tuple[int, str, Path]] = []
     members = root / "organisms"

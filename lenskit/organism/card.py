@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lenskit.models import load_model
+from lenskit.organism.family import family_config
 from lenskit.sweep.config import load_config
 from lenskit.sweep.runner import run_sweep
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
@@ -140,7 +141,6 @@ def _reproduce(tc: dict, d_flag: str, ew: float, name: str) -> str:
     """The command that trains this organism again: ``lenskit organism family`` for a member
     of the family recipe (:func:`lenskit.organism.family.family_config`), else ``lenskit
     organism train`` with the flags of its config."""
-    from lenskit.organism.family import family_config
 
     width = tc["model"]["d_model"]
     if width % 8 == 0:

@@ -30,6 +30,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lenskit.analysis.exposure import recall_by_exposure, results_exposure
 from lenskit.errors import UsageError
 from lenskit.plots.captions import write_captions
 from lenskit.plots.charts import (
@@ -43,6 +44,7 @@ from lenskit.plots.charts import (
     need_rows,
     prepare_results,
 )
+from lenskit.plots.popularity import fig_bucket_curves, fig_recall_by_exposure
 from lenskit.plots.theme import COLORS, color_scale, save_chart
 from lenskit.results.comparison import compare_to_study
 from lenskit.results.schema import DENSE, validate_results, with_baselines
@@ -380,8 +382,6 @@ def popularity_figures(df: pd.DataFrame, instances: pd.DataFrame | None, scope: 
     """fig5 (closed-book per popularity bucket) and, with instances and a world recording
     exposure, fig6 (recall against exposure): a zipf organism's figures."""
     # imported here: lenskit.plots.popularity builds on this module's helpers
-    from lenskit.analysis.exposure import recall_by_exposure, results_exposure
-    from lenskit.plots.popularity import fig_bucket_curves, fig_recall_by_exposure
 
     attempt("fig5_recall_by_bucket", lambda: fig_bucket_curves(df, scope=scope))
     if instances is None or not len(instances):
