@@ -305,3 +305,24 @@ def test_check_inside_refuses_links_out_of_the_run(tmp_path):
     assert err.value.path == str(run / "out" / "t.csv")
     with pytest.raises(RunDirectoryError, match="refusing to write"):
         check_inside(run, tmp_path / "runner")  # a sibling whose name starts like it
+
+
+def test_verify_cells_reports_each_change_alone(tmp_path):
+    import re
+
+    from lenskit.rundir.integrity import verify_cells
+
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    cell = run / "cells" / "a.parquet"
+    pd.DataFrame({"x": [1.0]}).to_parquet(cell, index=False)
+    # an intact file without a recorded hash: recorded, and the entries changed
+    entries = {"a": {}}
+    assert verify_cells(run, entries, {"a": [("sha256", cell)]}) == ([], True)
+    # a file whose hash differs: quarantined, reported with where it went, entries changed
+    entries = {"a": {"sha256": "0" * 64}}
+    report, changed = verify_cells(run, entries, {"a": [("sha256", cell)]})
+    assert changed and entries == {}
+    assert len(report) == 1 and re.fullmatch(
+        r"cell a: cells/a\.parquet is corrupt; moved to quarantine/cells__a\.parquet\.\d{8}T\d{12}; "
+        r"it will be computed again", report[0]), report
