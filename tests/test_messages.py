@@ -135,7 +135,7 @@ CLI_CASES = [
     (["templates", "--model", "/nonexistent/model", "--task", "closed_book"], 2,
      ["/nonexistent/model"], ["'organism'"]),
     (["export", "RUN", "--model", "MODEL", "--out", "ROOT/out"], 2, ["run"],
-     ["not masks", "lenskit export cell.safetensors"]),
+     ["not masks", "lenskit export RUN_DIR --cell ID --out DIR"]),
     (["export", "TRUNCATED", "--model", "MODEL", "--out", "ROOT/out"], 1,
      ["truncated.safetensors"], ["prune again"]),
     (["export", "RESULT", "--model", "/nonexistent/model", "--out", "ROOT/out"], 2,

@@ -60,6 +60,7 @@ from lenskit.analysis.trace_inputs import (
     item_noise,
     trace_prompts,
 )
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 from lenskit.stats import bootstrap_means, percentile_interval
 from lenskit.tasks.encoding import pad_id, pad_right
@@ -152,10 +153,10 @@ def trace_sites(model, *, kinds: Sequence[str] = ("resid", "attn", "mlp"),
                                   (positions, POSITIONS, "positions")):
         bad = [v for v in values if v not in allowed]
         if bad or not values:
-            raise ValueError(f"unknown {name} {bad or list(values)}; allowed: {allowed}")
+            raise UsageError(f"unknown {name} {bad or list(values)}; allowed: {allowed}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) \
             or not 1 <= window <= info.n_layers:
-        raise ValueError(f"window must be an int in 1..{info.n_layers} (the model's layers), "
+        raise UsageError(f"window must be an int in 1..{info.n_layers} (the model's layers), "
                          f"got {window!r}")
     chosen = check_layers(layers, info.n_layers)
     n_heads = int(model.cfg.n_heads)
@@ -166,7 +167,7 @@ def trace_sites(model, *, kinds: Sequence[str] = ("resid", "attn", "mlp"),
         bad = [h for h in head_list if isinstance(h, bool)
                or not isinstance(h, (int, np.integer)) or not 0 <= h < n_heads]
         if bad or not head_list:
-            raise ValueError(f"heads must be ints in 0..{n_heads - 1} (the model has "
+            raise UsageError(f"heads must be ints in 0..{n_heads - 1} (the model has "
                              f"{n_heads} heads), got {bad or head_list}")
     out = []
     for kind in kinds:
@@ -301,7 +302,7 @@ class _Tracer:
 
 def _check_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise UsageError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -355,17 +356,17 @@ def trace_items(
 
     info = model_info(model)
     if corruption not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {corruption!r}; allowed: {CORRUPTIONS}")
+        raise UsageError(f"unknown corruption {corruption!r}; allowed: {CORRUPTIONS}")
     batch_size = _check_int(batch_size, "batch_size", 1)
     n_noise = _check_int(n_noise, "n_noise", 1)
     if corruption == "counterfactual":
         n_noise = 1
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise > 0:
-        raise ValueError(f"noise must be a number > 0 (a multiple of the embedding std), got "
+        raise UsageError(f"noise must be a number > 0 (a multiple of the embedding std), got "
                          f"{noise!r}")
     if noise_std is not None and (isinstance(noise_std, bool) or not isinstance(
             noise_std, (int, float)) or not noise_std > 0):
-        raise ValueError(f"noise_std must be a number > 0 or None, got {noise_std!r}")
+        raise UsageError(f"noise_std must be a number > 0 or None, got {noise_std!r}")
     if sites is None:
         sites = trace_sites(model, kinds=kinds, positions=positions, layers=layers,
                             window=window, heads=heads)
@@ -373,16 +374,16 @@ def trace_items(
         sites = list(sites)
         for s in sites:
             if not isinstance(s, TraceSite):
-                raise ValueError(f"sites must hold TraceSite objects, got {type(s).__name__}")
+                raise UsageError(f"sites must hold TraceSite objects, got {type(s).__name__}")
             if s.kind not in SITE_KINDS or s.position not in POSITIONS:
-                raise ValueError(f"site {s}: kind must be one of {SITE_KINDS} and position "
+                raise UsageError(f"site {s}: kind must be one of {SITE_KINDS} and position "
                                  f"one of {POSITIONS}")
             if s.layers:  # no layers: a control that restores nothing
                 check_layers(s.layers, info.n_layers)
     prepared = prepare_suite(suite, tasks, n_per_task, seed)
     for t in prepared.values():
         if t.kind not in ("closed_book", "open_book", "overriding"):
-            raise ValueError(f"causal tracing needs QA tasks; {t.name!r} is {t.kind!r} (pick "
+            raise UsageError(f"causal tracing needs QA tasks; {t.name!r} is {t.kind!r} (pick "
                              "tasks with tasks=)")
     # Everything is checked (subjects found, donors drawn) before the first forward.
     by_task = {name: trace_prompts(info, t, corrupt=corrupt, corruption=corruption,
@@ -451,7 +452,7 @@ def trace_rows(items: pd.DataFrame, *, n_bootstrap: int = 1000, ci: float = 0.95
     need = set(TRACE_ITEM_COLUMNS) - {"model"}
     missing = sorted(need - set(items.columns))
     if missing:
-        raise ValueError(f"not a trace item frame: missing column(s) {missing}")
+        raise UsageError(f"not a trace item frame: missing column(s) {missing}")
     n_bootstrap = _check_int(n_bootstrap, "n_bootstrap", 0)
     attrs = items.attrs
     corruption = corruption or attrs.get("corruption", "noise")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.results.schema import CELL_KEYS, validate_instances, validate_results
 from lenskit.stats import proportion_interval
@@ -43,10 +44,10 @@ def instance_exposure(model_dir: str | Path) -> dict[str, int]:
 
     path = Path(model_dir) / "world.json"
     if not path.is_file():
-        raise ValueError(f"{model_dir} holds no world.json (not an organism)")
+        raise UsageError(f"{model_dir} holds no world.json (not an organism)")
     out = closed_book_exposure(World.load(path))
     if not out:
-        raise ValueError(f"{model_dir}: world.json records no exposure counts (a zipf "
+        raise UsageError(f"{model_dir}: world.json records no exposure counts (a zipf "
                          "organism trained by lenskit records them)")
     return out
 
@@ -94,13 +95,13 @@ def recall_by_exposure(results: pd.DataFrame, instances: pd.DataFrame,
     """
     edges = [int(b) for b in bins]
     if not edges or edges[0] != 0 or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError(f"bins must be increasing left edges starting at 0, got {list(bins)}")
+        raise UsageError(f"bins must be increasing left edges starting at 0, got {list(bins)}")
     res = validate_results(results)
     inst = validate_instances(instances)
     inst = inst[inst["task"].str.startswith(task_prefix) & (inst["metric"] == metric)]
     inst = inst.assign(exposure=inst["instance_id"].map(exposure))
     if not len(inst) or inst["exposure"].isna().all():
-        raise ValueError(f"no {task_prefix}* instances of metric {metric!r} with a known "
+        raise UsageError(f"no {task_prefix}* instances of metric {metric!r} with a known "
                          "exposure in the sweep's instances")
     inst = inst.dropna(subset=["exposure"])
     labels = _bin_labels(edges)

@@ -37,6 +37,7 @@ import torch
 from scipy.stats import rankdata
 
 from lenskit.analysis.mapping import check_dense, check_layers
+from lenskit.errors import UsageError
 from lenskit.models import model_info, pruned
 from lenskit.pruning import Pruner
 from lenskit.results.schema import higher_is_better, instances_from_eval
@@ -82,7 +83,7 @@ def layer_sensitivity_items(model, task: TaskSet, *, family: str = "mlp",
     ``pruned`` and ``value`` (the drop, positive = worse).
     """
     if family not in ("mlp", "attn"):
-        raise ValueError(f"unknown family {family!r}; allowed: ('mlp', 'attn')")
+        raise UsageError(f"unknown family {family!r}; allowed: ('mlp', 'attn')")
     info = model_info(model)
     check_dense(model)
     chosen = check_layers(layers, info.n_layers)
@@ -145,7 +146,7 @@ def trace_effects(items: pd.DataFrame, *, kind: str, position: str,
     if task is not None:
         sub = sub[sub["task"] == task]
     if sub.empty:
-        raise ValueError(f"no traced sites of kind {kind!r} at position {position!r}"
+        raise UsageError(f"no traced sites of kind {kind!r} at position {position!r}"
                          + (f" for task {task!r}" if task else ""))
     value = sub["p_restored"] - sub["p_corrupted"]
     if normalise:
@@ -197,7 +198,7 @@ def rank_agreement(causal: pd.DataFrame, other: pd.DataFrame | Mapping[str, floa
         if isinstance(frame, pd.DataFrame):
             missing = sorted(set(_ITEM_COLUMNS) - set(frame.columns))
             if missing:
-                raise ValueError(f"{name} lacks column(s) {missing}; give per-prompt values "
+                raise UsageError(f"{name} lacks column(s) {missing}; give per-prompt values "
                                  f"with columns {_ITEM_COLUMNS}")
     fixed = not isinstance(other, pd.DataFrame)
     if fixed:
@@ -209,15 +210,15 @@ def rank_agreement(causal: pd.DataFrame, other: pd.DataFrame | Mapping[str, floa
         ids = [i for i in dict.fromkeys(causal["instance_id"])
                if i in set(other["instance_id"])]
     if len(units) < 3:
-        raise ValueError(f"a rank correlation needs at least 3 units both sides have; they "
+        raise UsageError(f"a rank correlation needs at least 3 units both sides have; they "
                          f"share {units}")
     if not ids:
-        raise ValueError("the two sides share no prompt (instance_id)")
+        raise UsageError("the two sides share no prompt (instance_id)")
     a = _matrix(causal, units, ids)
     b = (np.asarray(other.reindex(units), np.float64)[:, None] if fixed
          else _matrix(other, units, ids))
     if np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError("some unit lacks a value for some prompt; give complete tables")
+        raise UsageError("some unit lacks a value for some prompt; give complete tables")
     k = len(units)
     point = _spearman_rows(a.mean(1)[None, :], b.mean(1)[None, :])[0]
     lo = hi = np.nan
@@ -252,7 +253,7 @@ def layer_profiles(items: pd.DataFrame, sensitivity: pd.DataFrame, *, model: str
     """
     positions = dict(ROME_POSITIONS if positions is None else positions)
     if "family" not in sensitivity.columns:
-        raise ValueError("sensitivity needs a 'family' column (mlp / attn)")
+        raise UsageError("sensitivity needs a 'family' column (mlp / attn)")
     rng = np.random.default_rng(seed)
     rows = []
     for fam, pos in positions.items():

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.tasks import TaskSet, subject_span
 from lenskit.tasks.core import TaskInstance
 from lenskit.tasks.encoding import answer_token_ids, encode_texts, token_span
@@ -79,7 +80,7 @@ def _char_span(instance: TaskInstance, corrupt: str) -> tuple[int, int]:
     if corrupt == "subject":
         return subject_span(instance)
     if instance.answer_span is None:
-        raise ValueError(f"instance {instance.id!r} has no answer_span (corrupt='answer' "
+        raise UsageError(f"instance {instance.id!r} has no answer_span (corrupt='answer' "
                          "needs open-book or overriding prompts that state the answer)")
     return instance.answer_span
 
@@ -110,11 +111,11 @@ def trace_prompts(info, task: TaskSet, *, corrupt: str = "subject",
             without the span to corrupt.
     """
     if corrupt not in CORRUPT_SPANS:
-        raise ValueError(f"unknown corrupt {corrupt!r}; allowed: {CORRUPT_SPANS}")
+        raise UsageError(f"unknown corrupt {corrupt!r}; allowed: {CORRUPT_SPANS}")
     if corruption not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {corruption!r}; allowed: {CORRUPTIONS}")
+        raise UsageError(f"unknown corruption {corruption!r}; allowed: {CORRUPTIONS}")
     if task.kind in ("perplexity", "function"):
-        raise ValueError(f"causal tracing needs a QA task with a subject; {task.name!r} is "
+        raise UsageError(f"causal tracing needs a QA task with a subject; {task.name!r} is "
                          f"{task.kind!r}")
     tok = info.tokenizer
     instances = list(task.instances)
@@ -151,7 +152,7 @@ def embedding_noise_std(info, prompts: Sequence[TracePrompt]) -> float:
     tokens (ROME's reference scale for the noise)."""
     ids = [t for p in prompts for t in p.tokens[p.span[0]:p.span[1]]]
     if not ids:
-        raise ValueError("no corrupted tokens to measure the embedding scale on")
+        raise UsageError("no corrupted tokens to measure the embedding scale on")
     emb = info.hf.get_input_embeddings()
     with torch.inference_mode():
         vectors = emb(torch.tensor(ids, device=emb.weight.device))

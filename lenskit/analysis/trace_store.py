@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.version import __version__
 
 __all__ = ["TRACES_DIR", "load_traces", "save_traces"]
@@ -55,7 +56,7 @@ def save_traces(run_dir: str | os.PathLike, rows: pd.DataFrame, items: pd.DataFr
 
     ``name`` (letters, digits, ``_.-``) tells several traces of one run apart."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"trace name must be letters, digits, '_', '.', '-'; got {name!r}")
+        raise UsageError(f"trace name must be letters, digits, '_', '.', '-'; got {name!r}")
     folder = Path(run_dir) / TRACES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     items = items.copy()

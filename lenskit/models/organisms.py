@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from lenskit.errors import UsageError
 from lenskit.models.data import data_path
 
 __all__ = ["dense_siblings", "install_family", "organism_width", "shipped_organisms"]
@@ -63,20 +64,20 @@ def install_family(members: dict[int, str | Path], data_dir: str | Path) -> dict
     all share one world (``world.json``); existing directories of those names are replaced.
     """
     if len(members) < 1:
-        raise ValueError("install_family needs at least one member")
+        raise UsageError("install_family needs at least one member")
     worlds = set()
     for width, src in members.items():
         src = Path(src)
         if not (src / "config.json").is_file() or not (src / "world.json").is_file():
-            raise ValueError(f"{src} is not a trained organism (config.json and world.json "
+            raise UsageError(f"{src} is not a trained organism (config.json and world.json "
                              "expected)")
         if organism_width(src) != width:
-            raise ValueError(f"{src} has width {organism_width(src)}, given as {width}")
+            raise UsageError(f"{src} has width {organism_width(src)}, given as {width}")
         world = json.loads((src / "world.json").read_text())
         worlds.add(json.dumps([world.get(k) for k in ("seed", "memorised", "facts",
                                                        "popularity")]))
     if len(worlds) != 1:
-        raise ValueError("family members must share one world; their world.json differ")
+        raise UsageError("family members must share one world; their world.json differ")
     data = Path(data_dir)
     widest = max(members)
     out: dict[str, Path] = {}

