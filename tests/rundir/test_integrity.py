@@ -310,19 +310,33 @@ def test_check_inside_refuses_links_out_of_the_run(tmp_path):
 def test_verify_cells_reports_each_change_alone(tmp_path):
     import re
 
-    from lenskit.rundir.integrity import verify_cells
+    from lenskit.rundir.environment import environment_info
+    from lenskit.rundir.files import write_json
+    from lenskit.rundir.integrity import sha256_file
+    from lenskit.rundir.manifest import MANIFEST, CellRecord, RunManifest
+    from lenskit.rundir.store import RunWriter
 
     run = tmp_path / "run"
     (run / "cells").mkdir(parents=True)
     cell = run / "cells" / "a.parquet"
     pd.DataFrame({"x": [1.0]}).to_parquet(cell, index=False)
-    # an intact file without a recorded hash: recorded, and the entries changed
-    entries = {"a": {}}
-    assert verify_cells(run, entries, {"a": [("sha256", cell)]}) == ([], True)
-    # a file whose hash differs: quarantined, reported with where it went, entries changed
-    entries = {"a": {"sha256": "0" * 64}}
-    report, changed = verify_cells(run, entries, {"a": [("sha256", cell)]})
-    assert changed and entries == {}
+
+    def verify(record: CellRecord) -> tuple[list[str], dict]:
+        m = RunManifest.new({"name": "alone"}, {}, environment_info())
+        m.cells["a"] = record
+        write_json(run / MANIFEST, m.to_json())
+        writer = RunWriter.open_for_repair(run)
+        try:
+            return writer.verify(), RunWriter(run).run_manifest().cells
+        finally:
+            writer.release()
+
+    # an intact file without a recorded hash: recorded, nothing reported
+    report, cells = verify(CellRecord())
+    assert report == [] and cells["a"].sha256 == sha256_file(cell)
+    # a file whose hash differs: quarantined, reported with where it went, its entry dropped
+    report, cells = verify(CellRecord(sha256="0" * 64))
+    assert cells == {}
     assert len(report) == 1 and re.fullmatch(
         r"cell a: cells/a\.parquet is corrupt; moved to quarantine/cells__a\.parquet\.\d{8}T\d{12}; "
         r"it will be computed again", report[0]), report
