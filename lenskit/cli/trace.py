@@ -14,11 +14,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from lenskit.analysis import trace_items, trace_rows
     from lenskit.analysis.trace_store import save_traces
     from lenskit.models import load_model, model_info
-    from lenskit.models.loading import ModelLoadError, resolve_spec
+    from lenskit.models.loading import ModelLoadError, check_spec
     from lenskit.tasks import default_suite
 
     try:
-        resolve_spec(args.model)
+        check_spec(args.model)  # a .gguf file too, as load_model accepts
     except ModelLoadError as err:
         raise UsageError(str(err)) from None
     set_threads(args)
