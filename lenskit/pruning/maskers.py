@@ -22,14 +22,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from lenskit.models.masks import apply_masks
+from lenskit.models.masks import apply_masks, restore
 from lenskit.models.sites import Site
 from lenskit.pruning.allocation import outlier_ratio
 from lenskit.pruning.calibration import CalibrationData
 from lenskit.pruning.options import Level
 from lenskit.pruning.scores import magnitude_scores, random_scores, wanda_scores
 from lenskit.pruning.selection import keep_from_ranks, keep_lowest, nm_keep, ranks, split_flat
-from lenskit.pruning.sparsegpt import factor_hessian, sparsegpt_prune
+from lenskit.pruning.sparsegpt import HessianFactor, factor_hessian, sparsegpt_prune
 from lenskit.pruning.statistics import BlockWalker, GroupStats, group_sites
 from lenskit.pruning.structure import Structure
 
@@ -216,30 +216,30 @@ class WandaMasker(ScoreMasker):
     def run(self, levels: list[Level], targets: list[dict[str, float]]) -> MaskRun:
         if self.job.mode != "sequential":
             return super().run(levels, targets)
-        masks = [self._sequential(t) for t in targets]
-        return masks, [None] * len(levels), [{} for _ in levels]
+        return self._sequential(targets), [None] * len(levels), [{} for _ in levels]
 
-    def _sequential(self, target: dict[str, float]) -> dict[str, torch.Tensor]:
+    def _sequential(self, targets: list[dict[str, float]]) -> list[dict[str, torch.Tensor]]:
         job = self.job
         by_layer, grouped = self.stats.layers("norms")
-        masks: dict = {}
+        masks: list[dict] = [{} for _ in targets]
 
-        def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
+        def on_block(level: int, _layer: int, stats: dict[str, GroupStats]) -> None:
             block = {}
             for g, st in stats.items():
                 norms = {g: st.norms()}
                 for s in grouped[g]:
                     score = self.scores(s, norms)
                     if job.structure.unstructured:
-                        keep = keep_lowest(score, target[s.name], "row")
+                        keep = keep_lowest(score, targets[level][s.name], "row")
                     else:
                         keep = nm_keep(score, job.structure.n, job.structure.m)
                     block[s.name] = keep.cpu()
-            masks.update(block)
+            masks[level].update(block)
             apply_masks(job.model, block)
 
-        self.stats.walker().walk(by_layer, on_block, sequential=True)
-        return job.ordered(masks)
+        self.stats.walker().walk_levels(by_layer, len(targets), on_block,
+                                        lambda _level: restore(job.model))
+        return [job.ordered(m) for m in masks]
 
 
 class SparseGPTMasker(Masker):
@@ -251,14 +251,18 @@ class SparseGPTMasker(Masker):
     def run(self, levels: list[Level], targets: list[dict[str, float]]) -> MaskRun:
         if self.job.mode == "dense":
             return self._dense(targets)
-        runs = [self._sequential(t) for t in targets]
-        return [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
+        return self._sequential(targets)
 
     def _group(self, stats: GroupStats, group: str, members: list[Site],
                targets: list[dict[str, float]], masks: list[dict], weights: list[dict],
-               diag: list[dict]) -> None:
+               diag: list[dict], factors: dict[GroupStats, HessianFactor] | None = None
+               ) -> None:
         params = self.job.params
-        factor = factor_hessian(stats.hessian(), params["percdamp"], name=group)
+        factor = factors.get(stats) if factors is not None else None
+        if factor is None:
+            factor = factor_hessian(stats.hessian(), params["percdamp"], name=group)
+            if factors is not None:
+                factors[stats] = factor
         if factor.percdamp != params["percdamp"] or factor.fallback:
             for d in diag:
                 d.setdefault("hessian", {})[group] = {"percdamp": factor.percdamp,
@@ -287,22 +291,30 @@ class SparseGPTMasker(Masker):
         self.stats.walker().walk(by_layer, on_block)
         return masks, weights, diag
 
-    def _sequential(self, target: dict[str, float]):
+    def _sequential(self, targets: list[dict[str, float]]) -> MaskRun:
         job = self.job
         by_layer, grouped = self.stats.layers("hessian")
-        masks: dict = {}
-        weights: dict = {}
-        diag: dict = {}
+        n = len(targets)
+        masks: list[dict] = [{} for _ in range(n)]
+        weights: list[dict] = [{} for _ in range(n)]
+        diag: list[dict] = [{} for _ in range(n)]
+        # The first calibrated block's statistics serve every level: factored once.
+        first = min(by_layer) if by_layer else -1
+        factors: dict[GroupStats, HessianFactor] = {}
 
-        def on_block(_layer: int, stats: dict[str, GroupStats]) -> None:
+        def on_block(level: int, layer: int, stats: dict[str, GroupStats]) -> None:
             names = []
             for g, st in stats.items():
-                self._group(st, g, grouped[g], [target], [masks], [weights], [diag])
+                self._group(st, g, grouped[g], [targets[level]], [masks[level]],
+                            [weights[level]], [diag[level]],
+                            factors if layer == first and n > 1 else None)
                 names += [s.name for s in grouped[g]]
-            apply_masks(job.model, {n: masks[n] for n in names}, {n: weights[n] for n in names})
+            apply_masks(job.model, {k: masks[level][k] for k in names},
+                        {k: weights[level][k] for k in names})
 
-        self.stats.walker().walk(by_layer, on_block, sequential=True)
-        return job.ordered(masks), job.ordered(weights), diag
+        self.stats.walker().walk_levels(by_layer, n, on_block,
+                                        lambda _level: restore(job.model))
+        return ([job.ordered(m) for m in masks], [job.ordered(w) for w in weights], diag)
 
 
 #: The masker of each method (the keys are :data:`lenskit.names.METHODS`).

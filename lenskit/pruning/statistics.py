@@ -27,6 +27,7 @@ float32 per input group for SparseGPT).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -324,48 +325,105 @@ class BlockWalker:
         else:
             self._walk(groups, on_block, sequential, last_layer)
 
-    def _walk(self, groups, on_block, sequential: bool, last_layer: int) -> None:
+    @torch.no_grad()
+    def walk_levels(
+        self,
+        groups: dict[int, dict[str, tuple[Site, str]]],
+        n_levels: int,
+        on_block: Callable[[int, int, dict[str, GroupStats]], Any],
+        end_level: Callable[[int], Any],
+    ) -> None:
+        """Sequential calibration of ``n_levels`` levels in one walk.
+
+        What every level shares is computed once: the capture of block 0's inputs, the
+        blocks before the first one with groups (dense in every level) and that block's
+        statistics (taken on the dense model in every level). Then, level after level,
+        ``on_block(level, layer, stats)`` prunes each block with groups (the first block's
+        ``stats`` are the same objects for every level), the block is re-run and its outputs
+        feed the next block, as :meth:`walk` with ``sequential=True`` does; ``end_level(level)``
+        is called when a level is done (it must put the model's original weights back).
+        Each level's results are those of a walk of its own, bit for bit. Memory: with
+        several levels the first block's inputs are kept while a level is walked (one more
+        copy of the block inputs than :meth:`walk`).
+        """
+        if not groups:
+            return
+        if any(site.route is not None for g in groups.values() for site, _ in g.values()):
+            with _eager_experts(self.hf):
+                self._walk_levels(groups, n_levels, on_block, end_level)
+        else:
+            self._walk_levels(groups, n_levels, on_block, end_level)
+
+    def _walk_levels(self, groups, n_levels: int, on_block, end_level) -> None:
+        first, last_layer = min(groups), max(groups)
         batches = self._capture()
-        for layer in range(last_layer + 1):
+        for layer in range(first):  # no groups there: the dense blocks, once for all levels
+            batches = self._run_block(layer, batches, keep_outputs=True)
+        stats, _ = self._stats_pass(first, batches, groups[first], keep=False)
+        for level in range(n_levels):
+            on_block(level, first, stats)
+            if first < last_layer:
+                # The last level may consume the shared inputs; the others run on a copy of
+                # the list (its batches are replaced, never modified in place).
+                own = batches if level == n_levels - 1 else list(batches)
+                outs = self._run_block(first, own, keep_outputs=True)
+                self._walk(groups, functools.partial(on_block, level), True, last_layer,
+                           start=first + 1, batches=outs)
+            end_level(level)
+
+    def _stats_pass(self, layer: int, batches: list[_Batch],
+                    wanted: dict[str, tuple[Site, str]], keep: bool
+                    ) -> tuple[dict[str, GroupStats], list[_Batch]]:
+        """Run block ``layer`` on every batch with hooks gathering the ``wanted`` statistics;
+        with ``keep``, its outputs replace the inputs (returned)."""
+        stats: dict[str, GroupStats] = {}
+        handles = []
+        routed: dict[tuple[torch.Tensor, int], GroupStats] = {}
+        # When the pass's outputs are not kept, it ends as soon as every wanted input of
+        # the batch is seen: the rest of the block (e.g. the FFW's output projection; the
+        # whole FFW when only attention is pruned) is never computed. Same statistics.
+        # Not with routed experts: which experts a batch reaches is known only at the end.
+        early = EARLY_STOP and not keep and bool(wanted) and not any(
+            site.route is not None for site, _ in wanted.values())
+        feed = _Feeder(len(wanted), early)
+        for group, (site, kind) in wanted.items():
+            # On the device of the weight that reads this input (device maps spread
+            # the blocks over several devices).
+            st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
+            stats[group] = st
+            module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
+            if site.route is not None:
+                routed[(module.get_parameter(site.route[0]), site.route[1])] = st
+                continue
+            handles.append(module.register_forward_pre_hook(feed.hook(group, st)))
+        if early:  # a new pass starts with no group seen
+            handles.append(self.blocks[layer].register_forward_pre_hook(feed.start))
+        capture = (ExpertInputs(routed) if routed else contextlib.nullcontext())
+        try:
+            with capture:
+                outs = self._run_block(layer, batches, keep_outputs=keep, stop=early)
+        finally:
+            for h in handles:
+                h.remove()
+        if routed and not any(st.n_tokens for st in routed.values()):
+            raise RuntimeError(
+                f"block {layer}: no expert input was seen; the experts module does not "
+                "multiply by one expert's slice of its stacked parameters, so lenskit "
+                "cannot tell which tokens each expert received")
+        for st in stats.values():
+            st.n_sequences = self.tokens.shape[0]
+        return stats, outs
+
+    def _walk(self, groups, on_block, sequential: bool, last_layer: int, start: int = 0,
+              batches: list[_Batch] | None = None) -> None:
+        # From block ``start`` on, with ``batches`` its inputs (default: block 0's, captured).
+        if batches is None:
+            batches = self._capture()
+        for layer in range(start, last_layer + 1):
             wanted = groups.get(layer, {})
-            stats: dict[str, GroupStats] = {}
-            handles = []
-            routed: dict[tuple[torch.Tensor, int], GroupStats] = {}
             last = layer == last_layer
             keep = not last and not (sequential and wanted)
-            # When the pass's outputs are not kept, it ends as soon as every wanted input of
-            # the batch is seen: the rest of the block (e.g. the FFW's output projection; the
-            # whole FFW when only attention is pruned) is never computed. Same statistics.
-            # Not with routed experts: which experts a batch reaches is known only at the end.
-            early = EARLY_STOP and not keep and bool(wanted) and not any(
-                site.route is not None for site, _ in wanted.values())
-            feed = _Feeder(len(wanted), early)
-            for group, (site, kind) in wanted.items():
-                # On the device of the weight that reads this input (device maps spread
-                # the blocks over several devices).
-                st = GroupStats(site.shape[1], kind, site.bindings[0].param.device)
-                stats[group] = st
-                module = self.hf.get_submodule(site.hf_path)  # relative to the *ForCausalLM
-                if site.route is not None:
-                    routed[(module.get_parameter(site.route[0]), site.route[1])] = st
-                    continue
-                handles.append(module.register_forward_pre_hook(feed.hook(group, st)))
-            if early:  # a new pass starts with no group seen
-                handles.append(self.blocks[layer].register_forward_pre_hook(feed.start))
-            capture = (ExpertInputs(routed) if routed else contextlib.nullcontext())
-            try:
-                with capture:
-                    outs = self._run_block(layer, batches, keep_outputs=keep, stop=early)
-            finally:
-                for h in handles:
-                    h.remove()
-            if routed and not any(st.n_tokens for st in routed.values()):
-                raise RuntimeError(
-                    f"block {layer}: no expert input was seen; the experts module does not "
-                    "multiply by one expert's slice of its stacked parameters, so lenskit "
-                    "cannot tell which tokens each expert received")
-            for st in stats.values():
-                st.n_sequences = self.tokens.shape[0]
+            stats, outs = self._stats_pass(layer, batches, wanted, keep)
             if wanted:
                 on_block(layer, stats)
             if last:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lenskit.models import model_info
-from lenskit.pruning import prune, statistics
+from lenskit.pruning import Pruner, prune, statistics
 
 
 def _calls(model, run) -> int:
@@ -44,3 +44,30 @@ def test_early_stopped_statistics_passes_give_identical_results(family, tiny_mod
             assert torch.equal(fast[0].masks[name], keep), (method, name)
             if method == "sparsegpt":
                 assert torch.equal(fast[0].weights[name], full[0].weights[name]), name
+
+
+@pytest.mark.parametrize("scope", ["all", "mlp"])
+def test_a_sequential_sweep_gives_every_level_its_own_prune_and_shares_the_first_block(
+        family, tiny_model, cal, scope):
+    # Each level is calibrated on the model with only its own pruning (never an earlier
+    # level's), bit for bit as prune() at that level alone; the first calibrated block's
+    # statistics pass (dense in every level) runs once for all levels.
+    levels = [0.3, 0.6, 0.0]
+    for method in ("wanda", "sparsegpt"):
+        swept = []
+        n_swept = _calls(tiny_model, lambda: swept.append(  # noqa: B023
+            Pruner(tiny_model, method, scope=scope, calibration=cal,  # noqa: B023
+                   mode="sequential").sweep(levels)))
+        n_one = 0
+        for lv in levels:
+            one = []
+            n_one += _calls(tiny_model, lambda: one.append(prune(  # noqa: B023
+                tiny_model, method, lv, scope=scope, calibration=cal,  # noqa: B023
+                mode="sequential", apply=False)))
+            got = swept[0][lv]
+            assert list(got.masks) == list(one[0].masks)
+            for name, keep in one[0].masks.items():
+                assert torch.equal(got.masks[name], keep), (method, lv, name)
+                if method == "sparsegpt":
+                    assert torch.equal(got.weights[name], one[0].weights[name]), (lv, name)
+        assert n_swept < n_one, (method, n_swept, n_one)
