@@ -20,7 +20,10 @@ Calibration (``wanda``, ``sparsegpt`` and ``allocation="owl"``) runs the plain H
 block by block (:mod:`lenskit.pruning.statistics`), so only one block's statistics exist
 at a time. ``mode="sequential"`` (the references' behaviour, and :func:`prune`'s
 default): block ``l`` is pruned before its outputs are computed for block ``l + 1``; a
-sweep then needs one pass per level, and masks of different levels need not be nested.
+sweep then needs one pass per level (one walk shares what every level sees on the dense
+model: block 0's inputs and the first calibrated block's statistics; each level is
+calibrated on the model with only its own pruning, bit for bit as :meth:`Pruner.prune` at
+that level alone), and masks of different levels need not be nested.
 ``mode="dense"`` is the fast approximation: every block sees the unpruned model's
 activations, so one pass serves any number of sparsity levels (:class:`Pruner`'s default,
 for many-level sweeps; its ``repr`` and every result's ``config["mode"]`` /
