@@ -7,7 +7,7 @@ import sys
 import time
 
 BENCHMARKS = ("pruning_bench", "tasks_bench", "sensitivity_bench", "attention_bench",
-              "study_bench", "calibration_bench")
+              "study_bench", "calibration_bench", "sequential_pipeline_bench")
 
 
 def main() -> None:
