@@ -21,7 +21,10 @@ Statistics are summed with large matmuls per batch of sequences
 diagonal since ``X^T X`` is symmetric), never per sequence. Memory: the block inputs of all
 calibration samples, one copy (``n_samples x seq_len x d_model``, in the model's dtype; each
 batch's output replaces its input as it is computed), plus one block's statistics (``d_in^2``
-float32 per input group for SparseGPT).
+float32 per input group for SparseGPT). A sequential sweep of several levels
+(:meth:`BlockWalker.walk_levels`) shares what every level sees on the dense model (block 0's
+inputs, the first calibrated block's statistics) and keeps that block's inputs while each
+level is walked: one more copy.
 """
 
 from __future__ import annotations
