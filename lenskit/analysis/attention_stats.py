@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "METRIC_QUERIES",
     "BatchLayout",
@@ -318,7 +320,7 @@ class PatternStats:
         """``[n_layers, n_heads]`` float64 averages (NaN where nothing was counted)."""
         key = (metric, queries)
         if key not in self.sums:
-            raise ValueError(f"no {metric!r} at {queries!r} queries was accumulated; have "
+            raise UsageError(f"no {metric!r} at {queries!r} queries was accumulated; have "
                              f"{self.pairs()}")
         counts = self.counts[key][:, None]
         return torch.where(counts > 0, self.sums[key] / counts.clamp(min=1),

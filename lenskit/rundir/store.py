@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from lenskit.errors import CorruptFileError, RunDirectoryError
+from lenskit.errors import CorruptFileError, RunDirectoryError, UsageError
 from lenskit.results.schema import (
     INSTANCE_COLUMNS,
     attach_baselines,
@@ -92,7 +92,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise ValueError(f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', "
+        raise UsageError(f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', "
                          f"not starting with '.' or '-'")
     return name
 
@@ -534,7 +534,7 @@ class RunWriter(RunStore):
                     ) -> Path:
         path = self._inside(self.cell_path(cell_id))
         if path.exists() and not overwrite:
-            raise ValueError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
+            raise UsageError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
                              f"a resumed sweep must skip it (check store.done(cell_id))")
         rows = _of_cell(validate_results(rows), cell_id, "rows")
         inst = None if instances is None else \
@@ -563,7 +563,7 @@ class RunWriter(RunStore):
         _check_name(name, "table name")
         bad = [f for f in formats if f not in ("parquet", "csv")]
         if bad:
-            raise ValueError(f"unknown table format {bad[0]!r}; allowed: parquet, csv")
+            raise UsageError(f"unknown table format {bad[0]!r}; allowed: parquet, csv")
         files = self._manifest().files
         paths = []
         for fmt in formats:
@@ -720,6 +720,6 @@ def _of_cell(df: pd.DataFrame, cell_id: str, what: str) -> pd.DataFrame:
     """``df`` when every row carries ``cell_id``; else ValueError naming the stray id."""
     wrong = df["cell_id"] != cell_id
     if wrong.any():
-        raise ValueError(f"{what} of cell {cell_id!r} carry cell_id "
+        raise UsageError(f"{what} of cell {cell_id!r} carry cell_id "
                          f"{df.loc[wrong, 'cell_id'].iloc[0]!r}")
     return df

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.results.schema import DENSE, RESULT_COLUMNS
 from lenskit.sweep.config.grid import SPARSITY_DIGITS
 from lenskit.sweep.config.models import model_label
@@ -141,7 +142,7 @@ class Cell:
         n_scope = _scope_count(scope_params, self.scope)
         frac = n_remove / n_scope
         if frac > 1:
-            raise ValueError(
+            raise UsageError(
                 f"cell {self.label}: removing {n_remove} weights (= {self.sparsity:.0%} of "
                 f"{self.match_scope!r}, {_scope_count(scope_params, self.match_scope)} weights) "
                 f"needs {frac:.0%} of {self.scope!r} ({n_scope} weights); "
@@ -221,7 +222,7 @@ def _scope_count(scope_params: Mapping[str, int], scope: str | None) -> int:
         raise ValueError(f"no weight count for scope {scope!r}; got {sorted(scope_params)}")
     n = int(scope_params[scope])
     if n <= 0:
-        raise ValueError(f"scope {scope!r} selects no weights in this model")
+        raise UsageError(f"scope {scope!r} selects no weights in this model")
     return n
 
 
