@@ -165,8 +165,8 @@ class Cell:
         and (matched cells) its reference scope to their block-linear weight counts in the
         dense model (:meth:`SweepConfig.scopes_needed` lists them); ``params_removed`` is
         the number of weights the masks zeroed (``masks.n_pruned``; 0 for dense).
-        Baselines and relative drops are NaN here: fill them with
-        :func:`lenskit.results.schema.attach_baselines` from the dense cell's rows.
+        Baselines and relative drops are NaN here: the run directory's writer fills them
+        from the dense cell's rows (:meth:`lenskit.rundir.RunWriter.write_output`).
         Two columns after the schema's record provenance: ``calibration`` (``calibration``
         if given, e.g. with the tokens' fingerprint, else :attr:`calibration_label`) and
         ``tasks`` (:attr:`tasks_label`).

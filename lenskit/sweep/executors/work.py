@@ -175,9 +175,11 @@ class ModelWorker:
                             params_removed=params_removed, calibration=label)
         weights = {"fingerprint": self.info.fingerprint, "path": self.info.path,
                    "source": dict(self.info.source)}
-        return CellOutput(cell.cell_id, cell.dense().cell_id, cell.model, rows,
-                          instances_from_eval(res.rows, cell.cell_id), seconds, cell.label,
-                          cell.canonical(), weights, self.device_record(), calibration)
+        return CellOutput(cell_id=cell.cell_id, dense_id=cell.dense().cell_id, model=cell.model,
+                          rows=rows, instances=instances_from_eval(res.rows, cell.cell_id),
+                          seconds=seconds, label=cell.label, identity=cell.canonical(),
+                          weights=weights, device=self.device_record(),
+                          calibration=calibration)
 
     def run(self, unit: WorkUnit, status: Callable[[str], None] = _noop
             ) -> Iterator[CellOutput]:
