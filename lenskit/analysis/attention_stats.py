@@ -108,6 +108,7 @@ class BatchLayout:
         return int(self.lengths.max())
 
     def __post_init__(self) -> None:
+        # Internal: the attention engine builds layouts from its own encoding of the prompts.
         lengths = torch.as_tensor(self.lengths, dtype=torch.long)
         if lengths.ndim != 1 or not len(lengths) or int(lengths.min()) < 1:
             raise ValueError(f"lengths must be a non-empty 1-d tensor of positive token counts,"

@@ -164,7 +164,7 @@ def _parse_layers(text: str) -> tuple[int, ...]:
         if "-" in part[1:]:
             a, b = part.split("-", 1)
             if int(b) < int(a):  # "3-1" would select nothing
-                raise ValueError(part)
+                raise ValueError(part)  # Selection.parse turns it into a UsageError
             out.extend(range(int(a), int(b) + 1))
         else:
             out.append(int(part))

@@ -216,7 +216,7 @@ class CorpusSampler:
                     spans.append((end - len(label), end, self.cfg.exemplar_weight))
                 pos += len(line) + 1
             return text, spans, facts
-        else:
+        else:  # internal: kinds come from the mixture, checked by CorpusConfig
             raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")
         prefix = fmt.block(ep.question, ep.context) + " "
         return prefix + ep.answer, [(len(prefix), len(prefix) + len(ep.answer))], facts

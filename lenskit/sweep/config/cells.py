@@ -172,6 +172,7 @@ class Cell:
         ``tasks`` (:attr:`tasks_label`).
         """
         need = ["task", "kind", "category", "metric", "value", "n"]
+        # Internal: the worker passes the suite's own aggregates and the masks' counts.
         missing = [c for c in need if c not in measurements.columns]
         if missing:
             raise ValueError(f"measurements lack column(s) {missing}; need {need} "
