@@ -405,8 +405,8 @@ def attach_baselines(df: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
 
 def with_baselines(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every row's dense baseline: the one place readers (thresholds, figures,
-    the report) get baselines. Rows written by a sweep carry theirs (the runner attaches
-    them with :func:`attach_baselines` as it writes each cell) and come back unchanged; when
+    the report) get baselines. Rows written by a sweep carry theirs (the run directory's
+    writer attaches them with :func:`attach_baselines` as it writes each cell) and come back unchanged; when
     any row lacks one and ``df`` holds dense rows, they are attached from those rows.
     Returns ``df`` itself or a new frame; ``df`` is not modified."""
     if "method" not in df.columns or not (df["method"] == DENSE).any():
