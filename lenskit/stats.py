@@ -27,6 +27,8 @@ import scipy.stats
 from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.proportion import proportion_confint
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "CORRELATIONS",
     "PROPORTION_METHODS",
@@ -56,13 +58,13 @@ Seed = int | Sequence[int] | np.random.Generator
 
 def _check_ci(ci: float) -> float:
     if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must be in (0, 1), got {ci}")
+        raise UsageError(f"ci must be in (0, 1), got {ci}")
     return float(ci)
 
 
 def _check_count(value, name: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise UsageError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -74,13 +76,13 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None, *,
     weights that sum to zero."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape[-1:] == (0,) or values.ndim == 0:
-        raise ValueError(f"weighted_mean needs at least one value on the last axis, got "
+        raise UsageError(f"weighted_mean needs at least one value on the last axis, got "
                          f"shape {values.shape}")
     w = np.ones_like(values) if weights is None else np.broadcast_to(
         np.asarray(weights, dtype=np.float64), values.shape)
     total = w.sum(-1)
     if np.any(total <= 0):
-        raise ValueError("weights must sum to more than zero")
+        raise UsageError("weights must sum to more than zero")
     mean = (values * w).sum(-1) / total
     out = np.exp(mean) if exp else mean
     return float(out) if np.ndim(out) == 0 else out
@@ -97,16 +99,16 @@ def bootstrap_means(values: np.ndarray, weights: np.ndarray | None, n_boot: int,
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     if values.ndim != 2:
-        raise ValueError(f"values must be [k, n], got shape {values.shape}")
+        raise UsageError(f"values must be [k, n], got shape {values.shape}")
     n = values.shape[1]
     if n == 0:
-        raise ValueError("a bootstrap needs at least one instance, got 0")
+        raise UsageError("a bootstrap needs at least one instance, got 0")
     n_boot = _check_count(n_boot, "n_boot", 1)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (n,):
-        raise ValueError(f"weights must be [n] = [{n}], got shape {w.shape}")
+        raise UsageError(f"weights must be [n] = [{n}], got shape {w.shape}")
     if (w < 0).any() or not w.sum() > 0:
-        raise ValueError("weights must be >= 0 and sum to more than zero")
+        raise UsageError("weights must be >= 0 and sum to more than zero")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     p = np.full(n, 1.0 / n)
     chunk = max(1, min(n_boot, _CHUNK_ELEMENTS // n))
@@ -135,7 +137,7 @@ def paired_bootstrap_drop(dense: np.ndarray, pruned: np.ndarray, weights: np.nda
     dense = np.asarray(dense, dtype=np.float64)
     pruned = np.atleast_2d(np.asarray(pruned, dtype=np.float64))
     if dense.ndim != 1 or pruned.shape[1] != dense.shape[0]:
-        raise ValueError(f"dense must be [n] and pruned [k, n] on the same instances; got "
+        raise UsageError(f"dense must be [n] and pruned [k, n] on the same instances; got "
                          f"{dense.shape} and {pruned.shape}")
     means = bootstrap_means(np.vstack([dense[None, :], pruned]), weights, n_boot, seed,
                             exp=exp)
@@ -169,11 +171,11 @@ def proportion_interval(successes: float, n: int, ci: float = 0.95,
     or ``successes`` outside ``[0, n]``."""
     ci = _check_ci(ci)
     if method not in PROPORTION_METHODS:
-        raise ValueError(f"unknown proportion interval {method!r}; allowed: "
+        raise UsageError(f"unknown proportion interval {method!r}; allowed: "
                          f"{PROPORTION_METHODS}")
     n = _check_count(n, "n", 1)
     if not 0 <= successes <= n:
-        raise ValueError(f"successes must be in [0, n] = [0, {n}], got {successes}")
+        raise UsageError(f"successes must be in [0, n] = [0, {n}], got {successes}")
     lo, hi = proportion_confint(successes, n, alpha=1.0 - ci, method=method)
     # at 0 or n successes the bound is exactly 0 or 1 (statsmodels' Wilson rounds it off)
     lo = 0.0 if successes == 0 else max(float(lo), 0.0)
@@ -215,19 +217,19 @@ def ols(x: np.ndarray, y: np.ndarray, names: list[str] | None = None) -> OLSFit:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"x must be [n, p] and y [n]; got {x.shape} and {y.shape}")
+        raise UsageError(f"x must be [n, p] and y [n]; got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("x and y must be finite (drop rows with NaN or infinite values)")
+        raise UsageError("x and y must be finite (drop rows with NaN or infinite values)")
     n, p = x.shape
     if n < p or n == 0:
-        raise ValueError(f"{n} observations cannot determine {p} coefficients")
+        raise UsageError(f"{n} observations cannot determine {p} coefficients")
     rank = np.linalg.matrix_rank(x)
     if rank < p:
         # a null vector of x shows which columns are linearly dependent
         null = np.linalg.svd(x)[2][-1]
         involved = [int(i) for i in np.argsort(-np.abs(null)) if abs(null[i]) > 1e-6]
         cols = [names[i] for i in involved] if names else involved
-        raise ValueError(f"the design has rank {rank} < {p} columns: {cols} are linearly "
+        raise UsageError(f"the design has rank {rank} < {p} columns: {cols} are linearly "
                          "dependent in these data, so their effects cannot be separated")
     res = OLS(y, x).fit()
     dof = n - p
@@ -263,10 +265,10 @@ def cluster_bootstrap(x: np.ndarray, y: np.ndarray, clusters: np.ndarray, n_boot
     y = np.asarray(y, dtype=np.float64)
     n_bootstrap = _check_count(n_bootstrap, "n_bootstrap", 0)
     if x.ndim != 2 or y.shape != (x.shape[0],) or len(clusters) != len(y):
-        raise ValueError(f"x must be [n, p], y and clusters [n]; got {x.shape}, {y.shape} "
+        raise UsageError(f"x must be [n, p], y and clusters [n]; got {x.shape}, {y.shape} "
                          f"and {len(clusters)} clusters")
     if len(y) == 0:
-        raise ValueError("a cluster bootstrap needs at least one observation, got 0")
+        raise UsageError("a cluster bootstrap needs at least one observation, got 0")
     _, inverse = np.unique(np.asarray(clusters), return_inverse=True)
     k = int(inverse.max()) + 1
     p = x.shape[1]
@@ -310,9 +312,9 @@ def fisher_z_interval(r: float, n: int, ci: float = 0.95,
     ci = _check_ci(ci)
     n = _check_count(n, "n", 4)
     if method not in CORRELATIONS:
-        raise ValueError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
+        raise UsageError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
     if not -1.0 <= r <= 1.0:
-        raise ValueError(f"a correlation must be in [-1, 1], got {r}")
+        raise UsageError(f"a correlation must be in [-1, 1], got {r}")
     if abs(r) == 1.0:
         return float(r), float(r)
     se = math.sqrt((1.06 if method == "spearman" else 1.0) / (n - 3))
@@ -330,19 +332,19 @@ def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson",
     than 3 pairs, or a constant sample (no correlation is defined).
     """
     if method not in CORRELATIONS:
-        raise ValueError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
+        raise UsageError(f"unknown correlation {method!r}; allowed: {CORRELATIONS}")
     ci = _check_ci(ci)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be [n] of the same length; got {x.shape}, {y.shape}")
+        raise UsageError(f"x and y must be [n] of the same length; got {x.shape}, {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("x and y must be finite")
+        raise UsageError("x and y must be finite")
     n = len(x)
     if n < 3:
-        raise ValueError(f"a correlation needs at least 3 pairs, got {n}")
+        raise UsageError(f"a correlation needs at least 3 pairs, got {n}")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
-        raise ValueError("x or y is constant: its correlation is undefined")
+        raise UsageError("x or y is constant: its correlation is undefined")
     res = scipy.stats.pearsonr(x, y) if method == "pearson" else scipy.stats.spearmanr(x, y)
     r = float(np.clip(res.statistic, -1.0, 1.0))
     lo, hi = fisher_z_interval(r, n, ci, method) if n >= 4 else (np.nan, np.nan)

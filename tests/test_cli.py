@@ -1,6 +1,7 @@
 """The `lenskit` command end to end on a tiny model: sites, a sweep, thresholds, figures."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -131,3 +132,40 @@ def test_bad_input_is_a_usage_error_and_exits_2(tmp_path, capsys):
         load_config(None, {"methods": "wandaa"})
     assert main(["sweep", "--set", "novalue", "--dry-run"]) == 2
     assert "unexpected" not in capsys.readouterr().err
+
+
+def test_bad_input_deep_in_the_library_exits_2_not_as_a_bug(tmp_path, capsys):
+    # Checks of corpus settings, the statistics' inputs and data files sit deep below the
+    # command line; what a flag or a file can reach there is a UsageError (exit 2, no
+    # --debug hint), raised before anything is written.
+    from results.frames import synthetic_cell
+
+    out = tmp_path / "organism"
+    argv = ["organism", "train", "--out", str(out), "--steps", "1", "--eval-every", "0"]
+    assert main([*argv, "--exemplar-weight", "1.5"]) == 2  # synthetic.corpus
+    err = capsys.readouterr().err
+    assert "exemplar_weight must be in [0, 1], got 1.5" in err and "unexpected" not in err
+    assert not out.exists()
+
+    run = tmp_path / "run"  # instance weights that sum to 0 reach the bootstrap (stats)
+    with RunStore.open(run, {"name": "zero weights"}) as store:
+        for i in range(3):
+            cid, rows, inst = synthetic_cell(i, n_instances=5)
+            store.write_cell(cid, rows, instances=inst.assign(weight=0.0))
+    assert main(["thresholds", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "weights must be >= 0 and sum to more than zero" in err and "--debug" not in err
+
+
+def test_public_argument_checks_are_usage_errors(tmp_path):
+    from lenskit.errors import UsageError
+    from lenskit.models import make_tiny_model
+    from lenskit.stats import bootstrap_means
+    from lenskit.synthetic.world import WorldConfig
+
+    with pytest.raises(UsageError, match=re.escape("allowed: ('uniform', 'zipf')")):
+        WorldConfig(popularity="pareto")
+    with pytest.raises(UsageError, match="n_boot must be an int >= 1, got 0"):
+        bootstrap_means(np.ones((1, 3)), None, n_boot=0)
+    with pytest.raises(UsageError, match="unknown family 'gpt5'"):
+        make_tiny_model("gpt5", tmp_path / "m")

@@ -1,7 +1,7 @@
 """The package layering (README "Layout") holds: import-linter's contract in pyproject.toml.
 
 Layers, top to bottom: cli | study, organism, plots, analysis, sweep, rundir, results,
-pruning | tasks, models, synthetic, names | stats | errors | version; a module may import only
+pruning | tasks, models, synthetic, names | stats | version, errors; a module may import only
 the layers below its own.
 """
 

@@ -20,6 +20,7 @@ import torch
 
 from lenskit.analysis.attention_inputs import PromptRows
 from lenskit.analysis.attention_stats import BatchLayout, PatternStats
+from lenskit.errors import UsageError
 from lenskit.models import model_info, pruned
 from lenskit.models.early_exit import StopForward, early_exit
 from lenskit.models.masks import MaskSet, validate_masks
@@ -48,7 +49,7 @@ def prune_config(info, label: str, masks, weights=None) -> PruneConfig:
     :class:`PruneConfig` labelled ``label``, checked against the model before any forward."""
     if isinstance(masks, PruneResult):
         if weights is not None:
-            raise ValueError(f"{label}: weights come with the PruneResult; pass weights only "
+            raise UsageError(f"{label}: weights come with the PruneResult; pass weights only "
                              "with a MaskSet")
         cfg = masks.config
         meta = {"method": cfg.get("method"), "structure": cfg.get("structure"),
@@ -63,10 +64,10 @@ def prune_config(info, label: str, masks, weights=None) -> PruneConfig:
         meta["achieved_sparsity"] = (masks.sparsity() if isinstance(masks, MaskSet) else
                                      _mask_sparsity(masks))
     else:
-        raise ValueError(f"{label}: expected a PruneResult, a MaskSet or a dict of site -> "
+        raise UsageError(f"{label}: expected a PruneResult, a MaskSet or a dict of site -> "
                          f"bool mask; got {type(masks).__name__}")
     if not len(masks):
-        raise ValueError(f"{label}: the mask set is empty (no site to prune)")
+        raise UsageError(f"{label}: the mask set is empty (no site to prune)")
     validate_masks(info, masks, weights)  # the checks `pruned` does, before anything runs
     meta["scope"] = _scope_text(meta.get("scope"))
     return PruneConfig(label, masks, weights, meta)
@@ -117,7 +118,7 @@ def _check_pattern(pattern: torch.Tensor, layout: BatchLayout, layer: int) -> No
     p = pattern.float()
     above = float(p.triu(1).abs().amax()) if p.shape[-1] > 1 else 0.0
     if above > 0:
-        raise ValueError(f"layer {layer}: the attention pattern puts mass {above:.3g} on keys "
+        raise UsageError(f"layer {layer}: the attention pattern puts mass {above:.3g} on keys "
                          "after the query; lenskit's attention metrics need causal attention "
                          "over right-padded rows")
     sums = p.sum(-1)  # [B, H, T]
@@ -125,7 +126,7 @@ def _check_pattern(pattern: torch.Tensor, layout: BatchLayout, layer: int) -> No
     real = (t[None, :] < layout.lengths[:, None]).to(sums.device)
     err = float(((sums - 1).abs() * real[:, None, :]).amax())
     if err > 1e-3:
-        raise ValueError(f"layer {layer}: attention rows of real queries sum to 1 +- {err:.3g};"
+        raise UsageError(f"layer {layer}: attention rows of real queries sum to 1 +- {err:.3g};"
                          " hook_pattern is not a softmax over keys")
 
 
@@ -144,7 +145,7 @@ class PatternEngine:
         layers = sorted({int(x) for x in layers})
         bad = [x for x in layers if not 0 <= x < n_layers]
         if bad or not layers:
-            raise ValueError(f"layers must be a non-empty list of layer indices in 0.."
+            raise UsageError(f"layers must be a non-empty list of layer indices in 0.."
                              f"{n_layers - 1}; got {bad or 'none'}")
         self.layers = tuple(layers)
         self.n_heads = int(model.cfg.n_heads)
@@ -152,7 +153,7 @@ class PatternEngine:
         known = set(model.hook_dict)
         for layer in self.layers:
             if f"blocks.{layer}.attn.hook_pattern" not in known:
-                raise ValueError(f"the model has no hook blocks.{layer}.attn.hook_pattern")
+                raise UsageError(f"the model has no hook blocks.{layer}.attn.hook_pattern")
         self.n_ctx = getattr(model.cfg, "n_ctx", None)
         self.checked = False  # the causal structure is checked on the first batch only
         self.vocab_size = int(model.cfg.d_vocab)
@@ -160,7 +161,7 @@ class PatternEngine:
     def check_rows(self, src: PromptRows) -> None:
         longest = max(len(r) for r in src.rows)
         if self.n_ctx and longest > self.n_ctx:
-            raise ValueError(f"{src.name}: a prompt of {longest} tokens is longer than the "
+            raise UsageError(f"{src.name}: a prompt of {longest} tokens is longer than the "
                              f"model's context of {self.n_ctx}")
 
     def _forward(self, ids: torch.Tensor, hooks: list) -> None:
@@ -171,7 +172,7 @@ class PatternEngine:
     def run(self, batches, configs: Sequence[PruneConfig], reference: bool,
             run: AttentionRun | None = None) -> AttentionRun:
         if configs and self.info.originals:
-            raise ValueError(
+            raise UsageError(
                 f"the model already has {len(self.info.originals)} pruned site(s) (e.g. "
                 f"{next(iter(self.info.originals))}); call lenskit.models.restore(model) first "
                 "so that the comparison is against the dense model")
@@ -235,5 +236,5 @@ def check_batch_size(batch_size) -> int:
     """``batch_size`` as an int; ``ValueError`` unless it is an int >= 1."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
     return int(batch_size)

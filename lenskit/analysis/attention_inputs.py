@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lenskit.analysis.attention_stats import BatchLayout
+from lenskit.errors import UsageError
 from lenskit.tasks.core import TaskInstance, TaskSet, TextWindow
 from lenskit.tasks.encoding import (
     encode_texts,
@@ -51,7 +52,7 @@ class RepeatedTokens:
         for attr, low in (("n_sequences", 1), ("length", 2)):
             v = getattr(self, attr)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"RepeatedTokens.{attr} must be an int >= {low}, got {v!r}")
+                raise UsageError(f"RepeatedTokens.{attr} must be an int >= {low}, got {v!r}")
 
 
 def repeated_token_ids(tokenizer, spec: RepeatedTokens, vocab_size: int | None = None
@@ -62,7 +63,7 @@ def repeated_token_ids(tokenizer, spec: RepeatedTokens, vocab_size: int | None =
     specials = set(getattr(tokenizer, "all_special_ids", []) or [])
     candidates = np.array([i for i in range(n_vocab) if i not in specials], dtype=np.int64)
     if len(candidates) < spec.length:
-        raise ValueError(f"RepeatedTokens.length {spec.length} exceeds the "
+        raise UsageError(f"RepeatedTokens.length {spec.length} exceeds the "
                          f"{len(candidates)} non-special tokens of the vocabulary")
     rng = np.random.default_rng(spec.seed)
     rows = []
@@ -111,7 +112,7 @@ def _build_rows(info, source, answer_spans, vocab_size: int) -> PromptRows:
     tok = info.tokenizer
     if isinstance(source, RepeatedTokens):
         if answer_spans is not None:
-            raise ValueError("answer_spans does not apply to RepeatedTokens")
+            raise UsageError("answer_spans does not apply to RepeatedTokens")
         ids, p0 = repeated_token_ids(tok, source, vocab_size)
         return PromptRows(source.name, _REPEAT_KIND, _REPEAT_CATEGORY, ids.tolist(),
                        [None] * len(ids), answers=False, repeat_p0=p0,
@@ -121,22 +122,22 @@ def _build_rows(info, source, answer_spans, vocab_size: int) -> PromptRows:
         name, kind, category = source.name, source.kind, source.category
         items = list(source.instances)
     elif isinstance(source, (str, bytes)) or not isinstance(source, Sequence) or not source:
-        raise ValueError("prompts must be a TaskSet, a RepeatedTokens, or a non-empty list of "
+        raise UsageError("prompts must be a TaskSet, a RepeatedTokens, or a non-empty list of "
                          f"prompt strings or TaskInstances; got {type(source).__name__}")
     else:
         items = list(source)
     if all(isinstance(i, TextWindow) for i in items):
         if answer_spans is not None:
-            raise ValueError("answer_spans does not apply to perplexity windows")
+            raise UsageError("answer_spans does not apply to perplexity windows")
         rows = [list(w.tokens) for w in items]
         top = max(max(r) for r in rows)
         if top >= vocab_size:
-            raise ValueError(f"{name}: token id {top} is outside the model's vocabulary of "
+            raise UsageError(f"{name}: token id {top} is outside the model's vocabulary of "
                              f"{vocab_size}")
         return PromptRows(name, kind, category, rows, [None] * len(rows), answers=False)
     if all(isinstance(i, TaskInstance) for i in items):
         if answer_spans is not None:
-            raise ValueError("answer_spans is taken from the instances' answer_span; pass it "
+            raise UsageError("answer_spans is taken from the instances' answer_span; pass it "
                              "only with prompt strings")
         texts = [i.prompt for i in items]
         char_spans = [i.answer_span for i in items]
@@ -146,29 +147,29 @@ def _build_rows(info, source, answer_spans, vocab_size: int) -> PromptRows:
             char_spans = [None] * len(texts)
         else:
             if isinstance(answer_spans, (str, bytes)) or len(answer_spans) != len(texts):
-                raise ValueError(f"answer_spans must list one (start, end) character span or "
+                raise UsageError(f"answer_spans must list one (start, end) character span or "
                                  f"None per prompt ({len(texts)}), got {answer_spans!r}")
             char_spans = [None if s is None else tuple(s) for s in answer_spans]
         for t in texts:
             if not t.strip():
-                raise ValueError("prompts must be non-empty strings")
+                raise UsageError("prompts must be non-empty strings")
     else:
         kinds = sorted({type(i).__name__ for i in items})
-        raise ValueError(f"prompts must all be strings, TaskInstances or TextWindows; got "
+        raise UsageError(f"prompts must all be strings, TaskInstances or TextWindows; got "
                          f"{kinds}")
     rows = encode_texts(tok, texts)
     spans: list[tuple[int, int] | None] = []
     for text, row, cs in zip(texts, rows, char_spans, strict=True):
         if not row:
-            raise ValueError(f"prompt {text[:60]!r} tokenises to no tokens")
+            raise UsageError(f"prompt {text[:60]!r} tokenises to no tokens")
         if cs is None:
             spans.append(None)
             continue
         if len(cs) != 2:
-            raise ValueError(f"answer span {cs!r} must be a (start, end) character span")
+            raise UsageError(f"answer span {cs!r} must be a (start, end) character span")
         s, e = token_span(tok, text, (int(cs[0]), int(cs[1])))
         if e > len(row):  # a suffix special of the tokenizer cannot be in a prompt's span
-            raise ValueError(f"answer span {cs} of prompt {text[:60]!r} maps beyond its "
+            raise UsageError(f"answer span {cs} of prompt {text[:60]!r} maps beyond its "
                              f"{len(row)} tokens")
         spans.append((s, e))
     return PromptRows(name, kind, category, rows, spans, answers=True)

@@ -8,6 +8,7 @@ import torch
 
 from lenskit.analysis.attention_inputs import prompt_rows
 from lenskit.analysis.attention_stats import BatchLayout, PatternStats
+from lenskit.errors import UsageError
 from lenskit.models import model_info
 
 __all__ = ["AttentionProbe"]
@@ -35,7 +36,7 @@ class AttentionProbe:
         vocab = int(info.hf.get_output_embeddings().weight.shape[0])
         self._src = prompt_rows(info, task, None, vocab)
         if not self._src.answers:
-            raise ValueError(f"AttentionProbe needs a QA or function task; {self._src.name!r} "
+            raise UsageError(f"AttentionProbe needs a QA or function task; {self._src.name!r} "
                              f"is {self._src.kind!r}")
         self.stats = PatternStats(info.n_layers, n_heads)
         self.label = label

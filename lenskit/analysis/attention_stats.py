@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "METRIC_QUERIES",
     "BatchLayout",
@@ -106,6 +108,7 @@ class BatchLayout:
         return int(self.lengths.max())
 
     def __post_init__(self) -> None:
+        # Internal: the attention engine builds layouts from its own encoding of the prompts.
         lengths = torch.as_tensor(self.lengths, dtype=torch.long)
         if lengths.ndim != 1 or not len(lengths) or int(lengths.min()) < 1:
             raise ValueError(f"lengths must be a non-empty 1-d tensor of positive token counts,"
@@ -318,7 +321,7 @@ class PatternStats:
         """``[n_layers, n_heads]`` float64 averages (NaN where nothing was counted)."""
         key = (metric, queries)
         if key not in self.sums:
-            raise ValueError(f"no {metric!r} at {queries!r} queries was accumulated; have "
+            raise UsageError(f"no {metric!r} at {queries!r} queries was accumulated; have "
                              f"{self.pairs()}")
         counts = self.counts[key][:, None]
         return torch.where(counts > 0, self.sums[key] / counts.clamp(min=1),

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "ARCHITECTURES",
     "ATTN_COMPONENTS",
@@ -56,7 +58,7 @@ class ComponentSpec:
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {self.layout!r}; allowed: {LAYOUTS}")
+            raise UsageError(f"unknown layout {self.layout!r}; allowed: {LAYOUTS}")
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,11 @@ def register_architecture(model_type: str, blocks: str, attention: str,
     row = _row(model_type, blocks, attention, **components)
     bad = [c for c in row.components if c not in COMPONENTS]
     if bad:
-        raise ValueError(f"unknown component {bad[0]!r}; allowed: {COMPONENTS} ('in_' for in)")
+        raise UsageError(f"unknown component {bad[0]!r}; allowed: {COMPONENTS} ('in_' for in)")
     layouts = [spec.layout for spec in row.components.values() if spec.layout not in
                OVERRIDE_LAYOUTS]
     if layouts:
-        raise ValueError(f"layout {layouts[0]!r} is not for override rows; allowed: "
+        raise UsageError(f"layout {layouts[0]!r} is not for override rows; allowed: "
                          f"{OVERRIDE_LAYOUTS}")
     ARCHITECTURES[model_type] = row
     return row

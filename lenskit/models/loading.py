@@ -350,7 +350,7 @@ def load_model(
     try:
         arch, site_list = build_sites(bridge, plain, override)
     except SiteMappingError as err:
-        raise ValueError(
+        raise UsageError(
             f"lenskit cannot find the prunable weights of {hf.config.model_type!r} from "
             f"TransformerLens' {type(bridge.adapter).__name__}: {err} (register an override "
             "row with lenskit.models.register_architecture)") from err

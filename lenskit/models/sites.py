@@ -164,7 +164,7 @@ def _parse_layers(text: str) -> tuple[int, ...]:
         if "-" in part[1:]:
             a, b = part.split("-", 1)
             if int(b) < int(a):  # "3-1" would select nothing
-                raise ValueError(part)
+                raise ValueError(part)  # Selection.parse turns it into a UsageError
             out.extend(range(int(a), int(b) + 1))
         else:
             out.append(int(part))
@@ -217,10 +217,10 @@ class Selection:
             object.__setattr__(self, "experts", experts)
             bad_e = [e for e in experts if not isinstance(e, str) or not _expert_pattern_ok(e)]
             if bad_e:
-                raise ValueError(f"unknown expert {bad_e[0]!r}; allowed: 'e<i>' (e.g. 'e3'), "
+                raise UsageError(f"unknown expert {bad_e[0]!r}; allowed: 'e<i>' (e.g. 'e3'), "
                                  f"'e*' (every routed expert) or '{SHARED_EXPERT}'")
             if self.families is not None and "mlp" not in self.families:
-                raise ValueError(f"experts {experts} belong to family 'mlp', not to "
+                raise UsageError(f"experts {experts} belong to family 'mlp', not to "
                                  f"{self.families}")
         if self.families and self.components:
             fam_of = {c: "attn" for c in ATTN_COMPONENTS} | {c: "mlp" for c in MLP_COMPONENTS}
@@ -263,7 +263,7 @@ class Selection:
             if all(_expert_pattern_ok(n) for n in names):
                 experts, comps = tuple(names), rest
             elif any(n.startswith("e") and n not in COMPONENTS for n in names):
-                raise ValueError(f"bad expert in scope {scope!r}: use 'e<i>' (e.g. 'mlp.e3.in'), "
+                raise UsageError(f"bad expert in scope {scope!r}: use 'e<i>' (e.g. 'mlp.e3.in'), "
                                  f"'e*' or '{SHARED_EXPERT}'")
         if head in ("all", ""):
             pass
@@ -403,7 +403,7 @@ def select_sites(
                     (e != "e*" and e not in experts):
                 have = (f"experts {experts[0]}..{experts[-1]}" if experts
                         else "no mixture-of-experts FFW")
-                raise ValueError(f"expert {e!r} does not exist in this model; it has {have}")
+                raise UsageError(f"expert {e!r} does not exist in this model; it has {have}")
         if sel.layers is not None:
             bad = [i for i in sel.layers if not 0 <= i < n_layers]
             if bad:

@@ -54,6 +54,8 @@ def strided_layout(index: torch.Tensor) -> StridedLayout:
             the layout cannot be edited in place through one view).
     """
     flat = index.reshape(-1).to(torch.int64)
+    # Internal: the indices come from the adapter's own split of a weight, not from input;
+    # load_model reports a model whose weights cannot be mapped as a UsageError.
     if flat.numel() == 0:
         raise ValueError("an empty index has no layout")
     dims: list[tuple[int, int]] = []  # (size, stride), innermost first

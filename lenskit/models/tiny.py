@@ -26,6 +26,7 @@ from transformers import (
     OPTForCausalLM,
 )
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
 from lenskit.synthetic.world import WorldConfig
 
@@ -124,7 +125,7 @@ def tiny_config(family: str, vocab_size: int, ids: dict, *, d_model: int = 32,
 
     extra = FAMILY_CONFIGS.get(family, PROBLEM_CONFIGS.get(family))
     if extra is None:
-        raise ValueError(f"unknown family {family!r}; allowed: "
+        raise UsageError(f"unknown family {family!r}; allowed: "
                          f"{sorted(set(TINY_FAMILIES) | set(FAMILY_CONFIGS))}")
     kwargs = dict(vocab_size=vocab_size, hidden_size=d_model, num_hidden_layers=n_layers,
                   num_attention_heads=n_heads, num_key_value_heads=max(1, n_heads // 2),

@@ -110,9 +110,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.dtype not in TRAIN_DTYPES:
-            raise ValueError(f"unknown training dtype {self.dtype!r}; allowed: {TRAIN_DTYPES}")
+            raise UsageError(f"unknown training dtype {self.dtype!r}; allowed: {TRAIN_DTYPES}")
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got steps={self.steps}, "
+            raise UsageError(f"steps and batch_size must be >= 1, got steps={self.steps}, "
                              f"batch_size={self.batch_size}")
 
     def to_json(self) -> dict:

@@ -23,6 +23,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from lenskit.analysis.trace_store import load_traces
+from lenskit.errors import UsageError
 from lenskit.plots.charts import PCT_AXIS, SPARSITY_TITLE, mean_ci, prepare_results
 from lenskit.plots.figures import (
     fig_attention_vs_ffw,
@@ -56,7 +57,7 @@ def _explorer_data(results: pd.DataFrame) -> pd.DataFrame:
     df = prepare_results(results, ("fact_recall", "icl"))
     pr = df[df["method"] != DENSE]
     if not len(pr):
-        raise ValueError("the results hold no pruned cells to explore")
+        raise UsageError("the results hold no pruned cells to explore")
     # one "mean" over a single task each: seeds averaged, the task's own interval kept
     per = mean_ci(pr.assign(task_name=pr["task"]),
                    [*_KEYS[:-1], "task_name", "target_sparsity"], "rel", "rel_low", "rel_high")

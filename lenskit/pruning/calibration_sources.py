@@ -40,8 +40,8 @@ from lenskit.pruning.calibration import (
     random_calibration,
 )
 
-__all__ = ["SOURCE_KINDS", "c4_calibration", "calibration_from_source", "parse_source",
-           "source_fingerprint"]
+__all__ = ["SOURCE_KINDS", "CalibrationSource", "c4_calibration", "calibration_from_source",
+           "parse_source", "source_fingerprint"]
 
 #: The kinds of source :func:`parse_source` returns.
 SOURCE_KINDS = ("default", "random", "c4", "wikitext2", "text", "hub")
@@ -50,10 +50,58 @@ _C4_HUB = ("allenai/c4", {"data_files": {"train": "en/c4-train.00000-of-01024.js
 _WIKITEXT2_HUB = ("wikitext", "wikitext-2-raw-v1")
 
 
+class CalibrationSource(str):
+    """A source string, parsed: still the string as written (it compares, hashes, prints and
+    serialises as that string, so configs and manifests store it unchanged), plus its
+    :attr:`kind` (one of :data:`SOURCE_KINDS`) and :attr:`where` (the resolved file path, the
+    dataset name, or None). Made by :meth:`parse` (or :meth:`of`), which checks the string."""
+
+    kind: str
+    where: str | None
+
+    @classmethod
+    def parse(cls, source: str) -> CalibrationSource:
+        """``source`` parsed (see the module docstring). Raises :class:`UsageError` for an
+        empty string or a ``kind:PATH`` whose file is missing."""
+        return _made(source, *_parse(source))
+
+    @classmethod
+    def of(cls, source: str) -> CalibrationSource:
+        """``source`` itself when it is parsed already, else :meth:`parse` of it."""
+        return source if isinstance(source, CalibrationSource) else cls.parse(source)
+
+    def __reduce__(self):
+        # copies and pickles (Ray workers) keep the parse: the file is not looked up again
+        return (_made, (str(self), self.kind, self.where))
+
+    def fingerprint(self) -> str:
+        """What identifies the source's content: the kind and, for local files, a sha256 of
+        the file's bytes (16 hex digits), so that editing a file changes the results'
+        identity."""
+        kind, where = self.kind, self.where
+        if kind in ("c4", "wikitext2", "text"):
+            st = Path(where).stat()
+            return f"{kind}:{_file_sha(str(Path(where).resolve()), st.st_mtime_ns, st.st_size)}"
+        if kind == "default":
+            return "default"
+        return f"{kind}:{where}" if where else kind
+
+
+def _made(text: str, kind: str, where: str | None) -> CalibrationSource:
+    obj = str.__new__(CalibrationSource, text)
+    obj.kind, obj.where = kind, where
+    return obj
+
+
 def parse_source(source: str) -> tuple[str, str | None]:
     """``(kind, path_or_name)`` of a source string (see the module docstring); kind is one of
-    :data:`SOURCE_KINDS`. Raises ValueError for an empty string or a ``kind:PATH`` whose file
-    is missing."""
+    :data:`SOURCE_KINDS`. Raises :class:`UsageError` for an empty string or a ``kind:PATH``
+    whose file is missing."""
+    src = CalibrationSource.of(source)
+    return src.kind, src.where
+
+
+def _parse(source: str) -> tuple[str, str | None]:
     if not isinstance(source, str) or not source.strip():
         raise UsageError(f"calibration source must be a non-empty string, got {source!r}; "
                          f"allowed: 'default', 'random', 'c4:PATH', 'wikitext2:PATH', "
@@ -87,15 +135,8 @@ def parse_source(source: str) -> tuple[str, str | None]:
 
 
 def source_fingerprint(source: str) -> str:
-    """What identifies a source's content: the kind and, for local files, a sha256 of the
-    file's bytes (16 hex digits), so that editing a file changes the results' identity."""
-    kind, where = parse_source(source)
-    if kind in ("c4", "wikitext2", "text"):
-        st = Path(where).stat()
-        return f"{kind}:{_file_sha(str(Path(where).resolve()), st.st_mtime_ns, st.st_size)}"
-    if kind == "default":
-        return "default"
-    return f"{kind}:{where}" if where else kind
+    """What identifies a source's content (:meth:`CalibrationSource.fingerprint`)."""
+    return CalibrationSource.of(source).fingerprint()
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,7 +194,7 @@ def calibration_from_source(model, source: str = "default", n_samples: int = 128
     calibration came from.
     """
     check_size(n_samples, seq_len)
-    kind, where = parse_source(source)
+    kind, where = parse_source(source)  # parsed once: a config's source is parsed already
     info = model_info(model)
     tok = info.tokenizer
     if kind == "default":

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lenskit.errors import UsageError
 from lenskit.pruning.selection import lowest_k
 from lenskit.pruning.structure import Structure, n_to_prune
 
@@ -146,7 +147,7 @@ def factor_hessian(hessian: torch.Tensor, percdamp: float = 0.01, *,
     when more damping or the diagonal fallback was needed (``name`` says where).
     """
     if not bool(torch.isfinite(hessian.sum())):
-        raise ValueError(f"the calibration Hessian of {name} has non-finite entries: the "
+        raise UsageError(f"the calibration Hessian of {name} has non-finite entries: the "
                          "activations overflowed (check the model's dtype and the calibration)")
     dead = torch.diagonal(hessian) == 0
     # Work on the order-reversed copy that the factorisation needs (see above).

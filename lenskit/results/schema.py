@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.names import ALLOCATIONS, CATEGORIES, KIND_CATEGORY, METHODS
 from lenskit.names import TASK_KINDS as KINDS
 from lenskit.pruning.structure import parse_structure
@@ -389,7 +390,7 @@ def attach_baselines(df: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
     lost = merged["_dense"] == "left_only"
     if lost.any():
         r = merged[lost].iloc[0]
-        raise ValueError(
+        raise UsageError(
             f"no dense baseline for model {r.model!r} seed {r.seed} task {r.task!r} "
             f"metric {r.metric!r} ({int(lost.sum())} rows lack one); evaluate the dense "
             f"model (method {DENSE!r}) first"
@@ -404,8 +405,8 @@ def attach_baselines(df: pd.DataFrame, baselines: pd.DataFrame | None = None) ->
 
 def with_baselines(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every row's dense baseline: the one place readers (thresholds, figures,
-    the report) get baselines. Rows written by a sweep carry theirs (the runner attaches
-    them with :func:`attach_baselines` as it writes each cell) and come back unchanged; when
+    the report) get baselines. Rows written by a sweep carry theirs (the run directory's
+    writer attaches them with :func:`attach_baselines` as it writes each cell) and come back unchanged; when
     any row lacks one and ``df`` holds dense rows, they are attached from those rows.
     Returns ``df`` itself or a new frame; ``df`` is not modified."""
     if "method" not in df.columns or not (df["method"] == DENSE).any():

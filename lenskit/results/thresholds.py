@@ -114,7 +114,7 @@ def chance_level(results: pd.DataFrame, task: str, metric: str | None = None
         return None
     values = rows.loc[rows["metric"] == metric, "chance"].dropna().unique()
     if len(values) > 1:
-        raise ValueError(f"task {task!r} ({metric}) records several chance levels "
+        raise UsageError(f"task {task!r} ({metric}) records several chance levels "
                          f"{sorted(values)}: two different tasks share a name")
     return float(values[0]) if len(values) else None
 

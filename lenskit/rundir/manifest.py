@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lenskit.errors import CorruptFileError, RunDirectoryError, UsageError
+from lenskit.rundir.records import json_form
 
 __all__ = ["FORMAT", "MANIFEST", "RUN_CONFIG", "CellRecord", "ConfigMismatchError",
            "RunManifest", "Session", "check_format", "normalise", "read_manifest", "utc_now"]
@@ -42,10 +44,9 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def normalise(obj: Any) -> Any:
-    """``obj`` as it reads back from the manifest's JSON (tuples as lists, other
-    non-JSON values as their ``str``)."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+#: ``obj`` as it reads back from the manifest's JSON (tuples as lists, other non-JSON
+#: values as their ``str``).
+normalise = json_form
 
 
 def read_manifest(run_dir: Path) -> RunManifest:
@@ -231,6 +232,27 @@ class RunManifest:
                       for d, m in runs for s in m.sessions],
             models=models, devices=devices, cells=entries, files=dict(files),
             merged_from=[str(d) for d, _ in runs])
+
+    # ---- sessions -------------------------------------------------------------------
+
+    def begin_session(self, config: Mapping[str, Any], history: Mapping[str, Any],
+                      env: Mapping[str, Any]) -> int:
+        """Start a writing session under ``config`` (its JSON form) in environment ``env``
+        (:func:`environment_info`): the run's config becomes ``config``, ``history`` (the
+        settings that change results) joins ``configs`` when the run has not seen it, the
+        run's environment becomes the session's (the latest session wrote the newest
+        cells) and its status "running". Returns the session's index."""
+        env = _env(env)
+        self.versions, self.git, self.host = env["versions"], env["git"], env["host"]
+        self.config = normalise(dict(config))
+        history = normalise(dict(history))
+        if history not in self.configs:
+            self.configs.append(history)  # the run grew (or changed) its grid
+        self.status, self.finished = "running", None
+        self.sessions.append(Session(start=utc_now(), pid=os.getpid(),
+                                     host=self.host.get("hostname"), git=env["git"],
+                                     versions=dict(self.versions)))
+        return len(self.sessions) - 1
 
     # ---- JSON -----------------------------------------------------------------------
 

@@ -38,17 +38,17 @@ is written.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lenskit.errors import CorruptFileError, RunDirectoryError
+from lenskit.errors import CorruptFileError, RunDirectoryError, UsageError
 from lenskit.results.schema import (
     INSTANCE_COLUMNS,
+    attach_baselines,
     empty_results,
     validate_instances,
     validate_results,
@@ -70,12 +70,11 @@ from lenskit.rundir.manifest import (
     CellRecord,
     ConfigMismatchError,
     RunManifest,
-    Session,
     check_format,
-    normalise,
     read_manifest,
     utc_now,
 )
+from lenskit.rundir.records import DEFAULT_STEADY, CellOutput, RunConfig, json_form
 from lenskit.rundir.rundir import (
     check_links,
     clean_temporaries,
@@ -87,22 +86,13 @@ from lenskit.rundir.rundir import (
 __all__ = ["RunStore", "RunWriter", "iter_missing"]
 
 #: Config keys that may change between sessions of one run (they do not change results).
-DEFAULT_IGNORED_KEYS: tuple[str, ...] = ("out_dir", "executor", "address", "workers",
-                                          "num_cpus", "num_gpus")
+DEFAULT_IGNORED_KEYS: tuple[str, ...] = DEFAULT_STEADY
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if hasattr(config, "to_dict"):
-        config = config.to_dict()
-    if not isinstance(config, Mapping):
-        raise TypeError(f"config must be a SweepConfig or a mapping, got {type(config).__name__}")
-    return normalise(dict(config))
 
 
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.match(name):
-        raise ValueError(f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', "
+        raise UsageError(f"bad {what} {name!r}: use letters, digits, '.', '_' and '-', "
                          f"not starting with '.' or '-'")
     return name
 
@@ -133,7 +123,8 @@ class RunStore:
     @classmethod
     def open(cls, run_dir: str | Path, config: Any, *, force: bool = False,
              ignore_keys: Iterable[str] = DEFAULT_IGNORED_KEYS) -> RunWriter:
-        """Create or resume a run for ``config``: see :meth:`RunWriter.open`."""
+        """Create or resume a run for ``config`` (a :class:`RunConfig`, a SweepConfig or a
+        JSON-able mapping): see :meth:`RunWriter.open`."""
         return RunWriter.open(run_dir, config, force=force, ignore_keys=ignore_keys)
 
     @classmethod
@@ -299,6 +290,7 @@ class RunWriter(RunStore):
         super().__init__(run_dir)
         self._session: int | None = None
         self._lock: RunLock | None = None
+        self._dense_rows: dict[str, pd.DataFrame] = {}  # baselines of this session's cells
         #: What opening this run repaired (one line each: a quarantined file, ...).
         self.repaired: list[str] = []
         #: With ``force``: the files kept because lenskit did not record them or they
@@ -310,7 +302,8 @@ class RunWriter(RunStore):
     @classmethod
     def open(cls, run_dir: str | Path, config: Any, *, force: bool = False,
              ignore_keys: Iterable[str] = DEFAULT_IGNORED_KEYS) -> RunWriter:
-        """Create a run for ``config`` (a SweepConfig or a JSON-able mapping) or resume it.
+        """Create a run for ``config`` (a :class:`~lenskit.rundir.records.RunConfig`, or a
+        SweepConfig or a JSON-able mapping, made into one with ``ignore_keys``) or resume it.
 
         A run grows: cells are identified by id (which covers everything that changes a
         result), so ``config`` may differ from the stored one (more sparsities, scopes,
@@ -329,13 +322,13 @@ class RunWriter(RunStore):
         history (they do not change results).
         """
         store = cls(run_dir)
-        config = _config_dict(config)
+        run = RunConfig.of(config, ignore_keys)
         make_run_dir(store.dir)
         check_links(store.dir)  # before anything is written, the lock file included
         refuse_foreign(store.dir)  # before the lock file is created in it
         store._lock = RunLock(store.dir).acquire()
         try:
-            store._start(config, force=force, ignore_keys=tuple(ignore_keys))
+            store._start(run, force=force)
             store.repaired = store.verify()
         except BaseException:
             store._unlock()
@@ -363,8 +356,7 @@ class RunWriter(RunStore):
             self._lock.release()
             self._lock = None
 
-    def _start(self, config: dict[str, Any], *, force: bool, ignore_keys: tuple[str, ...]
-               ) -> None:
+    def _start(self, run: RunConfig, *, force: bool) -> None:
         old = None
         if (self.dir / MANIFEST).exists():
             old = read_manifest(self.dir)
@@ -377,28 +369,13 @@ class RunWriter(RunStore):
             refuse_foreign(self.dir)
         clean_temporaries(self.dir)
         env = environment_info()
-        history = {k: v for k, v in config.items() if k not in ignore_keys}
-        if old is None:
-            m = RunManifest.new(config, history, env)
-        else:
-            m = old
-            # the latest session's environment is the one that wrote the newest cells
-            m.versions, m.git, m.host = (normalise(env["versions"]), normalise(env["git"]),
-                                         normalise(env["host"]))
-            m.config = config
-            history = normalise(history)
-            if history not in m.configs:
-                m.configs.append(history)  # the run grew (or changed) its grid
-            m.status, m.finished = "running", None
-        m.sessions.append(Session(start=utc_now(), pid=os.getpid(),
-                                  host=env["host"]["hostname"], git=normalise(env["git"]),
-                                  versions=normalise(env["versions"])))
-        self._session = len(m.sessions) - 1
+        m = RunManifest.new(run.settings, run.history, env) if old is None else old
+        self._session = m.begin_session(run.settings, run.history, env)
         self._m = m
         # The latest config, apart from the manifest, so that `lenskit doctor` can rebuild a
         # damaged manifest. Its hash is recorded before it is written: a kill in between
         # leaves a manifest that a resume completes (run_config.json is written again).
-        data = encode_json({"format": m.format, "config": config})
+        data = encode_json({"format": m.format, "config": m.config})
         m.files[RUN_CONFIG] = sha256_bytes(data)
         self._save()
         atomic_write_bytes(self._inside(self.dir / RUN_CONFIG), lambda f: f.write(data))
@@ -450,7 +427,7 @@ class RunWriter(RunStore):
         """Add JSON-able facts about this writing session to the manifest (e.g. the
         executor and its cluster's resources) and save it."""
         self._require_lock()
-        self._manifest().sessions[self._session].extra.update(normalise(info))
+        self._manifest().sessions[self._session].extra.update(json_form(info))
         self._save()
 
     def record_model(self, spec: str, details: Mapping[str, Any]) -> None:
@@ -461,7 +438,7 @@ class RunWriter(RunStore):
         self._require_lock()
         models = self._manifest().models
         old = models.get(spec)
-        new = normalise(dict(details))
+        new = json_form(dict(details))
         if old is not None and old.get("fingerprint") != new.get("fingerprint"):
             raise ConfigMismatchError(
                 f"model {spec!r} has changed since run directory {str(self.dir)!r} computed "
@@ -476,7 +453,7 @@ class RunWriter(RunStore):
         """Record where ``model`` ran (device, dtype, device map); saved with the next
         cell (no write of its own)."""
         self._require_lock()
-        self._manifest().devices[model] = normalise(dict(device))
+        self._manifest().devices[model] = json_form(dict(device))
 
     def record_files(self, paths: Iterable[str | Path]) -> None:
         """Record files written into the run by others (figures, the report) with their
@@ -490,21 +467,74 @@ class RunWriter(RunStore):
                 files[real.relative_to(root).as_posix()] = sha256_file(real)
         self._save()
 
+    def write_outputs(self, outputs: Iterable[CellOutput],
+                      on_written: Callable[[CellOutput], None] | None = None) -> None:
+        """Record each evaluated cell of ``outputs`` (:meth:`write_output`) as it comes, in
+        any order: a cell that comes before its dense cell (another worker is still
+        evaluating it) waits in memory until the dense cell is written. ``on_written`` is
+        called after each write. Raises RuntimeError when ``outputs`` ends with cells
+        still waiting for a dense cell that never came."""
+        waiting: dict[str, list[CellOutput]] = {}
+        for out in outputs:
+            ready = [out] if out.is_dense or self.done(out.dense_id) else []
+            if not ready:
+                waiting.setdefault(out.dense_id, []).append(out)
+            if out.is_dense:
+                ready += waiting.pop(out.cell_id, [])
+            for o in ready:
+                self.write_output(o)
+                if on_written is not None:
+                    on_written(o)
+        if waiting:  # whoever computed the cells lost a dense cell: a bug
+            raise RuntimeError(f"cells finished without their dense baseline: "
+                               f"{sorted(waiting)}")
+
+    def write_output(self, out: CellOutput) -> Path:
+        """Record one evaluated cell: its rows with their dense baselines attached (from
+        its own rows for a dense cell, else from its dense cell, which must be done), where
+        its model ran and which weights it was (see :meth:`record_model`), and the cell
+        itself (:meth:`write_cell`)."""
+        self._require_lock()
+        if out.is_dense:
+            rows = self._dense_rows[out.cell_id] = attach_baselines(out.rows, out.rows)
+        else:
+            if out.dense_id not in self._dense_rows:
+                self._dense_rows[out.dense_id] = self.read_cell(out.dense_id)
+            rows = attach_baselines(out.rows, self._dense_rows[out.dense_id])
+        if out.device is not None:  # saved with the cell below
+            self._manifest().devices[out.model] = out.device
+        if out.weights is not None:  # refuses a model whose weights changed during the run
+            self.record_model(out.model, out.weights)
+        return self._write_cell(out.cell_id, rows, out.instances, overwrite=False,
+                                label=out.label, seconds=out.seconds, identity=out.identity,
+                                calibration=out.calibration)
+
     def write_cell(self, cell_id: str, rows: pd.DataFrame, *,
                    instances: pd.DataFrame | None = None, seconds: float | None = None,
                    label: str | None = None, overwrite: bool = False, cell: Any = None,
                    calibration: Mapping[str, Any] | None = None) -> Path:
         """Record a finished cell: its result rows (validated against the schema, every row
-        with this ``cell_id``) and, optionally, its per-instance rows. Instances are
-        written first and the result file last, so a cell counts as done only when both
-        are on disk. ``seconds``, ``label``, ``cell`` (its identity,
-        ``Cell.canonical()``) and ``calibration`` (``CalibrationData.to_json()``) go to the
-        manifest. Raises ValueError when the cell is already done (unless ``overwrite``) or
-        the rows are invalid; nothing is written then."""
+        with this ``cell_id``, baselines attached already) and, optionally, its
+        per-instance rows. Instances are written first and the result file last, so a cell
+        counts as done only when both are on disk. ``seconds``, ``label``, ``cell`` (its
+        identity: a mapping, or an object with ``canonical()`` such as a sweep's ``Cell``)
+        and ``calibration`` (``CalibrationData.to_json()``) go to the manifest. Raises
+        ValueError when the cell is already done (unless ``overwrite``) or the rows are
+        invalid; nothing is written then."""
         self._require_lock()
+        identity = cell.canonical() if hasattr(cell, "canonical") else cell
+        return self._write_cell(
+            cell_id, rows, instances, overwrite=overwrite, label=label, seconds=seconds,
+            identity=None if identity is None else json_form(dict(identity)),
+            calibration=None if calibration is None else json_form(dict(calibration)))
+
+    def _write_cell(self, cell_id: str, rows: pd.DataFrame, instances: pd.DataFrame | None,
+                    *, overwrite: bool, label: str | None, seconds: float | None,
+                    identity: dict[str, Any] | None, calibration: dict[str, Any] | None
+                    ) -> Path:
         path = self._inside(self.cell_path(cell_id))
         if path.exists() and not overwrite:
-            raise ValueError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
+            raise UsageError(f"cell {cell_id!r} is already done in {str(self.dir)!r}; "
                              f"a resumed sweep must skip it (check store.done(cell_id))")
         rows = _of_cell(validate_results(rows), cell_id, "rows")
         inst = None if instances is None else \
@@ -521,9 +551,7 @@ class RunWriter(RunStore):
             label=label, seconds=None if seconds is None else round(float(seconds), 3),
             rows=len(rows), instances=None if inst is None else len(inst),
             finished=utc_now(), session=self._session, sha256=cell_hash,
-            instances_sha256=inst_hash,
-            cell=None if cell is None else normalise(cell.canonical()),
-            calibration=None if calibration is None else normalise(dict(calibration)))
+            instances_sha256=inst_hash, cell=identity, calibration=calibration)
         self._save()
         return path
 
@@ -535,7 +563,7 @@ class RunWriter(RunStore):
         _check_name(name, "table name")
         bad = [f for f in formats if f not in ("parquet", "csv")]
         if bad:
-            raise ValueError(f"unknown table format {bad[0]!r}; allowed: parquet, csv")
+            raise UsageError(f"unknown table format {bad[0]!r}; allowed: parquet, csv")
         files = self._manifest().files
         paths = []
         for fmt in formats:
@@ -692,6 +720,6 @@ def _of_cell(df: pd.DataFrame, cell_id: str, what: str) -> pd.DataFrame:
     """``df`` when every row carries ``cell_id``; else ValueError naming the stray id."""
     wrong = df["cell_id"] != cell_id
     if wrong.any():
-        raise ValueError(f"{what} of cell {cell_id!r} carry cell_id "
+        raise UsageError(f"{what} of cell {cell_id!r} carry cell_id "
                          f"{df.loc[wrong, 'cell_id'].iloc[0]!r}")
     return df

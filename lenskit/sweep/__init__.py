@@ -5,8 +5,11 @@
 - :mod:`~lenskit.sweep.config`: :class:`SweepConfig` (TOML/YAML/overrides, validation)
   and its expansion into :class:`Cell` objects.
 - :mod:`~lenskit.sweep.preflight`: every check that can fail before a model is loaded.
-- :mod:`~lenskit.sweep.runner`: :func:`run_sweep`, every cell of a config, resumably, into a
-  run directory (:mod:`lenskit.rundir`).
+- :mod:`~lenskit.sweep.plan`: :func:`plan_sweep`, everything a run needs derived from its
+  config once (cells, executor, the record its run directory stores), before the run
+  directory is touched.
+- :mod:`~lenskit.sweep.runner`: :func:`run_sweep`, every cell of a plan, resumably, into a
+  run directory (:mod:`lenskit.rundir`), which attaches baselines and writes.
 - :mod:`~lenskit.sweep.executors`: where the cells run: this process, or the actors of a
   Ray cluster (``executor = "ray"``).
 
@@ -25,10 +28,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "default_config", "is_attention_scope", "is_ffw_scope", "load_config", "model_label",
         "parse_structure",
     ),
+    "lenskit.sweep.plan": ("SweepPlan", "plan_sweep"),
     "lenskit.sweep.runner": ("SweepOutcome", "finish_run", "run_sweep"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("config", "executors", "preflight", "runner", "settings")
+_SUBMODULES = ("config", "executors", "plan", "preflight", "runner", "settings")
 
 __all__ = sorted(_WHERE)
 
@@ -62,4 +66,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         model_label,
         parse_structure,
     )
+    from lenskit.sweep.plan import SweepPlan, plan_sweep  # noqa: F401
     from lenskit.sweep.runner import SweepOutcome, finish_run, run_sweep  # noqa: F401

@@ -10,6 +10,7 @@ manifest is written (which would make the corrected command look like a differen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from lenskit.errors import UsageError
@@ -17,8 +18,8 @@ from lenskit.models.gguf import GGUFError, gguf_n_layers, is_gguf
 from lenskit.models.loading import ModelLoadError, resolve_spec
 from lenskit.models.offline import offline, offline_setting
 from lenskit.models.sites import Selection
-from lenskit.pruning.calibration_sources import parse_source
-from lenskit.sweep.config import ConfigError, SweepConfig
+from lenskit.pruning.calibration_sources import CalibrationSource
+from lenskit.sweep.config import Cell, ConfigError, SweepConfig
 from lenskit.tasks import countries_suite, function_spec_name, organism_suite, study_function_specs
 
 __all__ = ["preflight", "suite_task_names"]
@@ -84,13 +85,9 @@ def _check_model(cfg: SweepConfig, spec: str, scopes: list[str], problems: list[
                 unknown_tasks.setdefault((t, names), []).append(spec)
 
 
-def _check_calibration(source: str, problems: list[str]) -> None:
-    try:
-        kind, _ = parse_source(source)
-    except ValueError as err:
-        problems.append(str(err))
-        return
-    if kind != "hub":
+def _check_calibration(source: CalibrationSource, problems: list[str]) -> None:
+    # the config parsed the source when it was set (and refused it then if it was bad)
+    if source.kind != "hub":
         return
     path = Path(source).expanduser()
     if path.exists():
@@ -106,13 +103,15 @@ def _check_calibration(source: str, problems: list[str]) -> None:
                         "c4:PATH, wikitext2:PATH, 'random' or 'default'")
 
 
-def preflight(cfg: SweepConfig) -> None:
-    """Check ``cfg`` against the models' configs, their task suites and the calibration
-    source; raise one :class:`ConfigError` listing every problem. Loads no weights and
-    writes nothing."""
+def preflight(cfg: SweepConfig, cells: Sequence[Cell] | None = None) -> None:
+    """Check ``cfg`` (valid: see :meth:`SweepConfig.validate`) against the models' configs,
+    their task suites and the calibration source; raise one :class:`ConfigError` listing
+    every problem. ``cells`` are ``cfg.cells()`` (expanded here when not given). Loads no
+    weights and writes nothing."""
     problems: list[str] = []
     unknown_tasks: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    cells = cfg.cells()
+    if cells is None:
+        cells = cfg.cells()
     scopes = cfg.scopes_needed()
     for spec in dict.fromkeys(c.model for c in cells):
         _check_model(cfg, spec, scopes, problems, unknown_tasks)
@@ -120,6 +119,6 @@ def preflight(cfg: SweepConfig) -> None:
         problems.append(f"unknown task {task!r} for model {', '.join(map(repr, specs))}; "
                         f"its suite has: {', '.join(names)}")
     if any(not c.is_dense for c in cells):
-        _check_calibration(str(cfg.calibration.source), problems)
+        _check_calibration(cfg.calibration.source, problems)  # parsed: cfg is valid
     if problems:
         raise ConfigError(problems)

@@ -6,9 +6,13 @@ scores are sorted once and SparseGPT's Hessians are factored once for all sparsi
 and writes every cell atomically as soon as it is evaluated. Interrupting it (Ctrl-C, a
 killed process) loses at most the cells in flight; running it again skips finished cells.
 
-The cells themselves run on an executor (:mod:`lenskit.sweep.executors`): in this process
-(``local``, the default) or on the actors of a Ray cluster (``ray``). Either way this
-process is the one writer of the run directory.
+The config travels one way: :func:`~lenskit.sweep.plan.plan_sweep` derives the plan from it
+(cells, executor, the record the run directory stores); the run directory
+(:mod:`lenskit.rundir`) receives typed records (that config record, each evaluated cell),
+attaches baselines, validates against the results schema and writes; its summary computes
+the thresholds. The cells themselves run on an executor (:mod:`lenskit.sweep.executors`):
+in this process (``local``, the default) or on the actors of a Ray cluster (``ray``).
+Either way this process is the one writer of the run directory.
 """
 
 from __future__ import annotations
@@ -21,25 +25,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from lenskit.errors import SweepTerminated
-from lenskit.results.comparison import format_study_comparison, study_comparison
-from lenskit.results.schema import attach_baselines
-from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
-from lenskit.rundir.store import RunStore, RunWriter, iter_missing
-from lenskit.sweep.config import Cell, ConfigError, SweepConfig
-from lenskit.sweep.executors import (
-    CellResult,
-    Executor,
-    executor_problems,
-    make_executor,
-    plan_units,
-)
-from lenskit.sweep.preflight import preflight
-from lenskit.sweep.settings import steady_settings
+from lenskit.rundir.store import RunStore, iter_missing
+from lenskit.rundir.summary import summarise_run
+from lenskit.sweep.config import Cell, SweepConfig
+from lenskit.sweep.executors import Executor
+from lenskit.sweep.plan import plan_sweep
 
 __all__ = ["SweepOutcome", "finish_run", "run_sweep", "sigterm_as_interrupt"]
 
@@ -64,12 +58,6 @@ class SweepOutcome:
                 f"{self.cells_skipped} skipped (already done) in {self.seconds:.1f} s; "
                 f"{len(self.results)} result rows, {len(self.thresholds)} thresholds, "
                 f"{len(self.instances)} instance rows)")
-
-
-def _executor_overrides(executor, address, workers, num_cpus, num_gpus) -> dict[str, Any]:
-    given = {"executor": executor, "address": address, "workers": workers,
-             "num_cpus": num_cpus, "num_gpus": num_gpus}
-    return {k: v for k, v in given.items() if v is not None}
 
 
 @contextlib.contextmanager
@@ -113,113 +101,49 @@ def run_sweep(
     instance, which the caller owns. Whatever runs the cells, this process alone writes
     them, so results, resume and the run directory are the same.
 
-    Everything checkable without weights is checked first (:func:`preflight`), before the
-    run directory is touched. SIGTERM is handled like Ctrl-C (raises
+    Everything is derived from ``cfg`` once, before the run directory is touched
+    (:func:`lenskit.sweep.plan.plan_sweep`: the cells, the executor, the record the run
+    stores), and everything checkable without weights is checked then. SIGTERM is handled like Ctrl-C (raises
     :class:`lenskit.errors.SweepTerminated`, a KeyboardInterrupt, after closing the run as
     "interrupted"). Corrupt cell files found on resume are quarantined and recomputed.
     """
-    t_start = time.perf_counter()
-    own = not isinstance(executor, Executor)
-    overrides = _executor_overrides(executor if own else None, address, workers,
-                                    num_cpus, num_gpus)
-    if overrides:
-        cfg = cfg.with_overrides(overrides)
-    problems = executor_problems(cfg)
-    if problems:
-        raise ConfigError(problems)
-    cells = cfg.cells()
-    preflight(cfg)
-    with sigterm_as_interrupt():
-        return _run(cfg, cells, force, progress, echo, t_start, executor, own)
-
-
-def _run(cfg: SweepConfig, cells: list[Cell], force: bool, progress: bool,
-         echo: Callable[[str], None], t_start: float, executor, own: bool) -> SweepOutcome:
     from tqdm.auto import tqdm
 
-    with RunStore.open(cfg.out_dir, cfg, force=force, ignore_keys=steady_settings()) as store:
-        for line in store.repaired:
+    t_start = time.perf_counter()
+    plan = plan_sweep(cfg, executor=executor, address=address, workers=workers,
+                      num_cpus=num_cpus, num_gpus=num_gpus)
+    cells = plan.cells
+    with sigterm_as_interrupt(), plan, \
+            RunStore.open(plan.run_dir, plan.run, force=force) as writer:
+        for line in writer.repaired:
             echo(f"repaired: {line}")
-        if store.kept:
-            echo(f"--force kept {len(store.kept)} file(s) lenskit did not record as its own "
-                 "or that changed since it wrote them: " + "; ".join(store.kept))
-        missing = list(iter_missing(store, cells))
+        if writer.kept:
+            echo(f"--force kept {len(writer.kept)} file(s) lenskit did not record as its own "
+                 "or that changed since it wrote them: " + "; ".join(writer.kept))
+        missing = list(iter_missing(writer, cells))
         skipped = len(cells) - len(missing)
         if skipped:
-            echo(f"resuming {store.dir}: {skipped} of {len(cells)} cells already done")
+            echo(f"resuming {writer.dir}: {skipped} of {len(cells)} cells already done")
         bar = tqdm(total=len(cells), initial=skipped, disable=not progress, unit="cell",
                    desc="sweep", dynamic_ncols=True)
         if missing:
-            _run_missing(cfg, missing, executor if not own else make_executor(cfg), own,
-                         store, bar, echo)
+            units = plan.units(missing)
+            info = plan.executor.describe()
+            writer.record_session(executor=info)
+            if info["executor"] != "local":
+                echo(f"executor {info['executor']}: " + ", ".join(
+                    f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
+                    if k in info))
+            writer.write_outputs(plan.executor.run(units, bar.set_postfix_str),
+                                 lambda _: bar.update())
+            writer.record_session(executor=plan.executor.describe())  # its final counters
         bar.close()
-        outcome = finish_run(store, cells, echo=echo)
-    outcome.cells_run = len(missing)
-    outcome.cells_skipped = skipped
-    outcome.seconds = time.perf_counter() - t_start
-    echo(f"{len(missing)} cells run, {skipped} reused, in {outcome.seconds:.0f} s; "
-         f"results in {store.dir}")
-    return outcome
-
-
-def _run_missing(cfg: SweepConfig, missing: list[Cell], runner: Executor, own: bool,
-                 store: RunWriter, bar, echo: Callable[[str], None]) -> None:
-    try:
-        info = runner.describe()
-        store.record_session(executor=info)
-        if info["executor"] != "local":
-            echo(f"executor {info['executor']}: " + ", ".join(
-                f"{k}={info[k]}" for k in ("workers", "num_cpus", "num_gpus", "address")
-                if k in info))
-        _Writer(store, bar).consume(runner.run(plan_units(cfg, missing), bar.set_postfix_str))
-        store.record_session(executor=runner.describe())  # with its final counters
-    finally:
-        if own:
-            runner.close()
-
-
-class _Writer:
-    """The one writer of a run: fills each cell's baselines from its stored dense cell
-    and writes it atomically. A pruned cell that finishes before its dense cell (another
-    worker is still evaluating it) waits in memory until the dense cell is written."""
-
-    def __init__(self, store: RunWriter, bar) -> None:
-        self.store, self.bar = store, bar
-        self.dense_rows: dict[str, pd.DataFrame] = {}
-        self.waiting: dict[str, list[CellResult]] = {}
-
-    def consume(self, results) -> None:
-        for res in results:
-            dense_id = res.cell.dense().cell_id
-            if res.cell.is_dense or self.store.done(dense_id):
-                self.write(res)
-            else:
-                self.waiting.setdefault(dense_id, []).append(res)
-            if res.cell.is_dense:
-                for r in self.waiting.pop(dense_id, []):
-                    self.write(r)
-        if self.waiting:  # an executor that returned without a dense cell: a bug
-            raise RuntimeError(f"cells finished without their dense baseline: "
-                               f"{sorted(self.waiting)}")
-
-    def write(self, res: CellResult) -> None:
-        cell = res.cell
-        if cell.is_dense:
-            rows = attach_baselines(res.rows, res.rows)
-            self.dense_rows[cell.cell_id] = rows
-        else:
-            dense_id = cell.dense().cell_id
-            if dense_id not in self.dense_rows:
-                self.dense_rows[dense_id] = self.store.read_cell(dense_id)
-            rows = attach_baselines(res.rows, self.dense_rows[dense_id])
-        if res.device is not None:  # saved with the cell below
-            self.store.record_device(cell.model, res.device)
-        if res.model is not None:  # refuses a model whose weights changed during the run
-            self.store.record_model(cell.model, res.model)
-        self.store.write_cell(cell.cell_id, rows, instances=res.instances,
-                              seconds=res.seconds, label=cell.label, cell=cell,
-                              calibration=res.calibration)
-        self.bar.update()
+        summary = summarise_run(writer, [c.cell_id for c in cells], echo=echo)
+    seconds = time.perf_counter() - t_start
+    echo(f"{len(missing)} cells run, {skipped} reused, in {seconds:.0f} s; "
+         f"results in {writer.dir}")
+    return SweepOutcome(writer.dir, summary.results, summary.thresholds, summary.instances,
+                        len(missing), skipped, seconds)
 
 
 def finish_run(
@@ -229,18 +153,10 @@ def finish_run(
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Thresholds and the study comparison of a run directory's results (written as
-    tables into the run directory)."""
-    order = None if cells is None else [c.cell_id for c in cells]
-    # With cells: this grid's cells only (a run directory may also hold the cells of
-    # earlier, smaller or differently calibrated grids, or of a merged run).
-    results = store.results(order, only=order is not None)
-    instances = store.instances(order, only=order is not None)
-    thresholds = compute_thresholds(results, instances if len(instances) else None)
-    store.write_table("thresholds", thresholds)
-    at_chance = tasks_at_chance(results)
-    comparison = study_comparison(thresholds, at_chance, echo)
-    store.write_table("study_comparison", comparison)
-    echo(format_thresholds(thresholds, at_chance=at_chance))
-    if len(comparison):
-        echo(format_study_comparison(comparison))
-    return SweepOutcome(store.dir, results, thresholds, instances, 0, 0, 0.0)
+    tables into the run directory; see :func:`lenskit.rundir.summary.summarise_run`). With
+    ``cells``: this grid's cells only (a run directory may also hold the cells of earlier,
+    smaller or differently calibrated grids, or of a merged run)."""
+    summary = summarise_run(store, None if cells is None else [c.cell_id for c in cells],
+                            echo=echo)
+    return SweepOutcome(store.dir, summary.results, summary.thresholds, summary.instances,
+                        0, 0, 0.0)

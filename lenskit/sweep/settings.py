@@ -5,7 +5,7 @@ table), whether it changes results, and its ``lenskit sweep`` flag.
 From this table come the conversions of :mod:`lenskit.sweep.config.overrides`, the tables a
 config file may hold, the flags of ``lenskit sweep`` and their translation into settings
 (:mod:`lenskit.cli.sweep`), and the settings a run directory lets change between sessions
-(the runner passes them to :meth:`lenskit.rundir.RunStore.open`). The dataclasses
+(the plan records them in its :class:`lenskit.rundir.RunConfig`). The dataclasses
 :class:`~lenskit.sweep.config.SweepConfig` and
 :class:`~lenskit.sweep.config.CalibrationConfig` hold the defaults and Python types; an
 import-time check keeps their fields and this table the same.

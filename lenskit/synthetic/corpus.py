@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.episodes import closed_book, open_book, overriding
 from lenskit.synthetic.formats import FunctionFormat, QAFormat
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
@@ -81,19 +82,19 @@ class CorpusConfig:
     def __post_init__(self) -> None:
         unknown = set(self.mixture) - set(DOC_KINDS)
         if unknown:
-            raise ValueError(f"unknown document kinds {sorted(unknown)}; allowed: {DOC_KINDS}")
+            raise UsageError(f"unknown document kinds {sorted(unknown)}; allowed: {DOC_KINDS}")
         if not self.mixture or min(self.mixture.values()) < 0 or sum(self.mixture.values()) <= 0:
-            raise ValueError(f"mixture weights must be >= 0 and not all 0, got {self.mixture}")
+            raise UsageError(f"mixture weights must be >= 0 and not all 0, got {self.mixture}")
         if self.row_tokens < 16:
-            raise ValueError(f"row_tokens must be >= 16, got {self.row_tokens}")
+            raise UsageError(f"row_tokens must be >= 16, got {self.row_tokens}")
         for name in ("context_weight", "exemplar_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise UsageError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.exemplar_warmup < 0:
-            raise ValueError(f"exemplar_warmup must be >= 0, got {self.exemplar_warmup}")
+            raise UsageError(f"exemplar_warmup must be >= 0, got {self.exemplar_warmup}")
         c = tuple(self.function_curriculum)
         if c and (len(c) != 3 or min(c) < 0 or list(c) != sorted(c)):
-            raise ValueError("function_curriculum must be () or three non-decreasing steps "
+            raise UsageError("function_curriculum must be () or three non-decreasing steps "
                              f"(repeat_end, lookup_end, near_end), got {c}")
 
 
@@ -215,7 +216,7 @@ class CorpusSampler:
                     spans.append((end - len(label), end, self.cfg.exemplar_weight))
                 pos += len(line) + 1
             return text, spans, facts
-        else:
+        else:  # internal: kinds come from the mixture, checked by CorpusConfig
             raise ValueError(f"unknown document kind {kind!r}; allowed: {DOC_KINDS}")
         prefix = fmt.block(ep.question, ep.context) + " "
         return prefix + ep.answer, [(len(prefix), len(prefix) + len(ep.answer))], facts
@@ -346,7 +347,7 @@ def exposure_counts(world: World, corpus_cfg: CorpusConfig | None, steps: int, b
     the sampler's seeded draws (see :meth:`CorpusSampler.row_facts`). Cost: about the
     sampler's time without tokenizing, ~1 ms per row on one core."""
     if steps < start or batch < 1:
-        raise ValueError(f"need 0 <= start <= steps and batch >= 1, got start={start}, "
+        raise UsageError(f"need 0 <= start <= steps and batch >= 1, got start={start}, "
                          f"steps={steps}, batch={batch}")
     sampler = CorpusSampler(world, None, corpus_cfg, seed=seed)
     counts = {e: dict.fromkeys(world.facts[e], 0) for e in world.memorised}

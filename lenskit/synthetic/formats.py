@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lenskit.errors import UsageError
+
 __all__ = ["FunctionFormat", "QAFormat", "format_number"]
 
 
@@ -33,11 +35,11 @@ class QAFormat:
 
     def __post_init__(self) -> None:
         if "{question}" not in self.question_template:
-            raise ValueError(
+            raise UsageError(
                 f"question_template {self.question_template!r} must contain '{{question}}'"
             )
         if "{context}" not in self.context_template:
-            raise ValueError(
+            raise UsageError(
                 f"context_template {self.context_template!r} must contain '{{context}}'"
             )
 
@@ -63,7 +65,7 @@ class QAFormat:
 def format_number(value: float, decimals: int) -> str:
     """Format one input coordinate: an integer when ``decimals == 0``, else fixed point."""
     if decimals < 0:
-        raise ValueError(f"decimals must be >= 0, got {decimals}")
+        raise UsageError(f"decimals must be >= 0, got {decimals}")
     if decimals == 0:
         return str(round(float(value)))
     return f"{value:.{decimals}f}"
@@ -85,9 +87,9 @@ class FunctionFormat:
 
     def __post_init__(self) -> None:
         if self.decimals < 0:
-            raise ValueError(f"decimals must be >= 0, got {self.decimals}")
+            raise UsageError(f"decimals must be >= 0, got {self.decimals}")
         if "\n" in self.arrow or "\n" in self.separator:
-            raise ValueError("arrow and separator must not contain a newline")
+            raise UsageError("arrow and separator must not contain a newline")
 
     def inputs(self, x: Sequence[float]) -> str:
         return self.separator.join(format_number(v, self.decimals) for v in x)

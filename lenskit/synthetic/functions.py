@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from lenskit.errors import UsageError
 from lenskit.synthetic.formats import FunctionFormat
 
 __all__ = [
@@ -69,21 +70,21 @@ class FunctionSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in FUNCTION_KINDS:
-            raise ValueError(f"unknown function kind {self.kind!r}; allowed: {FUNCTION_KINDS}")
+            raise UsageError(f"unknown function kind {self.kind!r}; allowed: {FUNCTION_KINDS}")
         for name in ("n_dims", "n_exemplars", "hidden", "depth"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 2 <= self.n_classes <= len(self.labels):
-            raise ValueError(
+            raise UsageError(
                 f"n_classes must be in 2..{len(self.labels)} (the number of labels), "
                 f"got {self.n_classes}"
             )
         if len(set(self.labels[: self.n_classes])) != self.n_classes:
-            raise ValueError(f"labels must be distinct, got {self.labels[: self.n_classes]}")
+            raise UsageError(f"labels must be distinct, got {self.labels[: self.n_classes]}")
         if self.value_range <= 0:
-            raise ValueError(f"value_range must be > 0, got {self.value_range}")
+            raise UsageError(f"value_range must be > 0, got {self.value_range}")
         if self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
+            raise UsageError(f"margin must be >= 0, got {self.margin}")
         if self.decimals != self.fmt.decimals:
             object.__setattr__(
                 self,
@@ -262,7 +263,7 @@ def sample_function_instances(
     input is drawn from that class.
     """
     if n_instances < 1:
-        raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+        raise UsageError(f"n_instances must be >= 1, got {n_instances}")
     rng = np.random.default_rng(seed)
     k = spec.n_classes
     # Every class appears floor(n / K) times; the remaining n mod K instances get distinct

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenskit.errors import CorruptFileError
+from lenskit.errors import CorruptFileError, UsageError
 
 __all__ = ["BUCKETS", "POPULARITY_LAWS", "RELATIONS", "Relation", "World", "WorldConfig",
            "build_world"]
@@ -300,15 +300,15 @@ def build_world(
     for name, v in (("n_memorised", n_memorised), ("n_held_out", n_held_out),
                     ("n_cities", n_cities)):
         if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
+            raise UsageError(f"{name} must be >= 1, got {v}")
     if n_unseen < 0:
-        raise ValueError(f"n_unseen must be >= 0, got {n_unseen}")
+        raise UsageError(f"n_unseen must be >= 0, got {n_unseen}")
     if popularity not in POPULARITY_LAWS:
-        raise ValueError(f"unknown popularity {popularity!r}; allowed: {POPULARITY_LAWS}")
+        raise UsageError(f"unknown popularity {popularity!r}; allowed: {POPULARITY_LAWS}")
     if not zipf_exponent > 0:
-        raise ValueError(f"zipf_exponent must be > 0, got {zipf_exponent}")
+        raise UsageError(f"zipf_exponent must be > 0, got {zipf_exponent}")
     if name_words not in (1, 2):
-        raise ValueError(f"name_words must be 1 or 2, got {name_words}")
+        raise UsageError(f"name_words must be 1 or 2, got {name_words}")
     rng = np.random.default_rng(seed)
     taken = {w.lower() for w in _COLOURS + _JOBS + _PETS}
     cities = _invent_names(rng, n_cities, taken)
@@ -358,12 +358,12 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if self.popularity not in POPULARITY_LAWS:
-            raise ValueError(f"unknown popularity {self.popularity!r}; allowed: "
+            raise UsageError(f"unknown popularity {self.popularity!r}; allowed: "
                              f"{POPULARITY_LAWS}")
         if not self.zipf_exponent > 0:
-            raise ValueError(f"zipf_exponent must be > 0, got {self.zipf_exponent}")
+            raise UsageError(f"zipf_exponent must be > 0, got {self.zipf_exponent}")
         if self.name_words not in (1, 2):
-            raise ValueError(f"name_words must be 1 or 2, got {self.name_words}")
+            raise UsageError(f"name_words must be 1 or 2, got {self.name_words}")
 
     def build(self) -> World:
         return build_world(**asdict(self))

@@ -145,7 +145,7 @@ def _popqa_bins(text: str) -> tuple[float, float] | None:
     try:
         low, high = (float(v) for v in text.split("|"))
     except ValueError as err:
-        raise ValueError(f"popqa bins {text!r}: use 'terciles' or two page-view edges "
+        raise UsageError(f"popqa bins {text!r}: use 'terciles' or two page-view edges "
                          "'LOW|HIGH' (e.g. 1000|100000)") from err
     return low, high
 

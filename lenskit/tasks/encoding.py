@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from lenskit.errors import UsageError
+
 __all__ = [
     "answer_token_ids",
     "encode_prompts",
@@ -65,7 +67,7 @@ def special_affixes(tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def encode_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Token ids per text, with the tokenizer's prefix specials and without its suffix ones."""
     if isinstance(texts, str):
-        raise ValueError("encode_texts takes a list of strings, got a single string")
+        raise UsageError("encode_texts takes a list of strings, got a single string")
     _, suffix = special_affixes(tokenizer)
     out = [list(ids) for ids in tokenizer(list(texts))["input_ids"]]
     if suffix:
@@ -110,11 +112,11 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> tuple[torch.Tensor, tor
         ``lengths[i] - 1``.
     """
     if isinstance(prompts, str) or len(prompts) == 0:
-        raise ValueError("encode_prompts needs a non-empty list of prompt strings")
+        raise UsageError("encode_prompts needs a non-empty list of prompt strings")
     rows = encode_texts(tokenizer, prompts)
     for p, r in zip(prompts, rows, strict=True):
         if not r:
-            raise ValueError(f"prompt {p!r} tokenises to no tokens")
+            raise UsageError(f"prompt {p!r} tokenises to no tokens")
     return pad_right(rows, pad_id(tokenizer))
 
 
@@ -149,7 +151,7 @@ def answer_token_ids(
             out[i] = list(ids)
     for a, ids in zip(answers, out, strict=True):
         if not ids:
-            raise ValueError(f"answer {a!r} tokenises to no tokens")
+            raise UsageError(f"answer {a!r} tokenises to no tokens")
     return out, len(fallback_idx)
 
 
@@ -161,9 +163,9 @@ def token_span(tokenizer, prompt: str, span: tuple[int, int]) -> tuple[int, int]
     """
     s, e = span
     if not 0 <= s < e <= len(prompt):
-        raise ValueError(f"span {span} is outside the {len(prompt)}-character prompt")
+        raise UsageError(f"span {span} is outside the {len(prompt)}-character prompt")
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("token_span needs a fast tokenizer (character offsets)")
+        raise UsageError("token_span needs a fast tokenizer (character offsets)")
     enc = tokenizer(prompt, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     specials = set(getattr(tokenizer, "all_special_ids", []))
@@ -172,7 +174,7 @@ def token_span(tokenizer, prompt: str, span: tuple[int, int]) -> tuple[int, int]
         if b > a and a < e and b > s and not (t in specials and a == b == 0)
     ]
     if not hit:
-        raise ValueError(f"no token of the prompt overlaps characters {span}")
+        raise UsageError(f"no token of the prompt overlaps characters {span}")
     return hit[0], hit[-1] + 1
 
 

@@ -219,7 +219,7 @@ def _split_of(path, split: str | None, default: str) -> str:
     ``split`` that contradicts the name is an error; ``default`` when neither says."""
     named = split_from_filename(path)
     if named is not None and split is not None and split != named:
-        raise ValueError(f"{path}: the file name says split {named!r} but split={split!r} "
+        raise UsageError(f"{path}: the file name says split {named!r} but split={split!r} "
                          "was given; drop split= or pass the right file")
     return named or split or default
 
@@ -274,7 +274,7 @@ def load_triviaqa(
             answers = _answer_list([ans.get("value"), *(ans.get("aliases") or [])], where)
         elif "evidence" in row or "source_fields" in row:  # the published rc file
             if row.get("answers") is None:
-                raise ValueError(f"{where}: no 'Answer' (a test file without answers? "
+                raise UsageError(f"{where}: no 'Answer' (a test file without answers? "
                                  f"the record has fields {_fields_present(row)})")
             answers = _answer_list(row["answers"], where)
         else:  # flat rows
@@ -342,7 +342,7 @@ def load_webquestions(path: str | os.PathLike | None = None, *,
         items.append(QAItem(question, _answer_list(raw, where),
                             id=str(row.get("id") or f"webq-{n}"), meta=meta))
     if not items:
-        raise ValueError(f"{source}: no question with an answer ({n_read} read)")
+        raise UsageError(f"{source}: no question with an answer ({n_read} read)")
     return QAItems(name="webquestions", items=tuple(items), source=source, split=split,
                    config={"n_read": n_read, "n_kept": len(items), "n_no_answer": n_empty})
 
@@ -385,7 +385,7 @@ def _popqa_answers(value: Any, where: str) -> tuple[str, ...]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: possible_answers is not a JSON-encoded list "
+            raise UsageError(f"{where}: possible_answers is not a JSON-encoded list "
                              f"({value[:80]!r}: {err})") from err
     return _answer_list(value, where)
 
@@ -412,7 +412,7 @@ def popularity_buckets(pops: Sequence[float],
         rule = "terciles of s_pop by rank"
     else:
         if len(bins) != 2 or not float(bins[0]) < float(bins[1]):
-            raise ValueError(f"popularity bins must be two increasing edges (low, high), "
+            raise UsageError(f"popularity bins must be two increasing edges (low, high), "
                              f"got {list(bins)!r}")
         low, high = float(bins[0]), float(bins[1])
         out = ["tail" if v < low else "head" if v >= high else "torso" for v in pops]
@@ -458,13 +458,13 @@ def load_popqa(path: str | os.PathLike | None = None, *, split: str = "test",
         try:
             pop = float(pop)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}: s_pop must be a number, got {pop!r}") from err
+            raise UsageError(f"{where}: s_pop must be a number, got {pop!r}") from err
         item_id = str(row.get("id") if row.get("id") not in (None, "") else f"popqa-{n}")
         raw.append((question, answers, pop, item_id,
                     {k: row[k] for k in ("prop", "subj", "obj") if row.get(k) not in
                      (None, "")}))
     if not raw:
-        raise ValueError(f"{source}: no records")
+        raise UsageError(f"{source}: no records")
     buckets, how = popularity_buckets([r[2] for r in raw], bins)
     items = tuple(QAItem(q, a, id=i, meta={**m, "s_pop": pop, "bucket": b})
                   for (q, a, pop, i, m), b in zip(raw, buckets, strict=True))

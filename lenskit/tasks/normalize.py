@@ -16,6 +16,8 @@ import string
 import unicodedata
 from collections.abc import Iterable
 
+from lenskit.errors import UsageError
+
 __all__ = ["exact_match", "fold_accents", "matches_any", "normalize_answer"]
 
 # ASCII punctuation plus the typographic quotes and dashes that answer aliases contain.
@@ -34,7 +36,7 @@ def normalize_answer(text: str, fold: bool = False) -> str:
     """Lowercase, punctuation to spaces, drop articles (a, an, the), collapse whitespace;
     with ``fold`` also drop accents (:func:`fold_accents`)."""
     if not isinstance(text, str):
-        raise ValueError(f"an answer must be a string, got {type(text).__name__}: {text!r}")
+        raise UsageError(f"an answer must be a string, got {type(text).__name__}: {text!r}")
     if fold:
         text = fold_accents(text)
     text = text.lower().translate(_PUNCT_TABLE)
@@ -57,5 +59,5 @@ def exact_match(prediction: str, answers: str | Iterable[str]) -> bool:
     """
     alias_list = [answers] if isinstance(answers, str) else list(answers)
     if not alias_list:
-        raise ValueError("exact_match needs at least one gold answer, got none")
+        raise UsageError("exact_match needs at least one gold answer, got none")
     return matches_any(prediction, alias_list)

@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from lenskit.errors import UsageError
+
 __all__ = ["PromptProbe", "observe_prompt_patterns"]
 
 
@@ -54,7 +56,7 @@ def observe_prompt_patterns(info, probe: PromptProbe) -> Iterator[_Switch]:
     """Eager attention and pattern hooks on ``info.hf`` (a :class:`LoadedModel`'s plain HF
     model) for the duration; yields the switch that turns delivery on per prompt pass."""
     if not isinstance(probe, PromptProbe):
-        raise ValueError(f"probe must have begin_batch(rows, lengths) and pattern(layer, p); "
+        raise UsageError(f"probe must have begin_batch(rows, lengths) and pattern(layer, p); "
                          f"got {type(probe).__name__}")
     hf = info.hf
     switch = _Switch(probe)

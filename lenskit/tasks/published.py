@@ -159,7 +159,7 @@ def _wq_description(piece: str, target: str) -> str:
     # so a leading quote opens a quoted one, and its last character closes it.
     if piece.startswith('"'):
         if len(piece) < 2 or not piece.endswith('"'):
-            raise ValueError(f"targetValue {target!r}: the quoted description {piece!r} "
+            raise UsageError(f"targetValue {target!r}: the quoted description {piece!r} "
                              "has no closing quote")
         piece = piece[1:-1]
     return _WQ_ESCAPE.sub(lambda m: _WQ_UNESCAPE[m.group(1)], piece)
@@ -175,18 +175,18 @@ def webquestions_answers(target: str) -> list[str]:
     """
     text = (target or "").strip()
     if not (text.startswith("(list") and text.endswith(")")):
-        raise ValueError(f"targetValue {target!r} is not a (list (description ...) ...) "
+        raise UsageError(f"targetValue {target!r} is not a (list (description ...) ...) "
                          "expression")
     body = text[len("(list"):-1]
     if body.strip() == "":
         return []
     if not body[:1].isspace():
-        raise ValueError(f"targetValue {target!r} is not a (list (description ...) ...) "
+        raise UsageError(f"targetValue {target!r} is not a (list (description ...) ...) "
                          "expression")
     body = body.strip()
     head = re.match(r"\(description\s+", body)
     if head is None or not body.endswith(")"):
-        raise ValueError(f"targetValue {target!r}: expected (description ...) entries "
+        raise UsageError(f"targetValue {target!r}: expected (description ...) entries "
                          "inside the list")
     pieces = _WQ_BOUNDARY.split(body[head.end():-1])
     return [_wq_description(p, target) for p in pieces]
@@ -279,7 +279,7 @@ def read_nq_rows(path: str | os.PathLike) -> Iterator[dict]:
             raise UsageError(f"{p}: expected a JSON list or {{'data': [...]}}")
         for n, rec in enumerate(recs, 1):
             if not isinstance(rec, dict):
-                raise ValueError(f"{p}, record {n}: expected a JSON object, got "
+                raise UsageError(f"{p}, record {n}: expected a JSON object, got "
                                  f"{type(rec).__name__}")
             # Only the fields the record has: a missing passage must read as missing,
             # and the error must list what the record really holds.
@@ -324,7 +324,7 @@ def read_popqa_tsv(path: str | os.PathLike) -> Iterator[dict]:
         header = list(reader.fieldnames or [])
         missing = [c for c in POPQA_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{p}: missing column(s) {missing}; a PopQA TSV has at least "
+            raise UsageError(f"{p}: missing column(s) {missing}; a PopQA TSV has at least "
                              f"{list(POPQA_COLUMNS)} (found {header})")
         for n, row in enumerate(reader, 2):  # line 1 is the header
             yield {**row, "source_fields": header, "line": n}

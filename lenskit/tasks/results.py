@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.stats import proportion_interval
 
 __all__ = ["CHANCE_METRICS", "PROPORTION_METRICS", "EvalResult"]
@@ -91,13 +92,13 @@ class EvalResult:
     def concat(results: Sequence[EvalResult]) -> EvalResult:
         """One result holding the rows of all ``results`` (task names must not repeat)."""
         if not results:
-            raise ValueError("nothing to concatenate")
+            raise UsageError("nothing to concatenate")
         names: list[str] = []
         tasks_meta: dict[str, Any] = {}
         for r in results:
             for name in dict.fromkeys(r.rows["task"]):
                 if name in names:
-                    raise ValueError(f"task {name!r} appears in more than one result")
+                    raise UsageError(f"task {name!r} appears in more than one result")
                 names.append(name)
             tasks_meta.update(r.meta.get("tasks", {}))
         first = results[0]
@@ -126,9 +127,9 @@ class EvalResult:
         n_boot = self.n_bootstrap if n_bootstrap is None else n_bootstrap
         seed = self.seed if seed is None else seed
         if not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-            raise ValueError(f"n_bootstrap must be an int >= 0, got {n_boot!r}")
+            raise UsageError(f"n_bootstrap must be an int >= 0, got {n_boot!r}")
         if not 0 < ci < 1:
-            raise ValueError(f"ci must be in (0, 1), got {ci}")
+            raise UsageError(f"ci must be in (0, 1), got {ci}")
         out = []
         for name, frame in self.rows.groupby("task", sort=False):
             kind, category = frame["kind"].iloc[0], frame["category"].iloc[0]
@@ -170,9 +171,9 @@ class EvalResult:
         """The point estimate of one metric of one task (no bootstrap)."""
         frame = self.rows[self.rows["task"] == task]
         if frame.empty:
-            raise ValueError(f"no task {task!r} in this result; have "
+            raise UsageError(f"no task {task!r} in this result; have "
                              f"{sorted(set(self.rows['task']))}")
         allowed = _task_metrics(frame["kind"].iloc[0])
         if metric not in allowed:
-            raise ValueError(f"unknown metric {metric!r} for task {task!r}; allowed: {allowed}")
+            raise UsageError(f"unknown metric {metric!r} for task {task!r}; allowed: {allowed}")
         return float(_metric_values(frame, metric, None))

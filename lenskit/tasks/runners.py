@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # not tqdm.auto: importing it in Jupyter without ipywidgets warns
 
+from lenskit.errors import UsageError
 from lenskit.tasks.core import TaskInstance, TaskSet
 from lenskit.tasks.encoding import (
     answer_token_ids,
@@ -66,7 +67,7 @@ def _encode_qa(task: TaskSet, tokenizer) -> _EncodedQA:
     prompts = encode_texts(tokenizer, texts)
     for inst, ids in zip(insts, prompts, strict=True):
         if not ids:
-            raise ValueError(f"{task.name}: the prompt of {inst.id!r} tokenises to no tokens")
+            raise UsageError(f"{task.name}: the prompt of {inst.id!r} tokenises to no tokens")
     golds, fallbacks = answer_token_ids(tokenizer, texts, [i.gold for i in insts], prompts)
     aliases = sorted({a for i in insts for a in i.answers[1:]})
     longest = max(len(g) for g in golds)
@@ -98,7 +99,7 @@ def _stop_strings(task: TaskSet) -> tuple[str, ...]:
     stop = (stop,) if isinstance(stop, str) else tuple(stop)
     for s in stop:
         if not isinstance(s, str) or not s:
-            raise ValueError(f"{task.name}: config['stop'] must hold non-empty strings, "
+            raise UsageError(f"{task.name}: config['stop'] must hold non-empty strings, "
                              f"got {s!r}")
     return stop
 
@@ -138,7 +139,7 @@ def sliding_window(hf) -> int | None:
 
 def progress_bar(progress: bool | None, total: int, desc: str) -> tqdm:
     if progress is not None and not isinstance(progress, bool):
-        raise ValueError(f"progress must be True, False or None (auto), got {progress!r}")
+        raise UsageError(f"progress must be True, False or None (auto), got {progress!r}")
     if progress is None:  # auto: a person watching a terminal, never a test log
         progress = sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
     return tqdm(total=total, desc=desc, unit="item", delay=_PROGRESS_DELAY,
@@ -190,7 +191,7 @@ def run_qa(task, tok, runner, hf_backend, batch_size, max_new_tokens, mode, prob
         for inst, p, g in zip(task.instances, enc.prompts, enc.golds, strict=True):
             need = len(p) + max(len(g), max_new) - 1
             if need > limit:
-                raise ValueError(
+                raise UsageError(
                     f"{task.name}: instance {inst.id!r} needs {need} positions (prompt "
                     f"{len(p)} + answer/decoding), more than the model's {limit}; shorten "
                     "the prompts (fewer shots or distractors) or lower max_new_tokens")
@@ -276,14 +277,14 @@ def _decode_predictions(tok, generated: Sequence[Sequence[int]],
 def run_perplexity(task, tok, runner, vocab, batch_size, bar=None):
     fp = task.config.get("tokenizer_fingerprint")
     if fp is not None and fp != tokenizer_fingerprint(tok):
-        raise ValueError(
+        raise UsageError(
             f"{task.name}: the windows were tokenised with another tokenizer "
             f"({task.config.get('tokenizer')!r}) than this model's; rebuild the task with "
             "the model's tokenizer")
     windows = [w.tokens for w in task.instances]
     top = max(max(w) for w in windows)
     if top >= vocab:
-        raise ValueError(f"{task.name}: token id {top} is outside the model's vocabulary "
+        raise UsageError(f"{task.name}: token id {top} is outside the model's vocabulary "
                          f"of {vocab}")
     sf = [w.score_from for w in task.instances]
     batch_size = int(batch_size)

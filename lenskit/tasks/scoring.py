@@ -238,6 +238,7 @@ def score_qa(
     state = None
     if prefix is not None and len(prefix):
         if not isinstance(backend, HFBackend) or probe is not None:
+            # internal: the runners ask for a shared prefix only in that case
             raise ValueError("a shared prefix needs the HF backend and no probe")
         state = backend.prefix_state(prefix)
     n = len(prompts)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from lenskit.pruning.calibration_sources import parse_source, source_fingerprint
+from lenskit.errors import UsageError
+from lenskit.pruning.calibration_sources import CalibrationSource
 
 __all__ = ["CALIBRATED_METHODS", "CalibrationConfig", "calibration_problems"]
 
@@ -27,12 +29,23 @@ class CalibrationConfig:
         sequential: True (the default, as the references) = block-by-block calibration where
             pruned outputs feed the next block; False = one dense pass whose statistics are
             reused across every sparsity level (faster, differs from the references).
+
+    A valid ``source`` is parsed as it is set (loading, overrides, assignment): it is then
+    a :class:`~lenskit.pruning.calibration_sources.CalibrationSource`, the same string that
+    also knows its kind and file, so nothing downstream parses it again. An invalid one stays
+    as given, and :func:`calibration_problems` says why.
     """
 
     n_samples: int = 32
     seq_len: int = 128
     source: str = "default"
     sequential: bool = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "source" and isinstance(value, str):
+            with contextlib.suppress(UsageError):
+                value = CalibrationSource.of(value)
+        object.__setattr__(self, name, value)
 
     @property
     def mode(self) -> str:
@@ -51,7 +64,7 @@ class CalibrationConfig:
         if method not in CALIBRATED_METHODS and allocation != "owl":
             return ()
         return (("mode", self.cell_mode(method, allocation)), ("n_samples", self.n_samples),
-                ("seq_len", self.seq_len), ("source", source_fingerprint(self.source)))
+                ("seq_len", self.seq_len), ("source", CalibrationSource.of(self.source).fingerprint()))
 
 
 def calibration_problems(c: CalibrationConfig) -> list[str]:
@@ -64,10 +77,10 @@ def calibration_problems(c: CalibrationConfig) -> list[str]:
     if not isinstance(c.source, str) or not c.source.strip():
         p.append("calibration.source must be a non-empty string ('default', 'random', "
                  "'c4:PATH', 'wikitext2:PATH', a text file, or a dataset name)")
-    else:
+    elif not isinstance(c.source, CalibrationSource):  # set, but it did not parse: say why
         try:
-            parse_source(c.source)
-        except ValueError as err:
+            CalibrationSource.parse(c.source)
+        except UsageError as err:
             p.append(str(err))
     if not isinstance(c.sequential, bool):
         p.append(f"calibration.sequential {c.sequential!r} must be true or false")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from lenskit.errors import UsageError
 from lenskit.results.schema import DENSE, RESULT_COLUMNS
 from lenskit.sweep.config.grid import SPARSITY_DIGITS
 from lenskit.sweep.config.models import model_label
@@ -141,7 +142,7 @@ class Cell:
         n_scope = _scope_count(scope_params, self.scope)
         frac = n_remove / n_scope
         if frac > 1:
-            raise ValueError(
+            raise UsageError(
                 f"cell {self.label}: removing {n_remove} weights (= {self.sparsity:.0%} of "
                 f"{self.match_scope!r}, {_scope_count(scope_params, self.match_scope)} weights) "
                 f"needs {frac:.0%} of {self.scope!r} ({n_scope} weights); "
@@ -164,13 +165,14 @@ class Cell:
         and (matched cells) its reference scope to their block-linear weight counts in the
         dense model (:meth:`SweepConfig.scopes_needed` lists them); ``params_removed`` is
         the number of weights the masks zeroed (``masks.n_pruned``; 0 for dense).
-        Baselines and relative drops are NaN here: fill them with
-        :func:`lenskit.results.schema.attach_baselines` from the dense cell's rows.
+        Baselines and relative drops are NaN here: the run directory's writer fills them
+        from the dense cell's rows (:meth:`lenskit.rundir.RunWriter.write_output`).
         Two columns after the schema's record provenance: ``calibration`` (``calibration``
         if given, e.g. with the tokens' fingerprint, else :attr:`calibration_label`) and
         ``tasks`` (:attr:`tasks_label`).
         """
         need = ["task", "kind", "category", "metric", "value", "n"]
+        # Internal: the worker passes the suite's own aggregates and the masks' counts.
         missing = [c for c in need if c not in measurements.columns]
         if missing:
             raise ValueError(f"measurements lack column(s) {missing}; need {need} "
@@ -221,7 +223,7 @@ def _scope_count(scope_params: Mapping[str, int], scope: str | None) -> int:
         raise ValueError(f"no weight count for scope {scope!r}; got {sorted(scope_params)}")
     n = int(scope_params[scope])
     if n <= 0:
-        raise ValueError(f"scope {scope!r} selects no weights in this model")
+        raise UsageError(f"scope {scope!r} selects no weights in this model")
     return n
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from lenskit.rundir.records import CellOutput
 from lenskit.sweep.config import SweepConfig
-from lenskit.sweep.executors.work import CellResult, ModelWorker, WorkUnit
+from lenskit.sweep.executors.work import ModelWorker, WorkUnit
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "executor_problems"]
 
@@ -24,7 +25,7 @@ class Executor:
     name = "executor"
 
     def run(self, units: Sequence[WorkUnit], status: Callable[[str], None] = _noop
-            ) -> Iterator[CellResult]:
+            ) -> Iterator[CellOutput]:
         """Every cell of ``units``, each once, as it finishes (in any order)."""
         raise NotImplementedError
 
@@ -52,7 +53,7 @@ class LocalExecutor(Executor):
         self.worker = ModelWorker(cfg)
 
     def run(self, units: Sequence[WorkUnit], status: Callable[[str], None] = _noop
-            ) -> Iterator[CellResult]:
+            ) -> Iterator[CellOutput]:
         for unit in units:
             yield from self.worker.run(unit, status)
 

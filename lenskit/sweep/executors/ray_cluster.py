@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
+from lenskit.rundir.records import CellOutput
 from lenskit.sweep.config import SweepConfig
 from lenskit.sweep.executors.base import Executor
-from lenskit.sweep.executors.work import CellResult, ModelWorker, WorkUnit
+from lenskit.sweep.executors.work import ModelWorker, WorkUnit
 
 __all__ = ["RayExecutor", "import_ray"]
 
@@ -63,7 +64,7 @@ class _WorkerActor:
     def ready(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname()}
 
-    def run(self, unit: WorkUnit) -> list[CellResult]:
+    def run(self, unit: WorkUnit) -> list[CellOutput]:
         return list(self.worker.run(unit))
 
     def loads(self) -> int:
@@ -172,7 +173,7 @@ class RayExecutor(Executor):
         return next(i for i, u in enumerate(queue) if u.model == best)
 
     def run(self, units: Sequence[WorkUnit], status: Callable[[str], None] = _noop
-            ) -> Iterator[CellResult]:
+            ) -> Iterator[CellOutput]:
         ray = self._ray
         queue = list(units)
         attempts: Counter[int] = Counter()

@@ -7,10 +7,11 @@ and SparseGPT's Hessians factored once per unit, whichever executor runs it, so 
 executor does exactly the computation of the one-process runner and gets the same numbers.
 
 A :class:`ModelWorker` holds one loaded model (with its suites and calibration data, built
-once per seed) and turns a unit into :class:`CellResult` objects, one per cell, as soon as
-each is evaluated. Results carry raw rows: the baseline columns are filled by the one
-writer (the driver) from the dense cell it stored, so every row's baseline is the same
-dense evaluation whichever worker computed it.
+once per seed) and turns a unit into :class:`~lenskit.rundir.records.CellOutput` records,
+one per cell, as soon as each is evaluated: what the run directory records. They carry raw
+rows: the baseline columns are filled by the run's one writer
+(:meth:`lenskit.rundir.RunWriter.write_outputs`) from the dense cell it stored, so every
+row's baseline is the same dense evaluation whichever worker computed it.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
 import torch
 
 from lenskit.models import load_model, model_info, oom_hint, pruned
 from lenskit.pruning import Pruner, calibration_from_source
 from lenskit.results.schema import instances_from_eval
+from lenskit.rundir.records import CellOutput
 from lenskit.sweep.config import Cell, SweepConfig
 from lenskit.tasks import build_suite, default_suite, evaluate_suite
 
-__all__ = ["CellResult", "ModelWorker", "WorkUnit", "plan_units"]
+__all__ = ["ModelWorker", "WorkUnit", "plan_units"]
 
 # Masks (and SparseGPT's updated weights) of this many bytes at most are held at once:
 # levels of one pruner are computed in chunks that fit.
@@ -52,24 +53,6 @@ class WorkUnit:
     def label(self) -> str:
         first = self.cells[0]
         return first.label if len(self.cells) == 1 else f"{first.label} (+{len(self.cells) - 1})"
-
-
-@dataclass
-class CellResult:
-    """One evaluated cell: schema rows without baselines (``baseline`` and
-    ``relative_drop`` are NaN), per-instance rows, and wall seconds (the cell's share of
-    its pruning plus its evaluation), where the model ran (``device``: device, dtype,
-    device map and accelerator names), which weights it was (``model``: fingerprint, path,
-    source) and the calibration data of a calibrated cell (``calibration``), for the
-    manifest."""
-
-    cell: Cell
-    rows: pd.DataFrame
-    instances: pd.DataFrame
-    seconds: float
-    device: dict | None = None
-    model: dict | None = None
-    calibration: dict | None = None
 
 
 def pruner_key(cell: Cell) -> tuple:
@@ -182,7 +165,7 @@ class ModelWorker:
         with oom_hint("evaluation", dtype=self.cfg.dtype, device=self.info.device):
             return evaluate_suite(self.model, self.suite(seed), batch_size=self.cfg.batch_size)
 
-    def _result(self, cell: Cell, res, params_removed: int, seconds: float) -> CellResult:
+    def _result(self, cell: Cell, res, params_removed: int, seconds: float) -> CellOutput:
         calibration = label = None
         if cell.calibration:
             tokens = self.calibrations[cell.seed]
@@ -190,13 +173,16 @@ class ModelWorker:
             calibration = tokens.to_json()
         rows = cell.to_rows(res.summary(), scope_params=self.counts,
                             params_removed=params_removed, calibration=label)
-        model = {"fingerprint": self.info.fingerprint, "path": self.info.path,
-                 "source": dict(self.info.source)}
-        return CellResult(cell, rows, instances_from_eval(res.rows, cell.cell_id), seconds,
-                          self.device_record(), model, calibration)
+        weights = {"fingerprint": self.info.fingerprint, "path": self.info.path,
+                   "source": dict(self.info.source)}
+        return CellOutput(cell_id=cell.cell_id, dense_id=cell.dense().cell_id, model=cell.model,
+                          rows=rows, instances=instances_from_eval(res.rows, cell.cell_id),
+                          seconds=seconds, label=cell.label, identity=cell.canonical(),
+                          weights=weights, device=self.device_record(),
+                          calibration=calibration)
 
     def run(self, unit: WorkUnit, status: Callable[[str], None] = _noop
-            ) -> Iterator[CellResult]:
+            ) -> Iterator[CellOutput]:
         """The unit's cells, evaluated in order, each yielded as soon as it is done."""
         self.configure(unit.cfg)
         self.load(unit.model, status)
@@ -223,7 +209,7 @@ class ModelWorker:
                       seed=cell.seed, **cell.kwargs, **cell.alloc_kwargs)
 
     def _run_pruned(self, group: list[Cell], status: Callable[[str], None]
-                    ) -> Iterator[CellResult]:
+                    ) -> Iterator[CellOutput]:
 
         first = group[0]
         pruner = self.pruner(first)
