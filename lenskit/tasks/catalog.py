@@ -224,13 +224,29 @@ register(TaskBuilder(
 # ----------------------------------------------------------------------------- functions
 
 
+def _function_spec(kind: str, p: dict[str, Any]) -> FunctionSpec:
+    """The spec of a function task's parameters (``FunctionSpec`` checks them together)."""
+    return FunctionSpec(kind=kind, n_dims=p["d"], n_exemplars=p["exemplars"],
+                        n_classes=p["k"], decimals=p["decimals"], margin=p["margin"],
+                        fmt=FunctionFormat(decimals=p["decimals"]))
+
+
 def _function(kind: str):
     def build(p: dict[str, Any], model) -> TaskSet:
-        spec = FunctionSpec(kind=kind, n_dims=p["d"], n_exemplars=p["exemplars"],
-                            n_classes=p["k"], decimals=p["decimals"], margin=p["margin"],
-                            fmt=FunctionFormat(decimals=p["decimals"]))
+        spec = _function_spec(kind, p)
         return function_task(spec, p["n"], seed=p["seed"], name=function_spec_name(spec))
     return build
+
+
+def _function_check(kind: str):
+    def check(p: dict[str, Any]) -> None:
+        try:
+            _function_spec(kind, p)
+        except UsageError as e:  # name the task's own parameters, not the spec's fields
+            given = ", ".join(f"{k}={p[k]}" for k in ("d", "exemplars", "k", "decimals",
+                                                        "margin"))
+            raise UsageError(f"task fn_{kind} ({given}): {e}") from None
+    return check
 
 
 _FN_HELP = {"linear": "linear classifier", "mlp": "2-layer ReLU net", "tree": "decision tree"}
@@ -244,7 +260,7 @@ for _fk in FUNCTION_KINDS:
          Param("k", "int", 2, "classes K"),
          Param("decimals", "int", 0, "digits after the point of inputs (number format)"),
          Param("margin", "float", 0.0, "minimum distance of inputs to a decision boundary")),
-        _function(_fk)))
+        _function(_fk), check=_function_check(_fk)))
 
 
 # ----------------------------------------------------------------------------- perplexity

@@ -92,6 +92,9 @@ class TaskBuilder:
 
     ``build(params, model)`` gets every parameter (defaults filled in) and the model (or
     ``None``; perplexity tasks need its tokenizer) and returns a :class:`TaskSet`.
+    ``check(params)``, when given, raises :class:`~lenskit.errors.UsageError` for values that
+    are each valid alone but not together (e.g. a function task's class count against its
+    labels); it loads no data, so a sweep's config is refused before its run directory exists.
     """
 
     name: str
@@ -99,6 +102,7 @@ class TaskBuilder:
     description: str
     params: tuple[Param, ...]
     build: Callable[[dict[str, Any], Any], TaskSet] = field(repr=False)
+    check: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -115,6 +119,8 @@ class TaskBuilder:
         out = {p.name: p.default for p in self.params}
         for key, value in values.items():
             out[key] = self.param(key).parse(value, self.name)
+        if self.check is not None:
+            self.check(out)
         return out
 
 

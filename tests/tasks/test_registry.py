@@ -8,6 +8,7 @@ import json
 import pytest
 
 from lenskit.cli import main
+from lenskit.errors import UsageError
 from lenskit.models import load_model
 from lenskit.tasks import (
     TASKS,
@@ -22,7 +23,7 @@ from lenskit.tasks import (
     parse_specs,
 )
 from lenskit.tasks.published import webquestions_answers
-from lenskit.tasks.registry import select_part
+from lenskit.tasks.registry import resolve_spec, select_part
 
 
 def test_spec_strings_and_tables_parse_alike():
@@ -191,6 +192,21 @@ def test_function_tasks_by_name():
     task = suite["fn_tree_d2_n8_k3"]
     assert len(task) == 6 and task.config["decimals"] == 1
     assert task.instances[0].prompt.count("->") == 9
+
+
+def test_function_parameters_are_checked_together_before_any_task_is_built(tmp_path, capsys):
+    # k=99 is a valid integer alone but more classes than the 8 labels: refused when the
+    # spec is resolved (no data loaded), and by a sweep before its run directory exists.
+    with pytest.raises(UsageError, match=r"task fn_linear \(d=4, exemplars=32, k=99.*"
+                                         r"n_classes must be in 2\.\.8"):
+        resolve_spec("fn_linear", {"k": "99"})
+    resolve_spec("fn_linear", {"k": "8"})  # the most labels there are
+    out = tmp_path / "run"
+    assert main(["sweep", "--out", str(out), "--methods", "magnitude", "--sparsities", "0.5",
+                 "--scopes", "mlp", "--suite", "fn_mlp:k=9"]) == 2
+    err = capsys.readouterr().err
+    assert "task fn_mlp" in err and "got 9" in err and "--debug" not in err
+    assert not out.exists()
 
 
 def test_cli_lists_tasks(capsys):
