@@ -11,7 +11,7 @@
 """
 
 from lenskit.organism.family import FAMILY_WIDTHS, family_config, member_name, train_family
-from lenskit.organism.train import ModelConfig, TrainConfig, export_checkpoint
+from lenskit.organism.train import ModelConfig, TrainConfig, checkpoint_model, export_checkpoint
 from lenskit.organism.train import train as train_organism
 from lenskit.synthetic.world import World, WorldConfig, build_world
 
@@ -22,6 +22,7 @@ __all__ = [
     "World",
     "WorldConfig",
     "build_world",
+    "checkpoint_model",
     "export_checkpoint",
     "family_config",
     "member_name",

@@ -45,6 +45,7 @@ __all__ = [
     "TRAIN_DTYPES",
     "ModelConfig",
     "TrainConfig",
+    "checkpoint_model",
     "export_checkpoint",
     "record_exposure",
     "train",
@@ -443,6 +444,24 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return str(device)
+
+
+def checkpoint_model(run_dir: str | Path) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase,
+                                                    TrainConfig, int]:
+    """The latest checkpoint of a (possibly unfinished or running) run, in memory:
+    ``(model in eval mode, tokenizer, config, step)``. Reads the checkpoint's safetensors only;
+    writes nothing (unlike :func:`export_checkpoint`, it counts no exposures), so it is cheap
+    enough to watch a run train, e.g. ``benchmarks/function_modes.py``."""
+    run = Path(run_dir)
+    if not (run / "checkpoint" / "state.json").is_file():
+        raise UsageError(f"{run} holds no checkpoint (checkpoint/state.json expected)")
+    cfg = _config_from_json(json.loads((run / "train_config.json").read_text()))
+    world = cfg.world.build()
+    tok = build_tokenizer(organism_vocabulary(world))
+    model = LlamaForCausalLM(cfg.model.hf_config(tok))
+    load_model(model, str(run / "checkpoint" / "model.safetensors"), device="cpu")
+    step = int(json.loads((run / "checkpoint" / "state.json").read_text())["step"])
+    return model.eval(), tok, cfg, step
 
 
 def export_checkpoint(run_dir: str | Path, out_dir: str | Path,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from lenskit.errors import UsageError
 from lenskit.models import dense_siblings, install_family, load_model, model_info, organism_path
 from lenskit.organism.family import FAMILY_CORPUS, family_config, member_name, train_family
 from lenskit.organism.train import TrainConfig, _optimizer, train, train_step
@@ -96,6 +97,24 @@ def test_a_run_recorded_by_an_earlier_version_resumes(tmp_path):
     assert (export_checkpoint(run, tmp_path / "at-50") / "config.json").is_file()
     done = train_family(tmp_path, (8,), config=partial(tiny, steps=60), log=lambda _: None)
     assert len(_losses(run)) == 60 and (done["organism-d8"] / "world.json").is_file()
+
+
+def test_checkpoint_model_is_the_exported_checkpoint_without_writing(tmp_path):
+    from lenskit.organism.train import checkpoint_model, export_checkpoint
+
+    run = tmp_path / "organism-d8"
+    train(run, tiny(8, steps=60), progress=False, stop_after=30)
+    files = sorted(p.relative_to(run) for p in run.rglob("*"))
+    model, tok, cfg, step = checkpoint_model(run)
+    assert step == 30 and cfg.model.d_model == 8 and not model.training
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == files  # wrote nothing
+    exported = load_file(export_checkpoint(run, tmp_path / "at-30") / "model.safetensors")
+    mine = model.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in exported.items())
+    ids = torch.tensor([[tok.bos_token_id, *tok("capital", add_special_tokens=False)["input_ids"]]])
+    assert torch.isfinite(model(ids).logits).all()
+    with pytest.raises(UsageError, match="holds no checkpoint"):
+        checkpoint_model(tmp_path)
 
 
 def test_bad_widths_are_refused_before_training(tmp_path):
