@@ -26,7 +26,7 @@ from scipy.stats import rankdata
 
 from lenskit.analysis.attention import DRIFT_COLUMNS
 from lenskit.errors import UsageError
-from lenskit.results.schema import DENSE, attach_baselines, relative_drop
+from lenskit.results.schema import DENSE, relative_drop, with_baselines
 from lenskit.results.thresholds import primary_metric
 from lenskit.stats import percentile_interval
 from lenskit.tasks import EvalResult
@@ -105,8 +105,8 @@ def _category_drops(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     df = results.copy()
     if "relative_drop" not in df.columns or df["relative_drop"].isna().all():
         if "method" in df.columns and (df["method"] == DENSE).any():
-            df = attach_baselines(df)
-        else:
+            df = with_baselines(df)
+        if "relative_drop" not in df.columns or df["relative_drop"].isna().all():
             raise UsageError("results has no relative_drop and no dense rows to compute it")
     if "model" in df.columns and df["model"].nunique() > 1:
         raise UsageError(f"results hold several models {sorted(df['model'].unique())}; "
