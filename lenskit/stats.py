@@ -187,7 +187,8 @@ def proportion_interval(successes: float, n: int, ci: float = 0.95,
 class OLSFit:
     """An OLS fit: coefficients ``[p]``, standard errors ``[p]``, covariance ``[p, p]``,
     residual standard deviation, degrees of freedom ``n - p``, R^2 (centred when the design
-    has an all-ones column) and the fitted values ``[n]``."""
+    has an all-ones column; 1 when ``y`` has no variation to explain) and the fitted values
+    ``[n]``."""
 
     coef: np.ndarray
     se: np.ndarray
@@ -243,8 +244,15 @@ def ols(x: np.ndarray, y: np.ndarray, names: list[str] | None = None) -> OLSFit:
         sigma = np.nan
     has_const = bool(np.any(np.all(x == 1.0, axis=0)))
     centre = y.mean() if has_const else 0.0
-    tss = float(((y - centre) ** 2).sum())
-    r2 = 1.0 - rss / tss if tss > 0 else (1.0 if rss == 0 else np.nan)
+    if (np.ptp(y) == 0) if has_const else not y.any():
+        # y has no variation (constant with a ones column, or all zero without one): the
+        # design reproduces it exactly, so R^2 = 1 (sklearn's convention). Decided on y, not
+        # on tss and rss: rounding leaves rss ~1e-31 and may leave tss > 0 (a mean of equal
+        # floats need not equal them), which would give NaN or any number.
+        r2 = 1.0
+    else:
+        tss = float(((y - centre) ** 2).sum())
+        r2 = 1.0 - rss / tss
     return OLSFit(np.asarray(res.params, dtype=np.float64), np.sqrt(np.diag(cov)), cov,
                   sigma, dof, r2, fitted)
 

@@ -441,6 +441,14 @@ def test_ols_r2_sigma_and_exact_fits():
     assert np.isnan(exact.interval()[0]).all() and exact.r2 == 1.0
     # y all zero without a ones column: tss = 0 and an exact fit: R^2 = 1 (not NaN)
     assert ols(np.array([[1.0], [2.0], [3.0]]), np.zeros(3)).r2 == 1.0
+    # a constant y with a ones column: R^2 = 1, although statsmodels' residuals are ~1e-31
+    # and a mean of seven 0.1s is not 0.1 (tss > 0 by rounding)
+    xs = np.column_stack([np.ones(7), np.arange(7.0)])
+    assert np.full(7, 0.1).mean() != 0.1
+    for c in (0.1, 3.0, -2.5):
+        assert ols(xs, np.full(7, c)).r2 == 1.0
+    # without a ones column a constant non-zero y has variation to explain (uncentred)
+    assert ols(np.arange(1.0, 8.0)[:, None], np.full(7, 3.0)).r2 < 1.0
 
 
 def test_bootstrap_weights_and_chunks_by_hand():
