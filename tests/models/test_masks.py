@@ -1,4 +1,6 @@
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from lenskit.models import (
     check_sparsity,
     load_model,
     model_info,
+    parse_site_name,
     pruned,
     restore,
 )
@@ -342,3 +345,70 @@ def test_check_consistency_finds_a_transformerlens_copy_that_differs(tiny_dirs):
     with pytest.raises(AssertionError, match=rf"^{copy.where} differs from the HF weight of "
                        rf"{site.name}$"):
         check_consistency(model)
+
+
+@pytest.mark.parametrize("name, parsed", [
+    ("blocks.3.mlp.gate", (3, "mlp", "gate")), ("blocks.12.attn.o", (12, "attn", "o")),
+    ("blocks.3.mlp.e5.in", (3, "mlp", "in")), ("blocks.0.mlp.shared.out", (0, "mlp", "out")),
+    ("blocks.3.attn.e5.q", None), ("blocks.3.mlp.x5.in", None), ("blocks.3.mlp.e.in", None),
+    ("blocks.3.mlp.e5.in.x", None), ("blockz.3.attn.q", None), ("blocks.x.attn.q", None),
+    ("blocks.3.attn", None),
+])
+def test_parse_site_name(name, parsed):
+    if parsed is not None:
+        assert parse_site_name(name) == parsed
+        return
+    with pytest.raises(ValueError, match=re.escape(
+            f"bad site name {name!r}; expected 'blocks.<layer>.<family>.<component>' or, for "
+            "an expert, 'blocks.<layer>.mlp.e<i>.<component>'")):
+        parse_site_name(name)
+
+
+def test_validation_messages_name_the_bad_value(tiny_dirs):
+    model = load_model(tiny_dirs["opt"])
+    info = model_info(model)
+    s = info.sites[0]
+    keep = torch.ones(s.shape, dtype=torch.bool)
+    cases = [
+        (MaskSet({s.name: keep}, fingerprint="0" * 16, model="other"),
+         None, f"these masks were made for another model (fingerprint {'0' * 16}, model "
+               f"'other'); this model {info.spec!r} has fingerprint {info.fingerprint}"),
+        ({"blocks.9.attn.q": keep}, None,
+         f"unknown site 'blocks.9.attn.q'; this model's sites are {list(info.site_map)[:8]}... "
+         f"({len(info.site_map)} in all)"),
+        ({s.name: keep.float()}, None, f"mask for {s.name} must be a bool tensor, got "
+                                       "torch.float32"),
+        ({s.name: keep.tolist()}, None, f"mask for {s.name} must be a bool tensor, got "
+                                        "<class 'list'>"),
+        ({s.name: keep}, {info.sites[1].name: torch.zeros(info.sites[1].shape)},
+         f"replacement weight for {info.sites[1].name} has no mask"),
+        ({s.name: keep}, {s.name: torch.zeros(2, 3)},
+         f"replacement weight for {s.name} has shape (2, 3), expected {s.shape}"),
+        ({s.name: keep}, {s.name: torch.full(s.shape, float("inf"))},
+         f"replacement weight for {s.name} has non-finite values"),
+    ]
+    for masks, weights, message in cases:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            check_masks(model, masks, weights)
+    check_masks(model, {s.name: keep}, {s.name: torch.zeros(s.shape)})  # a good weight passes
+    with pytest.raises(ValueError, match=re.escape(
+            "mask for blocks.0.attn.q must be a 2-D bool tensor, got torch.float32 of shape "
+            "(2, 2)")):
+        MaskSet({"blocks.0.attn.q": torch.ones(2, 2)})
+
+
+def test_apply_masks_with_replacement_weights(tiny_dirs):
+    model = load_model(tiny_dirs["llama"])
+    info = model_info(model)
+    a, b = info.sites[0], info.sites[1]
+    before_b = b.weight()
+    g = torch.Generator().manual_seed(3)
+    new_a = torch.randn(a.shape, generator=g, dtype=torch.float64)  # cast to the model's dtype
+    masks = {a.name: torch.rand(a.shape, generator=g) > 0.3,
+             b.name: torch.rand(b.shape, generator=g) > 0.3}
+    apply_masks(model, masks, {a.name: new_a})
+    want_a = torch.where(masks[a.name], new_a.float(), torch.zeros(()))
+    assert a.weight().dtype == torch.float32 and torch.equal(a.weight(), want_a)
+    assert torch.equal(b.weight(), torch.where(masks[b.name], before_b, torch.zeros(())))
+    restore(model)
+    assert torch.equal(b.weight(), before_b)  # the original, not the replacement, comes back
