@@ -10,6 +10,7 @@ Usage::
     python tools/mutate.py                      # every target
     python tools/mutate.py selection stats      # some targets (names below)
     python tools/mutate.py --list               # the targets and their tests
+    python tools/mutate.py thresholds --only '*x_compute_thresholds__mutmut_*'  # a part
 
 Prints one line per target (killed / survived / other, and the score) and the diff of every
 surviving mutant; ``--json FILE`` also writes the counts and the surviving mutants' names.
@@ -152,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-diffs", action="store_true", help="do not print survivors' diffs")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="run only the last run's survivors again (after new tests)")
+    ap.add_argument("--only", nargs="+", metavar="GLOB",
+                    help="run only the mutants whose names match these mutmut name globs "
+                         "(e.g. '*x_threshold_from_curve__mutmut_*'), in place of the "
+                         "target's default selection: a part of a large module")
     args = ap.parse_args(argv)
     if args.list:
         for name, (module, tests) in TARGETS.items():
@@ -161,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
         ap.error(f"unknown target(s) {unknown}; allowed: {list(TARGETS)}")
+    if args.only:
+        for name in args.targets or list(TARGETS):
+            ONLY[name] = list(args.only)
     results = {}
     for name in args.targets or list(TARGETS):
         res = run_target(name, args.workdir, show=not args.no_diffs,

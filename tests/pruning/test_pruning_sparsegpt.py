@@ -130,3 +130,49 @@ def test_reconstruction_error_orders_sparsegpt_wanda_magnitude(structure):
         assert err_sg < err_wanda < err_mag, (seed, err_sg, err_wanda, err_mag)
         # the weight update is what helps: the same mask without it is worse
         assert err_sg < rel_error(w, w * keep, x)
+
+
+@pytest.mark.parametrize("cols", [40, 600])  # 600: the blocked triangular inverse recurses
+def test_factor_is_the_upper_cholesky_of_the_damped_inverse(cols):
+    g = torch.Generator().manual_seed(cols)
+    a = torch.randn(cols, cols + 8, generator=g, dtype=torch.float64)
+    h = a @ a.T / cols
+    h[:, 7] = h[7, :] = 0  # a dead input
+    f = factor_hessian(h.float(), 0.05)
+    assert f.dead.nonzero().squeeze(1).tolist() == [7] and f.percdamp == 0.05
+    assert f.fallback is None
+    # the reference's steps in float64: dead diagonal -> 1, H + 0.05 mean(diag) I,
+    # inverse, upper Cholesky factor
+    hd = h.clone()
+    hd[7, 7] = 1.0
+    hd += 0.05 * torch.diagonal(hd).mean() * torch.eye(cols, dtype=torch.float64)
+    want = torch.linalg.cholesky(torch.linalg.inv(hd), upper=True)
+    torch.testing.assert_close(f.u.double(), want, atol=2e-4 * float(want.abs().max()), rtol=1e-3)
+    assert f.u.dtype == torch.float32 and torch.equal(f.u, f.u.triu())
+
+
+def test_damping_schedule_and_diagonal_fallback_values():
+    h = torch.eye(32)
+    h[0, 0] = -1.0  # mean diag 30/32: 10x the mean is the first damping that is enough
+    with pytest.warns(RuntimeWarning, match=r"^H0: H \+ 0.01 \* mean\(diag H\) is not positive "
+                      r"definite; used damping 10$"):
+        f = factor_hessian(h, 0.01, name="H0")
+    assert f.percdamp == 10.0 and f.fallback is None
+    h = torch.eye(32)
+    h[0, 1] = h[1, 0] = 1e9
+    with pytest.warns(RuntimeWarning, match=r"^H: H is not positive definite even with damping "
+                      r"10000; using its diagonal \(no weight update\)$"):
+        f = factor_hessian(h, 0.01)
+    # the diagonal of H plus the last damping tried (1e4 * mean diag = 1e4)
+    assert f.percdamp == 1e4 and f.fallback == "diagonal"
+    torch.testing.assert_close(f.u, torch.diag(torch.full((32,), 10001.0).rsqrt()))
+
+
+def test_wide_n_m_groups_match_the_reference_loop():
+    # groups of more than 16 columns: the per-group selection sorts instead of counting
+    w, _, stats = layer(d_in=192)
+    s = parse_structure("12:24")
+    new, keep = sparsegpt_prune(w, factor_hessian(stats.hessian()), 0.0, s, blocksize=48)
+    ref = reference_sparsegpt(w, stats.hessian(), 0.5, s.n, s.m, blocksize=48, exact=True)
+    assert torch.equal(keep, ref != 0)
+    assert torch.allclose(new, ref, atol=1e-5, rtol=1e-4)
