@@ -412,3 +412,31 @@ def test_apply_masks_with_replacement_weights(tiny_dirs):
     assert torch.equal(b.weight(), torch.where(masks[b.name], before_b, torch.zeros(())))
     restore(model)
     assert torch.equal(b.weight(), before_b)  # the original, not the replacement, comes back
+
+
+def test_apply_masks_refuses_a_bad_replacement_weight_before_writing(tiny_dirs):
+    model = load_model(tiny_dirs["opt"])
+    s = model_info(model).sites[0]
+    h0 = weights_hash(model)
+    with pytest.raises(ValueError, match=f"replacement weight for {s.name} has non-finite"):
+        apply_masks(model, {s.name: torch.ones(s.shape, dtype=torch.bool)},
+                    {s.name: torch.full(s.shape, float("nan"))})
+    assert weights_hash(model) == h0
+
+
+def test_a_mask_that_is_not_a_tensor_is_named_by_its_type():
+    with pytest.raises(ValueError, match=re.escape(
+            "mask for blocks.0.attn.q must be a 2-D bool tensor, got <class 'list'> of shape ()")):
+        MaskSet({"blocks.0.attn.q": [[True]]})
+
+
+def test_a_file_without_identity_or_checksum_loads_with_empty_meta(tmp_path):
+    from safetensors.torch import save_file
+
+    # what a writer that recorded no metadata besides the format and shapes leaves
+    save_file({"blocks.0.attn.q": torch.tensor([[True, False]])}, str(tmp_path / "m.safetensors"),
+              metadata={"format": "lenskit.masks.v1", "packed": "false",
+                        "shapes": '{"blocks.0.attn.q": [1, 2]}'})
+    back = MaskSet.load(tmp_path / "m.safetensors")
+    assert (back.fingerprint, back.model, back.meta) == (None, None, {})
+    assert back["blocks.0.attn.q"].tolist() == [[True, False]]
