@@ -176,3 +176,55 @@ def test_wide_n_m_groups_match_the_reference_loop():
     ref = reference_sparsegpt(w, stats.hessian(), 0.5, s.n, s.m, blocksize=48, exact=True)
     assert torch.equal(keep, ref != 0)
     assert torch.allclose(new, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_default_block_is_128_columns_as_in_the_reference():
+    w, _, stats = layer(d_in=300)  # blocks of 128, 128 and 44 columns
+    s = parse_structure("unstructured")
+    _, keep = sparsegpt_prune(w, factor_hessian(stats.hessian()), 0.4, s)
+    ref = reference_sparsegpt(w, stats.hessian(), 0.4, blocksize=128, exact=True)
+    assert torch.equal(keep, ref != 0)
+
+
+def test_shapes_dtypes_and_a_single_pruned_weight():
+    w, _, stats = layer(d_in=64, d_out=16)
+    f = factor_hessian(stats.hessian())
+    un = parse_structure("unstructured")
+    for sparsity, structure in [(0.0, un), (1.0, un), (0.0, parse_structure("4:4"))]:
+        new, keep = sparsegpt_prune(w.double(), f, sparsity, structure)
+        assert new.shape == keep.shape == w.shape
+        assert new.dtype == torch.float32 and keep.dtype == torch.bool
+    # one weight: no early return, the loop prunes exactly one
+    new, keep = sparsegpt_prune(w, f, 1 / w.numel(), un)
+    assert int((~keep).sum()) == 1
+    ref = reference_sparsegpt(w, stats.hessian(), 1 / w.numel(), exact=True)
+    assert torch.equal(keep, ref != 0)
+    # a float64 weight is pruned in float32, as the float32 one is
+    new64, keep64 = sparsegpt_prune(w.double(), f, 0.5, un)
+    new32, keep32 = sparsegpt_prune(w, f, 0.5, un)
+    assert new64.dtype == torch.float32 and torch.equal(keep64, keep32)
+    assert torch.equal(new64, new32)
+
+
+@pytest.mark.parametrize("structure", ["1:4", "2:4", "12:24"])
+def test_dead_inputs_are_pruned_first_in_n_m_groups(structure):
+    w, _, stats = layer(d_in=48, d_out=16)
+    dead = [1, 26]
+    stats.xtx[:, dead] = 0
+    stats.xtx[dead, :] = 0
+    w = w * 50  # large weights: every live score is far above a dead one's 0
+    s = parse_structure(structure)
+    _, keep = sparsegpt_prune(w, factor_hessian(stats.hessian()), 0.0, s, blocksize=24)
+    assert not keep[:, dead].any()
+    assert ((~keep).view(16, -1, s.m).sum(-1) == s.n).all()
+
+
+@pytest.mark.parametrize("structure", ["2:4", "100:200"])
+def test_n_m_ties_go_to_the_lower_index(structure):
+    # all-zero weights: every score ties, nothing is updated, the first n of each group go
+    s = parse_structure(structure)
+    w = torch.zeros(4, 2 * s.m)
+    f = factor_hessian(torch.eye(2 * s.m))
+    _, keep = sparsegpt_prune(w, f, 0.0, s, blocksize=2 * s.m)
+    group = [False] * s.n + [True] * (s.m - s.n)
+    assert keep.tolist() == [group * 2] * 4
