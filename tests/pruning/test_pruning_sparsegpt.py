@@ -228,3 +228,37 @@ def test_n_m_ties_go_to_the_lower_index(structure):
     _, keep = sparsegpt_prune(w, f, 0.0, s, blocksize=2 * s.m)
     group = [False] * s.n + [True] * (s.m - s.n)
     assert keep.tolist() == [group * 2] * 4
+
+
+def test_retried_damping_is_added_once_and_warnings_point_at_the_caller():
+    import warnings
+
+    h = torch.eye(32, dtype=torch.float64)
+    h[0, 0] = -0.05  # 0.01 x mean diag is not enough, 0.1 x is
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = factor_hessian(h, 0.01)
+    assert [w.filename for w in caught] == [__file__]
+    assert f.percdamp == 0.1 and f.u.dtype == torch.float32
+    hd = h + 0.1 * torch.diagonal(h).mean() * torch.eye(32, dtype=torch.float64)
+    want = torch.linalg.cholesky(torch.linalg.inv(hd), upper=True)
+    torch.testing.assert_close(f.u.double(), want, rtol=1e-5, atol=1e-5)
+    # no damping asked: the retries start at 10 x 1e-3, not at 1e-3
+    with pytest.warns(RuntimeWarning, match="used damping 0.01$"):
+        assert factor_hessian(torch.ones(4, 4), 0.0).percdamp == 0.01
+    # the fallback: each diagonal entry (negative ones as 0) plus the last damping tried
+    h = 0.5 * torch.eye(8)
+    h[3, 3] = -2.0
+    h[0, 1] = h[1, 0] = 1e9
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = factor_hessian(h, 0.01)
+    assert [w.filename for w in caught] == [__file__] and f.fallback == "diagonal"
+    added = 1e4 * (7 * 0.5 - 2.0) / 8
+    d = torch.full((8,), 0.5 + added)
+    d[3] = added
+    torch.testing.assert_close(f.u, torch.diag(d.rsqrt()))
+    with pytest.raises(ValueError, match=r"^the calibration Hessian of blocks.0.mlp has "
+                       r"non-finite entries: the activations overflowed \(check the model's "
+                       r"dtype and the calibration\)$"):
+        factor_hessian(torch.full((4, 4), float("inf")), name="blocks.0.mlp")
