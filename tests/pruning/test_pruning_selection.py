@@ -281,3 +281,16 @@ def test_block_triangular_gram_is_symmetric_and_exact(d):
     assert torch.equal(got, got.T)
     torch.testing.assert_close(got.double(), 0.5 * flat.T @ flat, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(st_.norms().double(), flat.norm(dim=0), rtol=1e-5, atol=0)
+
+
+def test_group_statistics_of_one_sequence_and_of_bfloat16_inputs():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 9, 6, generator=g).bfloat16()  # one sequence, as a model in bf16 gives
+    x32 = x.float().reshape(-1, 6).double()
+    for kind in ("norms", "hessian"):
+        st_ = GroupStats(6, kind)
+        st_.add(x)
+        assert st_.n_sequences == 1
+        # summed in float32 (not bfloat16): to float32 rounding of the exact sums
+        torch.testing.assert_close(st_.norms().double(), x32.norm(dim=0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(st_.hessian().double(), 2.0 * x32.T @ x32, rtol=1e-6, atol=1e-6)
