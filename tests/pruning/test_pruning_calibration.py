@@ -353,3 +353,40 @@ def test_random_calibration_draws_non_special_ids_with_bos_first(llama):
                                "ids, BOS first, seed 4")
     assert torch.equal(random_calibration(info, 6, 50, seed=4).tokens, cal.tokens)
     assert not torch.equal(random_calibration(info, 6, 50, seed=5).tokens, cal.tokens)
+
+
+def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
+    # the "json" builder of `datasets` reads a local file: no network, so lenskit may be
+    # online for it (and must be: from_hf_dataset refuses to run offline)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"text": "1 2 3 4 5 6 7"}\n{"text": "10 11 12"}\n'
+                    '{"text": "20 21 22 23 24 25"}\n')
+    cal = CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                          n_samples=6, seq_len=4, seed=2,
+                                          data_files=str(docs))
+    assert cal.description == ("6 random windows of 4 tokens from random documents of "
+                               "json/None:train (seed 2)")
+    streams = [list(range(1, 8)), list(range(20, 26))]  # the two documents longer than 4
+    for row in cal.tokens.tolist():
+        assert any(row == s[i:i + 4] for s in streams for i in range(len(s) - 3)), row
+    assert torch.equal(cal.tokens, CalibrationData.from_hf_dataset(
+        "json", split="train", tokenizer=word_tokenizer, n_samples=6, seq_len=4, seed=2,
+        data_files=str(docs)).tokens)
+    with pytest.raises(ValueError, match=re.escape(
+            "dataset 'json' has no column 'body'; columns: ['text']")):
+        CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                        text_field="body", data_files=str(docs))
+    with pytest.raises(RuntimeError, match=r"^could not load the dataset 'json' \(config None, "
+                       r"split 'train'\): .+\. Offline, use from_text or from_tokens$"):
+        CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                        data_files=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ValueError, match="n_samples must be a positive integer, got 0"):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer, n_samples=0)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match=re.escape(
+            "cannot load the dataset 'json': offline (HF_DATASETS_OFFLINE=1 is set). Use "
+            "CalibrationData.from_text, .from_tokens or default_calibration(model) offline")):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
