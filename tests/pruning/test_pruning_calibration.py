@@ -390,3 +390,70 @@ def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
             "cannot load the dataset 'json': offline (HF_DATASETS_OFFLINE=1 is set). Use "
             "CalibrationData.from_text, .from_tokens or default_calibration(model) offline")):
         CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
+
+
+def test_the_hundredth_draw_still_counts():
+    from lenskit.pruning.calibration import document_windows
+
+    # seed 487 draws document 0 (the only one longer than a window) first at draw 100: the
+    # last of the 100 draws allowed per sample
+    docs = ["1 2 3 4 5"] + ["7"] * 99
+    assert document_windows(lambda i: docs[i], 100, word_tokenizer, 1, 3, 487, "'d'") in (
+        [[1, 2, 3]], [[2, 3, 4]])
+
+
+def test_text_of_one_long_line_and_the_default_window(tiny_dirs):
+    line = " ".join(str(i % 10) for i in range(1500))  # one line, longer than a file name
+    assert "\n" not in line and 255 < len(line) < 4096
+    cal = CalibrationData.from_text(line, word_tokenizer)
+    assert cal.tokens.shape == (128, 128)  # the default window count and length
+    assert cal.description.startswith("128 random windows of 128 tokens from text (1500 tokens")
+    # a real tokenizer: no special tokens are added to the text's stream
+    tok = model_info(load_model(tiny_dirs["llama"])).tokenizer
+    text = "The capital of France is Paris and the capital of Spain is Madrid"
+    stream = tok(text, add_special_tokens=False)["input_ids"]
+    cal = CalibrationData.from_text(text, tok, n_samples=8, seq_len=len(stream))
+    assert cal.tokens.tolist() == [stream] * 8
+
+
+def test_check_reads_max_position_embeddings_too(tiny_dirs):
+    model = load_model(tiny_dirs["llama"])  # rotary: max_position_embeddings, no n_positions
+    limit = model_info(model).hf.config.max_position_embeddings
+    CalibrationData(torch.ones(1, limit, dtype=torch.long), "x").check(model)
+    with pytest.raises(ValueError, match=re.escape(
+            f"calibration seq_len {limit + 1} exceeds the model's {limit} positions")):
+        CalibrationData(torch.ones(1, limit + 1, dtype=torch.long), "x").check(model)
+
+
+class BareTokenizer:
+    """A tokenizer with ids 0..n-1 and only the attributes it is given (no special ids, no
+    BOS unless told)."""
+
+    def __init__(self, n, **attrs):
+        self.n = n
+        self.__dict__.update(attrs)
+
+    def __len__(self):
+        return self.n
+
+
+def test_random_calibration_with_bare_tokenizers(tiny_dirs):
+    from types import SimpleNamespace
+
+    from lenskit.pruning.calibration import random_calibration
+
+    hf = model_info(load_model(tiny_dirs["llama"])).hf  # only its embedding size is read
+    vocab = hf.get_input_embeddings().num_embeddings
+    cal = random_calibration(SimpleNamespace(tokenizer=BareTokenizer(10), hf=hf), 3, 40, 0)
+    assert set(cal.tokens.flatten().tolist()) == set(range(10))  # no BOS, no special ids
+    assert cal.description == "random tokens: 3 x 40, uniform over 10 non-special ids, seed 0"
+    # a BOS id outside the embedding table is not written
+    info = SimpleNamespace(tokenizer=BareTokenizer(vocab + 5, bos_token_id=vocab), hf=hf)
+    cal = random_calibration(info, 2, 30, 1)
+    assert int(cal.tokens.max()) < vocab and cal.description.endswith(", BOS first, seed 1")
+    info = SimpleNamespace(tokenizer=BareTokenizer(3, all_special_ids=[0, 1, 2]), hf=hf)
+    with pytest.raises(ValueError, match=r"^the tokenizer has no non-special tokens to draw "
+                       r"calibration from$"):
+        random_calibration(info, 1, 1, 0)
+    one = SimpleNamespace(tokenizer=BareTokenizer(2, all_special_ids=[0]), hf=hf)
+    assert random_calibration(one, 1, 4, 0).tokens.tolist() == [[1, 1, 1, 1]]
