@@ -309,3 +309,53 @@ def test_tables_and_recorded_files_are_hashed_in_the_manifest(tmp_path):
     assert files["figures/a.svg"] == hashlib.sha256(b"<svg/>").hexdigest()
     assert "tables/scores.parquet" not in files and not any("elsewhere" in f for f in files)
     assert not any("missing" in f for f in files)
+
+
+def test_each_session_records_its_environment_and_the_run_config(tmp_path):
+    import hashlib
+    import socket
+
+    run = tmp_path / "r"
+    for _ in range(2):  # a new run, then a resumed one
+        with RunStore.open(run, CONFIG) as store:
+            cid, rows, _ = synthetic_cell(len(store.done_ids()))
+            store.write_cell(cid, rows)
+    m = RunStore(run).manifest()
+    assert m["versions"]["lenskit"] and m["host"]["hostname"] == socket.gethostname()
+    for s in m["sessions"]:
+        assert (s["host"], s["git"], s["versions"]) == (socket.gethostname(), m["git"],
+                                                        m["versions"])
+    data = (run / "run_config.json").read_bytes()
+    assert json.loads(data) == {"format": m["format"], "config": CONFIG}
+    assert m["files"]["run_config.json"] == hashlib.sha256(data).hexdigest()
+
+
+def test_messages_name_the_run_and_the_cell(tmp_path):
+    import re
+
+    run = tmp_path / "r"
+    with RunStore.open(run, CONFIG) as store:
+        cid, rows, _ = synthetic_cell(0)
+        store.write_cell(cid, rows)
+        with pytest.raises(ValueError, match=re.escape(
+                f"cell {cid!r} is already done in {str(run)!r}; a resumed sweep must skip it")):
+            store.write_cell(cid, rows)
+        with pytest.raises(ValueError, match=re.escape(
+                f"rows of cell 'other' carry cell_id {cid!r}")):
+            store.write_cell("other", rows)
+        with pytest.raises(ValueError, match=re.escape(
+                "bad table name '../up': use letters, digits, '.', '_' and '-', not starting "
+                "with '.' or '-'")):
+            store.write_table("../up", pd.DataFrame({"a": [1]}))
+        store.record_model("m", {"fingerprint": "aaaa"})
+        with pytest.raises(ConfigMismatchError, match=re.escape(
+                f"model 'm' has changed since run directory {str(run)!r} computed its cells "
+                "(weights fingerprint aaaa, now bbbb)")):
+            store.record_model("m", {"fingerprint": "bbbb"})
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["format"] = "lenskit-run/1"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigMismatchError, match=re.escape(
+            f"run directory {str(run)!r} was made by an earlier lenskit (format "
+            "'lenskit-run/1', 1 cells done;")):
+        RunStore.open(run, CONFIG)
