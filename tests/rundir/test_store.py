@@ -359,3 +359,17 @@ def test_messages_name_the_run_and_the_cell(tmp_path):
             f"run directory {str(run)!r} was made by an earlier lenskit (format "
             "'lenskit-run/1', 1 cells done;")):
         RunStore.open(run, CONFIG)
+
+
+def test_close_defaults_to_complete_and_a_repair_writer_records_no_session(tmp_path):
+    run = tmp_path / "r"
+    store = RunStore.open(run, CONFIG)
+    store.close()
+    m = RunStore(run).manifest()
+    assert m["status"] == "complete" and m["sessions"][0]["status"] == "complete"
+    assert m["finished"] == m["sessions"][0]["end"]
+    before = (run / "manifest.json").read_bytes()
+    repair = RunStore.open_for_repair(run)
+    assert repair.manifest()["status"] == "complete"  # it has read the manifest
+    repair.close("failed")  # no session of its own: nothing recorded, the lock released
+    assert (run / "manifest.json").read_bytes() == before and lock_holder(run) is None
