@@ -375,6 +375,15 @@ def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
     assert torch.equal(cal.tokens, CalibrationData.from_hf_dataset(
         "json", split="train", tokenizer=word_tokenizer, n_samples=6, seq_len=4, seed=2,
         data_files=str(docs)).tokens)
+    # the defaults: the train split, 128 windows of 128 tokens, seed 0
+    long_docs = tmp_path / "long.jsonl"
+    long_docs.write_text("".join(json.dumps({"text": " ".join(map(str, range(k, k + 200)))})
+                                 + "\n" for k in (0, 1000)))
+    cal = CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer,
+                                          data_files=str(long_docs))
+    assert cal.tokens.shape == (128, 128)
+    assert cal.description == ("128 random windows of 128 tokens from random documents of "
+                               "json/None:train (seed 0)")
     with pytest.raises(ValueError, match=re.escape(
             "dataset 'json' has no column 'body'; columns: ['text']")):
         CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
