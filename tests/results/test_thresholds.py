@@ -479,3 +479,22 @@ def test_bootstrap_uses_the_instances_every_level_shares_and_says_why_not(caplog
         no_dense = inst[inst["cell_id"] != levels[0]]
         one(compute_thresholds(df, no_dense, n_boot=50), 0.05)
         assert any(key in m and m.endswith("instance rows missing") for m in caplog.messages)
+
+
+def test_format_thresholds_blocks_matched_note_and_unknown_categories():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+               curve(0.6, {0.1: 0.6, 0.2: 0.3}, scope="all", task="copy", kind="open_book"))
+    thr = compute_thresholds(df, tolerances=[0.05])
+    matched = thr.assign(allocation="matched")
+    matched.loc[matched["task"] == "copy", "category"] = "zz_other"  # not a known category
+    blocks = format_thresholds(pd.concat([thr, matched]), tolerance=0.05).split("\n\n")
+    assert len(blocks) == 2  # one block per model, method, structure and allocation
+    assert blocks[0].splitlines()[:2] == [
+        "Largest sparsity with <= 5% relative drop from dense: m · wanda · unstructured · "
+        "uniform", "[no CI]"]
+    assert blocks[1].splitlines()[:2] == [
+        "Largest sparsity with <= 5% relative drop from dense: m · wanda · unstructured · "
+        "matched", "[no CI] matched: each scope is pruned to remove as many weights as its "
+        "reference scope; % are fractions of the scope shown"]
+    labels = [line.strip() for line in blocks[1].splitlines()[4:] if not line.startswith("  ")]
+    assert labels == ["fact recall", "zz_other"]  # an unknown category is shown by its name
