@@ -498,3 +498,47 @@ def test_format_thresholds_blocks_matched_note_and_unknown_categories():
         "reference scope; % are fractions of the scope shown"]
     labels = [line.strip() for line in blocks[1].splitlines()[4:] if not line.startswith("  ")]
     assert labels == ["fact recall", "zz_other"]  # an unknown category is shown by its name
+
+
+def test_bootstrap_needs_every_level_in_every_seed_and_says_so(caplog):
+    # seed 1 lacks the 0.2 level: no bootstrap (and no crash), the reason logged
+    df = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74}, task="a", seed=0),
+               curve(0.8, {0.1: 0.78}, task="a", seed=1))
+    per = {0.0: [1.0] * 8 + [0.0] * 2, 0.1: [1.0] * 8 + [0.0] * 2, 0.2: [1.0] * 7 + [0.0] * 3}
+    with caplog.at_level("INFO", logger="lenskit.results.thresholds"):
+        r = one(compute_thresholds(df, _instances(df, per), n_boot=50), 0.05)
+    assert r["ci_method"] != "bootstrap"
+    said = [m for m in caplog.messages if m.startswith("no bootstrap for {")]
+    assert len(said) == 1 and "'task': 'a'" in said[0]
+    assert said[0].endswith(": dense cell or levels missing for seed 1")
+
+
+def test_threshold_cells_show_their_intervals_by_the_rules():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+               curve(0.8, {0.9: 0.8, 0.95: 0.2}, scope="mlp", task="capitals"))
+    thr = compute_thresholds(df, tolerances=[0.05])  # all: 20%; mlp: 90%
+    cells = {("all", 0.2, 0.2): "20% [20-20]",  # a collapsed CI of a crossing: shown
+             ("all", 0.2, float("nan")): "20%",  # half an interval: none shown
+             ("mlp", 0.9, 0.95): "90% [90-95]"}  # 0.9 -> "90", not rounded up
+    for (scope, lo, hi), text in cells.items():
+        t = thr.copy()
+        sel = t["scope"] == scope
+        t.loc[sel, ["ci_low", "ci_high"]] = [lo, hi]
+        t["ci_method"] = ["bootstrap", "wilson"] * (len(t) // 2)  # two methods in one block
+        got = format_thresholds(t, tolerance=0.05)
+        assert got.splitlines()[1] == "[CI: bootstrap, wilson]"
+        row = [c for c in got.splitlines()[5].strip().split("  ") if c]
+        assert row[1 if scope == "all" else 2] == text, (text, got)
+    zero = frame(curve(0.8, {0.1: 0.5}, scope="all", task="capitals"))
+    t = compute_thresholds(zero, tolerances=[0.05]).assign(ci_low=0.0, ci_high=0.0,
+                                                             ci_method="bootstrap")
+    assert format_thresholds(t, tolerance=0.05).splitlines()[5].endswith(
+        "0% (fails at lowest level)")  # a zero threshold's collapsed CI is not shown
+
+
+def test_chance_level_without_a_recorded_level_is_none():
+    from lenskit.results import chance_level
+
+    df = frame(curve(0.8, {0.1: 0.8}, task="a"))
+    df["chance"] = float("nan")
+    assert chance_level(df, "a") is None and chance_level(df, "a", "em") is None
