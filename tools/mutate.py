@@ -62,6 +62,9 @@ ONLY: dict[str, list[str]] = {
 # left to `make test`; its other tests check the same code paths on synthetic cells.
 EXTRA_ARGS: dict[str, list[str]] = {
     "integrity": ["-k", "not test_sweep_recomputes_a_truncated_cell"],
+    # thresholds: the real-evaluation test (a tiny model evaluated per mutant) is left to
+    # `make test`; the hand-made frames check the same code
+    "thresholds": ["-k", "not test_real_evaluation_rows_instances_and_bootstrap"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]
