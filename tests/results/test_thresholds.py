@@ -542,3 +542,43 @@ def test_chance_level_without_a_recorded_level_is_none():
     df = frame(curve(0.8, {0.1: 0.8}, task="a"))
     df["chance"] = float("nan")
     assert chance_level(df, "a") is None and chance_level(df, "a", "em") is None
+
+
+@pytest.mark.parametrize("case", ["weights", "exp"])
+def test_bootstrap_of_perplexity_uses_weights_and_exponentiates(case):
+    dense_nll = [2.0] * 10
+    if case == "weights":
+        # one window of 1 token 1 nat worse beside nine of 100 tokens: the weighted mean NLL
+        # rises ~0.001 (within 5% in every resample), an unweighted one 0.1 (beyond)
+        w, level = [100.0] * 9 + [1.0], [2.0] * 9 + [3.0]
+        want = (0.1, 0.1)
+    else:
+        # +0.08 nats on every window: perplexity rises e^0.08 - 1 = 8.3% (beyond 5%),
+        # while the NLL itself rises only 4%
+        w, level = [1.0] * 10, [2.08] * 10
+        want = (0.0, 0.0)
+    values = {0.0: dense_nll, 0.1: level, 0.2: [x + 1 for x in dense_nll]}
+    ppl = {s: float(np.exp(np.average(v, weights=w))) for s, v in values.items()}
+    df = frame(curve(ppl[0.0], {0.1: ppl[0.1], 0.2: ppl[0.2]}, metric="perplexity",
+                     kind="perplexity", task="ppl"))
+    r = one(compute_thresholds(df, _instances(df, values, "perplexity", w), tolerances=[0.05],
+                               n_boot=400), 0.05)
+    assert r["ci_method"] == "bootstrap"
+    assert (r["ci_low"], r["ci_high"]) == want
+
+
+def test_format_thresholds_lines_in_full():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="zebra"),
+               curve(0.8, {0.1: 0.8, 0.2: 0.5}, scope="all", task="capitals"),
+               curve(0.6, {0.1: 0.6, 0.2: 0.3}, scope="all", task="copy", kind="open_book"))
+    text = format_thresholds(compute_thresholds(df, tolerances=[0.05]), tolerance=0.05)
+    # first column left-justified, the others right-justified; tasks in the data's order
+    assert text.splitlines()[2:] == [
+        "task (metric)    all",
+        "---------------  ---",
+        "fact recall",
+        "  zebra (em)     20%",
+        "  capitals (em)  10%",
+        "in-context",
+        "  copy (em)      10%",
+    ]
