@@ -95,7 +95,7 @@ def write_config(dest: Path, module: str, tests: list[str], extra: list[str]) ->
         "\n[tool.mutmut]\n"
         'source_paths = ["lenskit"]\n'
         f"only_mutate = [{json.dumps(module)}]\n"
-        'also_copy = ["data", "examples"]\n'
+        'also_copy = ["data", "examples", "tests"]\n'
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS + extra)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
     )
@@ -112,6 +112,9 @@ def run_target(name: str, workdir: Path, show: bool, rerun: bool = False) -> dic
     dest.mkdir(parents=True, exist_ok=True)
     copy_tree(dest)
     write_config(dest, module, tests, EXTRA_ARGS.get(name, []))
+    # mutmut runs the tests from its own copy (mutants/tests): refresh it, so that a re-run
+    # after new tests runs them (an old copy would silently test the old tests)
+    shutil.rmtree(dest / "mutants" / "tests", ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
     meta = dest / "mutants" / (module + ".meta")
