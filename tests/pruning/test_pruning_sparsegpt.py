@@ -212,7 +212,7 @@ def test_dead_inputs_are_pruned_first_in_n_m_groups(structure):
     dead = [1, 26]
     stats.xtx[:, dead] = 0
     stats.xtx[dead, :] = 0
-    w = w * 50  # large weights: every live score is far above a dead one's 0
+    w = w * 1e-3  # small weights: every live score is below 1, and above a dead one's 0
     s = parse_structure(structure)
     _, keep = sparsegpt_prune(w, factor_hessian(stats.hessian()), 0.0, s, blocksize=24)
     assert not keep[:, dead].any()
@@ -259,7 +259,7 @@ def test_retried_damping_is_added_once_and_warnings_point_at_the_caller():
     added = 1e4 * (7 * 0.5 - 2.0) / 8
     d = torch.full((8,), 0.5 + added)
     d[3] = added
-    torch.testing.assert_close(f.u, torch.diag(d.rsqrt()))
+    torch.testing.assert_close(f.u, torch.diag(d.rsqrt()), rtol=2e-6, atol=0)
     with pytest.raises(ValueError, match=r"^the calibration Hessian of blocks.0.mlp has "
                        r"non-finite entries: the activations overflowed \(check the model's "
                        r"dtype and the calibration\)$"):
