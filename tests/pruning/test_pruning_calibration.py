@@ -392,6 +392,10 @@ def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
                        r"split 'train'\): .+\. Offline, use from_text or from_tokens$"):
         CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
                                         data_files=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ValueError, match=re.escape(
+            "found only 0 documents of more than 50 tokens in 100 draws from 'json'")):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer, n_samples=1,
+                                        seq_len=50, data_files=str(docs))
     with pytest.raises(ValueError, match="n_samples must be a positive integer, got 0"):
         CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer, n_samples=0)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
