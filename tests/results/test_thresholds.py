@@ -582,3 +582,21 @@ def test_format_thresholds_lines_in_full():
         "in-context",
         "  copy (em)      10%",
     ]
+
+
+def test_compute_thresholds_arguments_at_their_bounds():
+    import re
+
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.5}), curve(0.8, {0.1: 0.8}, metric="logprob"))
+    for bad, message in [({"tolerances": [0.0]}, "tolerances must be fractions in (0, 1)"),
+                         ({"tolerances": [1.0]}, "tolerances must be fractions in (0, 1)"),
+                         ({"ci": 0.0}, "ci must be in (0, 1), got 0.0"),
+                         ({"ci": 1.0}, "ci must be in (0, 1), got 1.0"),
+                         ({"n_boot": 0}, "n_boot must be >= 1, got 0"),
+                         ({"rule": "best"}, "unknown rule 'best'; allowed: first_crossing, "
+                                            "largest_within")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            compute_thresholds(df, **bad)
+    # the inner bounds are allowed: n_boot = 1, a tolerance of 0.99, one metric chosen
+    r = compute_thresholds(df, tolerances=[0.99], n_boot=1, metrics=["em"])
+    assert set(r["metric"]) == {"em"} and one(r, 0.99)["threshold"] == pytest.approx(0.2)
