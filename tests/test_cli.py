@@ -2,6 +2,7 @@
 
 import json
 import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,94 @@ def test_sweep_thresholds_and_figures(tmp_path, capsys):
                              at_chance=tasks_at_chance(results)) in printed
 
     assert main(["figures", str(run), "--out", str(tmp_path / "figs"), "--formats", "svg"]) == 0
-    svgs = list((tmp_path / "figs").glob("*.svg"))
-    assert svgs and all(p.read_text().lstrip().startswith("<svg") for p in svgs)
+    figs = tmp_path / "figs"
+    assert sorted(p.name for p in figs.glob("*.svg")) == ["fig1_sparsity_curves.svg",
+                                                          "fig2_attention_vs_ffw.svg"]
+    check_plotted_values(run, figs)
+
+
+# The study's ability of each task: what the figures call the curve of a task.
+ABILITY = {"closed_book": "fact recall", "open_book": "in-context learning"}
+PART = {"attn": "attention", "mlp": "FFW"}
+
+
+def svg_marks(path, role):
+    """The fields of every mark of ``role`` in an SVG written by vega: each mark's ARIA label
+    ("field: value; field: value"), which vega writes from the data the mark was drawn from."""
+    marks = []
+    for el in ET.parse(path).iter():
+        if el.get("aria-roledescription") == role:
+            marks.append(dict(f.split(": ", 1) for f in el.get("aria-label").split("; ")))
+    return marks
+
+
+def number(text: str) -> float:
+    """A number as vega prints it: "96.666700%" -> 0.966667, "176,940" -> 176940."""
+    text = text.replace(",", "")
+    return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+
+
+def same_marks(got: list[tuple], want: list[tuple]) -> None:
+    """The same multiset of marks: labels and integers equal, numbers to vega's 6 digits."""
+    def key(t):
+        return tuple(round(v, 3) if isinstance(v, float) else v for v in t)
+
+    assert len(got) == len(want), (sorted(got, key=key), sorted(want, key=key))
+    for g, w in zip(sorted(got, key=key), sorted(want, key=key), strict=True):
+        assert len(g) == len(w), (g, w)
+        for a, b in zip(g, w, strict=True):
+            assert a == (pytest.approx(b, abs=2e-6) if isinstance(b, float) else b), (g, w)
+
+
+def check_plotted_values(run, figs):
+    """The points and error bars of the CLI's figures are the stored accuracies relative to
+    the dense model's, computed here from the cells' parquet files with pandas alone."""
+    cells = pd.concat([pd.read_parquet(p) for p in sorted((run / "cells").glob("*.parquet"))])
+    em = cells[cells["metric"] == "em"]
+    dense = em[em["method"] == "dense"].set_index("task")["value"]
+    pruned = em[em["method"] != "dense"]
+    # one task per ability, so each plotted mean is that task's accuracy
+    assert sorted(pruned["task"].unique()) == sorted(ABILITY)
+    rows = [(r.scope, r.task, round(r.target_sparsity * 100), int(r.params_removed),
+             r.value / dense[r.task], r.ci_low / dense[r.task], r.ci_high / dense[r.task])
+            for r in pruned.itertuples()]
+    assert len(rows) == 8 and min(r[4] for r in rows) < 0.97  # the curves do fall
+    y = "accuracy relative to dense (%)"  # y of a point; the lower end of an error bar
+
+    # fig1: the first scope given (attn), x the target sparsity (%), one curve per ability
+    fig1 = figs / "fig1_sparsity_curves.svg"
+    x1 = "sparsity (% of the scope's weights pruned)"
+    same_marks([(p["ability"], p["tasks"], round(number(p[x1]) * 100), number(p[y]))
+                for p in svg_marks(fig1, "point")],
+               [(ABILITY[t], t, sp, rel) for s, t, sp, _, rel, _, _ in rows if s == "attn"]
+               + [(a, "dense", 0, 1.0) for a in ABILITY.values()])
+    same_marks([(b["ability"], round(number(b[x1]) * 100), number(b[y]), number(b["ci_high"]))
+                for b in svg_marks(fig1, "rule mark") if "ci_high" in b],
+               [(ABILITY[t], sp, lo, hi) for s, t, sp, _, _, lo, hi in rows if s == "attn"]
+               + [(a, 0, 1.0, 1.0) for a in ABILITY.values()])
+
+    # fig2: attention-only against FFW-only pruning, by sparsity of the part (top row) and
+    # by weights removed (bottom row), one column per ability
+    fig2 = figs / "fig2_attention_vs_ffw.svg"
+    x2, n2 = "sparsity of the pruned part (%)", "weights removed (count)"
+
+    def x(mark):
+        return (("sparsity", round(number(mark[x2]) * 100)) if x2 in mark
+                else ("removed", int(number(mark[n2]))))
+
+    # the dense point opens each curve: at 0 on both rows, once per ability
+    dense_marks = [(part, a, 0) for part in PART.values() for a in ("sparsity", "removed")
+                   for _ in ABILITY]
+    same_marks([(p["pruned part"], p["tasks"], *x(p), number(p[y]))
+                for p in svg_marks(fig2, "point")],
+               [m for s, t, sp, removed, rel, _, _ in rows
+                for m in ((PART[s], t, "sparsity", sp, rel), (PART[s], t, "removed", removed, rel))]
+               + [(p, "dense", a, v, 1.0) for p, a, v in dense_marks])
+    same_marks([(b["pruned part"], *x(b), number(b[y]), number(b["ci_high"]))
+                for b in svg_marks(fig2, "rule mark") if "ci_high" in b],
+               [m for s, _, sp, removed, _, lo, hi in rows
+                for m in ((PART[s], "sparsity", sp, lo, hi), (PART[s], "removed", removed, lo, hi))]
+               + [(p, a, v, 1.0, 1.0) for p, a, v in dense_marks])
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -10,6 +10,7 @@ Usage::
     python tools/mutate.py                      # every target
     python tools/mutate.py selection stats      # some targets (names below)
     python tools/mutate.py --list               # the targets and their tests
+    python tools/mutate.py thresholds --only '*x_compute_thresholds__mutmut_*'  # a part
 
 Prints one line per target (killed / survived / other, and the score) and the diff of every
 surviving mutant; ``--json FILE`` also writes the counts and the surviving mutants' names.
@@ -61,6 +62,9 @@ ONLY: dict[str, list[str]] = {
 # left to `make test`; its other tests check the same code paths on synthetic cells.
 EXTRA_ARGS: dict[str, list[str]] = {
     "integrity": ["-k", "not test_sweep_recomputes_a_truncated_cell"],
+    # thresholds: the real-evaluation test (a tiny model evaluated per mutant) is left to
+    # `make test`; the hand-made frames check the same code
+    "thresholds": ["-k", "not test_real_evaluation_rows_instances_and_bootstrap"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]
@@ -91,7 +95,7 @@ def write_config(dest: Path, module: str, tests: list[str], extra: list[str]) ->
         "\n[tool.mutmut]\n"
         'source_paths = ["lenskit"]\n'
         f"only_mutate = [{json.dumps(module)}]\n"
-        'also_copy = ["data", "examples"]\n'
+        'also_copy = ["data", "examples", "tests"]\n'
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS + extra)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
     )
@@ -108,6 +112,9 @@ def run_target(name: str, workdir: Path, show: bool, rerun: bool = False) -> dic
     dest.mkdir(parents=True, exist_ok=True)
     copy_tree(dest)
     write_config(dest, module, tests, EXTRA_ARGS.get(name, []))
+    # mutmut runs the tests from its own copy (mutants/tests): refresh it, so that a re-run
+    # after new tests runs them (an old copy would silently test the old tests)
+    shutil.rmtree(dest / "mutants" / "tests", ignore_errors=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
     meta = dest / "mutants" / (module + ".meta")
@@ -152,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-diffs", action="store_true", help="do not print survivors' diffs")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="run only the last run's survivors again (after new tests)")
+    ap.add_argument("--only", nargs="+", metavar="GLOB",
+                    help="run only the mutants whose names match these mutmut name globs "
+                         "(e.g. '*x_threshold_from_curve__mutmut_*'), in place of the "
+                         "target's default selection: a part of a large module")
     args = ap.parse_args(argv)
     if args.list:
         for name, (module, tests) in TARGETS.items():
@@ -161,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
         ap.error(f"unknown target(s) {unknown}; allowed: {list(TARGETS)}")
+    if args.only:
+        for name in args.targets or list(TARGETS):
+            ONLY[name] = list(args.only)
     results = {}
     for name in args.targets or list(TARGETS):
         res = run_target(name, args.workdir, show=not args.no_diffs,

@@ -134,7 +134,7 @@ class CalibrationData:
         check_size(n_samples, seq_len)
         source = "text"
         if isinstance(text, os.PathLike) or (isinstance(text, str) and len(text) < 4096
-                                             and "\n" not in text and Path(text).is_file()):
+                                             and "\n" not in text and _names_file(text)):
             path = Path(text)
             if not path.is_file():
                 raise UsageError(f"calibration text file {path} does not exist")
@@ -200,6 +200,15 @@ class CalibrationData:
         return cls(torch.tensor(rows, dtype=torch.long),
                    f"{n_samples} random windows of {seq_len} tokens from random documents of "
                    f"{name}/{config}:{split} (seed {seed})")
+
+
+def _names_file(text: str) -> bool:
+    """Whether ``text`` is the path of an existing file (False, not an error, for a text
+    that cannot be a path, such as a line longer than the file system's name limit)."""
+    try:
+        return Path(text).is_file()
+    except OSError:  # ENAMETOOLONG: a text of one long line
+        return False
 
 
 def document_windows(text_of: Callable[[int], str], n_docs: int, tokenizer, n_samples: int,

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import shutil
 
 import numpy as np
@@ -229,3 +230,243 @@ def test_default_calibration_of_the_shipped_organism_is_pinned():
     assert default_calibration(model, n_samples=3, seq_len=300, seed=5).fingerprint \
         == "336928a7269ad18a"
     assert cal.description.startswith("organism corpus (training mixture from training.json")
+
+
+def test_calibration_data_checks_and_describes_its_tokens():
+    import hashlib
+
+    t = torch.tensor([[1, 2, 3], [4, 5, 6]], dtype=torch.int32)
+    cal = CalibrationData(t, "two rows")
+    assert cal.tokens.dtype == torch.long and cal.tokens.is_contiguous()
+    assert repr(cal) == "CalibrationData(2 x 3: two rows)"
+    want = hashlib.sha256(np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int64).tobytes())
+    assert cal.to_json() == {"description": "two rows", "n_samples": 2, "seq_len": 3,
+                             "fingerprint": want.hexdigest()[:16]}
+    assert CalibrationData.from_tokens([[7, 8]]).description == "given tokens 1 x 2"
+    assert CalibrationData.from_tokens([[7, 8]], "mine").description == "mine"
+    cases = [
+        (torch.ones(2, 3), "calibration tokens must be an integer tensor [n_samples, seq_len], "
+                           "got torch.float32 of shape (2, 3)"),
+        (torch.ones(3, dtype=torch.long), "calibration tokens must be an integer tensor "
+                                          "[n_samples, seq_len], got torch.int64 of shape (3,)"),
+        (torch.ones(2, 2, dtype=torch.bool), "got torch.bool of shape (2, 2)"),
+        (torch.ones(2, 2, dtype=torch.complex64), "got torch.complex64 of shape (2, 2)"),
+        ([[1, 2]], "got <class 'list'> of shape ()"),
+        (torch.zeros(2, 0, dtype=torch.long), "calibration tokens must be non-empty, got shape "
+                                              "(2, 0)"),
+        (torch.tensor([[3, -2]]), "calibration tokens must be >= 0, got min -2"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CalibrationData(bad, "bad")
+    CalibrationData(torch.zeros(1, 1, dtype=torch.uint8), "a zero token is fine")
+
+
+@pytest.mark.parametrize("n, s, message", [
+    (0, 4, "n_samples must be a positive integer, got 0"),
+    (2, True, "seq_len must be a positive integer, got True"),
+    (2.0, 4, "n_samples must be a positive integer, got 2.0"),
+])
+def test_sizes_must_be_positive_integers(n, s, message):
+    from lenskit.pruning.calibration import check_size
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        check_size(n, s)
+    check_size(np.int64(1), 1)  # numpy integers are integers
+
+
+def test_check_names_the_vocabulary_and_the_position_table(tiny_dirs):
+    model = load_model(tiny_dirs["gpt2"])  # learned positions: a table of n_positions
+    hf = model_info(model).hf
+    vocab, positions = hf.get_input_embeddings().num_embeddings, hf.config.n_positions
+    CalibrationData(torch.full((1, positions), vocab - 1), "edge").check(model)
+    with pytest.raises(ValueError, match=re.escape(
+            f"calibration token id {vocab} is outside the model's vocabulary (0..{vocab - 1}); "
+            "was it tokenized with another tokenizer?")):
+        CalibrationData(torch.tensor([[1, vocab]]), "x").check(model)
+    with pytest.raises(ValueError, match=re.escape(
+            f"calibration seq_len {positions + 1} exceeds the model's {positions} positions; "
+            "use shorter sequences")):
+        CalibrationData(torch.ones(1, positions + 1, dtype=torch.long), "x").check(model)
+
+
+class WordTokenizer:
+    """Token ids of a text of integers ("3 1 4" -> [3, 1, 4]): a tokenizer whose output
+    is known by hand."""
+
+    def __init__(self, bos_token_id=None):
+        self.bos_token_id = bos_token_id
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [int(w) for w in text.split()]}
+
+
+word_tokenizer = WordTokenizer()
+
+
+def test_windows_of_a_stream_exactly_one_window_long():
+    cal = CalibrationData.from_text("5 6 7 8", word_tokenizer, n_samples=3, seq_len=4, seed=9)
+    assert cal.tokens.tolist() == [[5, 6, 7, 8]] * 3  # the only start is 0
+    assert cal.description == "3 random windows of 4 tokens from text (4 tokens; seed 9)"
+    with pytest.raises(ValueError, match=re.escape(
+            "the calibration text has 4 tokens, fewer than the 5 a window needs (seq_len=5)")):
+        CalibrationData.from_text("5 6 7 8", word_tokenizer, n_samples=1, seq_len=5)
+    with pytest.raises(ValueError, match=r"^add_bos=True but the tokenizer has no BOS token$"):
+        CalibrationData.from_text("5 6 7 8", word_tokenizer, n_samples=1, seq_len=4,
+                                  add_bos=True)
+    cal = CalibrationData.from_text("5 6 7", WordTokenizer(bos_token_id=1), n_samples=2, seq_len=4,
+                                    add_bos=True)
+    assert cal.tokens.tolist() == [[1, 5, 6, 7]] * 2
+    assert cal.description.endswith("(3 tokens; seed 0, BOS first)")
+    # windows start anywhere from 0 to len - seq_len, the last start included
+    many = CalibrationData.from_text("0 1 2 3", word_tokenizer, n_samples=200, seq_len=2)
+    assert sorted({row[0] for row in many.tokens.tolist()}) == [0, 1, 2]
+
+
+def test_document_windows_keep_documents_longer_than_a_window():
+    from lenskit.pruning.calibration import document_windows
+
+    docs = ["1 2 3", "10 11 12 13 14 15", "20 21 22"]  # only the second is longer than 3
+    rows = document_windows(lambda i: docs[i], 3, word_tokenizer, 40, 3, 0, "'docs'")
+    assert len(rows) == 40 and all(len(r) == 3 for r in rows)
+    assert {r[0] for r in rows} == {10, 11, 12}  # start < 6 - 3: the last token never leads
+    assert all(r == list(range(r[0], r[0] + 3)) for r in rows)
+    with pytest.raises(ValueError, match=re.escape(
+            "found only 0 documents of more than 3 tokens in 200 draws from 'short'; use a "
+            "shorter seq_len")):
+        document_windows(lambda i: docs[0], 1, word_tokenizer, 2, 3, 0, "'short'")
+
+
+def test_random_calibration_draws_non_special_ids_with_bos_first(llama):
+    from lenskit.pruning.calibration import random_calibration
+
+    info = model_info(llama)
+    tok = info.tokenizer
+    cal = random_calibration(info, 6, 50, seed=4)
+    special = set(tok.all_special_ids)
+    vocab = min(info.hf.get_input_embeddings().num_embeddings, len(tok))
+    allowed = vocab - len({i for i in special if i < vocab})
+    assert (cal.tokens[:, 0] == tok.bos_token_id).all()
+    body = cal.tokens[:, 1:].flatten().tolist()
+    assert not special & set(body) and max(body) < vocab and len(set(body)) > 100
+    assert cal.description == (f"random tokens: 6 x 50, uniform over {allowed} non-special "
+                               "ids, BOS first, seed 4")
+    assert torch.equal(random_calibration(info, 6, 50, seed=4).tokens, cal.tokens)
+    assert not torch.equal(random_calibration(info, 6, 50, seed=5).tokens, cal.tokens)
+
+
+def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
+    # the "json" builder of `datasets` reads a local file: no network, so lenskit may be
+    # online for it (and must be: from_hf_dataset refuses to run offline)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"text": "1 2 3 4 5 6 7"}\n{"text": "10 11 12"}\n'
+                    '{"text": "20 21 22 23 24 25"}\n')
+    cal = CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                          n_samples=6, seq_len=4, seed=2,
+                                          data_files=str(docs))
+    assert cal.description == ("6 random windows of 4 tokens from random documents of "
+                               "json/None:train (seed 2)")
+    streams = [list(range(1, 8)), list(range(20, 26))]  # the two documents longer than 4
+    for row in cal.tokens.tolist():
+        assert any(row == s[i:i + 4] for s in streams for i in range(len(s) - 3)), row
+    assert torch.equal(cal.tokens, CalibrationData.from_hf_dataset(
+        "json", split="train", tokenizer=word_tokenizer, n_samples=6, seq_len=4, seed=2,
+        data_files=str(docs)).tokens)
+    # the defaults: the train split, 128 windows of 128 tokens, seed 0
+    long_docs = tmp_path / "long.jsonl"
+    long_docs.write_text("".join(json.dumps({"text": " ".join(map(str, range(k, k + 200)))})
+                                 + "\n" for k in (0, 1000)))
+    cal = CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer,
+                                          data_files=str(long_docs))
+    assert cal.tokens.shape == (128, 128)
+    assert cal.description == ("128 random windows of 128 tokens from random documents of "
+                               "json/None:train (seed 0)")
+    with pytest.raises(ValueError, match=re.escape(
+            "dataset 'json' has no column 'body'; columns: ['text']")):
+        CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                        text_field="body", data_files=str(docs))
+    with pytest.raises(RuntimeError, match=r"^could not load the dataset 'json' \(config None, "
+                       r"split 'train'\): .+\. Offline, use from_text or from_tokens$"):
+        CalibrationData.from_hf_dataset("json", split="train", tokenizer=word_tokenizer,
+                                        data_files=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ValueError, match=re.escape(
+            "found only 0 documents of more than 50 tokens in 100 draws from 'json'")):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer, n_samples=1,
+                                        seq_len=50, data_files=str(docs))
+    with pytest.raises(ValueError, match="n_samples must be a positive integer, got 0"):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer, n_samples=0)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match=re.escape(
+            "cannot load the dataset 'json': offline (HF_DATASETS_OFFLINE=1 is set). Use "
+            "CalibrationData.from_text, .from_tokens or default_calibration(model) offline")):
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
+
+
+def test_the_hundredth_draw_still_counts():
+    from lenskit.pruning.calibration import document_windows
+
+    # seed 487 draws document 0 (the only one longer than a window) first at draw 100: the
+    # last of the 100 draws allowed per sample
+    docs = ["1 2 3 4 5"] + ["7"] * 99
+    assert document_windows(lambda i: docs[i], 100, word_tokenizer, 1, 3, 487, "'d'") in (
+        [[1, 2, 3]], [[2, 3, 4]])
+
+
+def test_text_of_one_long_line_and_the_default_window(tiny_dirs):
+    line = " ".join(str(i % 10) for i in range(1500))  # one line, longer than a file name
+    assert "\n" not in line and 255 < len(line) < 4096
+    cal = CalibrationData.from_text(line, word_tokenizer)
+    assert cal.tokens.shape == (128, 128)  # the default window count and length
+    assert cal.description.startswith("128 random windows of 128 tokens from text (1500 tokens")
+    # a real tokenizer: no special tokens are added to the text's stream
+    tok = model_info(load_model(tiny_dirs["llama"])).tokenizer
+    text = "The capital of France is Paris and the capital of Spain is Madrid"
+    stream = tok(text, add_special_tokens=False)["input_ids"]
+    cal = CalibrationData.from_text(text, tok, n_samples=8, seq_len=len(stream))
+    assert cal.tokens.tolist() == [stream] * 8
+
+
+def test_check_reads_max_position_embeddings_too(tiny_dirs):
+    model = load_model(tiny_dirs["llama"])  # rotary: max_position_embeddings, no n_positions
+    limit = model_info(model).hf.config.max_position_embeddings
+    CalibrationData(torch.ones(1, limit, dtype=torch.long), "x").check(model)
+    with pytest.raises(ValueError, match=re.escape(
+            f"calibration seq_len {limit + 1} exceeds the model's {limit} positions")):
+        CalibrationData(torch.ones(1, limit + 1, dtype=torch.long), "x").check(model)
+
+
+class BareTokenizer:
+    """A tokenizer with ids 0..n-1 and only the attributes it is given (no special ids, no
+    BOS unless told)."""
+
+    def __init__(self, n, **attrs):
+        self.n = n
+        self.__dict__.update(attrs)
+
+    def __len__(self):
+        return self.n
+
+
+def test_random_calibration_with_bare_tokenizers(tiny_dirs):
+    from types import SimpleNamespace
+
+    from lenskit.pruning.calibration import random_calibration
+
+    hf = model_info(load_model(tiny_dirs["llama"])).hf  # only its embedding size is read
+    vocab = hf.get_input_embeddings().num_embeddings
+    cal = random_calibration(SimpleNamespace(tokenizer=BareTokenizer(10), hf=hf), 3, 40, 0)
+    assert set(cal.tokens.flatten().tolist()) == set(range(10))  # no BOS, no special ids
+    assert cal.description == "random tokens: 3 x 40, uniform over 10 non-special ids, seed 0"
+    # a BOS id outside the embedding table is not written
+    info = SimpleNamespace(tokenizer=BareTokenizer(vocab + 5, bos_token_id=vocab), hf=hf)
+    cal = random_calibration(info, 2, 30, 1)
+    assert int(cal.tokens.max()) < vocab and cal.description.endswith(", BOS first, seed 1")
+    info = SimpleNamespace(tokenizer=BareTokenizer(3, all_special_ids=[0, 1, 2]), hf=hf)
+    with pytest.raises(ValueError, match=r"^the tokenizer has no non-special tokens to draw "
+                       r"calibration from$"):
+        random_calibration(info, 1, 1, 0)
+    one = SimpleNamespace(tokenizer=BareTokenizer(2, all_special_ids=[0]), hf=hf)
+    assert random_calibration(one, 1, 4, 0).tokens.tolist() == [[1, 1, 1, 1]]

@@ -243,3 +243,54 @@ def test_split_flat_cuts_the_concatenation_back_into_matrices():
         assert torch.equal(p, m)
     with pytest.raises(RuntimeError, match="sum exactly to 20"):
         split_flat(flat, [(2, 3), (4, 1)])  # sizes that do not add up
+
+
+def test_group_statistics_count_sequences_and_tokens_and_name_bad_kinds():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64)  # 2-D: one sequence of 7 tokens
+    for kind in ("norms", "hessian"):
+        st_ = GroupStats(5, kind)
+        st_.add(x.float())
+        st_.add(x[None, :4].float(), n_sequences=3)  # OPT-style: the caller counts sequences
+        assert (st_.n_sequences, st_.n_tokens, st_.kind, st_.d_in) == (4, 11, kind, 5)
+        both = torch.cat([x, x[:4]])
+        torch.testing.assert_close(st_.norms().double(), both.norm(dim=0), rtol=1e-6, atol=0)
+        assert st_.norms().dtype == torch.float32
+        assert st_.sq.dtype == torch.float64 and st_.sq.device.type == "cpu"
+    torch.testing.assert_close(st_.hessian().double(), 2 / 4 * both.T @ both, rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(st_.gram(3.0).double(), 3 * both.T @ both, rtol=1e-5, atol=1e-5)
+    empty = GroupStats(3, "hessian")
+    assert torch.equal(empty.hessian(), torch.zeros(3, 3))  # no sequences: no division by 0
+    with pytest.raises(ValueError, match=r"^these statistics hold feature norms only, not a "
+                       r"Hessian$"):
+        GroupStats(3, "norms").gram()
+    with pytest.raises(ValueError, match=r"^unknown statistic 'xtx'; allowed: \('norms', "
+                       r"'hessian'\)$"):
+        GroupStats(3, "xtx")
+
+
+@pytest.mark.parametrize("d", [512, 1600])  # the first block-triangular size; 256-row panels
+def test_block_triangular_gram_is_symmetric_and_exact(d):
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(2, 3, d, generator=g)
+    st_ = GroupStats(d, "hessian")
+    st_.add(x)
+    flat = x.reshape(-1, d).double()
+    got = st_.gram(0.5)
+    assert torch.equal(got, got.T)
+    torch.testing.assert_close(got.double(), 0.5 * flat.T @ flat, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(st_.norms().double(), flat.norm(dim=0), rtol=1e-5, atol=0)
+
+
+def test_group_statistics_of_one_sequence_and_of_bfloat16_inputs():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 9, 6, generator=g).bfloat16()  # one sequence, as a model in bf16 gives
+    x32 = x.float().reshape(-1, 6).double()
+    for kind in ("norms", "hessian"):
+        st_ = GroupStats(6, kind)
+        st_.add(x)
+        assert st_.n_sequences == 1
+        # summed in float32 (not bfloat16): to float32 rounding of the exact sums
+        torch.testing.assert_close(st_.norms().double(), x32.norm(dim=0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(st_.hessian().double(), 2.0 * x32.T @ x32, rtol=1e-6, atol=1e-6)

@@ -92,3 +92,22 @@ def test_threshold_table_marks_tasks_at_chance(results):
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
     assert "[dense at chance]" in lines["fn_mlp_2"]
     assert "[dense at chance]" not in lines["closed_book"]
+
+
+def test_tasks_at_chance_edges_by_hand():
+    nan = float("nan")
+
+    def dense(task, value, ci_low, chance, model="m"):
+        return {"model": model, "method": "dense", "task": task, "metric": "em",
+                "value": value, "ci_low": ci_low, "chance": chance}
+
+    rows = pd.DataFrame([
+        dense("zeta", 0.30, 0.20, 0.25),  # its interval reaches chance
+        dense("alpha", 0.50, 0.25, 0.25),  # exactly at chance: not above it
+        dense("beta", 0.25, nan, 0.25),  # no interval: the point value is at chance
+        dense("gamma", 0.90, nan, 0.25),  # no interval, well above chance
+        dense("delta", 0.90, 0.80, nan, model="a"),  # no chance level in one model...
+        dense("delta", 0.30, 0.10, 0.25, model="b"),  # ...at chance in another
+        dense("eps", 0.90, 0.80, nan),  # no chance level anywhere: never flagged
+    ])
+    assert tasks_at_chance(rows) == ["alpha", "beta", "delta", "zeta"]  # sorted by task

@@ -479,3 +479,124 @@ def test_bootstrap_uses_the_instances_every_level_shares_and_says_why_not(caplog
         no_dense = inst[inst["cell_id"] != levels[0]]
         one(compute_thresholds(df, no_dense, n_boot=50), 0.05)
         assert any(key in m and m.endswith("instance rows missing") for m in caplog.messages)
+
+
+def test_format_thresholds_blocks_matched_note_and_unknown_categories():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+               curve(0.6, {0.1: 0.6, 0.2: 0.3}, scope="all", task="copy", kind="open_book"))
+    thr = compute_thresholds(df, tolerances=[0.05])
+    matched = thr.assign(allocation="matched")
+    matched.loc[matched["task"] == "copy", "category"] = "zz_other"  # not a known category
+    blocks = format_thresholds(pd.concat([thr, matched]), tolerance=0.05).split("\n\n")
+    assert len(blocks) == 2  # one block per model, method, structure and allocation
+    assert blocks[0].splitlines()[:2] == [
+        "Largest sparsity with <= 5% relative drop from dense: m · wanda · unstructured · "
+        "uniform", "[no CI]"]
+    assert blocks[1].splitlines()[:2] == [
+        "Largest sparsity with <= 5% relative drop from dense: m · wanda · unstructured · "
+        "matched", "[no CI] matched: each scope is pruned to remove as many weights as its "
+        "reference scope; % are fractions of the scope shown"]
+    labels = [line.strip() for line in blocks[1].splitlines()[4:] if not line.startswith("  ")]
+    assert labels == ["fact recall", "zz_other"]  # an unknown category is shown by its name
+
+
+def test_bootstrap_needs_every_level_in_every_seed_and_says_so(caplog):
+    # seed 1 lacks the 0.2 level: no bootstrap (and no crash), the reason logged
+    df = frame(curve(0.8, {0.1: 0.78, 0.2: 0.74}, task="a", seed=0),
+               curve(0.8, {0.1: 0.78}, task="a", seed=1))
+    per = {0.0: [1.0] * 8 + [0.0] * 2, 0.1: [1.0] * 8 + [0.0] * 2, 0.2: [1.0] * 7 + [0.0] * 3}
+    with caplog.at_level("INFO", logger="lenskit.results.thresholds"):
+        r = one(compute_thresholds(df, _instances(df, per), n_boot=50), 0.05)
+    assert r["ci_method"] != "bootstrap"
+    said = [m for m in caplog.messages if m.startswith("no bootstrap for {")]
+    assert len(said) == 1 and "'task': 'a'" in said[0]
+    assert said[0].endswith(": dense cell or levels missing for seed 1")
+
+
+def test_threshold_cells_show_their_intervals_by_the_rules():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="capitals"),
+               curve(0.8, {0.9: 0.8, 0.95: 0.2}, scope="mlp", task="capitals"))
+    thr = compute_thresholds(df, tolerances=[0.05])  # all: 20%; mlp: 90%
+    cells = {("all", 0.2, 0.2): "20% [20-20]",  # a collapsed CI of a crossing: shown
+             ("all", 0.2, float("nan")): "20%",  # half an interval: none shown
+             ("mlp", 0.9, 0.95): "90% [90-95]"}  # 0.9 -> "90", not rounded up
+    for (scope, lo, hi), text in cells.items():
+        t = thr.copy()
+        sel = t["scope"] == scope
+        t.loc[sel, ["ci_low", "ci_high"]] = [lo, hi]
+        t["ci_method"] = ["bootstrap", "wilson"] * (len(t) // 2)  # two methods in one block
+        got = format_thresholds(t, tolerance=0.05)
+        assert got.splitlines()[1] == "[CI: bootstrap, wilson]"
+        row = [c for c in got.splitlines()[5].strip().split("  ") if c]
+        assert row[1 if scope == "all" else 2] == text, (text, got)
+    zero = frame(curve(0.8, {0.1: 0.5}, scope="all", task="capitals"))
+    t = compute_thresholds(zero, tolerances=[0.05]).assign(ci_low=0.0, ci_high=0.0,
+                                                             ci_method="bootstrap")
+    assert format_thresholds(t, tolerance=0.05).splitlines()[5].endswith(
+        "0% (fails at lowest level)")  # a zero threshold's collapsed CI is not shown
+
+
+def test_chance_level_without_a_recorded_level_is_none():
+    from lenskit.results import chance_level
+
+    df = frame(curve(0.8, {0.1: 0.8}, task="a"))
+    df["chance"] = float("nan")
+    assert chance_level(df, "a") is None and chance_level(df, "a", "em") is None
+
+
+@pytest.mark.parametrize("case", ["weights", "exp"])
+def test_bootstrap_of_perplexity_uses_weights_and_exponentiates(case):
+    dense_nll = [2.0] * 10
+    if case == "weights":
+        # one window of 1 token 1 nat worse beside nine of 100 tokens: the weighted mean NLL
+        # rises ~0.001 (within 5% in every resample), an unweighted one 0.1 (beyond)
+        w, level = [100.0] * 9 + [1.0], [2.0] * 9 + [3.0]
+        want = (0.1, 0.1)
+    else:
+        # +0.08 nats on every window: perplexity rises e^0.08 - 1 = 8.3% (beyond 5%),
+        # while the NLL itself rises only 4%
+        w, level = [1.0] * 10, [2.08] * 10
+        want = (0.0, 0.0)
+    values = {0.0: dense_nll, 0.1: level, 0.2: [x + 1 for x in dense_nll]}
+    ppl = {s: float(np.exp(np.average(v, weights=w))) for s, v in values.items()}
+    df = frame(curve(ppl[0.0], {0.1: ppl[0.1], 0.2: ppl[0.2]}, metric="perplexity",
+                     kind="perplexity", task="ppl"))
+    r = one(compute_thresholds(df, _instances(df, values, "perplexity", w), tolerances=[0.05],
+                               n_boot=400), 0.05)
+    assert r["ci_method"] == "bootstrap"
+    assert (r["ci_low"], r["ci_high"]) == want
+
+
+def test_format_thresholds_lines_in_full():
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.79, 0.3: 0.5}, scope="all", task="zebra"),
+               curve(0.8, {0.1: 0.8, 0.2: 0.5}, scope="all", task="capitals"),
+               curve(0.6, {0.1: 0.6, 0.2: 0.3}, scope="all", task="copy", kind="open_book"))
+    text = format_thresholds(compute_thresholds(df, tolerances=[0.05]), tolerance=0.05)
+    # first column left-justified, the others right-justified; tasks in the data's order
+    assert text.splitlines()[2:] == [
+        "task (metric)    all",
+        "---------------  ---",
+        "fact recall",
+        "  zebra (em)     20%",
+        "  capitals (em)  10%",
+        "in-context",
+        "  copy (em)      10%",
+    ]
+
+
+def test_compute_thresholds_arguments_at_their_bounds():
+    import re
+
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.5}), curve(0.8, {0.1: 0.8}, metric="logprob"))
+    for bad, message in [({"tolerances": [0.0]}, "tolerances must be fractions in (0, 1)"),
+                         ({"tolerances": [1.0]}, "tolerances must be fractions in (0, 1)"),
+                         ({"ci": 0.0}, "ci must be in (0, 1), got 0.0"),
+                         ({"ci": 1.0}, "ci must be in (0, 1), got 1.0"),
+                         ({"n_boot": 0}, "n_boot must be >= 1, got 0"),
+                         ({"rule": "best"}, "unknown rule 'best'; allowed: first_crossing, "
+                                            "largest_within")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            compute_thresholds(df, **bad)
+    # the inner bounds are allowed: n_boot = 1, a tolerance of 0.99, one metric chosen
+    r = compute_thresholds(df, tolerances=[0.99], n_boot=1, metrics=["em"])
+    assert set(r["metric"]) == {"em"} and one(r, 0.99)["threshold"] == pytest.approx(0.2)

@@ -340,3 +340,24 @@ def test_verify_cells_reports_each_change_alone(tmp_path):
     assert len(report) == 1 and re.fullmatch(
         r"cell a: cells/a\.parquet is corrupt; moved to quarantine/cells__a\.parquet\.\d{8}T\d{12}; "
         r"it will be computed again", report[0]), report
+
+
+def test_quarantine_stamps_utc_whatever_the_local_zone(tmp_path, monkeypatch):
+    import datetime as dt
+    import time
+
+    from lenskit.rundir.integrity import quarantine
+
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    (run / "cells" / "c.parquet").write_bytes(b"x")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        dest = quarantine(run, run / "cells" / "c.parquet")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    stamp = dt.datetime.strptime(dest.name.rsplit(".", 1)[1], "%Y%m%dT%H%M%S%f")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert abs((now - stamp).total_seconds()) < 60  # UTC, not Tokyo's 9 hours ahead

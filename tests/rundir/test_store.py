@@ -214,3 +214,162 @@ def test_manifest_and_tables(tmp_path):
                                                                              "model_params"]
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         RunStore(tmp_path / "nothing").manifest()
+
+
+def test_write_cell_records_what_it_wrote(tmp_path):
+    import hashlib
+
+    from lenskit.sweep import Cell
+
+    run = tmp_path / "r"
+    cell = Cell(model="organism", method="magnitude", structure="unstructured",
+                allocation="uniform", scope="attn", sparsity=0.5, seed=0)
+    cid, rows, inst = synthetic_cell(2, n_instances=7)
+    with RunStore.open(run, CONFIG) as store:
+        store.record_session(executor="local", cores=[0, 1])
+        store.record_device("organism", {"device": "cpu", "dtype": "float32"})
+        path = store.write_cell(cid, rows, instances=inst, seconds=2.34567, label="two",
+                                cell=cell, calibration={"n_samples": 4, "seq_len": 32})
+        assert path == run / "cells" / f"{cid}.parquet"
+        cid0, rows0, _ = synthetic_cell(0)
+        store.write_cell(cid0, rows0)  # no instances, seconds, label or identity
+    m = RunStore(run).manifest()
+    names = (f"cells/{cid}.parquet", f"instances/{cid}.parquet", f"cells/{cid0}.parquet")
+    sha = {p: hashlib.sha256((run / p).read_bytes()).hexdigest() for p in names}
+    rec = m["cells"][cid]
+    assert rec == {"label": "two", "seconds": 2.346, "rows": len(rows), "instances": len(inst),
+                   "finished": rec["finished"], "session": 0,
+                   "sha256": sha[f"cells/{cid}.parquet"],
+                   "instances_sha256": sha[f"instances/{cid}.parquet"],
+                   "cell": json.loads(json.dumps(cell.canonical())),
+                   "calibration": {"n_samples": 4, "seq_len": 32}}
+    assert rec["finished"] >= m["sessions"][0]["start"]
+    assert m["cells"][cid0] == {"label": None, "seconds": None, "rows": len(rows0),
+                                "instances": None, "finished": m["cells"][cid0]["finished"],
+                                "session": 0, "sha256": sha[f"cells/{cid0}.parquet"],
+                                "instances_sha256": None, "cell": None, "calibration": None}
+    assert all(m["files"][p] == h for p, h in sha.items())
+    assert m["devices"] == {"organism": {"device": "cpu", "dtype": "float32"}}
+    s = m["sessions"][0]
+    assert (s["executor"], s["cores"], s["status"], s["pid"]) == ("local", [0, 1], "complete",
+                                                                   os.getpid())
+    assert m["status"] == "complete" and m["finished"] == s["end"]
+    with RunStore.open(run, CONFIG) as store:  # a second session: numbered 1
+        cid3, rows3, _ = synthetic_cell(3)
+        store.write_cell(cid3, rows3)
+    assert RunStore(run).manifest()["cells"][cid3]["session"] == 1
+
+
+def test_sessions_end_with_the_way_they_ended(tmp_path):
+    run = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt), RunStore.open(run, CONFIG):
+        raise KeyboardInterrupt
+    m = RunStore(run).manifest()
+    assert (m["status"], m["finished"], m["sessions"][0]["status"]) == ("interrupted", None,
+                                                                        "interrupted")
+    assert m["sessions"][0]["end"]
+    with pytest.raises(RuntimeError), RunStore.open(run, CONFIG):
+        raise RuntimeError("boom")
+    m = RunStore(run).manifest()
+    assert (m["status"], m["sessions"][1]["status"]) == ("failed", "failed")
+    assert m["sessions"][0]["status"] == "interrupted"  # earlier sessions keep their end
+    store = RunStore.open(run, CONFIG)
+    assert RunStore(run).manifest()["status"] == "running"
+    store.close("interrupted")
+    store.close("complete")  # idempotent: the first close counts
+    m = RunStore(run).manifest()
+    assert m["status"] == "interrupted" and len(m["sessions"]) == 3
+    assert lock_holder(run) is None
+    with pytest.raises(RuntimeError, match="read-only"):
+        store.write_table("t", pd.DataFrame({"a": [1]}))
+
+
+def test_tables_and_recorded_files_are_hashed_in_the_manifest(tmp_path):
+    import hashlib
+
+    run = tmp_path / "r"
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not the run's")
+    with RunStore.open(run, CONFIG) as store:
+        df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+        paths = store.write_table("scores", df, formats=("csv",))
+        assert paths == [run / "tables" / "scores.csv"]
+        assert not (run / "tables" / "scores.parquet").exists()
+        with pytest.raises(ValueError, match=r"^unknown table format 'xlsx'; allowed: parquet, "
+                           r"csv$"):
+            store.write_table("scores", df, formats=("parquet", "xlsx"))
+        with pytest.raises(ValueError, match="table name"):
+            store.write_table("../up", df)
+        fig = run / "figures" / "a.svg"
+        fig.parent.mkdir()
+        fig.write_text("<svg/>")
+        store.record_files([fig, outside, run / "figures" / "missing.svg"])
+    files = RunStore(run).manifest()["files"]
+    assert files["tables/scores.csv"] == hashlib.sha256(b"a,b\n1,x\n2,y\n").hexdigest()
+    assert files["figures/a.svg"] == hashlib.sha256(b"<svg/>").hexdigest()
+    assert "tables/scores.parquet" not in files and not any("elsewhere" in f for f in files)
+    assert not any("missing" in f for f in files)
+
+
+def test_each_session_records_its_environment_and_the_run_config(tmp_path):
+    import hashlib
+    import socket
+
+    run = tmp_path / "r"
+    for _ in range(2):  # a new run, then a resumed one
+        with RunStore.open(run, CONFIG) as store:
+            cid, rows, _ = synthetic_cell(len(store.done_ids()))
+            store.write_cell(cid, rows)
+    m = RunStore(run).manifest()
+    assert m["versions"]["lenskit"] and m["host"]["hostname"] == socket.gethostname()
+    for s in m["sessions"]:
+        assert (s["host"], s["git"], s["versions"]) == (socket.gethostname(), m["git"],
+                                                        m["versions"])
+    data = (run / "run_config.json").read_bytes()
+    assert json.loads(data) == {"format": m["format"], "config": CONFIG}
+    assert m["files"]["run_config.json"] == hashlib.sha256(data).hexdigest()
+
+
+def test_messages_name_the_run_and_the_cell(tmp_path):
+    import re
+
+    run = tmp_path / "r"
+    with RunStore.open(run, CONFIG) as store:
+        cid, rows, _ = synthetic_cell(0)
+        store.write_cell(cid, rows)
+        with pytest.raises(ValueError, match=re.escape(
+                f"cell {cid!r} is already done in {str(run)!r}; a resumed sweep must skip it")):
+            store.write_cell(cid, rows)
+        with pytest.raises(ValueError, match=re.escape(
+                f"rows of cell 'other' carry cell_id {cid!r}")):
+            store.write_cell("other", rows)
+        with pytest.raises(ValueError, match=re.escape(
+                "bad table name '../up': use letters, digits, '.', '_' and '-', not starting "
+                "with '.' or '-'")):
+            store.write_table("../up", pd.DataFrame({"a": [1]}))
+        store.record_model("m", {"fingerprint": "aaaa"})
+        with pytest.raises(ConfigMismatchError, match=re.escape(
+                f"model 'm' has changed since run directory {str(run)!r} computed its cells "
+                "(weights fingerprint aaaa, now bbbb)")):
+            store.record_model("m", {"fingerprint": "bbbb"})
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["format"] = "lenskit-run/1"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigMismatchError, match=re.escape(
+            f"run directory {str(run)!r} was made by an earlier lenskit (format "
+            "'lenskit-run/1', 1 cells done;")):
+        RunStore.open(run, CONFIG)
+
+
+def test_close_defaults_to_complete_and_a_repair_writer_records_no_session(tmp_path):
+    run = tmp_path / "r"
+    store = RunStore.open(run, CONFIG)
+    store.close()
+    m = RunStore(run).manifest()
+    assert m["status"] == "complete" and m["sessions"][0]["status"] == "complete"
+    assert m["finished"] == m["sessions"][0]["end"]
+    before = (run / "manifest.json").read_bytes()
+    repair = RunStore.open_for_repair(run)
+    assert repair.manifest()["status"] == "complete"  # it has read the manifest
+    repair.close("failed")  # no session of its own: nothing recorded, the lock released
+    assert (run / "manifest.json").read_bytes() == before and lock_holder(run) is None
