@@ -322,10 +322,7 @@ class BlockWalker:
             last_layer = max(groups) if groups else -1
         if last_layer < 0:
             return
-        if any(site.route is not None for g in groups.values() for site, _ in g.values()):
-            with _eager_experts(self.hf):
-                self._walk(groups, on_block, sequential, last_layer)
-        else:
+        with self._experts_for(groups):
             self._walk(groups, on_block, sequential, last_layer)
 
     @torch.no_grad()
@@ -351,11 +348,15 @@ class BlockWalker:
         """
         if not groups:
             return
-        if any(site.route is not None for g in groups.values() for site, _ in g.values()):
-            with _eager_experts(self.hf):
-                self._walk_levels(groups, n_levels, on_block, end_level)
-        else:
+        with self._experts_for(groups):
             self._walk_levels(groups, n_levels, on_block, end_level)
+
+    def _experts_for(self, groups: dict[int, dict[str, tuple[Site, str]]]):
+        """Eager experts while a walk calibrates expert sites (each expert's own routed
+        tokens); nothing otherwise."""
+        if any(site.route is not None for g in groups.values() for site, _ in g.values()):
+            return _eager_experts(self.hf)
+        return contextlib.nullcontext()
 
     def _walk_levels(self, groups, n_levels: int, on_block, end_level) -> None:
         first, last_layer = min(groups), max(groups)
