@@ -452,16 +452,8 @@ def checkpoint_model(run_dir: str | Path) -> tuple[LlamaForCausalLM, PreTrainedT
     ``(model in eval mode, tokenizer, config, step)``. Reads the checkpoint's safetensors only;
     writes nothing (unlike :func:`export_checkpoint`, it counts no exposures), so it is cheap
     enough to watch a run train, e.g. ``benchmarks/function_modes.py``."""
-    run = Path(run_dir)
-    if not (run / "checkpoint" / "state.json").is_file():
-        raise UsageError(f"{run} holds no checkpoint (checkpoint/state.json expected)")
-    cfg = _config_from_json(json.loads((run / "train_config.json").read_text()))
-    world = cfg.world.build()
-    tok = build_tokenizer(organism_vocabulary(world))
-    model = LlamaForCausalLM(cfg.model.hf_config(tok))
-    load_model(model, str(run / "checkpoint" / "model.safetensors"), device="cpu")
-    step = int(json.loads((run / "checkpoint" / "state.json").read_text())["step"])
-    return model.eval(), tok, cfg, step
+    model, tok, _, cfg, step = _checkpoint(Path(run_dir))
+    return model, tok, cfg, step
 
 
 def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
@@ -471,14 +463,23 @@ def export_checkpoint(run_dir: str | Path, out_dir: str | Path,
     ``cfg`` defaults to the run's ``train_config.json``.
     """
     run = Path(run_dir)
+    model, tok, world, cfg, step = _checkpoint(run, cfg)
+    return _save_final(run, model, tok, world, cfg, Path(out_dir), step)
+
+
+def _checkpoint(run: Path, cfg: TrainConfig | None = None):
+    """``(model in eval mode, tokenizer, world, config, step)`` of ``run``'s latest
+    checkpoint (weights only: the optimizer's moments are not needed to use the model)."""
+    if not (run / "checkpoint" / "state.json").is_file():
+        raise UsageError(f"{run} holds no checkpoint (checkpoint/state.json expected)")
     if cfg is None:
         cfg = _config_from_json(json.loads((run / "train_config.json").read_text()))
     world = cfg.world.build()
     tok = build_tokenizer(organism_vocabulary(world))
     model = LlamaForCausalLM(cfg.model.hf_config(tok))
-    opt = _optimizer(model, cfg)
-    steps, _ = _load_checkpoint(run / "checkpoint", model, opt)
-    return _save_final(run, model.eval(), tok, world, cfg, Path(out_dir), steps)
+    load_model(model, str(run / "checkpoint" / "model.safetensors"), device="cpu")
+    step = int(json.loads((run / "checkpoint" / "state.json").read_text())["step"])
+    return model.eval(), tok, world, cfg, step
 
 
 def _config_from_json(d: dict) -> TrainConfig:
