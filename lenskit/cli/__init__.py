@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="REPEAT,LOOKUP,NEAR",
                    help="function-learning curriculum: exemplars repeated until step REPEAT, "
                         "query = an exemplar until LOOKUP, next to one until NEAR (default: none)")
+    t.add_argument("--curriculum-style", choices=("phased", "mixed"), default="phased",
+                   help="phased: every function document of a stage in its mode; mixed: drawn "
+                        "per document, short prompts first, lookups kept after the curriculum "
+                        "(default: %(default)s)")
+    t.add_argument("--init-from", default=None, metavar="MODEL_DIR",
+                   help="start from this organism's weights (a second stage: fresh optimizer "
+                        "and schedule; same width, layers and world; default: random)")
     t.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="matmul precision: bfloat16 autocast keeps float32 weights and loss "
                         "(default: %(default)s)")
@@ -239,15 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     fam = osub.add_parser(
         "family", help="train or resume the organism family (one world, several widths)",
         description="Train the near-capacity organism family: the members (organism-d32, "
-                    "organism-d48, ...) one after the other, each resumable from its "
-                    "checkpoint. Run the same command again to resume; finished members are "
+                    "organism-d48, ...) one after the other, each in two stages (facts, then "
+                    "in-context function learning) resumable from their checkpoints. Run the same command again to resume; finished members are "
                     "skipped.")
     fam.add_argument("--root", default="runs/organism-family",
                      help="one run directory per member under it (default: %(default)s)")
     fam.add_argument("--widths", type=int_at_least(8), nargs="+", default=None,
                      help="d_model of each member, in training order (default: 32 48 64)")
     fam.add_argument("--steps", type=int_at_least(1), default=None,
-                     help="training steps of every member (default: 12000)")
+                     help="first-stage training steps of every member (default: 12000)")
+    fam.add_argument("--icl-steps", type=int_at_least(0), default=None,
+                     help="steps of the second stage (in-context function learning, from the "
+                          "first stage's model; 0: no second stage; default: 3200)")
     fam.add_argument("--threads", type=int_at_least(1), default=1,
                      help="torch threads (default: %(default)s)")
     fam.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",

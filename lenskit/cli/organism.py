@@ -21,14 +21,15 @@ def cmd_organism_train(args: argparse.Namespace) -> int:
     model = replace(cfg.model, d_model=args.d_model, d_ffn=args.d_ffn or 3 * args.d_model,
                     n_layers=args.layers)
     corpus = replace(cfg.corpus, exemplar_weight=args.exemplar_weight,
-                     function_curriculum=tuple(args.function_curriculum or ()))
+                     function_curriculum=tuple(args.function_curriculum or ()),
+                     curriculum_style=args.curriculum_style)
     world = {k: v for k, v in (("popularity", args.popularity),
                                ("zipf_exponent", args.zipf_exponent),
                                ("n_memorised", args.n_entities),
                                ("n_held_out", args.n_held_out), ("n_cities", args.n_cities),
                                ("name_words", args.name_words)) if v is not None}
     cfg = replace(cfg, seed=args.seed, steps=args.steps, threads=args.threads,
-                  eval_every=args.eval_every, dtype=args.dtype,
+                  eval_every=args.eval_every, dtype=args.dtype, init_from=args.init_from,
                   model=model, corpus=corpus,
                   world=replace(WorldConfig(), seed=args.seed, **world))
     evaluator = None
@@ -49,12 +50,17 @@ def cmd_organism_family(args: argparse.Namespace) -> int:
     from lenskit.organism.family import (
         FAMILY_STEPS,
         FAMILY_WIDTHS,
+        ICL_STEPS,
         family_config,
+        icl_stage_config,
         train_family,
     )
 
-    config = partial(family_config, steps=args.steps or FAMILY_STEPS, threads=args.threads,
-                     dtype=args.dtype, eval_every=args.eval_every)
+    settings = {"threads": args.threads, "dtype": args.dtype, "eval_every": args.eval_every}
+    config = partial(family_config, steps=args.steps or FAMILY_STEPS, **settings)
+    icl_steps = ICL_STEPS if args.icl_steps is None else args.icl_steps
+    stage2 = (partial(icl_stage_config, steps=icl_steps, **settings) if icl_steps
+              else None)
     evaluator = None
     if args.eval_every > 0:
         from lenskit.organism.monitor import task_evaluator
@@ -65,7 +71,7 @@ def cmd_organism_family(args: argparse.Namespace) -> int:
         print(time.strftime("%Y-%m-%d %H:%M:%S ") + line, flush=True)
 
     done = train_family(args.root, args.widths or FAMILY_WIDTHS, config=config,
-                        evaluator=evaluator, log=log)
+                        stage2=stage2, evaluator=evaluator, log=log)
     log(f"family complete: {', '.join(f'{k} -> {v}' for k, v in done.items())}")
     return 0
 

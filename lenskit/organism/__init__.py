@@ -5,12 +5,19 @@
 - :mod:`~lenskit.synthetic.tokenizer`: its word-level tokenizer;
 - :mod:`~lenskit.synthetic.corpus`: the training corpus, sampled on the fly;
 - :mod:`~lenskit.organism.family`: the near-capacity family (one world, several widths),
-  trained in sequence and resumable;
+  trained in sequence and resumable, each member in two stages (facts, then in-context
+  function learning);
 - :mod:`~lenskit.organism.train`: the resumable trainer; :mod:`~lenskit.organism.card`: the
   measured model card; :mod:`~lenskit.organism.monitor`: task scores during training.
 """
 
-from lenskit.organism.family import FAMILY_WIDTHS, family_config, member_name, train_family
+from lenskit.organism.family import (
+    FAMILY_WIDTHS,
+    family_config,
+    icl_stage_config,
+    member_name,
+    train_family,
+)
 from lenskit.organism.train import ModelConfig, TrainConfig, checkpoint_model, export_checkpoint
 from lenskit.organism.train import train as train_organism
 from lenskit.synthetic.world import World, WorldConfig, build_world
@@ -25,6 +32,7 @@ __all__ = [
     "checkpoint_model",
     "export_checkpoint",
     "family_config",
+    "icl_stage_config",
     "member_name",
     "train_family",
     "train_organism",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lenskit.models import load_model
-from lenskit.organism.family import family_config
+from lenskit.organism.family import family_config, icl_stage_config
 from lenskit.sweep.config import load_config
 from lenskit.sweep.runner import run_sweep
 from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
@@ -137,31 +137,52 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _reproduce(tc: dict, d_flag: str, ew: float, name: str) -> str:
+_SPEED = ("threads", "compile", "eval_every", "checkpoint_every", "init_from")
+
+
+def _same_recipe(a: dict, b: dict) -> bool:
+    a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))
+    return ({k: v for k, v in a.items() if k not in _SPEED}
+            == {k: v for k, v in b.items() if k not in _SPEED})
+
+
+def _reproduce(tc: dict, d_flag: str, ew: float, name: str, stage2: dict | None = None) -> str:
     """The command that trains this organism again: ``lenskit organism family`` for a member
-    of the family recipe (:func:`lenskit.organism.family.family_config`), else ``lenskit
-    organism train`` with the flags of its config."""
+    of the family recipe (:func:`lenskit.organism.family.family_config`, and
+    :func:`~lenskit.organism.family.icl_stage_config` for its second stage ``stage2``), else
+    ``lenskit organism train`` with the flags of its (first-stage) config ``tc``."""
 
     width = tc["model"]["d_model"]
     if width % 8 == 0:
-        fam = json.loads(json.dumps(family_config(width, steps=tc["steps"],
-                                                  seed=tc["seed"]).to_json()))
-        speed = ("threads", "compile", "eval_every", "checkpoint_every")
-        if {k: v for k, v in fam.items() if k not in speed} == \
-                {k: v for k, v in json.loads(json.dumps(tc)).items() if k not in speed}:
-            return (f"`lenskit organism family --steps {tc['steps']} --root runs` (the family "
-                    f"recipe, `lenskit.organism.family`; this is its member `organism-d{width}`, "
+        fam = family_config(width, steps=tc["steps"], seed=tc["seed"]).to_json()
+        icl = None if stage2 is None else icl_stage_config(
+            width, "model", steps=stage2["steps"], seed=stage2["seed"]).to_json()
+        if _same_recipe(fam, tc) and (stage2 is None or _same_recipe(icl, stage2)):
+            steps = (f"--steps {tc['steps']} --icl-steps "
+                     f"{0 if stage2 is None else stage2['steps']}")
+            return (f"`lenskit organism family {steps} --root runs` (the family recipe, "
+                    f"`lenskit.organism.family`; this is its member `organism-d{width}`, "
                     f"alone: `--widths {width}`)")
+    then = "" if stage2 is None else (
+        "; then its second stage, `lenskit.organism.train` with `TrainConfig(init_from=...)` "
+        "as recorded in `training.json`")
     return (f"`lenskit organism train --steps {tc['steps']} --seed {tc['seed']}{d_flag}\n"
-            f"  --exemplar-weight {ew:g} --out runs/{name}`")
+            f"  --exemplar-weight {ew:g} --out runs/{name}`{then}")
 
 
-def _cost(log: list[dict]) -> str:
-    """The training's measured CPU time, when its log records it."""
+def _cost(log: list[dict], first_stage: dict | None = None) -> str:
+    """The training's measured CPU time (both stages' when ``first_stage``, the first
+    stage's record in a second stage's ``training.json``), when its logs record it."""
     if not log or "cpu_s" not in log[-1]:
         return ""
-    return (f"\n- Cost: {log[-1]['cpu_s'] / 3600:.2f} core-hours of CPU time for the training "
-            f"process ({log[-1]['elapsed_s'] / 3600:.1f} h wall, summed over resumed runs).")
+    cpu, wall = log[-1]["cpu_s"], log[-1]["elapsed_s"]
+    split = ""
+    if first_stage is not None and "cpu_s" in first_stage.get("time", {}):
+        t = first_stage["time"]
+        split = (f"; first stage {t['cpu_s'] / 3600:.2f}, second {cpu / 3600:.2f}")
+        cpu, wall = cpu + t["cpu_s"], wall + t["elapsed_s"]
+    return (f"\n- Cost: {cpu / 3600:.2f} core-hours of CPU time for the training "
+            f"process{split} ({wall / 3600:.1f} h wall, summed over resumed runs).")
 
 
 def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFrame,
@@ -170,10 +191,15 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
     d = Path(model_dir)
     world = World.load(d / "world.json")
     meta = json.loads((d / "training.json").read_text())
-    tc = meta["train_config"]
+    # A two-stage member: the card describes the first stage's recipe, then the second's.
+    first = meta.get("first_stage")
+    tc, tc2 = (first["train_config"], meta["train_config"]) if first else \
+        (meta["train_config"], None)
     log = [json.loads(line) for line in (d / "train_log.jsonl").open()] \
         if (d / "train_log.jsonl").exists() else []
     hours = log[-1]["elapsed_s"] / 3600 if log else float("nan")
+    if first and "elapsed_s" in first.get("time", {}):
+        hours += first["time"]["elapsed_s"] / 3600
     m, c = tc["model"], tc["corpus"]
 
     dense_rows = dense[dense["metric"].isin(_HEADLINE)].copy()
@@ -244,6 +270,20 @@ def render_card(model_dir: str | Path, dense: pd.DataFrame, results: pd.DataFram
         f"inputs in [-{s['value_range']:g}, {s['value_range']:g}], margin {s['margin']:g}"
         for s in c["function_specs"])
     mixture = ", ".join(f"{k} {v:g}" for k, v in c["mixture"].items())
+    second = ""
+    if tc2 is not None:
+        c2 = tc2["corpus"]
+        p2 = c2.get("function_curriculum") or [0, 0, 0]
+        second = (
+            f"\n- Second stage (in-context function learning), from the first stage's model: "
+            f"{tc2['steps']:,} steps, fresh AdamW lr {tc2['lr']:g} (warm-up {tc2['warmup']}, "
+            f"cosine); mixture: {', '.join(f'{k} {v:g}' for k, v in c2['mixture'].items())}; "
+            f"the function curriculum drawn per document "
+            f"(`{c2.get('curriculum_style', 'phased')}`): 4-8 exemplars listed twice until "
+            f"step {p2[0]}, then mostly lookups until {p2[1]}, mostly nearest-neighbour "
+            f"queries (6-12 exemplars) until {p2[2]}, then the tasks with 15% lookups and "
+            f"20% nearest-neighbour queries kept in the mix. Exposure counts cover both "
+            f"stages.")
     name = d.name if d.name.startswith("organism") else "organism"
     return f"""# The lenskit organism{"" if name == "organism" else f" ({name})"}
 
@@ -270,17 +310,18 @@ Load it with `lenskit.load_model("{name}")`; its tasks are `lenskit.tasks.organi
   tokens (HF format).
 
 ## Training
-- {tc['steps']:,} steps of {tc['batch_size']} rows x up to {c['row_tokens']} tokens (documents
+- {tc['steps']:,} steps{"" if tc2 is None else " (first stage)"} of {tc['batch_size']} rows x up to {c['row_tokens']} tokens (documents
   packed after `<bos>`); document mixture: {mixture}.
 - AdamW lr {tc['lr']:g} (warm-up {tc['warmup']}, cosine to {tc['min_lr_ratio']:g}x), betas
   {tuple(tc['betas'])}, weight decay {tc['weight_decay']:g}, clip {tc['clip']:g}; loss weight 1
   on answer tokens (fact values, answers after `A:`, the function query's label),
   {ew:g} on the function exemplars' labels after the {c.get('exemplar_warmup', 4)}th, and
-  {c.get('context_weight', 0.1):g} on every other token{curriculum}.
+  {c.get('context_weight', 0.1):g} on every other token{curriculum}.{second}
 - Seed {tc['seed']} (world, data order and initialisation); {hours:.1f} h wall time on
   {meta['hardware']} (a shared machine; torch {meta['torch']}).
-- Reproduce: {_reproduce(tc, d_flag, ew, d.name)}
-  (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training.{_cost(log)}
+- Reproduce: {_reproduce(tc, d_flag, ew, d.name, tc2)}
+  (resumes if interrupted); `train_log.jsonl` has the losses and task scores during training{
+  "" if tc2 is None else " (of the second stage)"}.{_cost(log, first)}
 
 ## Targets
 {targets}

@@ -12,6 +12,16 @@ again continues the member that was interrupted and skips those already finished
 (``root/<member>/model`` exists), so one command trains or resumes the whole family. The
 facts' exposure counts, the same for every member, are counted once
 (``root/exposure.json``).
+
+Each member trains in two stages. The first (:func:`family_config`, 12,000 steps) learns the
+world's facts, in-context QA and the language of the corpus; its function curriculum is too
+short for a member to start in-context function learning (BENCHMARKS.md, "Why the function
+tasks stay at chance"). The second (:func:`icl_stage_config`, 3,200 steps into
+``root/<member>/icl``) starts from the first's model, with a fresh optimizer, on a mixed corpus
+in which half the documents are function prompts on the "mixed" curriculum (short prompts
+first; lookups kept in the mix after it) and the rest the first stage's kinds, so that facts
+keep being stated. The member is the second stage's model; its ``world.json`` counts the
+documents of both stages.
 """
 
 from __future__ import annotations
@@ -27,7 +37,8 @@ from lenskit.organism.train import Evaluator, ModelConfig, TrainConfig, train
 from lenskit.synthetic.corpus import CorpusConfig
 from lenskit.synthetic.world import WorldConfig
 
-__all__ = ["FAMILY_STEPS", "FAMILY_WIDTHS", "family_config", "member_name", "train_family"]
+__all__ = ["FAMILY_STEPS", "FAMILY_WIDTHS", "ICL_STEPS", "family_config", "icl_stage_config",
+           "member_name", "train_family"]
 
 # The family's widths, narrowest first (the order they train in: a complete member soonest).
 FAMILY_WIDTHS: tuple[int, ...] = (32, 48, 64)
@@ -44,6 +55,18 @@ FAMILY_CORPUS = CorpusConfig(
              "function": 0.2},
     exemplar_weight=1.0,
     function_curriculum=(300, 600, 1000),
+)
+
+
+# The second stage: half function documents on the "mixed" curriculum (repeat to step 1,000,
+# lookup to 1,600, nearest neighbour to 2,200, then the tasks with lookups kept in the mix);
+# the rest keeps stating facts and asking in-context QA.
+ICL_STEPS: int = 3_200
+ICL_CORPUS = replace(
+    FAMILY_CORPUS,
+    mixture={"statements": 0.2, "closed_book": 0.1, "open_book": 0.1, "overriding": 0.1,
+             "function": 0.5},
+    function_curriculum=(1000, 1600, 2200), curriculum_style="mixed",
 )
 
 
@@ -72,48 +95,79 @@ def family_config(d_model: int, steps: int = FAMILY_STEPS, *, world: WorldConfig
                        world=replace(world, seed=seed), model=model, corpus=corpus)
 
 
+def icl_stage_config(d_model: int, init_from: str | Path, steps: int = ICL_STEPS, *,
+                     corpus: CorpusConfig = ICL_CORPUS, **kwargs) -> TrainConfig:
+    """The second-stage config of the member of width ``d_model``: ``steps`` steps from the
+    model directory ``init_from`` (the member's first stage), fresh AdamW at lr 1e-3 (warm-up
+    100, cosine to 5%), on ``corpus``; ``kwargs`` as :func:`family_config` (threads, dtype,
+    eval_every, ...)."""
+    base = family_config(d_model, steps, corpus=corpus, **kwargs)
+    return replace(base, warmup=100, lr=1e-3, init_from=str(Path(init_from).resolve()))
+
+
 def train_family(root: str | Path, widths: Sequence[int] = FAMILY_WIDTHS,
                  config: Callable[[int], TrainConfig] = family_config,
+                 stage2: Callable[[int, Path], TrainConfig] | None = icl_stage_config,
                  evaluator: Evaluator | None = None, progress: bool = False,
                  log: Callable[[str], None] = print) -> dict[str, Path]:
     """Train (or resume) every member of ``widths``, in that order, into ``root/<member>``;
     returns ``{member: final model directory}``.
 
-    ``config(width)`` gives a member's :class:`TrainConfig` (default :func:`family_config`);
-    the members must share the world, corpus, seed and steps (checked before anything is
-    trained). A finished member (``root/<member>/model/config.json``) is skipped; an
-    interrupted one resumes from its checkpoint. ``log`` gets one line per member start and
-    end (with its wall time).
+    ``config(width)`` gives a member's first-stage :class:`TrainConfig` (default
+    :func:`family_config`); ``stage2(width, first_stage_model_dir)`` its second stage
+    (default :func:`icl_stage_config`; ``None``: one stage, the member is the first stage's
+    model), trained into ``root/<member>/icl``. The members must share the world, corpus,
+    seed and steps of each stage (checked before anything is trained). A finished stage
+    (``.../model/config.json``) is skipped; an interrupted one resumes from its checkpoint,
+    and a run directory started with another config is refused. ``log`` gets one line per
+    stage start and end (with its wall time).
     """
     if not widths or len(set(widths)) != len(widths):
         raise UsageError(f"widths must be distinct and not empty, got {list(widths)}")
+    root = Path(root)
     cfgs = {member_name(w): config(w) for w in widths}
+    _check_shared(cfgs)
+    if stage2 is not None:
+        # checked before the first stage trains: a bad second stage fails in seconds
+        _check_shared({name: stage2(w, root / name / "model")
+                       for name, w in zip(cfgs, widths, strict=True)}, ignore=("init_from",))
+    out: dict[str, Path] = {}
+    for (name, cfg), width in zip(cfgs.items(), widths, strict=True):
+        final = _train_stage(root / name, cfg, name, evaluator, progress, log,
+                             root / "exposure.json")
+        if stage2 is not None:
+            final = _train_stage(root / name / "icl", stage2(width, final), f"{name} (icl)",
+                                 evaluator, progress, log, root / "exposure-icl.json")
+        out[name] = final
+    return out
+
+
+def _check_shared(cfgs: dict[str, TrainConfig], ignore: tuple[str, ...] = ()) -> None:
+    keys = ("world", "corpus", "seed", "steps", "batch_size")
     shared = {name: json.dumps({k: v for k, v in c.to_json().items()
-                                if k in ("world", "corpus", "seed", "steps", "batch_size")},
-                               sort_keys=True)
+                                if k in keys and k not in ignore}, sort_keys=True)
               for name, c in cfgs.items()}
     if len(set(shared.values())) != 1:
         raise UsageError("family members must share world, corpus, seed, steps and batch "
                          f"size; their configs differ: {shared}")
-    out: dict[str, Path] = {}
-    root = Path(root)
-    for name, cfg in cfgs.items():
-        run = root / name
-        final = run / "model"
-        if (final / "config.json").exists():
-            log(f"{name}: finished ({final})")
-            out[name] = final
-            continue
-        _check_same_config(run, cfg)
-        t0 = time.time()
-        log(f"{name}: training d_model={cfg.model.d_model} for {cfg.steps} steps into {run}")
-        result = train(run, cfg, evaluator=evaluator, progress=progress,
-                       exposure_cache=root / "exposure.json")
-        if result is None:  # only with stop_after, which this never passes
-            raise RuntimeError(f"{name} stopped before its last step")
-        log(f"{name}: done in {time.time() - t0:.0f} s ({result})")
-        out[name] = result
-    return out
+
+
+def _train_stage(run: Path, cfg: TrainConfig, name: str, evaluator: Evaluator | None,
+                 progress: bool, log: Callable[[str], None], exposure_cache: Path) -> Path:
+    """Train (or resume, or skip when finished) one stage of one member into ``run``."""
+    final = run / "model"
+    if (final / "config.json").exists():
+        log(f"{name}: finished ({final})")
+        return final
+    _check_same_config(run, cfg)
+    t0 = time.time()
+    log(f"{name}: training d_model={cfg.model.d_model} for {cfg.steps} steps into {run}")
+    result = train(run, cfg, evaluator=evaluator, progress=progress,
+                   exposure_cache=exposure_cache)
+    if result is None:  # only with stop_after, which this never passes
+        raise RuntimeError(f"{name} stopped before its last step")
+    log(f"{name}: done in {time.time() - t0:.0f} s ({result})")
+    return result
 
 
 def _check_same_config(run: Path, cfg: TrainConfig) -> None:

@@ -105,6 +105,11 @@ class TrainConfig:
     # Precision of the forward and backward matmuls: "float32", or "bfloat16" autocast (the
     # weights, optimizer moments and loss stay float32).
     dtype: str = "float32"
+    # A model directory (safetensors) whose weights start the run instead of a random
+    # initialisation: a second stage of training (fresh optimizer and schedule). Its model
+    # must have this config's shape and tokenizer; its facts' exposure counts add to this
+    # run's in the final world.json.
+    init_from: str | None = None
     world: WorldConfig = field(default_factory=WorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -128,6 +133,12 @@ class TrainConfig:
             "function_specs": [s.to_json() for s in self.corpus.function_specs],
             "function_curriculum": list(self.corpus.function_curriculum),
         }
+        # Recorded only when set, so that configs of runs made before these fields existed
+        # compare equal to their recipes.
+        if self.corpus.curriculum_style != "phased":
+            d["corpus"]["curriculum_style"] = self.corpus.curriculum_style
+        if self.init_from is None:
+            d.pop("init_from")
         return d
 
 
@@ -183,6 +194,21 @@ def _load_checkpoint(ckpt: Path, model, opt) -> tuple[int, int]:
             }
     state = json.loads((ckpt / "state.json").read_text())
     return int(state["step"]), int(state["log_len"])
+
+
+def _load_init(model: LlamaForCausalLM, src: Path) -> None:
+    """Load the weights of model directory ``src`` into ``model`` (same shape required)."""
+    weights = src / "model.safetensors"
+    if not weights.is_file():
+        raise UsageError(f"init_from {str(src)!r} holds no model.safetensors (a model "
+                         "directory written by the trainer is expected)")
+    device = str(next(model.parameters()).device)
+    try:
+        load_model(model, str(weights), device=device)
+    except RuntimeError as e:
+        raise UsageError(f"init_from {str(src)!r} does not fit this run's model "
+                         f"({model.config.hidden_size=}, {model.config.num_hidden_layers=}, "
+                         f"{model.config.vocab_size=}): {e}") from e
 
 
 Evaluator = Callable[
@@ -262,19 +288,22 @@ def train(
     if workers < 0:
         raise UsageError(f"workers must be >= 0, got {workers}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     world = cfg.world.build()
     tok = build_tokenizer(organism_vocabulary(world))
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(cfg.model.hf_config(tok)).to(device)
+    ckpt = out / "checkpoint"
+    resuming = (ckpt / "state.json").exists()
+    if cfg.init_from is not None and not resuming:
+        _load_init(model, Path(cfg.init_from))  # a bad init_from fails before out_dir exists
+    out.mkdir(parents=True, exist_ok=True)
     opt = _optimizer(model, cfg)
     sampler = CorpusSampler(world, tok, cfg.corpus, seed=cfg.seed)
-    ckpt = out / "checkpoint"
     log_path = out / "train_log.jsonl"
     start, log_len = 0, 0
     spent = {"elapsed_s": 0.0, "cpu_s": 0.0}  # wall and CPU time of earlier calls
-    if (ckpt / "state.json").exists():
+    if resuming:
         start, log_len = _load_checkpoint(ckpt, model, opt)
         # Drop log lines written after the checkpoint so a resumed log has no duplicates.
         lines = log_path.read_text().splitlines()[:log_len] if log_path.exists() else []
@@ -423,7 +452,10 @@ def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Pa
     model.to("cpu").save_pretrained(tmp, safe_serialization=True)
     model.to(device)
     tok.save_pretrained(tmp)
-    record_exposure(world, cfg, steps, pool, exposure_cache).save(tmp / "world.json")
+    record_exposure(world, cfg, steps, pool, exposure_cache)
+    if cfg.init_from is not None:
+        _add_init_exposure(world, Path(cfg.init_from))
+    world.save(tmp / "world.json")
     log_path = out / "train_log.jsonl"
     if log_path.exists():
         shutil.copy(log_path, tmp / "train_log.jsonl")
@@ -434,10 +466,41 @@ def _save_final(out: Path, model, tok, world: World, cfg: TrainConfig, final: Pa
                     + ("" if device.type == "cpu" else f", {_device_name(device)}"),
         "torch": torch.__version__,
     }
+    if cfg.init_from is not None:
+        meta["first_stage"] = _stage_record(Path(cfg.init_from))
     (tmp / "training.json").write_text(json.dumps(meta, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
+
+
+def _stage_record(src: Path) -> dict:
+    """What a second stage's ``training.json`` keeps of the model it started from: that
+    model's own ``training.json`` and the time its training took (the last line of its log:
+    ``elapsed_s``, ``cpu_s``), so that a card gives the recipe and cost of both stages."""
+    record = json.loads((src / "training.json").read_text())
+    log = src / "train_log.jsonl"
+    lines = log.read_text().splitlines() if log.is_file() else []
+    last = json.loads(lines[-1]) if lines else {}
+    record["time"] = {k: last[k] for k in ("elapsed_s", "cpu_s") if k in last}
+    return record
+
+
+def _add_init_exposure(world: World, src: Path) -> None:
+    """Add the exposure counts of the model a run started from (``src/world.json``) to
+    ``world``'s, so that a second stage's world counts every document its model saw."""
+    base = World.load(src / "world.json")
+    if base.facts != world.facts:
+        raise UsageError(f"init_from {str(src)!r} was trained on another world than this run")
+    if base.exposure is None:
+        raise UsageError(f"init_from {str(src)!r}: its world.json holds no exposure counts")
+    world.exposure = {e: {r: n + base.exposure[e][r] for r, n in rels.items()}
+                      for e, rels in world.exposure.items()}
+    stages = base.exposure_config.get("stages", [base.exposure_config])
+    world.exposure_config = {**world.exposure_config,
+                             "steps": world.exposure_config["steps"]
+                             + sum(int(s["steps"]) for s in stages),
+                             "stages": [*stages, dict(world.exposure_config)]}
 
 
 def _device_name(device: torch.device) -> str:

@@ -26,7 +26,7 @@ documents stated each fact.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,8 +39,9 @@ from lenskit.synthetic.functions import FunctionSpec, sample_function_instances
 from lenskit.synthetic.tokenizer import count_tokens
 from lenskit.synthetic.world import World
 
-__all__ = ["CURRICULUM_MODES", "DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig",
-           "CorpusSampler", "curriculum_prompt", "exposure_counts"]
+__all__ = ["CURRICULUM_MODES", "CURRICULUM_STYLES", "DEFAULT_FUNCTION_SPECS", "DOC_KINDS", "CorpusConfig",
+           "CorpusSampler", "curriculum_prompt", "exposure_counts",
+           "mixed_curriculum"]
 
 DOC_KINDS = ("statements", "closed_book", "open_book", "overriding", "function")
 
@@ -77,6 +78,10 @@ class CorpusConfig:
     # Steps (repeat_end, lookup_end, near_end) of the function-learning curriculum; () = none
     # (see :func:`curriculum_prompt`).
     function_curriculum: tuple[int, ...] = ()
+    # How the curriculum's stages are drawn: "phased" (every function document of a stage in
+    # its mode, all exemplars) or "mixed" (per document, short prompts early, earlier modes
+    # kept in the mix after their stage: :func:`mixed_curriculum`).
+    curriculum_style: str = "phased"
     qa_format: QAFormat = field(default_factory=QAFormat)
 
     def __post_init__(self) -> None:
@@ -96,6 +101,9 @@ class CorpusConfig:
         if c and (len(c) != 3 or min(c) < 0 or list(c) != sorted(c)):
             raise UsageError("function_curriculum must be () or three non-decreasing steps "
                              f"(repeat_end, lookup_end, near_end), got {c}")
+        if self.curriculum_style not in CURRICULUM_STYLES:
+            raise UsageError(f"unknown curriculum_style {self.curriculum_style!r}; allowed: "
+                             f"{CURRICULUM_STYLES}")
 
 
 def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
@@ -105,7 +113,8 @@ def corpus_config_from_json(raw: dict | None) -> CorpusConfig:
     exemplar label the context weight)."""
     raw = raw or {}
     kwargs: dict = {k: raw[k] for k in ("row_tokens", "max_distractors", "context_weight",
-                                         "exemplar_weight", "exemplar_warmup") if k in raw}
+                                         "exemplar_weight", "exemplar_warmup",
+                                         "curriculum_style") if k in raw}
     if "exemplar_weight" not in raw:
         kwargs["exemplar_weight"] = raw.get("context_weight", CorpusConfig.context_weight)
     if raw.get("mixture"):
@@ -196,10 +205,13 @@ class CorpusSampler:
                     facts.append((e, other.name))
         elif kind == "function":
             specs = self.cfg.function_specs
-            spec = specs[int(rng.integers(len(specs)))]
+            if self.cfg.curriculum_style == "mixed":
+                spec, mode = mixed_curriculum(specs, self.cfg.function_curriculum, step, rng)
+            else:
+                spec = specs[int(rng.integers(len(specs)))]
+                mode = _curriculum_mode(self.cfg.function_curriculum, step)
             inst = sample_function_instances(spec, 1, seed=int(rng.integers(2**62)))[0]
             prompt, answer = inst.prompt, inst.answer
-            mode = _curriculum_mode(self.cfg.function_curriculum, step)
             if mode is not None:
                 prompt, answer = curriculum_prompt(spec, inst, mode, rng)
             text = prompt + " " + answer
@@ -298,6 +310,34 @@ class CorpusSampler:
 
 
 CURRICULUM_MODES = ("repeat", "lookup", "near")
+CURRICULUM_STYLES = ("phased", "mixed")
+
+
+def mixed_curriculum(specs: Sequence[FunctionSpec], bounds: tuple[int, ...], step: int | None,
+                     rng: np.random.Generator) -> tuple[FunctionSpec, str | None]:
+    """The spec (with its number of exemplars) and curriculum mode (``None``: the task
+    itself) of one function document at ``step`` of the "mixed" curriculum, whose stages
+    end at ``bounds = (repeat_end, lookup_end, near_end)``:
+
+    - repeat stage: the exemplars listed twice, 4-8 of them, on the fewest input dimensions;
+    - lookup stage: 70% lookup, 30% repeat, 4-8 exemplars, fewest dimensions;
+    - near stage: 70% near, 30% lookup, 6-12 exemplars, fewest dimensions;
+    - after (or ``bounds == ()`` / ``step is None``): every spec with all its exemplars;
+      15% lookup, 20% near and 65% the task itself.
+
+    A tiny model starts in-context lookup on short prompts with many exact matches and keeps
+    it only while lookups stay in the mix (``benchmarks/icl_curriculum.py``)."""
+    stage = len(bounds) if not bounds or step is None else sum(step >= b for b in bounds)
+    if stage == 3 or not bounds:
+        spec = specs[int(rng.integers(len(specs)))]
+        u = rng.random()
+        return spec, "lookup" if u < 0.15 else "near" if u < 0.35 else None
+    spec = min(specs, key=lambda s: s.n_dims)
+    lo, hi = (6, 12) if stage == 2 else (4, 8)
+    n = min(int(rng.integers(lo, hi + 1)), spec.n_exemplars)
+    u = rng.random()
+    mode = ("repeat", "repeat" if u < 0.3 else "lookup", "lookup" if u < 0.3 else "near")[stage]
+    return replace(spec, n_exemplars=max(n, spec.n_classes)), mode
 
 
 def _curriculum_mode(bounds: tuple[int, ...], step: int | None) -> str | None:

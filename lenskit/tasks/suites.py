@@ -81,7 +81,11 @@ def _organism_dir(model_or_path) -> Path | None:
 def _training_config(directory: Path | None) -> dict[str, Any]:
     if directory is None or not (directory / "training.json").is_file():
         return {}
-    return json.loads((directory / "training.json").read_text()).get("train_config", {})
+    meta = json.loads((directory / "training.json").read_text())
+    # A two-stage organism: the first stage's corpus (the one it learned its facts and
+    # language from; the second only adds function prompts) defines the suite, so that its
+    # perplexity rows are those of a one-stage member and the family compares like with like.
+    return meta.get("first_stage", meta).get("train_config", {})
 
 
 def _corpus_config(train_cfg: dict[str, Any]):
@@ -148,8 +152,8 @@ def organism_suite(model_or_world, size: str = "small", seed: int = 0) -> dict[s
     figures draw head and tail recall as separate fact-recall tasks), ``open_book`` (held-out
     names with freshly drawn values and distractor sentences), ``overriding`` (memorised
     entities whose passage states a counterfactual value), one function task per spec the
-    organism was trained on (``training.json``; else ``DEFAULT_FUNCTION_SPECS``), and
-    ``perplexity`` on corpus rows of steps ``>= 10**7``, which training never draws. The
+    organism was trained on (``training.json``, its first stage's for a two-stage organism;
+    else ``DEFAULT_FUNCTION_SPECS``), and ``perplexity`` on (first-stage) corpus rows of steps ``>= 10**7``, which training never draws. The
     episodes come from :mod:`lenskit.synthetic.episodes`, the very builders of the
     training corpus, in its format (``QAFormat()``, zero-shot).
     """

@@ -12,7 +12,14 @@ from safetensors.torch import load_file
 
 from lenskit.errors import UsageError
 from lenskit.models import dense_siblings, install_family, load_model, model_info, organism_path
-from lenskit.organism.family import FAMILY_CORPUS, family_config, member_name, train_family
+from lenskit.organism.family import (
+    FAMILY_CORPUS,
+    ICL_CORPUS,
+    family_config,
+    icl_stage_config,
+    member_name,
+    train_family,
+)
 from lenskit.organism.train import TrainConfig, _optimizer, train, train_step
 from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
 from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
@@ -28,13 +35,17 @@ TINY_CORPUS = CorpusConfig(row_tokens=64, mixture=FAMILY_CORPUS.mixture, exempla
                            function_curriculum=(20, 40, 60))
 tiny = partial(family_config, steps=200, world=TINY_WORLD, corpus=TINY_CORPUS, batch_size=16,
                warmup=20, eval_every=10**6, checkpoint_every=50)
+TINY_ICL_CORPUS = replace(TINY_CORPUS, mixture=ICL_CORPUS.mixture,
+                          function_curriculum=(10, 20, 30), curriculum_style="mixed")
+tiny2 = partial(icl_stage_config, steps=40, world=TINY_WORLD, corpus=TINY_ICL_CORPUS,
+                batch_size=16, eval_every=10**6, checkpoint_every=20)
 
 
 @pytest.fixture(scope="module")
 def family(tmp_path_factory):
     root = tmp_path_factory.mktemp("family")
     lines: list[str] = []
-    members = train_family(root, WIDTHS, config=tiny, log=lines.append)
+    members = train_family(root, WIDTHS, config=tiny, stage2=tiny2, log=lines.append)
     return root, members, lines
 
 
@@ -45,14 +56,34 @@ def _losses(run):
 def test_members_train_in_order_on_one_world_and_data_order(family):
     root, members, lines = family
     assert list(members) == ["organism-d8", "organism-d16", "organism-d24"]
-    assert [line.split(":")[0] for line in lines if "training" in line] == list(members)
+    # each member's two stages, one member after the other
+    assert [line.split(":")[0] for line in lines if "training" in line] == [
+        n for m in members for n in (m, f"{m} (icl)")]
+    assert all(p == root / n / "icl" / "model" for n, p in members.items())
     worlds = [json.loads((m / "world.json").read_text()) for m in members.values()]
     assert all(w["facts"] == worlds[0]["facts"] for w in worlds)
-    # the same batches: the exposure replayed from each member's config is identical
+    # the same batches: the exposure replayed from each member's configs is identical
     assert all(w["exposure"] == worlds[0]["exposure"] for w in worlds)
-    # counted once for the family, kept beside the members
-    cached = json.loads((root / "exposure.json").read_text())
-    assert cached["exposure"] == worlds[0]["exposure"] and cached["key"]["steps"] == 200
+    # counted once per stage for the family, kept beside the members; a member's world
+    # counts both stages
+    first = json.loads((root / "exposure.json").read_text())
+    second = json.loads((root / "exposure-icl.json").read_text())
+    assert first["key"]["steps"] == 200 and second["key"]["steps"] == 40
+    assert worlds[0]["exposure"] == {
+        e: {r: n + second["exposure"][e][r] for r, n in rels.items()}
+        for e, rels in first["exposure"].items()}
+    assert worlds[0]["exposure_config"]["steps"] == 240
+    meta = json.loads((members["organism-d8"] / "training.json").read_text())
+    assert meta["train_config"]["init_from"] == str((root / "organism-d8" / "model").resolve())
+    assert meta["first_stage"]["train_config"]["steps"] == 200
+    assert meta["first_stage"]["time"]["cpu_s"] > 0
+    # the suite of a two-stage member is defined by its first stage's corpus: the same
+    # perplexity rows as its first-stage model's
+    from lenskit.tasks import organism_suite
+
+    two, one = (organism_suite(p)["perplexity"] for p in
+                (members["organism-d8"], root / "organism-d8" / "model"))
+    assert [w.tokens for w in two.instances] == [w.tokens for w in one.instances]
     for width, (name, path) in zip(WIDTHS, members.items(), strict=True):
         assert model_info(load_model(path)).hf.config.hidden_size == width
         loss = _losses(root / name)
@@ -64,7 +95,7 @@ def test_a_second_run_skips_finished_members(family):
     root, members, _ = family
     before = {n: (p / "model.safetensors").stat().st_mtime_ns for n, p in members.items()}
     lines: list[str] = []
-    again = train_family(root, WIDTHS, config=tiny, log=lines.append)
+    again = train_family(root, WIDTHS, config=tiny, stage2=tiny2, log=lines.append)
     assert again == members
     assert all("finished" in line for line in lines)
     assert before == {n: (p / "model.safetensors").stat().st_mtime_ns for n, p in again.items()}
@@ -73,8 +104,9 @@ def test_a_second_run_skips_finished_members(family):
 def test_an_interrupted_member_resumes_to_the_same_weights(family, tmp_path):
     _, members, _ = family
     assert train(tmp_path / "organism-d8", tiny(8), progress=False, stop_after=70) is None
-    resumed = train_family(tmp_path, (8,), config=tiny, log=lambda _: None)["organism-d8"]
-    a = load_file(members["organism-d8"] / "model.safetensors")
+    resumed = train_family(tmp_path, (8,), config=tiny, stage2=None,
+                           log=lambda _: None)["organism-d8"]
+    a = load_file(members["organism-d8"].parent.parent / "model" / "model.safetensors")
     b = load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -82,7 +114,7 @@ def test_an_interrupted_member_resumes_to_the_same_weights(family, tmp_path):
 def test_a_run_started_with_another_recipe_is_refused(tmp_path):
     train(tmp_path / "organism-d8", tiny(8, steps=50), progress=False, stop_after=1)
     with pytest.raises(ValueError, match=r"another config \(differs in \['steps'\]\)"):
-        train_family(tmp_path, (8,), config=tiny, log=lambda _: None)
+        train_family(tmp_path, (8,), config=tiny, stage2=None, log=lambda _: None)
 
 
 def test_a_run_recorded_by_an_earlier_version_resumes(tmp_path):
@@ -95,7 +127,8 @@ def test_a_run_recorded_by_an_earlier_version_resumes(tmp_path):
     recorded = json.loads((run / "train_config.json").read_text())
     (run / "train_config.json").write_text(json.dumps({**recorded, "compile": False}))
     assert (export_checkpoint(run, tmp_path / "at-50") / "config.json").is_file()
-    done = train_family(tmp_path, (8,), config=partial(tiny, steps=60), log=lambda _: None)
+    done = train_family(tmp_path, (8,), config=partial(tiny, steps=60), stage2=None,
+                        log=lambda _: None)
     assert len(_losses(run)) == 60 and (done["organism-d8"] / "world.json").is_file()
 
 
@@ -231,7 +264,7 @@ def test_cli_trains_and_resumes_the_family(tmp_path, capsys):
     from lenskit.cli import main
 
     argv = ["organism", "family", "--root", str(tmp_path), "--widths", "8", "16", "--steps",
-            "2", "--eval-every", "0"]
+            "2", "--icl-steps", "3", "--eval-every", "0"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "organism-d8: training" in out and "family complete" in out
@@ -239,17 +272,25 @@ def test_cli_trains_and_resumes_the_family(tmp_path, capsys):
         cfg = json.loads((tmp_path / member_name(w) / "train_config.json").read_text())
         assert cfg["world"]["n_memorised"] == 2500 and cfg["world"]["popularity"] == "zipf"
         assert cfg["model"]["d_model"] == w and cfg["steps"] == 2
+        icl = json.loads((tmp_path / member_name(w) / "icl" / "train_config.json").read_text())
+        assert icl["steps"] == 3 and icl["corpus"]["curriculum_style"] == "mixed"
     assert main(argv) == 0
-    assert "organism-d16: finished" in capsys.readouterr().out
+    assert "organism-d16 (icl): finished" in capsys.readouterr().out
     # the card of a member names the family command that reproduces it
     from lenskit.organism.card import _cost, _reproduce
 
-    meta = json.loads((tmp_path / "organism-d16" / "model" / "training.json").read_text())
-    assert _reproduce(meta["train_config"], "", 1.0, "model").startswith(
-        "`lenskit organism family --steps 2 --root runs`")
-    log = [json.loads(line) for line in (tmp_path / "organism-d16" / "train_log.jsonl").open()]
-    assert "core-hours of CPU time" in _cost(log)
-    other = {**meta["train_config"], "lr": 0.01}
+    meta = json.loads((tmp_path / "organism-d16" / "icl" / "model" / "training.json").read_text())
+    first = meta["first_stage"]
+    assert _reproduce(first["train_config"], "", 1.0, "model", meta["train_config"]).startswith(
+        "`lenskit organism family --steps 2 --icl-steps 3 --root runs`")
+    assert _reproduce(first["train_config"], "", 1.0, "model").startswith(
+        "`lenskit organism family --steps 2 --icl-steps 0 --root runs`")
+    log = [json.loads(line)
+           for line in (tmp_path / "organism-d16" / "icl" / "train_log.jsonl").open()]
+    cost = _cost(log, first)
+    total = (log[-1]["cpu_s"] + first["time"]["cpu_s"]) / 3600
+    assert f"{total:.2f} core-hours of CPU time" in cost and "first stage" in cost
+    other = {**first["train_config"], "lr": 0.01}
     assert _reproduce(other, " --d-model 16", 1.0, "x").startswith("`lenskit organism train")
     assert main([*argv[:5], "12"]) == 2
     assert "multiple of 8" in capsys.readouterr().err

@@ -81,3 +81,62 @@ def test_task_evaluator_logs_the_task_suite_scores(tmp_path):
            if r.metric == "nll_per_token"}
     for task, v in nll.items():
         assert want[f"{task}/perplexity"] == pytest.approx(math.exp(v), rel=1e-6)
+
+
+def test_a_second_stage_starts_from_the_first_and_counts_both_exposures(tmp_path):
+    """init_from: the second stage's first step starts from the first stage's weights (its
+    loss equals the first stage's model's loss on that batch), it resumes like any run, and
+    its world counts the documents of both stages."""
+    from dataclasses import replace
+
+    from transformers import LlamaForCausalLM
+
+    from lenskit.organism.train import train_step
+    from lenskit.synthetic.corpus import CorpusSampler, exposure_counts
+    from lenskit.synthetic.tokenizer import build_tokenizer, organism_vocabulary
+    from lenskit.synthetic.world import World
+
+    first = train(tmp_path / "a", tiny_config(10), progress=False)
+    stage2 = replace(tiny_config(6), init_from=str(first), seed=1)
+    assert train(tmp_path / "b", stage2, progress=False, stop_after=3) is None
+    done = train(tmp_path / "b", stage2, progress=False)
+    # resumed exactly: the same weights as one uninterrupted second stage
+    whole = train(tmp_path / "c", stage2, progress=False)
+    wb, wc = load_file(done / "model.safetensors"), load_file(whole / "model.safetensors")
+    assert all(torch.equal(wb[k], wc[k]) for k in wb)
+    # the first logged loss is the first stage's model on the second stage's first batch
+    model = LlamaForCausalLM.from_pretrained(first)
+    world = stage2.world.build()
+    sampler = CorpusSampler(world, build_tokenizer(organism_vocabulary(world)), stage2.corpus,
+                            seed=1)
+    loss, _ = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0),
+                         sampler.batch(0, stage2.batch_size), stage2, 0)
+    assert loss.item() == pytest.approx(losses(tmp_path / "c")[0], rel=1e-5)
+    # exposure: first stage + second stage, each counted for its own steps and seed
+    a, c = World.load(first / "world.json"), World.load(whole / "world.json")
+    own = exposure_counts(world, stage2.corpus, 6, stage2.batch_size, seed=1)
+    for e in world.memorised:
+        for r in world.facts[e]:
+            assert c.exposure[e][r] == a.exposure[e][r] + own[e][r]
+    assert c.exposure_config["steps"] == 16 and len(c.exposure_config["stages"]) == 2
+    assert json.loads((tmp_path / "c" / "train_config.json").read_text())["init_from"] == str(
+        first)
+    assert "init_from" not in tiny_config(3).to_json()
+
+
+def test_a_second_stage_refuses_a_model_of_another_shape(tmp_path):
+    from dataclasses import replace
+
+    first = train(tmp_path / "a", tiny_config(3), progress=False)
+    wider = replace(tiny_config(3), init_from=str(first),
+                    model=ModelConfig(d_model=48, n_layers=1, n_heads=2, n_kv_heads=1, d_ffn=64))
+    with pytest.raises(ValueError, match="does not fit this run's model"):
+        train(tmp_path / "b", wider, progress=False)
+    with pytest.raises(ValueError, match=r"holds no model\.safetensors"):
+        train(tmp_path / "c", replace(tiny_config(3), init_from=str(tmp_path)), progress=False)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    from lenskit.cli import main
+
+    assert main(["organism", "train", "--out", str(tmp_path / "d"), "--steps", "2",
+                 "--init-from", str(tmp_path / "nowhere")]) == 2
+    assert not (tmp_path / "d").exists()
