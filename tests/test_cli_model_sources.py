@@ -72,7 +72,7 @@ def test_sweep(source, specs, tmp_path, capsys):
                  "--set", "calibration.seq_len=16", "--set", "suite=" + TASK]
                 if source != "organism" else
                 ["sweep", "--model", specs[source], "--methods", "magnitude",
-                 "--sparsities", "0.5", "--scopes", "mlp", "--tasks", "closed_book",
+                 "--sparsities", "0.5", "--scopes", "mlp", "--tasks", "closed_book_head",
                  "--out", str(run), "--no-figures", "--threads", "1",
                  "--set", "matched=false", "--set", "calibration.n_samples=2",
                  "--set", "calibration.seq_len=16"])

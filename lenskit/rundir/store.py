@@ -495,6 +495,10 @@ class RunWriter(RunStore):
         its model ran and which weights it was (see :meth:`record_model`), and the cell
         itself (:meth:`write_cell`)."""
         self._require_lock()
+        # Other weights first: a retrained model's rows may not even match the stored dense
+        # cell's tasks, and the changed model is what the user must be told about.
+        if out.weights is not None:  # refuses a model whose weights changed during the run
+            self.record_model(out.model, out.weights)
         if out.is_dense:
             rows = self._dense_rows[out.cell_id] = attach_baselines(out.rows, out.rows)
         else:
@@ -503,8 +507,6 @@ class RunWriter(RunStore):
             rows = attach_baselines(out.rows, self._dense_rows[out.dense_id])
         if out.device is not None:  # saved with the cell below
             self._manifest().devices[out.model] = out.device
-        if out.weights is not None:  # refuses a model whose weights changed during the run
-            self.record_model(out.model, out.weights)
         return self._write_cell(out.cell_id, rows, out.instances, overwrite=False,
                                 label=out.label, seconds=out.seconds, identity=out.identity,
                                 calibration=out.calibration)

@@ -28,7 +28,7 @@ from lenskit.rundir.integrity import sha256_file
 
 # The smallest organism grid: the dense cell and one pruned cell, one task.
 ARGS = ["sweep", "--model", "organism", "--methods", "magnitude", "--sparsities", "0.5",
-        "--scopes", "attn", "--tasks", "closed_book", "--no-figures", "--threads", "1",
+        "--scopes", "attn", "--tasks", "closed_book_head", "--no-figures", "--threads", "1",
         "--set", "matched=false", "--set", "calibration.n_samples=2",
         "--set", "calibration.seq_len=16"]
 

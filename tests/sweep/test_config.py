@@ -23,11 +23,12 @@ def test_default_config_is_valid_and_sized():
     cfg = default_config()
     cfg.validate()
     cells = cfg.cells()
-    # 1 dense + 2 methods x 9 sparsities x 3 scopes + 2 methods x 9 matched + 1 sibling
-    assert len(cells) == 1 + 54 + 18 + 1
+    # 1 dense + 2 methods x 9 sparsities x 3 scopes + 2 methods x 9 matched + 2 siblings
+    assert len(cells) == 1 + 54 + 18 + 2
     assert cfg.models == ["organism"] and cfg.methods == ["wanda", "magnitude"]
-    assert cfg.dense_models == ["organism-d64"]
-    assert load_config(None).dense_models == ["organism-d64"]
+    # the family's dense narrower members, narrowest first
+    assert cfg.dense_models == ["organism-d32", "organism-d48"]
+    assert load_config(None).dense_models == ["organism-d32", "organism-d48"]
 
 
 def test_other_models_drop_the_organisms_sibling():

@@ -14,7 +14,7 @@ from lenskit.sweep.executors import LocalExecutor
 from lenskit.sweep.plan import plan_sweep
 
 GRID = {"models": "organism", "methods": "magnitude,wanda", "sparsities": "0.5",
-        "scopes": "attn", "tasks": "closed_book", "matched": "false"}
+        "scopes": "attn", "tasks": "closed_book_head", "matched": "false"}
 
 
 def test_the_plan_holds_everything_before_the_run_directory_exists(tmp_path):

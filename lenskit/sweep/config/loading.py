@@ -27,8 +27,8 @@ def default_config(**overrides: Any) -> SweepConfig:
     """The default study on the organism (the field defaults of :class:`SweepConfig`):
     Wanda and magnitude, sparsities 10%..90%, scopes all/attention/FFW, uniform
     unstructured pruning, the parameter-matched attention-vs-FFW comparison, seed 0, the
-    small task suite, and the organism's narrower sibling ``organism-d64`` evaluated dense
-    (dropped when ``models`` is overridden without ``dense_models``). Keyword arguments
+    small task suite, and the organism's narrower siblings (the shipped family's other
+    members, :func:`~lenskit.models.dense_siblings`) evaluated dense (dropped when ``models`` is overridden without ``dense_models``). Keyword arguments
     override fields (same rules as ``with_overrides``)."""
     cfg = _default_base(overrides)
     return cfg.with_overrides(overrides) if overrides else cfg
