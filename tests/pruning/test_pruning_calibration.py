@@ -1,9 +1,12 @@
 """Calibration data: from tokens, text, the organism's corpus, random tokens; offline errors."""
 
 import gzip
+import hashlib
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,15 +22,53 @@ from lenskit.synthetic.calibration import CALIBRATION_STEP
 from lenskit.synthetic.corpus import CorpusConfig, CorpusSampler
 from lenskit.synthetic.world import WorldConfig
 
+# The shipped organism's calibration fingerprints, pinned in a snapshot together with what
+# they are a function of (its world, tokenizer and training corpus config; never its
+# weights). A shipped organism with other inputs is re-pinned, reviewed in the diff, with
+#   LENSKIT_UPDATE_SNAPSHOTS=1 pytest tests/pruning/test_pruning_calibration.py -k pinned
+# (that run fails once, having written the snapshot; the next run passes).
+SNAPSHOT = Path(__file__).parent / "snapshots" / "organism_calibration.json"
+UPDATE = os.environ.get("LENSKIT_UPDATE_SNAPSHOTS") == "1"
 
-def test_organism_calibration_tokens_are_unchanged():
+
+def calibration_inputs(model_dir: Path) -> dict[str, str]:
+    """sha256 of each input of the organism's default calibration: the world, the tokenizer,
+    and the corpus config recorded in training.json."""
+    corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
+    parts = {"world.json": (model_dir / "world.json").read_bytes(),
+             "tokenizer.json": (model_dir / "tokenizer.json").read_bytes(),
+             "training.json:train_config.corpus": json.dumps(corpus, sort_keys=True).encode()}
+    return {k: hashlib.sha256(v).hexdigest() for k, v in parts.items()}
+
+
+def assert_pinned(name: str, fingerprints: dict[str, str]) -> None:
+    """``fingerprints`` equal the snapshot's ``name`` entry, made from the same inputs."""
+    inputs = calibration_inputs(organism_path())
+    stored = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {}
+    want = {"inputs": inputs, "fingerprints": fingerprints}
+    if UPDATE and stored.get(name) != want:
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps({**stored, name: want}, indent=1, sort_keys=True) + "\n")
+        pytest.fail(f"{SNAPSHOT.name}: {name} written (LENSKIT_UPDATE_SNAPSHOTS=1); review the "
+                    "diff and rerun without the variable")
+    assert name in stored, f"no pin {name} in {SNAPSHOT}; write it with LENSKIT_UPDATE_SNAPSHOTS=1"
+    if stored[name]["inputs"] != inputs:
+        pytest.fail(f"the shipped organism's calibration inputs changed since {name} was "
+                    f"pinned ({stored[name]['inputs']} -> {inputs}): re-pin with "
+                    "LENSKIT_UPDATE_SNAPSHOTS=1 and review the diff")
+    # Same world, tokenizer and mixture: the same tokens, whatever lenskit's design.
+    assert fingerprints == stored[name]["fingerprints"]
+
+
+def test_organism_calibration_tokens_are_pinned():
     # Pinned before real-text calibration became the default for other models: the organism
     # keeps calibrating on its own corpus, token for token.
     organism = load_model("organism")
-    assert default_calibration(organism, 128, 128, 0).fingerprint == "462f5abb04617e57"
-    assert default_calibration(organism, 32, 128, 0).fingerprint == "ba15c476bd27ede7"
-    assert calibration_from_source(organism, "default", 8, 64, 3).fingerprint == \
-        "750a2cebab3c5bbc"
+    assert_pinned("default and source 'default'", {
+        "default 128 x 128 seed 0": default_calibration(organism, 128, 128, 0).fingerprint,
+        "default 32 x 128 seed 0": default_calibration(organism, 32, 128, 0).fingerprint,
+        "source default 8 x 64 seed 3":
+            calibration_from_source(organism, "default", 8, 64, 3).fingerprint})
 
 
 def test_default_calibration_without_a_world_is_the_shipped_text(llama):
@@ -226,9 +267,10 @@ def test_default_calibration_of_the_shipped_organism_is_pinned():
     # lenskit.models.sources: the default calibration must not change with the design.
     model = load_model(organism_path())
     cal = default_calibration(model, n_samples=4, seq_len=32, seed=0)
-    assert cal.fingerprint == "44aba32486564c98"
-    assert default_calibration(model, n_samples=3, seq_len=300, seed=5).fingerprint \
-        == "336928a7269ad18a"
+    assert_pinned("default, rows longer than a corpus row", {
+        "default 4 x 32 seed 0": cal.fingerprint,
+        "default 3 x 300 seed 5": default_calibration(model, n_samples=3, seq_len=300,
+                                                      seed=5).fingerprint})
     assert cal.description.startswith("organism corpus (training mixture from training.json")
 
 
