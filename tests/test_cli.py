@@ -74,8 +74,11 @@ def test_sweep_thresholds_and_figures(tmp_path, capsys):
 
     assert main(["figures", str(run), "--out", str(tmp_path / "figs"), "--formats", "svg"]) == 0
     figs = tmp_path / "figs"
-    assert sorted(p.name for p in figs.glob("*.svg")) == ["fig1_sparsity_curves.svg",
-                                                          "fig2_attention_vs_ffw.svg"]
+    # a zipf organism adds recall per popularity bucket and by exposure (tests/organism)
+    assert sorted(p.name for p in figs.glob("*.svg")) == [
+        "fig1_sparsity_curves.svg", "fig2_attention_vs_ffw.svg", "fig5_recall_by_bucket.svg",
+        "fig6_recall_by_exposure.svg"]
+    assert "closed_book_head" in (figs / "fig5_recall_by_bucket.svg").read_text()
     check_plotted_values(run, figs)
 
 
