@@ -166,7 +166,12 @@ def test_every_member_reads_context(recomputed, member):
     assert upper("overriding") >= 0.85, member
     assert scores["overriding/memorised_rate"].value <= 0.1, member
     functions = [k.split("/")[0] for k in scores if k.startswith("fn_") and k.endswith("/em")]
-    assert functions and max(upper(t) for t in functions) >= 0.75, member
+    assert functions, member
+    # The function target is the two-stage recipe's (the second stage teaches it, see
+    # lenskit.organism.family): a member trained in two stages records its first.
+    meta = json.loads((organism_path(member) / "training.json").read_text())
+    if "first_stage" in meta:
+        assert max(upper(t) for t in functions) >= 0.75, member
 
 
 @pytest.mark.parametrize("member", MEMBERS)
