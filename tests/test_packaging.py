@@ -35,11 +35,15 @@ def test_wheel_ships_the_organism(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LENSKIT_DATA")}
     env["PYTHONPATH"] = str(site)
     code = ("import lenskit, lenskit.models as m; p = m.organism_path('organism'); "
-            "d = m.organism_path('organism-d64'); "
+            "d = m.organism_path('organism-d32'); "
             "print(lenskit.__file__); print(p); print((p / 'model.safetensors').is_file(), "
-            "(d / 'model.safetensors').is_file())")
+            "(d / 'model.safetensors').is_file()); print(' '.join(m.shipped_organisms()))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, cwd=tmp_path, env=env).stdout.split("\n")
     assert out[0].startswith(str(site))  # the installed copy, not the checkout
     assert Path(out[1]).is_relative_to(site)
     assert out[2] == "True True"
+    # every member of the checkout's family, narrowest first, as the checkout lists them
+    from lenskit.models import shipped_organisms
+
+    assert out[3].split() == list(shipped_organisms(ROOT / "data"))
