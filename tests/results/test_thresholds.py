@@ -761,12 +761,22 @@ def test_curves_get_distinct_bootstrap_seeds():
 
 
 def test_bootstrap_defaults_are_1000_resamples_and_seed_0():
-    df, values = _many_levels()
+    # Eight curves of the same data: 10 instances, dense all right; at 0.1 one instance is
+    # wrong, at 0.2 all are. A resample's threshold at tolerance 0.4 is 0 when it draws the
+    # wrong instance 5 times or more (P = 0.0016, about 1.6 resamples in 1000), else 0.1;
+    # at 0.5, 6 times or more (P = 0.00015). With ci = 0.998001 the lower bound is the
+    # (1 - ci) / 2 = 0.0009995 quantile: the smallest of 1000 resamples (1000 * 0.0009995
+    # < 1) but the second smallest of 1001; a curve whose rare resample occurs once tells
+    # 1000 resamples from 1001, and its stream tells the seed.
+    tasks = [f"t{i}" for i in range(8)]
+    df = frame(*[curve(1.0, {0.1: 0.9, 0.2: 0.0}, task=t) for t in tasks])
+    values = {0.0: [1.0] * 10, 0.1: [1.0] * 9 + [0.0], 0.2: [0.0] * 10}
     inst = _instances(df, values)
-    tols = [0.02, 0.03, 0.05, 0.07, 0.10, 0.15, 0.20]
-    default = compute_thresholds(df, inst, tolerances=tols, ci=0.5)
+    default = compute_thresholds(df, inst, tolerances=[0.4, 0.5], ci=0.998001)
+    assert set(default["ci_low"]) == {0.0, 0.1}  # the rare resample occurs in some curves
     pd.testing.assert_frame_equal(
-        default, compute_thresholds(df, inst, tolerances=tols, ci=0.5, n_boot=1000, seed=0))
+        default, compute_thresholds(df, inst, tolerances=[0.4, 0.5], ci=0.998001, n_boot=1000,
+                                    seed=0))
 
 
 def test_threshold_table_columns_dtypes_and_index():
