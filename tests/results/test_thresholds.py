@@ -808,3 +808,17 @@ def test_bootstrap_with_a_dense_cell_listed_twice():
     got = compute_thresholds(merged, inst, tolerances=[0.05], n_boot=200)
     assert got["ci_method"].tolist() == ["bootstrap"]
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_format_thresholds_right_justifies_a_narrow_cell():
+    # "5%" is narrower than its column ("all", 3 wide): right-justified to " 5%", while the
+    # task column is left-justified (widths 13, 3, 3, worked out by hand)
+    df = frame(curve(0.8, {0.05: 0.8, 0.1: 0.5}, scope="all", task="a"),
+               curve(0.8, {0.05: 0.8, 0.1: 0.8, 0.2: 0.5}, scope="mlp", task="a"))
+    text = format_thresholds(compute_thresholds(df, tolerances=[0.05]), tolerance=0.05)
+    assert text.splitlines()[2:] == [
+        "task (metric)  all  mlp",
+        "-------------  ---  ---",
+        "fact recall",
+        "  a (em)        5%  10%",
+    ]
