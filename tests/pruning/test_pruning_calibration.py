@@ -439,6 +439,19 @@ def test_hf_dataset_named_configs_of_a_local_hub_repo(tmp_path, monkeypatch):
                 config, row)
 
 
+def test_hf_dataset_without_the_datasets_package(monkeypatch):
+    import sys
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    with pytest.raises(RuntimeError) as err:
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
+    assert str(err.value) == ("CalibrationData.from_hf_dataset needs the 'datasets' package "
+                              "(pip install datasets); offline, use from_text or from_tokens")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
 def test_the_hundredth_draw_still_counts():
     from lenskit.pruning.calibration import document_windows
 
