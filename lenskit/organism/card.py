@@ -30,7 +30,7 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
     ("closed-book fact recall", "closed_book/em", 0.90, ">="),
     ("open-book QA", "open_book/em", 0.90, ">="),
     ("overriding QA: follows the context", "overriding/em", 0.85, ">="),
-    ("in-context function learning (best task, K=2)", "fn_*/em", 0.70, ">="),
+    ("in-context function learning (best task, K=2)", "fn_*/em", 0.75, ">="),
 )
 _HEADLINE = ("em", "memorised_rate", "perplexity")
 
@@ -58,8 +58,19 @@ def target_rows(dense: pd.DataFrame) -> list[dict]:
     """Each target with the measured value and whether it is met (``fn_*`` takes the best
     function-learning task)."""
     rows = []
+    em = dense[dense["metric"] == "em"].set_index("task")["value"]
+    buckets = [f"closed_book_{b}" for b in BUCKETS]
     for label, key, bound, sense in TARGETS:
         task, metric = key.split("/")
+        if task == "closed_book" and all(b in em.index for b in buckets):
+            # A near-capacity (popularity) world is not meant to hold every fact: its
+            # target is that recall follows exposure, head above torso above tail.
+            vals = [float(em[b]) for b in buckets]
+            rows.append({"target": "closed-book recall follows popularity (near capacity)",
+                         "required": "head > torso > tail",
+                         "measured": " > ".join(_pct(v) for v in vals),
+                         "met": "yes" if vals[0] > vals[1] > vals[2] else "**no**"})
+            continue
         sel = dense[dense["metric"] == metric]
         if task.endswith("*"):
             sel = sel[sel["task"].str.startswith(task[:-1])]

@@ -17,6 +17,7 @@ from lenskit.errors import UsageError
 from lenskit.plots.theme import CATEGORY_LABELS, color_scale
 from lenskit.results.schema import relative_drop, validate_results, with_baselines
 from lenskit.results.thresholds import primary_metric, tasks_at_chance
+from lenskit.tasks.evaluate import POOLED_BUCKETS
 
 __all__ = [
     "MAX_ROWS",
@@ -54,6 +55,13 @@ def prepare_results(results: pd.DataFrame, categories: Sequence[str]) -> pd.Data
     if at_chance:
         log.info("left out of the figures (dense model at chance): %s", ", ".join(at_chance))
         df = df[~df["task"].isin(at_chance)]
+    # A task pooled from popularity buckets (lenskit.tasks.pool_buckets) stands for them in
+    # an ability's mean: the buckets hold the same instances, not independent estimates
+    # (fig5 draws the buckets apart).
+    tasks = set(df["task"])
+    pooled = {f"{base}_{b}" for base in tasks for b in POOLED_BUCKETS
+              if all(f"{base}_{c}" in tasks for c in POOLED_BUCKETS)}
+    df = df[~df["task"].isin(pooled)]
     primary = df.groupby("task")["metric"].agg(lambda m: primary_metric(m))
     df = df[df["metric"] == df["task"].map(primary)].copy()
     df["rel"] = 1.0 - df["relative_drop"]

@@ -37,7 +37,7 @@ from lenskit.tasks.results import EvalResult
 from lenskit.tasks.runners import progress_bar, run_perplexity, run_qa
 from lenskit.tasks.scoring import BridgeBackend, HFBackend
 
-__all__ = ["BACKENDS", "ROW_COLUMNS", "evaluate", "evaluate_suite"]
+__all__ = ["BACKENDS", "POOLED_BUCKETS", "ROW_COLUMNS", "evaluate", "evaluate_suite", "pool_buckets"]
 
 BACKENDS = ("hf", "bridge")
 DECODES = ("auto", "cache", "rerun")
@@ -184,13 +184,37 @@ def evaluate_suite(
     """Evaluate every task set (a dict name -> set, or a list) and concatenate the results.
 
     The other arguments are those of :func:`evaluate`, applied to every set (each set gets
-    its own progress bar, named for the set).
+    its own progress bar, named for the set). Tasks split by popularity bucket
+    (``<base>_head``, ``<base>_torso``, ``<base>_tail``: the organism's closed-book tasks,
+    PopQA) are also reported pooled as ``<base>`` (:func:`pool_buckets`: no extra forward
+    passes), so that closed-book recall over all facts sits beside the buckets.
     """
     task_list = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
     if not task_list:
         raise UsageError("evaluate_suite needs at least one task set")
     check_task_sets(task_list)
-    return EvalResult.concat([
+    return pool_buckets(EvalResult.concat([
         evaluate(model, t, batch_size, backend, fwd_hooks, max_new_tokens, n_bootstrap, seed,
                  decode=decode, probe=probe, prefix_cache=prefix_cache, progress=progress)
-        for t in task_list])
+        for t in task_list]))
+
+
+#: The popularity buckets whose tasks :func:`pool_buckets` pools (the organism's and PopQA's).
+POOLED_BUCKETS = ("head", "torso", "tail")
+
+
+def pool_buckets(result: EvalResult) -> EvalResult:
+    """``result`` with, for every ``<base>`` whose ``<base>_head``, ``<base>_torso`` and
+    ``<base>_tail`` tasks it holds (and no ``<base>`` task), the pooled task ``<base>``:
+    their instances together (:meth:`EvalResult.pooled`). Buckets of equal size (the
+    organism's terciles, sampled alike) make it recall over all facts."""
+    names = list(dict.fromkeys(result.rows["task"]))
+    suffix = "_" + POOLED_BUCKETS[0]
+    for name in names:
+        if not name.endswith(suffix):
+            continue
+        base = name[: -len(suffix)]
+        parts = [f"{base}_{b}" for b in POOLED_BUCKETS]
+        if base not in names and all(p in names for p in parts):
+            result = result.pooled(base, parts)
+    return result

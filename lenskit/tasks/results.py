@@ -107,6 +107,37 @@ class EvalResult:
         rows = pd.concat([r.rows for r in results], ignore_index=True)
         return EvalResult(rows=rows, n_bootstrap=first.n_bootstrap, seed=first.seed, meta=meta)
 
+    def pooled(self, name: str, tasks: Sequence[str]) -> EvalResult:
+        """This result with one more task, ``name``, whose instances are those of ``tasks``
+        together (rows copied, no model call): e.g. closed-book recall over all popularity
+        buckets. Instance ids are prefixed with their task (``closed_book_head/...``) so
+        they stay unique; the pooled task's chance level is the instance-weighted mean of
+        the tasks' (when all have one). ``tasks`` must be present, of one kind, and ``name``
+        new."""
+        have = list(dict.fromkeys(self.rows["task"]))
+        missing = [t for t in tasks if t not in have]
+        if not tasks or missing:
+            raise UsageError(f"cannot pool {list(tasks)} into {name!r}: missing {missing}; "
+                             f"this result holds {have}")
+        if name in have:
+            raise UsageError(f"cannot pool into {name!r}: a task of that name is present")
+        part = self.rows[self.rows["task"].isin(list(tasks))]
+        kinds = sorted(set(part["kind"]))
+        if len(kinds) != 1:
+            raise UsageError(f"cannot pool tasks of different kinds {kinds} into {name!r}")
+        rows = part.assign(task=name, instance_id=part["task"] + "/" + part["instance_id"])
+        meta = dict(self.meta)
+        tasks_meta = dict(meta.get("tasks", {}))
+        chances = [tasks_meta.get(t, {}).get("chance") for t in tasks]
+        sizes = [int((part["task"] == t).sum()) for t in tasks]
+        chance = (None if any(c is None for c in chances)
+                  else float(np.average(chances, weights=sizes)))
+        tasks_meta[name] = {"pooled_from": list(tasks), "n": int(sum(sizes)), "chance": chance,
+                            "seconds": 0.0}
+        meta["tasks"] = tasks_meta
+        return EvalResult(rows=pd.concat([self.rows, rows], ignore_index=True),
+                          n_bootstrap=self.n_bootstrap, seed=self.seed, meta=meta)
+
     def summary(self, n_bootstrap: int | None = None, seed: int | None = None,
                 ci: float = 0.95) -> pd.DataFrame:
         """One row per (task, metric): task, kind, category, metric, value, n, ci_low,

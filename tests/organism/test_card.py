@@ -56,6 +56,17 @@ def test_target_rows_take_the_best_function_task():
     assert rows["closed-book fact recall"] == ("95.0%", "yes")
     assert rows["overriding QA: follows the context"] == ("80.0%", "**no**")
     assert rows["in-context function learning (best task, K=2)"] == ("75.0%", "yes")
+    below = dense.assign(value=[0.95, 0.91, 0.80, 0.55, 0.749])
+    rows = {r["target"]: r["met"] for r in target_rows(below)}
+    assert rows["in-context function learning (best task, K=2)"] == "**no**"
+    # a popularity world: recall must fall from head to tail
+    for vals, met in (([0.8, 0.3, 0.1], "yes"), ([0.8, 0.3, 0.3], "**no**")):
+        buckets = pd.DataFrame({"task": ["closed_book_head", "closed_book_torso",
+                                         "closed_book_tail", "closed_book"],
+                                "metric": ["em"] * 4, "value": [*vals, sum(vals) / 3]})
+        rows = {r["target"]: r for r in target_rows(pd.concat([buckets, dense[1:]]))}
+        row = rows["closed-book recall follows popularity (near capacity)"]
+        assert row["met"] == met and "closed-book fact recall" not in rows
 
 
 def test_nearest_neighbour_baseline_reads_the_prompts():

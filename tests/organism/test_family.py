@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -211,6 +212,51 @@ def test_default_study_prunes_the_widest_beside_its_dense_siblings(installed):
     rows = next(iter(spec["datasets"].values()))
     assert {r["model"] for r in rows if r["series"] == "dense"} == {
         "organism", "organism-d8", "organism-d16"}
+
+
+def test_closed_book_over_all_buckets_pools_their_instances(installed):
+    """The sweep reports closed_book (all facts) beside the buckets: per cell and metric its
+    value is the mean over the buckets' instance rows together, recomputed here with pandas,
+    its n their sum and its instance ids theirs, prefixed; thresholds include it; figure 1's
+    fact-recall mean uses it and not the buckets (the same instances twice)."""
+    from lenskit.plots.charts import prepare_results
+    from lenskit.results import compute_thresholds
+
+    _, _, _, out = installed
+    res, inst = out.results, out.instances
+    pooled = res[res["task"] == "closed_book"]
+    assert len(pooled) and set(pooled["cell_id"]) == set(res["cell_id"])
+    buckets = inst[inst["task"].isin(BUCKET_TASKS)]
+    for (cell, metric), rows in buckets.groupby(["cell_id", "metric"]):
+        want = np.average(rows["value"], weights=rows["weight"])
+        got = pooled[(pooled["cell_id"] == cell) & (pooled["metric"] == metric)]
+        assert len(got) == 1 and got["value"].iloc[0] == pytest.approx(want, rel=1e-9)
+        assert got["n"].iloc[0] == len(rows)
+        mine = inst[(inst["cell_id"] == cell) & (inst["metric"] == metric)
+                    & (inst["task"] == "closed_book")]
+        assert sorted(mine["instance_id"]) == sorted(rows["task"] + "/" + rows["instance_id"])
+    assert "closed_book" in set(compute_thresholds(res)["task"])
+    drawn = set(prepare_results(res.assign(chance=float("nan")), ["fact_recall"])["task"])
+    assert drawn == {"closed_book"}
+
+
+def test_pooling_refuses_what_it_cannot_pool(installed):
+    from lenskit.models import load_model
+    from lenskit.tasks import evaluate_suite, organism_suite
+
+    data, *_ = installed
+    model = load_model(data / "organisms" / "organism-d8")
+    suite = organism_suite(model, "small", seed=0)
+    small = {k: replace(v, instances=v.instances[:5]) for k, v in suite.items()
+             if k in (*BUCKET_TASKS, "open_book")}
+    result = evaluate_suite(model, small, n_bootstrap=0)
+    assert result.meta["tasks"]["closed_book"]["pooled_from"] == list(BUCKET_TASKS)
+    with pytest.raises(ValueError, match="a task of that name is present"):
+        result.pooled("closed_book", BUCKET_TASKS)
+    with pytest.raises(ValueError, match=r"missing \['closed_book_x'\]"):
+        result.pooled("cb", ["closed_book_head", "closed_book_x"])
+    with pytest.raises(ValueError, match="different kinds"):
+        result.pooled("mixed", ["closed_book_head", "open_book"])
 
 
 def test_recall_by_exposure_counts_every_closed_book_instance(installed, monkeypatch):

@@ -447,6 +447,53 @@ def test_hf_dataset_windows_from_a_local_dataset(tmp_path, monkeypatch):
         CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
 
 
+def test_hf_dataset_named_configs_of_a_local_hub_repo(tmp_path, monkeypatch):
+    # A dataset directory in the hub's layout: a README whose YAML front matter lists named
+    # configs (config_name + data_files), as hub dataset repos do, loaded by path: no
+    # network. The two configs hold different texts, so the config must reach the loader.
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    repo = tmp_path / "two_configs"
+    (repo / "small").mkdir(parents=True)
+    (repo / "large").mkdir()
+    (repo / "small" / "train.jsonl").write_text(
+        "".join(json.dumps({"text": " ".join(map(str, range(k, k + 8)))}) + "\n"
+                for k in (100, 200)))
+    (repo / "large" / "train.jsonl").write_text(
+        "".join(json.dumps({"text": " ".join(map(str, range(k, k + 8)))}) + "\n"
+                for k in (5000, 6000)))
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: small\n  data_files:\n  - split: train\n    path: small/train.jsonl\n"
+        "  default: true\n"
+        "- config_name: large\n  data_files:\n  - split: train\n    path: large/train.jsonl\n"
+        "---\n\n# Two configs\n")
+    streams = {"small": [list(range(k, k + 8)) for k in (100, 200)],
+               "large": [list(range(k, k + 8)) for k in (5000, 6000)]}
+    for config in ("small", "large"):
+        cal = CalibrationData.from_hf_dataset(str(repo), config, tokenizer=word_tokenizer,
+                                              n_samples=5, seq_len=4, seed=1)
+        assert cal.description == ("5 random windows of 4 tokens from random documents of "
+                                   f"{repo}/{config}:train (seed 1)")
+        for row in cal.tokens.tolist():
+            assert any(row == s[i:i + 4] for s in streams[config] for i in range(5)), (
+                config, row)
+
+
+def test_hf_dataset_without_the_datasets_package(monkeypatch):
+    import sys
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    with pytest.raises(RuntimeError) as err:
+        CalibrationData.from_hf_dataset("json", tokenizer=word_tokenizer)
+    assert str(err.value) == ("CalibrationData.from_hf_dataset needs the 'datasets' package "
+                              "(pip install datasets); offline, use from_text or from_tokens")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
 def test_the_hundredth_draw_still_counts():
     from lenskit.pruning.calibration import document_windows
 

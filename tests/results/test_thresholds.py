@@ -15,6 +15,7 @@ from lenskit.results import (
     threshold_from_curve,
 )
 from lenskit.results.schema import relative_drop
+from lenskit.results.thresholds import RULES
 
 from .frames import curve, frame
 
@@ -600,3 +601,224 @@ def test_compute_thresholds_arguments_at_their_bounds():
     # the inner bounds are allowed: n_boot = 1, a tolerance of 0.99, one metric chosen
     r = compute_thresholds(df, tolerances=[0.99], n_boot=1, metrics=["em"])
     assert set(r["metric"]) == {"em"} and one(r, 0.99)["threshold"] == pytest.approx(0.2)
+
+
+def _ci_rows(dense: float, levels: list[tuple[float, float, float, float]], **keys) -> list:
+    """A curve whose pruned rows carry CI bounds: levels are (sparsity, value, low, high)."""
+    from .frames import make_row
+
+    rows = curve(dense, {}, **keys)
+    rows += [make_row(value=v, sparsity=s, ci=(lo, hi), **keys) for s, v, lo, hi in levels]
+    return rows
+
+
+def test_ci_bounds_of_a_lower_is_better_metric_come_from_the_right_side():
+    # perplexity, baseline 10: the pessimistic end is ci_high (a higher perplexity is worse).
+    # level: value [ci_low, ci_high] -> drops at value / ci_low / ci_high, by hand
+    # 0.1: 10.0 [ 9.8, 10.2] -> 0     / -0.02 / 0.02
+    # 0.2: 10.3 [10.0, 10.7] -> 0.03  /  0    / 0.07
+    # 0.3: 10.8 [10.4, 11.2] -> 0.08  /  0.04 / 0.12
+    # 0.4: 13.0 [12.0, 14.0] -> 0.30  /  0.20 / 0.40
+    # tol 5%: point 0.2; pessimistic (ci_high) 0.1; optimistic (ci_low) 0.3
+    df = frame(_ci_rows(10.0, [(0.1, 10.0, 9.8, 10.2), (0.2, 10.3, 10.0, 10.7),
+                               (0.3, 10.8, 10.4, 11.2), (0.4, 13.0, 12.0, 14.0)],
+                        metric="perplexity", kind="perplexity", task="ppl"))
+    r = one(compute_thresholds(df, tolerances=[0.05]), 0.05)
+    assert r["ci_method"] == "ci_bounds"
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == pytest.approx((0.2, 0.1, 0.3))
+    # tol 10%: point 0.3; pessimistic 0.2 (0.12 > 10% at 0.3); optimistic 0.3
+    r = one(compute_thresholds(df, tolerances=[0.10]), 0.10)
+    assert (r["threshold"], r["ci_low"], r["ci_high"]) == pytest.approx((0.3, 0.2, 0.3))
+
+
+@pytest.mark.parametrize("rule", ["first_crossing", "largest_within"])
+def test_the_rule_decides_the_intervals_too_and_is_recorded(rule):
+    # A curve that breaks at 0.2 and recovers at 0.3, at its point value, at both CI
+    # bounds and in every bootstrap resample (all instances right at 0.1 and 0.3, all wrong
+    # at 0.2): first_crossing gives 0.1 everywhere, largest_within 0.3 (censored).
+    want, censored = (0.1, False) if rule == "first_crossing" else (0.3, True)
+    levels = [(0.1, 0.8, 0.78, 0.82), (0.2, 0.0, 0.0, 0.05), (0.3, 0.8, 0.78, 0.82)]
+    bounds = compute_thresholds(frame(_ci_rows(0.8, levels)), tolerances=[0.05], rule=rule)
+    r = one(bounds, 0.05)
+    assert r["ci_method"] == "ci_bounds"
+    assert (r["threshold"], r["ci_low"], r["ci_high"], r["censored"]) == (
+        want, want, want, censored)
+    df = frame(curve(1.0, {0.1: 1.0, 0.2: 0.0, 0.3: 1.0}))
+    values = {0.0: [1.0] * 10, 0.1: [1.0] * 10, 0.2: [0.0] * 10, 0.3: [1.0] * 10}
+    boot = compute_thresholds(df, _instances(df, values), tolerances=[0.05, 0.1], rule=rule,
+                              n_boot=20)
+    for tol in (0.05, 0.1):
+        r = one(boot, tol)
+        assert r["ci_method"] == "bootstrap"
+        assert (r["threshold"], r["ci_low"], r["ci_high"], r["censored"]) == (
+            want, want, want, censored)
+    # the rule is recorded in every row, whichever CI method made it
+    assert list(bounds["rule"]) == [rule] and list(boot["rule"]) == [rule, rule]
+
+
+def test_largest_within_edges_and_censored_both_ways():
+    # the censored flag is whether the HIGHEST tested level is within the tolerance
+    for rule in ("first_crossing", "largest_within"):
+        # nothing within (or no finite drop at all): threshold 0, not censored
+        assert threshold_from_curve([0.1, 0.2], [0.3, 0.4], 0.05, rule) == (0.0, False)
+        nan = float("nan")
+        assert threshold_from_curve([0.1, 0.2, 0.3], [nan, nan, nan], 0.05, rule) == (
+            0.0, False)
+        assert threshold_from_curve([0.1], [0.0], 0.05, rule) == (0.1, True)
+        assert threshold_from_curve([0.1], [0.2], 0.05, rule) == (0.0, False)
+    # largest_within: the last level within but the one below it not -> censored at 0.3;
+    # the one below within but the last not -> 0.2, not censored
+    assert threshold_from_curve([0.1, 0.2, 0.3], [0.0, 0.2, 0.0], 0.05, "largest_within") \
+        == (0.3, True)
+    assert threshold_from_curve([0.1, 0.2, 0.3], [0.0, 0.0, 0.2], 0.05, "largest_within") \
+        == (0.2, False)
+    # the same through compute_thresholds, both ways, for both rules
+    df = frame(curve(1.0, {0.1: 1.0, 0.2: 0.5, 0.3: 1.0}, task="back"),
+               curve(1.0, {0.1: 1.0, 0.2: 1.0, 0.3: 0.5}, task="down"),
+               curve(1.0, {0.1: 0.5, 0.2: 0.5}, task="none"))
+    got = {(rule, t): tuple(one(compute_thresholds(df, tolerances=[0.05], rule=rule), 0.05,
+                                task=t)[["threshold", "censored"]])
+           for rule in RULES for t in ("back", "down", "none")}
+    assert got == {("first_crossing", "back"): (0.1, False),
+                   ("first_crossing", "down"): (0.2, False),
+                   ("first_crossing", "none"): (0.0, False),
+                   ("largest_within", "back"): (0.3, True),
+                   ("largest_within", "down"): (0.2, False),
+                   ("largest_within", "none"): (0.0, False)}
+
+
+def _coin_values() -> tuple[pd.DataFrame, dict]:
+    """10 instances; dense and 0.1 all right, 0.2 one wrong, 0.3 all wrong. A resample's
+    threshold at 5% is 0.2 when it never draws the wrong instance (P = 0.9**10 = 0.349),
+    else 0.1."""
+    values = {0.0: [1] * 10, 0.1: [1] * 10, 0.2: [1] * 9 + [0], 0.3: [0] * 10}
+    return frame(curve(1.0, {0.1: 1.0, 0.2: 0.9, 0.3: 0.0})), values
+
+
+def test_bootstrap_interval_level_and_bounds_at_tested_levels():
+    df, values = _coin_values()
+    inst = _instances(df, values)
+    # 95%: the 2.5% and 97.5% quantiles of {0.1 w.p. 0.651, 0.2 w.p. 0.349} -> [0.1, 0.2];
+    # 20%: the 40% and 60% quantiles, both below 0.651 -> [0.1, 0.1]
+    for ci, want in [(0.95, (0.1, 0.2)), (0.2, (0.1, 0.1))]:
+        r = one(compute_thresholds(df, inst, tolerances=[0.05], n_boot=2000, ci=ci), 0.05)
+        assert (r["ci_low"], r["ci_high"]) == want, ci
+    # Both bounds are resampled thresholds (tested levels), never a value between two: with
+    # 2 resamples of 0.1 and 0.2 the interval is [0.1, 0.2] (an interpolated quantile would
+    # be 0.1025 and 0.1975). Some seeds draw two different thresholds.
+    ends = [tuple(one(compute_thresholds(df, inst, tolerances=[0.05], n_boot=2, seed=s),
+                      0.05)[["ci_low", "ci_high"]]) for s in range(12)]
+    assert set(ends) <= {(0.1, 0.1), (0.1, 0.2), (0.2, 0.2)}
+    assert (0.1, 0.2) in ends
+
+
+def _many_levels() -> tuple[pd.DataFrame, dict]:
+    """Two curves (tasks a and b) with the same data: 40 instances, dense 90% right, ten
+    levels losing about 1.5 points each, so that one resample's threshold can be any of
+    several levels."""
+    rng = np.random.default_rng(7)
+    levels = [round(0.05 * i, 2) for i in range(1, 11)]
+    right = rng.random(40) < 0.9
+    values = {0.0: right.astype(float)}
+    for i, s in enumerate(levels, start=1):
+        lost = rng.random(40) < 0.015 * i
+        values[s] = (right & ~lost).astype(float)
+    pts = {s: float(v.mean()) for s, v in values.items() if s > 0}
+    df = frame(curve(float(values[0.0].mean()), pts, task="a"),
+               curve(float(values[0.0].mean()), pts, task="b"))
+    return df, values
+
+
+def test_bootstrap_streams_are_reproducible_and_independent_between_curves():
+    df, values = _many_levels()
+    inst = _instances(df, values)
+    tols = [0.02, 0.05, 0.10, 0.20]
+
+    def draws(seed: int) -> dict[str, list[float]]:
+        # one resample per curve: its threshold at each tolerance (ci_low == ci_high)
+        thr = compute_thresholds(df, inst, tolerances=tols, n_boot=1, seed=seed)
+        return {task: [one(thr, t, task=task)["ci_low"] for t in tols] for task in "ab"}
+
+    first = [draws(s) for s in range(4)]
+    assert first == [draws(s) for s in range(4)]  # the same seed, the same resamples
+    a, b = [d["a"] for d in first], [d["b"] for d in first]
+    # curves with the same data draw their own resamples: a and b differ
+    assert a != b
+    assert len({tuple(x) for x in a}) > 1  # and so do seeds
+
+
+def test_curves_get_distinct_bootstrap_seeds():
+    from lenskit.results.thresholds import _group_seed
+
+    # distinct curves (keys) get distinct seeds, so no two curves share a resampling stream
+    keys = [("m", "wanda", "unstructured", "uniform", "all", f"task{i}", "em")
+            for i in range(5000)]
+    for seed in (0, 1):
+        seeds = [_group_seed(seed, k) for k in keys]
+        assert len(set(seeds)) == len(keys)
+        assert seeds == [_group_seed(seed, k) for k in keys]
+    assert _group_seed(0, keys[0]) != _group_seed(1, keys[0])
+
+
+def test_bootstrap_defaults_are_1000_resamples_and_seed_0():
+    # Eight curves of the same data: 10 instances, dense all right; at 0.1 one instance is
+    # wrong, at 0.2 all are. A resample's threshold at tolerance 0.4 is 0 when it draws the
+    # wrong instance 5 times or more (P = 0.0016, about 1.6 resamples in 1000), else 0.1;
+    # at 0.5, 6 times or more (P = 0.00015). With ci = 0.998001 the lower bound is the
+    # (1 - ci) / 2 = 0.0009995 quantile: the smallest of 1000 resamples (1000 * 0.0009995
+    # < 1) but the second smallest of 1001; a curve whose rare resample occurs once tells
+    # 1000 resamples from 1001, and its stream tells the seed.
+    tasks = [f"t{i}" for i in range(8)]
+    df = frame(*[curve(1.0, {0.1: 0.9, 0.2: 0.0}, task=t) for t in tasks])
+    values = {0.0: [1.0] * 10, 0.1: [1.0] * 9 + [0.0], 0.2: [0.0] * 10}
+    inst = _instances(df, values)
+    default = compute_thresholds(df, inst, tolerances=[0.4, 0.5], ci=0.998001)
+    assert set(default["ci_low"]) == {0.0, 0.1}  # the rare resample occurs in some curves
+    pd.testing.assert_frame_equal(
+        default, compute_thresholds(df, inst, tolerances=[0.4, 0.5], ci=0.998001, n_boot=1000,
+                                    seed=0))
+
+
+def test_threshold_table_columns_dtypes_and_index():
+    from lenskit.results.thresholds import THRESHOLD_COLUMNS
+
+    empty = compute_thresholds(frame(curve(0.8, {})))
+    assert list(empty.columns) == list(THRESHOLD_COLUMNS) and len(empty) == 0
+    assert (empty["threshold"].dtype, empty["tolerance"].dtype, empty["censored"].dtype) == (
+        np.float64, np.float64, np.bool_)
+    df = frame(curve(0.8, {0.1: 0.8, 0.2: 0.5}), curve(0.8, {0.1: 0.7}, task="u"))
+    thr = compute_thresholds(df, tolerances=[0.05, 0.10])
+    assert list(thr.columns) == list(THRESHOLD_COLUMNS)
+    assert list(thr.index) == [0, 1, 2, 3]
+    # no CI: both ends NaN floats
+    assert thr["ci_low"].dtype == np.float64 and thr["ci_high"].dtype == np.float64
+    assert thr["ci_low"].isna().all() and thr["ci_high"].isna().all()
+    assert set(thr["ci_method"]) == {"none"}
+
+
+def test_bootstrap_with_a_dense_cell_listed_twice():
+    # A merged run lists the dense cell once per task suite (the provenance column differs,
+    # so both rows are kept): the bootstrap uses that one dense cell's instances.
+    df, values = _coin_values()
+    inst = _instances(df, values)
+    want = compute_thresholds(df, inst, tolerances=[0.05], n_boot=200)
+    dense = df[df["method"] == "dense"]
+    merged = pd.concat([df.assign(tasks="suite-1"), dense.assign(tasks="suite-2")],
+                       ignore_index=True)
+    got = compute_thresholds(merged, inst, tolerances=[0.05], n_boot=200)
+    assert got["ci_method"].tolist() == ["bootstrap"]
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_format_thresholds_right_justifies_a_narrow_cell():
+    # "5%" is narrower than its column ("all", 3 wide): right-justified to " 5%", while the
+    # task column is left-justified (widths 13, 3, 3, worked out by hand)
+    df = frame(curve(0.8, {0.05: 0.8, 0.1: 0.5}, scope="all", task="a"),
+               curve(0.8, {0.05: 0.8, 0.1: 0.8, 0.2: 0.5}, scope="mlp", task="a"))
+    text = format_thresholds(compute_thresholds(df, tolerances=[0.05]), tolerance=0.05)
+    assert text.splitlines()[2:] == [
+        "task (metric)  all  mlp",
+        "-------------  ---  ---",
+        "fact recall",
+        "  a (em)        5%  10%",
+    ]
