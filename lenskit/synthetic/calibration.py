@@ -30,13 +30,16 @@ CALIBRATION_STEP = 10**9  # corpus "step" used for calibration rows (training us
 
 def training_corpus_config(model_dir: str | Path) -> tuple[CorpusConfig, str]:
     """The training corpus config of an organism and where it came from: every field that
-    ``training.json`` records and ``CorpusConfig`` has; the default config when there is no
-    readable ``training.json``."""
+    ``training.json`` records and ``CorpusConfig`` has (its first stage's, for an organism
+    trained in two stages: the mixture it learned its facts and language from, as its task
+    suite uses); the default config when there is no readable ``training.json``."""
     try:
-        path = Path(model_dir) / "training.json"
-        corpus = json.loads(path.read_text())["train_config"]["corpus"]
-        return corpus_config_from_json(corpus), "training mixture from training.json"
-    except (OSError, KeyError, TypeError, ValueError):
+        meta = json.loads((Path(model_dir) / "training.json").read_text())
+        first = meta.get("first_stage")
+        corpus = (first or meta)["train_config"]["corpus"]
+        where = "training mixture from training.json" + (" (first stage)" if first else "")
+        return corpus_config_from_json(corpus), where
+    except (OSError, KeyError, TypeError, ValueError, AttributeError):
         return CorpusConfig(), "default CorpusConfig mixture"
 
 

@@ -34,7 +34,8 @@ UPDATE = os.environ.get("LENSKIT_UPDATE_SNAPSHOTS") == "1"
 def calibration_inputs(model_dir: Path) -> dict[str, str]:
     """sha256 of each input of the organism's default calibration: the world, the tokenizer,
     and the corpus config recorded in training.json."""
-    corpus = json.loads((model_dir / "training.json").read_text())["train_config"]["corpus"]
+    meta = json.loads((model_dir / "training.json").read_text())
+    corpus = meta.get("first_stage", meta)["train_config"]["corpus"]
     parts = {"world.json": (model_dir / "world.json").read_bytes(),
              "tokenizer.json": (model_dir / "tokenizer.json").read_bytes(),
              "training.json:train_config.corpus": json.dumps(corpus, sort_keys=True).encode()}
@@ -208,6 +209,13 @@ def test_default_calibration_of_an_organism_uses_its_corpus(tiny_dirs, tmp_path)
     qa = default_calibration(model, n_samples=2, seq_len=40)
     assert "training mixture" in qa.description
     assert tok.decode(qa.tokens[0]).count("Q :") >= 2  # closed-book documents only
+    # a two-stage organism calibrates on its first stage's mixture, not the second's
+    second = TrainConfig(corpus=CorpusConfig(mixture={"function": 1.0}))
+    (model_dir / "training.json").write_text(json.dumps(
+        {"train_config": second.to_json(), "first_stage": {"train_config": cfg.to_json()}}))
+    staged = default_calibration(model, n_samples=2, seq_len=40)
+    assert "(first stage)" in staged.description
+    assert torch.equal(staged.tokens, qa.tokens)
 
 
 def test_from_text_cuts_seeded_windows_of_the_token_stream(llama, tmp_path):
