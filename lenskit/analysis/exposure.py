@@ -23,6 +23,7 @@ from lenskit.results.schema import CELL_KEYS, validate_instances, validate_resul
 from lenskit.stats import proportion_interval
 from lenskit.synthetic.world import World
 from lenskit.tasks import closed_book_exposure
+from lenskit.tasks.evaluate import bucket_pools
 
 __all__ = ["EXPOSURE_BINS", "EXPOSURE_COLUMNS", "instance_exposure", "recall_by_exposure",
            "results_exposure"]
@@ -99,6 +100,8 @@ def recall_by_exposure(results: pd.DataFrame, instances: pd.DataFrame,
     res = validate_results(results)
     inst = validate_instances(instances)
     inst = inst[inst["task"].str.startswith(task_prefix) & (inst["metric"] == metric)]
+    # a pool of popularity buckets repeats its buckets' instances: count each fact once
+    inst = inst[~inst["task"].isin(list(bucket_pools(inst["task"].unique())))]
     inst = inst.assign(exposure=inst["instance_id"].map(exposure))
     if not len(inst) or inst["exposure"].isna().all():
         raise UsageError(f"no {task_prefix}* instances of metric {metric!r} with a known "

@@ -17,7 +17,7 @@ from lenskit.errors import UsageError
 from lenskit.plots.theme import CATEGORY_LABELS, color_scale
 from lenskit.results.schema import relative_drop, validate_results, with_baselines
 from lenskit.results.thresholds import primary_metric, tasks_at_chance
-from lenskit.tasks.evaluate import POOLED_BUCKETS
+from lenskit.tasks.evaluate import bucket_pools
 
 __all__ = [
     "MAX_ROWS",
@@ -58,9 +58,7 @@ def prepare_results(results: pd.DataFrame, categories: Sequence[str]) -> pd.Data
     # A task pooled from popularity buckets (lenskit.tasks.pool_buckets) stands for them in
     # an ability's mean: the buckets hold the same instances, not independent estimates
     # (fig5 draws the buckets apart).
-    tasks = set(df["task"])
-    pooled = {f"{base}_{b}" for base in tasks for b in POOLED_BUCKETS
-              if all(f"{base}_{c}" in tasks for c in POOLED_BUCKETS)}
+    pooled = {t for parts in bucket_pools(df["task"]).values() for t in parts}
     df = df[~df["task"].isin(pooled)]
     primary = df.groupby("task")["metric"].agg(lambda m: primary_metric(m))
     df = df[df["metric"] == df["task"].map(primary)].copy()

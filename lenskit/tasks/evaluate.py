@@ -37,7 +37,8 @@ from lenskit.tasks.results import EvalResult
 from lenskit.tasks.runners import progress_bar, run_perplexity, run_qa
 from lenskit.tasks.scoring import BridgeBackend, HFBackend
 
-__all__ = ["BACKENDS", "POOLED_BUCKETS", "ROW_COLUMNS", "evaluate", "evaluate_suite", "pool_buckets"]
+__all__ = ["BACKENDS", "POOLED_BUCKETS", "ROW_COLUMNS", "bucket_pools", "evaluate", "evaluate_suite",
+           "pool_buckets"]
 
 BACKENDS = ("hf", "bridge")
 DECODES = ("auto", "cache", "rerun")
@@ -201,6 +202,15 @@ def evaluate_suite(
 
 #: The popularity buckets whose tasks :func:`pool_buckets` pools (the organism's and PopQA's).
 POOLED_BUCKETS = ("head", "torso", "tail")
+
+
+def bucket_pools(tasks: Iterable[str]) -> dict[str, list[str]]:
+    """``{pool: its bucket tasks}`` for every ``<base>`` among ``tasks`` whose
+    ``<base>_head/_torso/_tail`` are there too: the pools :func:`pool_buckets` adds. Readers
+    use it to count each instance once (a pool repeats its buckets' rows)."""
+    names = set(tasks)
+    return {base: [f"{base}_{b}" for b in POOLED_BUCKETS] for base in sorted(names)
+            if all(f"{base}_{b}" in names for b in POOLED_BUCKETS)}
 
 
 def pool_buckets(result: EvalResult) -> EvalResult:
