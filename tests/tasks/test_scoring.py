@@ -75,3 +75,101 @@ def test_a_prefix_needs_the_hf_backend_without_probe(sharp_backends):
         score_qa(sharp_backends["gpt2"], [[5]], [[6]], batch_size=1, max_new_tokens=2,
                  stop_mask=torch.zeros(sharp_backends["gpt2"].vocab_size, dtype=torch.bool),
                  pad_id=0, decode="cache", prefix=[4], probe=object())
+
+
+def _plain_hf(hf, prompts, golds, max_new, stop):
+    """The expected fields of :class:`QAScores`, row by row, from plain HF forward passes of
+    each full, unpadded row (no batching, no key-value cache, no lenskit code): the gold's
+    teacher-forced log-probability, the first greedy token, the gold's first-token rank
+    (1 + the tokens scored above it) and greedy decoding by re-running the growing row."""
+    gen, stopped, lp, rank, first = [], [], [], [], []
+    for p, g in zip(prompts, golds, strict=True):
+        logits = hf(torch.tensor([list(p) + list(g[:-1])])).logits[0]
+        at = logits[len(p) - 1 :]  # position len(p) - 1 + j predicts gold token j
+        logp = torch.log_softmax(at.double(), -1)
+        lp.append(sum(float(logp[j, t]) for j, t in enumerate(g)))
+        rank.append(1 + int((at[0] > at[0, g[0]]).sum()))
+        first.append(int(at[0].argmax()))
+        seq, out = list(p), [first[-1]]
+        while not stop[out[-1]] and len(out) < max_new:
+            seq.append(out[-1])
+            out.append(int(hf(torch.tensor([seq])).logits[0, -1].argmax()))
+        gen.append(out)
+        stopped.append(bool(stop[out[-1]]))
+    return gen, np.array(stopped), np.array(lp), np.array(rank), np.array(first)
+
+
+def _stop_tokens(free, max_new):
+    """Two stop tokens, drawn from the undisturbed greedy rows ``free``, that end some row
+    at its first token, another after a middle one, and leave a row running to ``max_new``
+    (the first such pair in the rows' order)."""
+    firsts = list(dict.fromkeys(row[0] for row in free))
+    middles = list(dict.fromkeys(t for row in free for t in row[1:-1]))
+    for a in firsts:
+        for b in middles:
+            ends = [next((k + 1 for k, t in enumerate(row) if t in (a, b)), None)
+                    for row in free]
+            if 1 in ends and None in ends and any(1 < e < max_new for e in ends if e):
+                return [a, b]
+    raise AssertionError(f"no stop tokens split these rows three ways: {free}")
+
+
+def _assert_plain(got, expected, what):
+    gen, stopped, lp, rank, first = expected
+    assert got.generated == gen, what
+    assert got.stopped.tolist() == stopped.tolist(), what
+    assert got.first_token.tolist() == first.tolist(), what
+    assert got.gold_rank.tolist() == rank.tolist(), what
+    np.testing.assert_allclose(got.logprob, lp, atol=1e-4, rtol=0, err_msg=str(what))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "opt", "llama"])
+def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeypatch):
+    """Every field of score_qa against plain HF forward passes of each unpadded row, with
+    stop tokens that end rows at their first, a middle or no token (rows leave the decoding
+    batch at different steps), with and without a shared prefix, decoding on the cache and
+    by re-running, with prompt passes split by width (caches merged, or decoded chunk by
+    chunk when they cannot be merged), and with a single new token."""
+    from lenskit.tasks import scoring
+
+    backend = sharp_backends[family]
+    hf = backend.hf
+    g = torch.Generator().manual_seed(1)
+    vocab = backend.vocab_size
+
+    def draw(n):
+        return torch.randint(4, vocab, (int(n),), generator=g).tolist()
+
+    max_new = 6
+    with torch.no_grad():
+        for n_prefix in (0, 7):
+            prefix = draw(n_prefix)
+            suffixes = [draw(n) for n in torch.randint(1, 9, (9,), generator=g)]
+            golds = [draw(n) for n in torch.randint(1, 4, (9,), generator=g)]
+            full = [prefix + s for s in suffixes]
+            free = _plain_hf(hf, full, golds, max_new, torch.zeros(vocab, dtype=torch.bool))
+            stop = torch.zeros(vocab, dtype=torch.bool)
+            stop[_stop_tokens(free[0], max_new)] = True
+            expected = _plain_hf(hf, full, golds, max_new, stop)
+            lengths = {len(x) for x in expected[0]}
+            # the check has teeth: rows stop at their first token, later, and not at all
+            assert 1 in lengths and max_new in lengths and len(lengths) > 2, expected[0]
+            assert not expected[1].all() and expected[1].any()
+            prompts, pre = (suffixes, prefix) if n_prefix else (full, None)
+            cases = [("cache", None), ("rerun", None), ("cache", "split"),
+                     ("rerun", "split"), ("cache", "unmergeable")]
+            for decode, how in cases:
+                with monkeypatch.context() as m:
+                    if how is not None:  # every distinct width its own prompt pass
+                        m.setattr(scoring, "_pass_cost", lambda backend: 0.0)
+                    if how == "unmergeable":
+                        m.setattr(scoring, "_cache_tensors", lambda cache: None)
+                    got = score_qa(backend, prompts, golds, batch_size=4,
+                                   max_new_tokens=max_new, stop_mask=stop, pad_id=0,
+                                   decode=decode, prefix=pre)
+                _assert_plain(got, expected, (n_prefix, decode, how))
+            one = score_qa(backend, prompts, golds, batch_size=4, max_new_tokens=1,
+                           stop_mask=stop, pad_id=0, decode="cache", prefix=pre)
+            first = expected[4].tolist()
+            _assert_plain(one, ([[t] for t in first], stop[first].numpy(), *expected[2:]),
+                          (n_prefix, "one token"))
