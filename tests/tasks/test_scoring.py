@@ -156,18 +156,20 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
             assert 1 in lengths and max_new in lengths and len(lengths) > 2, expected[0]
             assert not expected[1].all() and expected[1].any()
             prompts, pre = (suffixes, prefix) if n_prefix else (full, None)
-            cases = [("cache", None), ("rerun", None), ("cache", "split"),
-                     ("rerun", "split"), ("cache", "unmergeable")]
-            for decode, how in cases:
+            # batch sizes: batches of 4, 4 and 1 rows, of 3, of 2 (a prefix expanded to two
+            # rows), of 5 and 4
+            cases = [("cache", None, 4), ("rerun", None, 3), ("cache", "split", 4),
+                     ("rerun", "split", 2), ("cache", "unmergeable", 5), ("cache", None, 2)]
+            for decode, how, batch in cases:
                 with monkeypatch.context() as m:
                     if how is not None:  # every distinct width its own prompt pass
                         m.setattr(scoring, "_pass_cost", lambda backend: 0.0)
                     if how == "unmergeable":
                         m.setattr(scoring, "_cache_tensors", lambda cache: None)
-                    got = score_qa(backend, prompts, golds, batch_size=4,
+                    got = score_qa(backend, prompts, golds, batch_size=batch,
                                    max_new_tokens=max_new, stop_mask=stop, pad_id=0,
                                    decode=decode, prefix=pre)
-                _assert_plain(got, expected, (n_prefix, decode, how))
+                _assert_plain(got, expected, (n_prefix, decode, how, batch))
             one = score_qa(backend, prompts, golds, batch_size=4, max_new_tokens=1,
                            stop_mask=stop, pad_id=0, decode="cache", prefix=pre)
             first = expected[4].tolist()
