@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from lenskit.tasks import scoring
 from lenskit.tasks.scoring import HFBackend, score_qa
 
 
@@ -130,7 +131,6 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
     batch at different steps), with and without a shared prefix, decoding on the cache and
     by re-running, with prompt passes split by width (caches merged, or decoded chunk by
     chunk when they cannot be merged), and with a single new token."""
-    from lenskit.tasks import scoring
 
     backend = sharp_backends[family]
     hf = backend.hf
@@ -175,3 +175,18 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
             first = expected[4].tolist()
             _assert_plain(one, ([[t] for t in first], stop[first].numpy(), *expected[2:]),
                           (n_prefix, "one token"))
+
+
+def test_hidden_keeps_a_cache_only_when_asked(sharp_backends):
+    """The prompt pass returns the key-value cache for cached decoding and none otherwise
+    (re-run decoding and single-token answers do not hold one in memory)."""
+    backend = sharp_backends["llama"]
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    with torch.no_grad():
+        plain = backend.hf.base_model(input_ids=ids).last_hidden_state
+        hidden, cache = backend.hidden(ids, use_cache=False)
+        assert cache is None
+        torch.testing.assert_close(hidden, plain)
+        hidden, cache = backend.hidden(ids)
+        torch.testing.assert_close(hidden, plain)
+        assert scoring._cache_tensors(cache)[0][0].shape[:3] == (2, 2, 4)
