@@ -190,3 +190,34 @@ def test_hidden_keeps_a_cache_only_when_asked(sharp_backends):
         hidden, cache = backend.hidden(ids)
         torch.testing.assert_close(hidden, plain)
         assert scoring._cache_tensors(cache)[0][0].shape[:3] == (2, 2, 4)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma2", "cohere", "granite"])
+def test_logits_equal_the_models_own_heads(tmp_path, family, monkeypatch):
+    """Logits formed from the base model's hidden states equal the causal LM's own logits,
+    also where the head scales them (Cohere's logit_scale, Granite's division by
+    logits_scaling) or soft-caps them (Gemma-2), in chunks of rows or at once, and for no
+    rows at all."""
+    from lenskit.models import make_tiny_model
+
+    hf = AutoModelForCausalLM.from_pretrained(make_tiny_model(family, tmp_path / family))
+    hf.eval()
+    # values far from 1 (and a cap that bends the logits) so that each is visible
+    if family == "gemma2":
+        hf.config.final_logit_softcapping = 0.05
+    if family == "cohere":
+        hf.logit_scale = 4.0
+    if family == "granite":
+        hf.config.logits_scaling = 0.25
+    backend = HFBackend(hf)
+    ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]])
+    with torch.no_grad():
+        want = hf(input_ids=ids).logits.float()
+        hidden = backend.base(input_ids=ids).last_hidden_state
+        torch.testing.assert_close(backend.logits(hidden), want, atol=1e-5, rtol=1e-5)
+        # three rows per chunk: the 10 positions in four chunks
+        monkeypatch.setattr(scoring, "_HEAD_CHUNK_ELEMENTS", 3 * backend.vocab_size + 1)
+        torch.testing.assert_close(backend.logits(hidden), want, atol=1e-5, rtol=1e-5)
+        assert backend.logits(hidden[:, :0]).shape == (2, 0, backend.vocab_size)
+    if family == "gemma2":
+        assert want.abs().max() < 0.05 and want.abs().max() > 0.04  # the cap bends them
