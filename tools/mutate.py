@@ -73,14 +73,16 @@ EXTRA_ARGS: dict[str, list[str]] = {
     "thresholds": ["-k", "not test_real_evaluation_rows_instances_and_bootstrap"],
     # scoring: the plain-HF oracle and the prefix-cache equality tests on gpt2 (learned
     # absolute positions) and llama (rotary, grouped-query attention), the merged-cache step
-    # test on every family, the caches' two layouts and the chunking optimum; the gpt_neox
+    # test on every family, the caches' two layouts, the LM heads of five families and the
+    # chunking optimum; the gpt_neox
     # and opt cases and the end-to-end evaluate() tests (the same code paths, several
     # seconds each on a shared core) are left to `make test`
     "scoring": ["-k", "((test_score_qa_equals_plain_hf_forward_passes "
                       "or test_prefix_cache_equals_uncached_decoding) and (gpt2 or llama)) "
                       "or test_a_prefix_needs or test_hidden_keeps_a_cache "
                       "or test_merged_caches_step_like_one_pass or test_prefill_chunks "
-                      "or test_caches_in_the_layout_before or test_logits_equal_the_models_own_heads"],
+                      "or test_caches_in_the_layout_before "
+                      "or test_logits_equal_the_models_own_heads"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]
