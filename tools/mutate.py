@@ -74,9 +74,8 @@ EXTRA_ARGS: dict[str, list[str]] = {
     # scoring: the plain-HF oracle and the prefix-cache equality tests on gpt2 (learned
     # absolute positions) and llama (rotary, grouped-query attention), the merged-cache step
     # test on every family, the caches' two layouts, the LM heads of five families and the
-    # chunking optimum; the gpt_neox
-    # and opt cases and the end-to-end evaluate() tests (the same code paths, several
-    # seconds each on a shared core) are left to `make test`
+    # chunking optimum; the gpt_neox and opt cases and the end-to-end evaluate() tests (the
+    # same code paths, several seconds each on a shared core) are left to `make test`
     "scoring": ["-k", "((test_score_qa_equals_plain_hf_forward_passes "
                       "or test_prefix_cache_equals_uncached_decoding) and (gpt2 or llama)) "
                       "or test_a_prefix_needs or test_hidden_keeps_a_cache "
