@@ -118,6 +118,8 @@ def _stop_tokens(free, max_new):
 def _assert_plain(got, expected, what):
     gen, stopped, lp, rank, first = expected
     assert got.generated == gen, what
+    assert (got.stopped.dtype, got.gold_rank.dtype, got.first_token.dtype,
+            got.logprob.dtype) == (np.bool_, np.int64, np.int64, np.float64), what
     assert got.stopped.tolist() == stopped.tolist(), what
     assert got.first_token.tolist() == first.tolist(), what
     assert got.gold_rank.tolist() == rank.tolist(), what
