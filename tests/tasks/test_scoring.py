@@ -223,3 +223,58 @@ def test_logits_equal_the_models_own_heads(tmp_path, family, monkeypatch):
         assert backend.logits(hidden[:, :0]).shape == (2, 0, backend.vocab_size)
     if family == "gemma2":
         assert want.abs().max() < 0.05 and want.abs().max() > 0.04  # the cap bends them
+
+
+class _Recorder:
+    """A prompt probe that keeps what it is given, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def begin_batch(self, rows, lengths) -> None:
+        self.events.append(("batch", list(rows), lengths.tolist()))
+
+    def pattern(self, layer, pattern) -> None:
+        self.events.append(("pattern", layer, pattern.clone()))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "opt", "llama"])
+def test_a_probe_sees_every_prompt_pass_and_no_decoding_step(tiny_dirs, family):
+    """A probe is told each batch's rows (longest prompt + gold first) and prompt lengths,
+    then gets every layer's attention pattern of that batch's one prompt pass, equal to an
+    eager HF forward over the same padded rows, and nothing from the decoding steps."""
+    from lenskit.models import load_model, model_info
+    from lenskit.tasks.probe import observe_prompt_patterns
+
+    info = model_info(load_model(tiny_dirs[family]))
+    hf = info.hf
+    n_layers = len(hf.get_submodule(info.arch.blocks))
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(4, 60, (int(n),), generator=g).tolist()
+               for n in (3, 7, 2, 6, 7, 4, 5)]
+    golds = [[5], [6, 7], [8, 9, 10], [11], [12, 13], [14], [15, 16]]
+    recorder = _Recorder()
+    with torch.no_grad(), observe_prompt_patterns(info, recorder) as switch:
+        score_qa(HFBackend(hf), prompts, golds, batch_size=3, max_new_tokens=4,
+                 stop_mask=torch.zeros(hf.config.vocab_size, dtype=torch.bool), pad_id=0,
+                 decode="cache", probe=switch)
+        # by hand: rows by prompt + gold length, longest first (ties in input order)
+        order = sorted(range(7), key=lambda i: -(len(prompts[i]) + len(golds[i]) - 1))
+        assert order == [1, 4, 3, 6, 2, 5, 0]
+        expected = []
+        for start in range(0, 7, 3):
+            rows = order[start:start + 3]
+            seqs = [prompts[i] + golds[i][:-1] for i in rows]
+            ids = torch.zeros((len(rows), max(map(len, seqs))), dtype=torch.long)
+            for r, s in enumerate(seqs):
+                ids[r, :len(s)] = torch.tensor(s)
+            expected.append(("batch", rows, [len(prompts[i]) for i in rows]))
+            attn = hf(input_ids=ids, output_attentions=True).attentions
+            expected += [("pattern", layer, attn[layer]) for layer in range(n_layers)]
+    assert len(recorder.events) == len(expected) == 3 * (1 + n_layers)
+    for got, want in zip(recorder.events, expected, strict=True):
+        assert got[:2] == want[:2]
+        if got[0] == "batch":
+            assert got[2] == want[2]
+        else:
+            torch.testing.assert_close(got[2], want[2], atol=1e-5, rtol=1e-5)
