@@ -72,7 +72,7 @@ def test_prefix_cache_equals_uncached_decoding(sharp_backends, family):
 
 
 def test_a_prefix_needs_the_hf_backend_without_probe(sharp_backends):
-    with pytest.raises(ValueError, match="a shared prefix needs the HF backend and no probe"):
+    with pytest.raises(ValueError, match=r"^a shared prefix needs the HF backend and no probe$"):
         score_qa(sharp_backends["gpt2"], [[5]], [[6]], batch_size=1, max_new_tokens=2,
                  stop_mask=torch.zeros(sharp_backends["gpt2"].vocab_size, dtype=torch.bool),
                  pad_id=0, decode="cache", prefix=[4], probe=object())
@@ -177,6 +177,38 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
             first = expected[4].tolist()
             _assert_plain(one, ([[t] for t in first], stop[first].numpy(), *expected[2:]),
                           (n_prefix, "one token"))
+    # prompts and golds pair up one to one
+    with pytest.raises(ValueError, match="shorter than argument 1"):
+        score_qa(backend, prompts, golds[:-1], batch_size=4, max_new_tokens=2,
+                 stop_mask=stop, pad_id=0, decode="cache")
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "opt", "llama"])
+def test_score_qa_equals_plain_hf_forward_passes_through_the_bridge(tiny_dirs, family):
+    """Through the TransformerBridge (the backend that lets hooks act; it decodes by
+    re-running), every field equals plain HF forward passes of the same weights."""
+    from lenskit.models import load_model, model_info
+    from lenskit.tasks.scoring import BridgeBackend
+
+    bridge = load_model(tiny_dirs[family])
+    hf = model_info(bridge).hf
+    vocab = hf.config.vocab_size
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(4, vocab, (int(n),), generator=g).tolist()
+               for n in torch.randint(1, 9, (7,), generator=g)]
+    golds = [torch.randint(4, vocab, (int(n),), generator=g).tolist()
+             for n in torch.randint(1, 4, (7,), generator=g)]
+    with torch.no_grad():
+        free = _plain_hf(hf, prompts, golds, 5, torch.zeros(vocab, dtype=torch.bool))
+        # these untrained rows repeat one token: stopping on the first row's ends some
+        # rows at once and leaves the others to run to the end
+        stop = torch.zeros(vocab, dtype=torch.bool)
+        stop[free[0][0][0]] = True
+        expected = _plain_hf(hf, prompts, golds, 5, stop)
+        assert expected[1].any() and not expected[1].all()
+        got = score_qa(BridgeBackend(bridge, vocab), prompts, golds, batch_size=3,
+                       max_new_tokens=5, stop_mask=stop, pad_id=0, decode="rerun")
+    _assert_plain(got, expected, family)
 
 
 def test_hidden_keeps_a_cache_only_when_asked(sharp_backends):
