@@ -161,7 +161,8 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
             # batch sizes: batches of 4, 4 and 1 rows, of 3, of 2 (a prefix expanded to two
             # rows), of 5 and 4
             cases = [("cache", None, 4), ("rerun", None, 3), ("cache", "split", 4),
-                     ("rerun", "split", 2), ("cache", "unmergeable", 5), ("cache", None, 2)]
+                     ("rerun", "split", 2), ("cache", "unmergeable", 5), ("cache", None, 2),
+                     ("cache", "split", 2)]
             for decode, how, batch in cases:
                 with monkeypatch.context() as m:
                     if how is not None:  # every distinct width its own prompt pass
@@ -177,6 +178,18 @@ def test_score_qa_equals_plain_hf_forward_passes(sharp_backends, family, monkeyp
             first = expected[4].tolist()
             _assert_plain(one, ([[t] for t in first], stop[first].numpy(), *expected[2:]),
                           (n_prefix, "one token"))
+            two = score_qa(backend, prompts, golds, batch_size=4, max_new_tokens=2,
+                           stop_mask=stop, pad_id=0, decode="cache", prefix=pre)
+            gen2 = [row[:2] for row in expected[0]]
+            _assert_plain(two, (gen2, np.array([bool(stop[r[-1]]) for r in gen2]),
+                                *expected[2:]), (n_prefix, "two tokens"))
+            # every token stops: each row ends at its first
+            every = torch.ones(vocab, dtype=torch.bool)
+            for decode in ("cache", "rerun"):
+                alls = score_qa(backend, prompts, golds, batch_size=4, max_new_tokens=max_new,
+                                stop_mask=every, pad_id=0, decode=decode, prefix=pre)
+                _assert_plain(alls, ([[t] for t in first], np.ones(9, dtype=bool),
+                                     *expected[2:]), (n_prefix, "all stop", decode))
     # prompts and golds pair up one to one
     with pytest.raises(ValueError, match="shorter than argument 1"):
         score_qa(backend, prompts, golds[:-1], batch_size=4, max_new_tokens=2,
