@@ -82,7 +82,8 @@ EXTRA_ARGS: dict[str, list[str]] = {
                       "or test_merged_caches_step_like_one_pass or test_prefill_chunks "
                       "or test_caches_in_the_layout_before "
                       "or test_logits_equal_the_models_own_heads "
-                      "or test_a_probe_sees_every_prompt_pass_and_no_decoding_step"],
+                      "or test_a_probe_sees_every_prompt_pass_and_no_decoding_step "
+                      "or test_token_id_0_is_generated"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]

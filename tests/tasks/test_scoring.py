@@ -323,3 +323,39 @@ def test_a_probe_sees_every_prompt_pass_and_no_decoding_step(tiny_dirs, family):
             assert got[2] == want[2]
         else:
             torch.testing.assert_close(got[2], want[2], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("decode", ["cache", "rerun"])
+def test_token_id_0_is_generated_and_stops_like_any_other(tiny_dirs, decode):
+    """Token id 0 is a real token (GPT-2's "!"): a row that generates it goes on, or stops
+    there when it is a stop token. The head's row 0 is set to twice the row of the token the
+    model generates most, so that greedy decoding picks id 0 where that token had a positive
+    logit."""
+    from collections import Counter
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"]).eval()
+    g = torch.Generator().manual_seed(4)
+    vocab = hf.config.vocab_size
+    prompts = [torch.randint(4, vocab, (int(n),), generator=g).tolist()
+               for n in torch.randint(2, 9, (8,), generator=g)]
+    golds = [torch.randint(4, vocab, (2,), generator=g).tolist() for _ in range(8)]
+    none = torch.zeros(vocab, dtype=torch.bool)
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.dim() == 2:
+                p.mul_(10.0)
+        free = _plain_hf(hf, prompts, golds, 6, none)
+        top = Counter(t for row in free[0] for t in row).most_common(1)[0][0]
+        head = hf.get_output_embeddings().weight
+        head[0] = 2 * head[top].clone()
+        backend = HFBackend(hf)
+        free = _plain_hf(hf, prompts, golds, 6, none)
+        assert any(0 in row[:-1] for row in free[0]), free[0]  # id 0 mid-row: teeth
+        stop = none.clone()
+        stop[0] = True
+        ends = _plain_hf(hf, prompts, golds, 6, stop)
+        assert any(row[-1] == 0 and len(row) > 1 for row in ends[0]), ends[0]
+        for mask, expected in ((none, free), (stop, ends)):
+            got = score_qa(backend, prompts, golds, batch_size=3, max_new_tokens=6,
+                           stop_mask=mask, pad_id=0, decode=decode)
+            _assert_plain(got, expected, decode)
