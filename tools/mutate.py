@@ -61,7 +61,9 @@ ONLY: dict[str, list[str]] = {
                 "*x__select_rows__mutmut_*", "*x__cache_tensors__mutmut_*",
                 "*x__set_cache_tensors__mutmut_*", "*x__prompt_pass__mutmut_*",
                 "*x__score_rows__mutmut_*", "*x_score_qa__mutmut_*", "*x__qa_batch__mutmut_*",
-                "*x__decode_rerun__mutmut_*"],
+                "*x__decode_rerun__mutmut_*", "*x_prefill_chunks__mutmut_*",
+                "*x__pass_cost__mutmut_*", "*xǁHFBackendǁlogits__mutmut_*",
+                "*xǁHFBackendǁstep__mutmut_*", "*x__gather__mutmut_*"],
 }
 
 # Extra pytest arguments per target: integrity's sweep test (a model sweep per mutant) is
