@@ -43,7 +43,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "calibration": ("lenskit/pruning/calibration.py",
                     ["tests/pruning/test_pruning_calibration.py"]),
     "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
-    "scoring": ("lenskit/tasks/scoring.py", ["tests/tasks/test_scoring.py"]),
+    "scoring": ("lenskit/tasks/scoring.py",
+                ["tests/tasks/test_scoring.py", "tests/tasks/test_scoring_paths.py"]),
     "thresholds": ("lenskit/results/thresholds.py",
                    ["tests/results/test_thresholds.py", "tests/results/test_chance.py"]),
     "integrity": ("lenskit/rundir/integrity.py", ["tests/rundir/test_integrity.py"]),
@@ -51,11 +52,18 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
 }
 
 # Targets whose tests are slow run only some functions' mutants (mutmut name globs): for
-# scoring, the prefix cache and the decoding loops that use it.
+# scoring, the prefix cache, the merged caches and the decoding loops that use them, and the
+# scoring of the prompt pass (first token, gold rank, log-probability).
 ONLY: dict[str, list[str]] = {
-    "scoring": ["*xǁHFBackendǁprefill__mutmut_*", "*xǁHFBackendǁprefix_state__mutmut_*",
-                "*xǁPrefixStateǁexpanded__mutmut_*", "*x__decode_cached__mutmut_*",
-                "*x__decode_rerun__mutmut_*", "*x_score_qa__mutmut_*"],
+    "scoring": ["*xǁHFBackendǁhidden__mutmut_*", "*xǁHFBackendǁprefill__mutmut_*",
+                "*xǁHFBackendǁprefix_state__mutmut_*", "*xǁPrefixStateǁexpanded__mutmut_*",
+                "*x__decode_cached__mutmut_*", "*x__merge_caches__mutmut_*",
+                "*x__select_rows__mutmut_*", "*x__cache_tensors__mutmut_*",
+                "*x__set_cache_tensors__mutmut_*", "*x__prompt_pass__mutmut_*",
+                "*x__score_rows__mutmut_*", "*x_score_qa__mutmut_*", "*x__qa_batch__mutmut_*",
+                "*x__decode_rerun__mutmut_*", "*x_prefill_chunks__mutmut_*",
+                "*x__pass_cost__mutmut_*", "*xǁHFBackendǁlogits__mutmut_*",
+                "*xǁHFBackendǁstep__mutmut_*", "*x__gather__mutmut_*"],
 }
 
 # Extra pytest arguments per target: integrity's sweep test (a model sweep per mutant) is
@@ -65,6 +73,19 @@ EXTRA_ARGS: dict[str, list[str]] = {
     # thresholds: the real-evaluation test (a tiny model evaluated per mutant) is left to
     # `make test`; the hand-made frames check the same code
     "thresholds": ["-k", "not test_real_evaluation_rows_instances_and_bootstrap"],
+    # scoring: the plain-HF oracle and the prefix-cache equality tests on gpt2 (learned
+    # absolute positions) and llama (rotary, grouped-query attention), the merged-cache step
+    # test on every family, the caches' two layouts, the LM heads of five families and the
+    # chunking optimum; the gpt_neox and opt cases and the end-to-end evaluate() tests (the
+    # same code paths, several seconds each on a shared core) are left to `make test`
+    "scoring": ["-k", "((test_score_qa_equals_plain_hf_forward_passes "
+                      "or test_prefix_cache_equals_uncached_decoding) and (gpt2 or llama)) "
+                      "or test_a_prefix_needs or test_hidden_keeps_a_cache "
+                      "or test_merged_caches_step_like_one_pass or test_prefill_chunks "
+                      "or test_caches_in_the_layout_before "
+                      "or test_logits_equal_the_models_own_heads "
+                      "or test_a_probe_sees_every_prompt_pass_and_no_decoding_step "
+                      "or test_token_id_0_is_generated"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]

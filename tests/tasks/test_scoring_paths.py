@@ -131,3 +131,48 @@ def test_merged_caches_step_like_one_pass(tiny_model):
         ref, _ = backend.step(whole, nxt[keep], mask, lengths[keep] + 1)
         got, _ = backend.step(merged, nxt[keep], mask, lengths[keep] + 1)
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_caches_in_the_layout_before_transformers_4_56():
+    """transformers < 4.56 (allowed by the pin) keeps a dynamic cache's tensors in two lists,
+    ``key_cache`` and ``value_cache``, one entry per layer: they are read, narrowed to the
+    kept rows and merged as in the per-layer layout; other caches are not touched."""
+    from types import SimpleNamespace
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+
+    def legacy(batch, width):  # [batch, heads, width, head_dim] per layer, two layers
+        return SimpleNamespace(
+            key_cache=[torch.randn(batch, 2, width, 3, generator=g) for _ in range(2)],
+            value_cache=[torch.randn(batch, 2, width, 3, generator=g) for _ in range(2)])
+
+    a, b = legacy(2, 5), legacy(3, 4)
+    keys_a, values_a = list(a.key_cache), list(a.value_cache)
+    keys_b, values_b = list(b.key_cache), list(b.value_cache)
+    got = scoring._cache_tensors(a)
+    assert len(got) == 2
+    for layer in range(2):
+        assert got[layer][0] is keys_a[layer] and got[layer][1] is values_a[layer]
+    merged = scoring._merge_caches([a, b], [5, 4])
+    assert merged is a
+    for layer in range(2):
+        for mine, first, second in ((merged.key_cache, keys_a, keys_b),
+                                    (merged.value_cache, values_a, values_b)):
+            assert mine[layer].shape == (5, 2, 5, 3)
+            assert torch.equal(mine[layer][:2], first[layer])
+            assert torch.equal(mine[layer][2:, :, :4], second[layer])
+            assert not mine[layer][2:, :, 4].any()  # the narrower chunk's padding column
+    full_k = [t.clone() for t in merged.key_cache]
+    full_v = [t.clone() for t in merged.value_cache]
+    assert scoring._select_rows(merged, torch.tensor([4, 1]))
+    for layer in range(2):
+        assert torch.equal(merged.key_cache[layer], full_k[layer][[4, 1]])
+        assert torch.equal(merged.value_cache[layer], full_v[layer][[4, 1]])
+    # a cache that is neither layout (keys without values, no lists) is left alone
+    for other in (SimpleNamespace(key_cache=keys_b, value_cache=None),
+                  SimpleNamespace(key_cache=None, value_cache=values_b), SimpleNamespace()):
+        assert scoring._cache_tensors(other) is None
+        assert not scoring._select_rows(other, torch.tensor([0]))
+    assert scoring._merge_caches([legacy(1, 2), SimpleNamespace()], [2, 2]) is None
