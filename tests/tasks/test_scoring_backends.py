@@ -40,6 +40,7 @@ def _at_positions(logits_of, rows, positions) -> torch.Tensor:
 def test_hf_logits_at_equal_the_full_logits_at_the_positions(backend_dirs, family):
     hf = AutoModelForCausalLM.from_pretrained(backend_dirs[family]).eval()
     backend = HFBackend(hf)
+    assert backend.hf is hf  # the runners read the model's limits from it
     ids, _ = pad_right(ROWS, 0)
     want = _at_positions(lambda x: hf(input_ids=x).logits, ROWS, POSITIONS)
     with torch.no_grad():
@@ -126,9 +127,10 @@ def test_pass_cost_is_the_documented_cpu_model(backend_dirs):
 
 def test_the_cache_is_passed_and_read_under_the_installed_names(backend_dirs):
     """transformers 5.x takes and returns the key-value cache as ``cache`` (the older
-    ``past_key_values`` still works but is deprecated): the backend passes it under the new
-    name (no deprecation warning in a prefix pass or a decoding step) and reads it from an
-    output of either layout."""
+    ``past_key_values`` still works but is deprecated, to be removed in 5.40): the backend
+    passes it under the new name (no deprecation warning in a prefix pass or a decoding
+    step) and reads it from an output of any layout: both names (5.x today), only
+    ``past_key_values`` (4.x), only ``cache`` (after the removal)."""
     hf = AutoModelForCausalLM.from_pretrained(backend_dirs["llama"]).eval()
     backend = HFBackend(hf)
     ids = torch.tensor([[8, 9, 10], [11, 12, 0]])
@@ -146,3 +148,4 @@ def test_the_cache_is_passed_and_read_under_the_installed_names(backend_dirs):
     assert HFBackend._cache_of(SimpleNamespace(past_key_values=out.cache)) is out.cache
     assert HFBackend._cache_of(SimpleNamespace(cache=None, past_key_values=out.cache)) \
         is out.cache
+    assert HFBackend._cache_of(SimpleNamespace(cache=out.cache)) is out.cache

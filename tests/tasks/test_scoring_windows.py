@@ -149,3 +149,36 @@ def test_score_windows_of_overlapping_windows_with_a_bos(window_dirs):
         nll = torch.nn.functional.cross_entropy(logits.double(), torch.tensor(short),
                                                 reduction="sum")
     assert whole[0] == pytest.approx(-float(nll), abs=1e-4)
+
+
+def test_score_windows_batches_longest_first_one_pass_each(window_dirs):
+    """Rows are batched longest first, ties in input order (the order that
+    ``runners.run_perplexity`` relies on when it calls the scorer one batch at a time to
+    advance a progress bar: the same batches as one call), one forward pass per batch of
+    ``batch_size`` rows, each right-padded to its longest row. The passes are recorded by a
+    hook on the base model."""
+    hf = AutoModelForCausalLM.from_pretrained(window_dirs["llama"]).eval()
+    backend = HFBackend(hf)
+    g = torch.Generator().manual_seed(2)
+    lengths = [3, 5, 8, 5, 3, 8, 5, 3, 8, 3, 5, 8]  # ties across every batch boundary
+    windows = [torch.randint(4, backend.vocab_size, (n,), generator=g).tolist()
+               for n in lengths]
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append(kwargs["input_ids"].tolist())
+
+    handle = backend.base.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            score_windows(backend, windows, [1] * len(windows), batch_size=5, pad_id=0)
+    finally:
+        handle.remove()
+    order = sorted(range(len(windows)), key=lambda i: -lengths[i])  # a stable sort
+    assert order == [2, 5, 8, 11, 1, 3, 6, 10, 0, 4, 7, 9]
+    expected = []
+    for start in range(0, len(windows), 5):
+        rows = order[start:start + 5]
+        width = lengths[rows[0]]
+        expected.append([windows[i] + [0] * (width - lengths[i]) for i in rows])
+    assert seen == expected
