@@ -38,13 +38,22 @@ def _at_positions(logits_of, rows, positions) -> torch.Tensor:
 
 @pytest.mark.parametrize("family", ["gpt2", "llama", "llama4_text"])
 def test_hf_logits_at_equal_the_full_logits_at_the_positions(backend_dirs, family):
+    """The HF backend's logits at the positions equal the causal LM's own full logits of
+    each unpadded row there, also where the causal LM is its own base model (Llama-4); the
+    pass keeps no key-value cache (re-run decoding calls it once per step)."""
     hf = AutoModelForCausalLM.from_pretrained(backend_dirs[family]).eval()
     backend = HFBackend(hf)
     assert backend.hf is hf  # the runners read the model's limits from it
     ids, _ = pad_right(ROWS, 0)
     want = _at_positions(lambda x: hf(input_ids=x).logits, ROWS, POSITIONS)
-    with torch.no_grad():
-        got = backend.logits_at(ids, torch.tensor(POSITIONS))
+    caches = []
+    handle = backend.base.register_forward_hook(lambda m, a, out: caches.append(out.cache))
+    try:
+        with torch.no_grad():
+            got = backend.logits_at(ids, torch.tensor(POSITIONS))
+    finally:
+        handle.remove()
+    assert caches == [None]
     assert got.dtype == torch.float32 and got.shape == (3, 3, hf.config.vocab_size)
     torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=1e-5)
 

@@ -155,25 +155,30 @@ def test_score_windows_batches_longest_first_one_pass_each(window_dirs):
     """Rows are batched longest first, ties in input order (the order that
     ``runners.run_perplexity`` relies on when it calls the scorer one batch at a time to
     advance a progress bar: the same batches as one call), one forward pass per batch of
-    ``batch_size`` rows, each right-padded to its longest row. The passes are recorded by a
-    hook on the base model."""
+    ``batch_size`` rows, each right-padded to its longest row; no pass keeps a key-value
+    cache (nothing is decoded after a window: a cache would hold every layer's keys and
+    values of the whole batch for nothing). The passes are recorded by hooks on the base
+    model."""
     hf = AutoModelForCausalLM.from_pretrained(window_dirs["llama"]).eval()
     backend = HFBackend(hf)
     g = torch.Generator().manual_seed(2)
     lengths = [3, 5, 8, 5, 3, 8, 5, 3, 8, 3, 5, 8]  # ties across every batch boundary
     windows = [torch.randint(4, backend.vocab_size, (n,), generator=g).tolist()
                for n in lengths]
-    seen = []
+    seen, caches = [], []
 
     def record(module, args, kwargs):
         seen.append(kwargs["input_ids"].tolist())
 
-    handle = backend.base.register_forward_pre_hook(record, with_kwargs=True)
+    handles = [backend.base.register_forward_pre_hook(record, with_kwargs=True),
+               backend.base.register_forward_hook(lambda m, a, out: caches.append(out.cache))]
     try:
         with torch.no_grad():
             score_windows(backend, windows, [1] * len(windows), batch_size=5, pad_id=0)
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
+    assert caches == [None, None, None]
     order = sorted(range(len(windows)), key=lambda i: -lengths[i])  # a stable sort
     assert order == [2, 5, 8, 11, 1, 3, 6, 10, 0, 4, 7, 9]
     expected = []
