@@ -61,8 +61,8 @@ def test_score_windows_equals_plain_hf_cross_entropy(window_dirs, family, monkey
     backend = HFBackend(hf)
     windows, score_from = _windows(backend.vocab_size, seed=0)
     expected = _plain_hf(hf, windows, score_from)
-    # the check has teeth: scoring one token more or less, or the next position's
-    # prediction, changes every window's sum by far more than the tolerance
+    # the check has teeth: the same tokens scored with one token less of context (every
+    # position shifted by one) change the sums by far more than the tolerance
     shifted = _plain_hf(hf, [w[1:] for w in windows[2:4]], [sf - 1 for sf in score_from[2:4]])
     assert np.abs(shifted - expected[2:4]).min() > 1e-2
     with torch.no_grad():
