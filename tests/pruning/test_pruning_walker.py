@@ -34,7 +34,10 @@ def models(tmp_path_factory):
     def get(family: str, n_layers: int = 2):
         if (family, n_layers) not in built:
             path = make_tiny_model(family, root / f"{family}-{n_layers}", n_layers=n_layers)
-            built[family, n_layers] = load_model(path)
+            # GPT-2 with eager attention: its causal mask is a positional block argument
+            # (with sdpa every positional argument after the hidden states is None)
+            attn = "eager" if family == "gpt2" else "sdpa"
+            built[family, n_layers] = load_model(path, attn_implementation=attn)
         return model_info(built[family, n_layers])
     return get
 
@@ -450,6 +453,23 @@ def test_an_expert_no_token_reaches_gets_empty_statistics(mixtral):
     got = {}
     BlockWalker(info, one).walk(groups, lambda _l, stats: got.update(stats))
     check(got, want, n=1)
+
+
+def test_experts_stacked_inside_a_larger_storage(mixtral):
+    # a stacked parameter that starts inside its storage (a view, as packed weights can be):
+    # each slice's expert is counted from the parameter's own start
+    info = mixtral
+    experts = info.hf.get_submodule("model.layers.1.mlp.experts")
+    original = experts.gate_up_proj
+    experts.gate_up_proj = torch.nn.Parameter(torch.cat([original[:2], original.detach()])[2:])
+    assert experts.gate_up_proj.storage_offset() > 0
+    try:
+        tokens = tokens_for(info)
+        groups = groups_of(info, [1], keep=lambda s: s.route is not None)
+        want = reference_inputs(info, tokens, groups)
+        BlockWalker(info, tokens, batch_size=BATCH).walk(groups, lambda _l, st: check(st, want))
+    finally:
+        experts.gate_up_proj = original
 
 
 def test_experts_that_never_multiply_by_one_slice_are_refused(mixtral):
