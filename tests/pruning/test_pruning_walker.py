@@ -276,10 +276,12 @@ def test_early_stopped_passes_skip_the_rest_of_the_block_and_give_the_same_stati
 
 
 def test_walk_levels_gives_each_level_its_own_sequential_walk(models):
-    info = models("llama", 3)
+    info = models("llama", 4)
     tokens = tokens_for(info)
     walker = BlockWalker(info, tokens, batch_size=BATCH)
-    groups = groups_of(info, [1, 2])  # block 0: dense in every level, run once for all
+    # block 0: dense in every level, run once for all; block 2 is pruned and re-run within
+    # each level before block 3 sees it
+    groups = groups_of(info, [1, 2, 3])
     events, got, first_stats, alive = [], {}, [], []
     calls_1: list[weakref.ref] = []
     inputs: list[weakref.ref] = []  # block 1's inputs in the shared statistics pass
@@ -294,7 +296,7 @@ def test_walk_levels_gives_each_level_its_own_sequential_walk(models):
         got[level, layer] = snapshot(stats)
         if layer == 1:
             first_stats.append(stats)
-        else:
+        elif layer == 3:
             alive.append([r() is not None for r in inputs])
         prune_block(info, layer, seed=level)
 
@@ -311,13 +313,12 @@ def test_walk_levels_gives_each_level_its_own_sequential_walk(models):
             walker.walk_levels(groups, 3, on_block, end_level)
     finally:
         handle.remove()
-    assert events == [(0, 1), (0, 2), ("end", 0), (1, 1), (1, 2), ("end", 1),
-                      (2, 1), (2, 2), ("end", 2)]
+    assert events == [e for lv in range(3) for e in ((lv, 1), (lv, 2), (lv, 3), ("end", lv))]
     assert first_stats[0] is first_stats[1] is first_stats[2]  # one pass for all levels
     # completed block calls: the capture completes every block but the last (each hands its
-    # input on); then block 0 runs once for all levels, block 1's statistics pass stops
-    # early and it is re-run once per level, block 2's passes stop early
-    assert calls == [2 * N_BATCHES, 4 * N_BATCHES, 0]
+    # input on); then block 0 runs once for all levels; the statistics passes of blocks 1-3
+    # stop early, and blocks 1 and 2 are re-run once per level
+    assert calls == [2 * N_BATCHES, 4 * N_BATCHES, 4 * N_BATCHES, 0]
     # the last level consumes the shared inputs: earlier levels keep them, it frees them
     assert alive == [[True] * N_BATCHES, [True] * N_BATCHES, [False] * N_BATCHES]
     for n, p in info.hf.named_parameters():
@@ -331,16 +332,16 @@ def test_walk_levels_gives_each_level_its_own_sequential_walk(models):
 
         with restored(info):
             walker.walk(groups, on_own, sequential=True)
-        for layer in (1, 2):  # bit for bit
+        for layer in (1, 2, 3):  # bit for bit
             assert_equal_snapshots(got[level, layer], own[layer])
-    assert not torch.equal(got[0, 2]["blocks.2.mlp_in"][2], got[1, 2]["blocks.2.mlp_in"][2])
+    assert not torch.equal(got[0, 3]["blocks.3.mlp_in"][2], got[1, 3]["blocks.3.mlp_in"][2])
 
     # one calibrated block: its statistics pass only, no re-run; no groups: nothing
     events.clear()
     with counting(list(blocks(info))) as calls:
         walker.walk_levels(groups_of(info, [1]), 2, lambda lv, layer, st: events.append(
             (lv, layer, id(st))), lambda lv: events.append(("end", lv)))
-    assert calls == [2 * N_BATCHES, N_BATCHES, 0]  # the capture's, block 0's run
+    assert calls == [2 * N_BATCHES, N_BATCHES, N_BATCHES, 0]  # the capture's, block 0's run
     assert [e[:2] for e in events] == [(0, 1), ("end", 0), (1, 1), ("end", 1)]
     assert events[0][2] == events[2][2]
     with counting([info.hf.get_input_embeddings()]) as calls:
@@ -354,7 +355,8 @@ def test_a_model_that_skips_a_block_is_refused_and_forwards_are_put_back(models)
     walker = BlockWalker(info, tokens_for(info), batch_size=BATCH)
     info.hf.config.num_hidden_layers = 2  # the model's loop now never calls block 2
     try:
-        with pytest.raises(RuntimeError, match="did not call every block once per batch"):
+        with pytest.raises(RuntimeError, match=r"^the model did not call every block once per "
+                           r"batch; lenskit cannot run its blocks one at a time$"):
             walker.walk(groups_of(info, [0, 1]), lambda *_: None)
     finally:
         info.hf.config.num_hidden_layers = 3
@@ -444,6 +446,18 @@ def test_routed_experts_see_the_tokens_their_router_sent(mixtral):
     assert impl == ["batched_mm", "batched_mm"]  # nothing to capture, nothing switched
 
 
+def test_an_expert_with_as_many_tokens_as_its_weight_has_rows(mixtral):
+    # 64 tokens in one batch: expert 2 of layer 1 gets 32 = d_model of them, as many as its
+    # down projection has rows; its products are still per-expert ones, not the batched kind
+    info = mixtral
+    tokens = tokens_for(info, n=8, seq=8, seed=2)
+    groups = groups_of(info, [1], keep=lambda s: s.route is not None)
+    want = reference_inputs(info, tokens, groups)
+    rows = info.hf.get_submodule("model.layers.1.mlp.experts").down_proj.shape[1]
+    assert want["blocks.1.mlp_in.e2"].shape[0] == rows == 32, "pick a seed that gives this"
+    BlockWalker(info, tokens, batch_size=8).walk(groups, lambda _l, st: check(st, want, n=8))
+
+
 def test_an_expert_no_token_reaches_gets_empty_statistics(mixtral):
     info = mixtral
     one = tokens_for(info, n=1, seq=1)  # one token, top-2 of 4 experts: two get nothing
@@ -478,7 +492,10 @@ def test_experts_that_never_multiply_by_one_slice_are_refused(mixtral):
     # transformers' batched_mm gathers each token's expert weights: no product with a slice
     experts.forward = functools.partial(batched_mm_experts_forward, experts)
     try:
-        with pytest.raises(RuntimeError, match="block 1: no expert input was seen"):
+        with pytest.raises(RuntimeError, match=r"^block 1: no expert input was seen; the experts "
+                           r"module does not multiply by one expert's slice of its stacked "
+                           r"parameters, so lenskit cannot tell which tokens each expert "
+                           r"received$"):
             BlockWalker(info, tokens_for(info), batch_size=BATCH).walk(
                 groups_of(info, [1]), lambda *_: None)
     finally:
