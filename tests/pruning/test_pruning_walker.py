@@ -446,6 +446,25 @@ def test_routed_experts_see_the_tokens_their_router_sent(mixtral):
     assert impl == ["batched_mm", "batched_mm"]  # nothing to capture, nothing switched
 
 
+def test_a_sweep_of_levels_calibrates_routed_experts(mixtral):
+    info = mixtral
+    hf = info.hf
+    tokens = tokens_for(info)
+    groups = groups_of(info, [1], keep=lambda s: s.route is not None)
+    want = reference_inputs(info, tokens, groups)
+    hf.set_experts_implementation("batched_mm")
+    seen = []
+
+    def on_block(level, layer, stats):
+        seen.append((level, layer, hf.config._experts_implementation))
+        check(stats, want)
+
+    BlockWalker(info, tokens, batch_size=BATCH).walk_levels(groups, 2, on_block,
+                                                            lambda _lv: None)
+    assert seen == [(0, 1, "eager"), (1, 1, "eager")]
+    assert hf.config._experts_implementation == "batched_mm"
+
+
 def test_an_expert_with_as_many_tokens_as_its_weight_has_rows(mixtral):
     # 64 tokens in one batch: expert 2 of layer 1 gets 32 = d_model of them, as many as its
     # down projection has rows; its products are still per-expert ones, not the batched kind
