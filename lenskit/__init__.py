@@ -48,7 +48,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "template_report", "token_span",
     ),
     "lenskit.results": (
-        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "chance_level", "compare_to_study",
+        "RESULT_COLUMNS", "STUDY_THRESHOLDS", "at_chance_by_model", "chance_level",
+        "compare_to_study",
         "compute_thresholds", "format_thresholds", "study_comparison", "tasks_at_chance",
     ),
     "lenskit.rundir": ("RunManifest", "RunStore", "merge_runs"),

@@ -50,7 +50,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
                     ["tests/pruning/test_pruning_calibration.py"]),
     "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
     "scoring": ("lenskit/tasks/scoring.py",
-                ["tests/tasks/test_scoring.py", "tests/tasks/test_scoring_paths.py"]),
+                ["tests/tasks/test_scoring.py", "tests/tasks/test_scoring_paths.py",
+                 "tests/tasks/test_scoring_windows.py", "tests/tasks/test_scoring_backends.py"]),
     "thresholds": ("lenskit/results/thresholds.py",
                    ["tests/results/test_thresholds.py", "tests/results/test_chance.py"]),
     "integrity": ("lenskit/rundir/integrity.py", ["tests/rundir/test_integrity.py"]),
@@ -58,8 +59,11 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
 }
 
 # Targets whose tests are slow run only some functions' mutants (mutmut name globs): for
-# scoring, the prefix cache, the merged caches and the decoding loops that use them, and the
-# scoring of the prompt pass (first token, gold rank, log-probability).
+# scoring, the prefix cache, the merged caches and the decoding loops that use them, the
+# scoring of the prompt pass (first token, gold rank, log-probability), and (the second part,
+# the last seven globs) the perplexity windows' scorer and the backends' constructors, their
+# logits at positions, the bridge's full logits and the cache read from an output: together
+# every function of the module.
 ONLY: dict[str, list[str]] = {
     "scoring": ["*xǁHFBackendǁhidden__mutmut_*", "*xǁHFBackendǁprefill__mutmut_*",
                 "*xǁHFBackendǁprefix_state__mutmut_*", "*xǁPrefixStateǁexpanded__mutmut_*",
@@ -69,7 +73,11 @@ ONLY: dict[str, list[str]] = {
                 "*x__score_rows__mutmut_*", "*x_score_qa__mutmut_*", "*x__qa_batch__mutmut_*",
                 "*x__decode_rerun__mutmut_*", "*x_prefill_chunks__mutmut_*",
                 "*x__pass_cost__mutmut_*", "*xǁHFBackendǁlogits__mutmut_*",
-                "*xǁHFBackendǁstep__mutmut_*", "*x__gather__mutmut_*"],
+                "*xǁHFBackendǁstep__mutmut_*", "*x__gather__mutmut_*",
+                "*x_score_windows__mutmut_*", "*xǁHFBackendǁ__init____mutmut_*",
+                "*xǁHFBackendǁ_cache_of__mutmut_*", "*xǁHFBackendǁlogits_at__mutmut_*",
+                "*xǁBridgeBackendǁ__init____mutmut_*", "*xǁBridgeBackendǁlogits_at__mutmut_*",
+                "*xǁBridgeBackendǁfull_logits__mutmut_*"],
 }
 
 # Extra pytest arguments per target: integrity's sweep test (a model sweep per mutant) is
@@ -83,7 +91,11 @@ EXTRA_ARGS: dict[str, list[str]] = {
     # absolute positions) and llama (rotary, grouped-query attention), the merged-cache step
     # test on every family, the caches' two layouts, the LM heads of five families and the
     # chunking optimum; the gpt_neox and opt cases and the end-to-end evaluate() tests (the
-    # same code paths, several seconds each on a shared core) are left to `make test`
+    # same code paths, several seconds each on a shared core) are left to `make test`; the
+    # second part's tests (test_scoring_windows.py, test_scoring_backends.py, ~2 s in all):
+    # the perplexity windows against plain HF cross-entropy (HF backend, bridge, overlapping
+    # windows with a BOS), both backends' logits at positions against the full logits (gpt2,
+    # llama, Llama-4's text model), the pass-cost model and the cache's argument names
     "scoring": ["-k", "((test_score_qa_equals_plain_hf_forward_passes "
                       "or test_prefix_cache_equals_uncached_decoding) and (gpt2 or llama)) "
                       "or test_a_prefix_needs or test_hidden_keeps_a_cache "
@@ -91,7 +103,11 @@ EXTRA_ARGS: dict[str, list[str]] = {
                       "or test_caches_in_the_layout_before "
                       "or test_logits_equal_the_models_own_heads "
                       "or test_a_probe_sees_every_prompt_pass_and_no_decoding_step "
-                      "or test_token_id_0_is_generated"],
+                      "or test_token_id_0_is_generated "
+                      "or test_score_windows_ or test_hf_logits_at_equal "
+                      "or test_bridge_logits_at_and_full_logits "
+                      "or test_pass_cost_is_the_documented_cpu_model "
+                      "or test_the_cache_is_passed_and_read"],
 }
 
 PYTEST_ARGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", "-q", "-x"]

@@ -12,7 +12,11 @@ __all__ = ["cmd_doctor", "cmd_figures", "cmd_report", "cmd_thresholds"]
 
 def cmd_thresholds(args: argparse.Namespace) -> int:
     from lenskit.results.comparison import format_study_comparison, study_comparison
-    from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+    from lenskit.results.thresholds import (
+        at_chance_by_model,
+        compute_thresholds,
+        format_thresholds,
+    )
     from lenskit.rundir.lock import check_not_locked
 
     store = _existing_run(args.run_dir)
@@ -22,7 +26,7 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     thr = compute_thresholds(results, inst if len(inst) else None,
                              tolerances=sorted({*args.tolerance, 0.02, 0.05, 0.1}))
     store.write_table("thresholds", thr)
-    at_chance = tasks_at_chance(results)
+    at_chance = at_chance_by_model(results)
     cmp = study_comparison(thr, at_chance)
     store.write_table("study_comparison", cmp)
     for tol in args.tolerance:

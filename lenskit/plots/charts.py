@@ -16,7 +16,7 @@ import pandas as pd
 from lenskit.errors import UsageError
 from lenskit.plots.theme import CATEGORY_LABELS, color_scale
 from lenskit.results.schema import relative_drop, validate_results, with_baselines
-from lenskit.results.thresholds import primary_metric, tasks_at_chance
+from lenskit.results.thresholds import at_chance_by_model, at_chance_rows, primary_metric
 from lenskit.tasks.evaluate import bucket_pools
 
 __all__ = [
@@ -49,12 +49,14 @@ def prepare_results(results: pd.DataFrame, categories: Sequence[str]) -> pd.Data
     ``rel_high`` (NaN without CI bounds), and ``ability`` (display category)."""
     df = with_baselines(validate_results(results))
     df = df[df["category"].isin(list(categories))]
-    # A task the dense model does at chance has no ability to lose: its "relative accuracy"
-    # would sit at 100% and flatter its ability's mean.
-    at_chance = tasks_at_chance(df)
+    # A task a dense model does at chance has no ability to lose: its "relative accuracy"
+    # would sit at 100% and flatter its ability's mean. Per model: a narrow sibling at
+    # chance must not hide a task the wide model learned.
+    at_chance = at_chance_by_model(df)
     if at_chance:
-        log.info("left out of the figures (dense model at chance): %s", ", ".join(at_chance))
-        df = df[~df["task"].isin(at_chance)]
+        log.info("left out of the figures (dense model at chance): %s",
+                 "; ".join(f"{m}: {', '.join(t)}" for m, t in at_chance.items()))
+        df = df[~at_chance_rows(df, at_chance)]
     # A task pooled from popularity buckets (lenskit.tasks.pool_buckets) stands for them in
     # an ability's mean: the buckets hold the same instances, not independent estimates
     # (fig5 draws the buckets apart).

@@ -50,8 +50,8 @@ from lenskit.results.comparison import compare_to_study
 from lenskit.results.schema import DENSE, validate_results, with_baselines
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
+    at_chance_by_model,
     compute_thresholds,
-    tasks_at_chance,
 )
 from lenskit.sweep.config import is_attention_scope, is_ffw_scope
 
@@ -449,7 +449,7 @@ def make_figures(results: pd.DataFrame, out_dir: str | Path, *,
 
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
-    comparison = compare_to_study(thresholds, exclude_tasks=tasks_at_chance(df))
+    comparison = compare_to_study(thresholds, exclude_tasks=at_chance_by_model(df))
     if comparison["measured"].notna().any():
         comparison.to_csv(out / "study_comparison.csv", index=False)
         paths.append(out / "study_comparison.csv")

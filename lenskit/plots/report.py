@@ -38,9 +38,9 @@ from lenskit.results.comparison import compare_to_study
 from lenskit.results.schema import DENSE, validate_results, with_baselines
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
+    at_chance_by_model,
     compute_thresholds,
     primary_metric,
-    tasks_at_chance,
 )
 from lenskit.rundir.store import RunStore
 
@@ -210,7 +210,7 @@ def report_html(results: pd.DataFrame, *, instances: pd.DataFrame | None = None,
     df = with_baselines(validate_results(results))
     if thresholds is None:
         thresholds = compute_thresholds(df, instances, tolerances=[STUDY_TOLERANCE])
-    comparison = compare_to_study(thresholds, exclude_tasks=tasks_at_chance(df))
+    comparison = compare_to_study(thresholds, exclude_tasks=at_chance_by_model(df))
     charts = _charts(df, comparison, instances)
     body = [f"<h1>{html.escape(title)}</h1>",
             "<p class='note'>Error bars are confidence intervals; points are tested "

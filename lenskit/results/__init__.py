@@ -43,6 +43,7 @@ from lenskit.results.schema import (
 from lenskit.results.thresholds import (
     STUDY_TOLERANCE,
     TOLERANCES,
+    at_chance_by_model,
     chance_level,
     compute_thresholds,
     format_thresholds,
@@ -64,6 +65,7 @@ __all__ = [
     "STUDY_TOLERANCE",
     "TOLERANCES",
     "SchemaError",
+    "at_chance_by_model",
     "attach_baselines",
     "chance_level",
     "compare_to_study",

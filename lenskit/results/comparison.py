@@ -10,12 +10,12 @@ group and method beside the study's; :func:`format_study_comparison` prints that
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from lenskit.results.thresholds import STUDY_TOLERANCE, primary_rows
+from lenskit.results.thresholds import STUDY_TOLERANCE, AtChance, at_chance_rows, primary_rows
 
 __all__ = [
     "STUDY_THRESHOLDS",
@@ -47,13 +47,18 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}"
 
 
-def study_comparison(thresholds: pd.DataFrame, at_chance: Sequence[str],
+def study_comparison(thresholds: pd.DataFrame, at_chance: AtChance,
                      echo: Callable[[str], object] = print) -> pd.DataFrame:
     """:func:`compare_to_study` of ``thresholds`` without the tasks ``at_chance`` (from
-    :func:`~lenskit.results.thresholds.tasks_at_chance`), naming them through ``echo``."""
-    if at_chance:
+    :func:`~lenskit.results.thresholds.at_chance_by_model`: each model's own; or task
+    names, for every model), naming them through ``echo``."""
+    if isinstance(at_chance, Mapping):
+        named = [f"{t} ({m})" for m, tasks in at_chance.items() for t in tasks]
+    else:
+        named = list(at_chance)
+    if named:
         echo(f"dense model at chance (left out of figures and the study comparison): "
-             f"{', '.join(at_chance)}")
+             f"{', '.join(named)}")
     return compare_to_study(thresholds, exclude_tasks=at_chance)
 
 
@@ -77,7 +82,7 @@ def study_group(task: str, kind: str) -> str | None:
 def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLERANCE,
                      scope: str = "all", structure: str = "unstructured",
                      allocation: str = "uniform",
-                     exclude_tasks: Sequence[str] = ()) -> pd.DataFrame:
+                     exclude_tasks: AtChance = ()) -> pd.DataFrame:
     """Measured thresholds beside the study's (:data:`STUDY_THRESHOLDS`), by task group.
 
     Measured rows are those at ``tolerance`` on ``scope``/``structure``/``allocation``,
@@ -90,8 +95,9 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
     method NA and measured NaN, so that the table shows what is missing; ``note`` names
     the group's tasks left out because the dense model is at chance.
     ``exclude_tasks`` are left out (pass
-    :func:`~lenskit.results.thresholds.tasks_at_chance` of the results: a task the
-    dense model does at chance has no threshold worth averaging).
+    :func:`~lenskit.results.thresholds.at_chance_by_model` of the results: a task a dense
+    model does at chance has no threshold worth averaging for that model; task names
+    leave a task out for every model).
     """
     study = STUDY_THRESHOLDS.groupby("group", sort=False).agg(
         kind=("kind", "first"), study_low=("threshold_low", "min"),
@@ -105,12 +111,17 @@ def compare_to_study(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLER
     thr = thresholds
     left_out: dict[str, list[str]] = {}
     if len(thr) and len(exclude_tasks):
-        gone = thr[thr["task"].isin(list(exclude_tasks))]
-        for t, k in dict.fromkeys(zip(gone["task"], gone["kind"], strict=True)):
+        flagged = at_chance_rows(thr, exclude_tasks)
+        gone = thr[flagged]
+        kept = set(thr.loc[~flagged, "task"])
+        for t, k, m in dict.fromkeys(zip(gone["task"], gone["kind"], gone["model"],
+                                         strict=True)):
             group = study_group(str(t), str(k))
-            if group is not None:
-                left_out.setdefault(group, []).append(str(t))
-        thr = thr[~thr["task"].isin(list(exclude_tasks))]
+            # a task other models still measure is named with the model that lost it
+            label = f"{t} ({m})" if t in kept else str(t)
+            if group is not None and label not in left_out.get(group, []):
+                left_out.setdefault(group, []).append(label)
+        thr = thr[~flagged]
     if len(thr):
         thr = thr[np.isclose(thr["tolerance"], tolerance) & (thr["scope"] == scope)
                   & (thr["structure"] == structure) & (thr["allocation"] == allocation)]

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,9 @@ __all__ = [
     "STUDY_TOLERANCE",
     "THRESHOLD_COLUMNS",
     "TOLERANCES",
+    "AtChance",
+    "at_chance_by_model",
+    "at_chance_rows",
     "chance_level",
     "compute_thresholds",
     "format_thresholds",
@@ -119,28 +122,56 @@ def chance_level(results: pd.DataFrame, task: str, metric: str | None = None
     return float(values[0]) if len(values) else None
 
 
-def tasks_at_chance(results: pd.DataFrame) -> list[str]:
-    """Tasks whose dense model is not above chance on their primary metric, in any model
-    of ``results``: the 95% interval of the dense accuracy (a Wilson interval for exact
-    match) includes the task's recorded chance level (:func:`chance_level`), or lies below
-    it; with no interval, the point value is not above it. Relative drops of such tasks
-    measure noise, not an ability: figures and the study comparison leave them out. Tasks
-    without a recorded chance level are never flagged."""
+def at_chance_by_model(results: pd.DataFrame) -> dict[str, list[str]]:
+    """For each model of ``results``, the tasks its dense model is not above chance on, on
+    their primary metric: the 95% interval of the dense accuracy (a Wilson interval for
+    exact match) includes the task's recorded chance level (:func:`chance_level`), or lies
+    below it; with no interval, the point value is not above it. Relative drops of such a
+    (model, task) measure noise, not an ability: figures and the study comparison leave
+    that model's curve of the task out, and only that model's. Tasks without a recorded
+    chance level are never flagged. Models with no task at chance are absent; tasks are
+    sorted by name."""
     dense = results[results["method"] == DENSE]
     if "chance" not in dense.columns:
-        return []
-    out = []
-    for task, g in dense.groupby("task", sort=True):
+        return {}
+    out: dict[str, list[str]] = {}
+    for (model, task), g in dense.groupby(["model", "task"], sort=True):
         metric = primary_metric(g["metric"])
-        rows = g[g["metric"] == metric]
-        for r in rows.itertuples():
+        for r in g[g["metric"] == metric].itertuples():
             if pd.isna(r.chance):
                 continue
             low = r.ci_low if pd.notna(r.ci_low) else r.value
             if low <= float(r.chance) + 1e-9:
-                out.append(str(task))
+                out.setdefault(str(model), []).append(str(task))
                 break
     return out
+
+
+def tasks_at_chance(results: pd.DataFrame, model: str | None = None) -> list[str]:
+    """The tasks (sorted) that ``model``'s dense model does not do above chance
+    (:func:`at_chance_by_model`); with no ``model``, those at chance in at least one model
+    of ``results`` (to name them; to leave curves out, use :func:`at_chance_by_model`, which
+    keeps a sibling at chance from hiding a model that learned the task)."""
+    by_model = at_chance_by_model(results)
+    if model is not None:
+        return by_model.get(model, [])
+    return sorted({t for tasks in by_model.values() for t in tasks})
+
+
+#: Tasks at chance: a mapping ``model -> tasks`` (:func:`at_chance_by_model`), or task names
+#: that count for every model.
+AtChance = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def at_chance_rows(frame: pd.DataFrame, at_chance: AtChance) -> pd.Series:
+    """A boolean mask of ``frame``'s rows (with ``model`` and ``task`` columns) whose model
+    does its task at chance, by ``at_chance`` (a mapping per model, or task names for every
+    model)."""
+    if isinstance(at_chance, Mapping):
+        pairs = {(str(m), str(t)) for m, tasks in at_chance.items() for t in tasks}
+        keys = zip(frame["model"].astype(str), frame["task"].astype(str), strict=True)
+        return pd.Series([k in pairs for k in keys], index=frame.index, dtype=bool)
+    return frame["task"].isin(list(at_chance))
 
 
 def threshold_from_curve(sparsities: Sequence[float], drops: Sequence[float], tolerance: float,
@@ -350,7 +381,7 @@ def primary_rows(thr: pd.DataFrame, metric: str | None) -> pd.DataFrame:
 
 
 def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLERANCE,
-                      metric: str | None = None, at_chance: Sequence[str] = ()) -> str:
+                      metric: str | None = None, at_chance: AtChance = ()) -> str:
     """A readable table of thresholds at one ``tolerance``: one block per model, method,
     structure and allocation; rows are tasks grouped by category; columns are scopes;
     cells read "40% [30-50]" (threshold [CI], in % of the scope), "≥90% (all levels within
@@ -358,7 +389,8 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
     is not that same value), "0% (fails at lowest level)" when the lowest tested level
     already dropped beyond it, "-" when not measured. Each task shows its
     primary metric (:func:`primary_metric`) unless ``metric`` is given. Tasks named in
-    ``at_chance`` (:func:`tasks_at_chance`) are marked: their thresholds measure noise."""
+    ``at_chance`` (:func:`at_chance_by_model`: per model; or task names, for every model) are
+    marked in that model's block: their thresholds measure noise."""
     if not len(thresholds):
         return "no thresholds (no pruned cells in the results)"
     thr = thresholds[np.isclose(thresholds["tolerance"], tolerance)]
@@ -387,7 +419,7 @@ def format_thresholds(thresholds: pd.DataFrame, *, tolerance: float = STUDY_TOLE
             sub = b[b["category"] == cat]
             for task, t in sub.groupby("task", sort=False):
                 by_scope = {r["scope"]: _cell_text(r) for _, r in t.iterrows()}
-                mark = " [dense at chance]" if task in set(at_chance) else ""
+                mark = " [dense at chance]" if bool(at_chance_rows(t, at_chance).any()) else ""
                 rows.append([f"  {task} ({t['metric'].iloc[0]}){mark}",
                              *[by_scope.get(s, "-") for s in scopes]])
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from lenskit.results.comparison import format_study_comparison, study_comparison
-from lenskit.results.thresholds import compute_thresholds, format_thresholds, tasks_at_chance
+from lenskit.results.thresholds import at_chance_by_model, compute_thresholds, format_thresholds
 from lenskit.rundir.store import RunStore
 
 __all__ = ["RunSummary", "summarise_run"]
@@ -36,7 +36,7 @@ def summarise_run(store: RunStore, order: Sequence[str] | None = None, *,
     results = store.results(order, only=only)
     instances = store.instances(order, only=only)
     thresholds = compute_thresholds(results, instances if len(instances) else None)
-    at_chance = tasks_at_chance(results)
+    at_chance = at_chance_by_model(results)
     text = format_thresholds(thresholds, at_chance=at_chance)
     comparison = study_comparison(thresholds, at_chance, echo)  # names tasks at chance
     store.write_table("thresholds", thresholds)

@@ -111,3 +111,71 @@ def test_tasks_at_chance_edges_by_hand():
         dense("eps", 0.90, 0.80, nan),  # no chance level anywhere: never flagged
     ])
     assert tasks_at_chance(rows) == ["alpha", "beta", "delta", "zeta"]  # sorted by task
+
+
+def test_a_sibling_at_chance_hides_only_its_own_curves(results):
+    """The default study's shape: a wide model pruned, a narrow sibling dense beside it.
+    The sibling at chance on fn_linear must not hide the wide model's fn_linear."""
+    from lenskit.plots.charts import prepare_results
+    from lenskit.results import (
+        at_chance_by_model,
+        compare_to_study,
+        compute_thresholds,
+        format_thresholds,
+        study_comparison,
+    )
+
+    narrow = results[results["method"] == "dense"].assign(model="narrow", model_params=500,
+                                                            remaining_params=500,
+                                                            cell_id="narrow-dense")
+    narrow.loc[narrow["task"] == "fn_linear", ["value", "ci_low", "ci_high"]] = \
+        [0.52, 0.45, 0.60]  # its interval holds chance (0.5)
+    both = pd.concat([results, narrow], ignore_index=True)
+
+    assert at_chance_by_model(both) == {"m": ["fn_mlp_2", "fn_tree_4"],
+                                        "narrow": ["fn_linear", "fn_mlp_2", "fn_tree_4"]}
+    assert tasks_at_chance(both, model="m") == ["fn_mlp_2", "fn_tree_4"]
+    assert tasks_at_chance(both, model="absent") == []
+    assert tasks_at_chance(both) == ["fn_linear", "fn_mlp_2", "fn_tree_4"]  # in any model
+
+    kept = prepare_results(both, ["icl", "fact_recall"])
+    pairs = set(zip(kept["model"], kept["task"], strict=True))
+    assert ("m", "fn_linear") in pairs and ("narrow", "fn_linear") not in pairs
+    assert ("narrow", "closed_book") in pairs and ("m", "fn_mlp_2") not in pairs
+
+    thr = compute_thresholds(both)
+    said = []
+    cmp = study_comparison(thr, at_chance_by_model(both), echo=said.append)
+    assert said == ["dense model at chance (left out of figures and the study comparison): "
+                    "fn_mlp_2 (m), fn_tree_4 (m), fn_linear (narrow), fn_mlp_2 (narrow), "
+                    "fn_tree_4 (narrow)"]
+    linear = cmp[cmp["group"] == "function: linear"].iloc[0]
+    assert linear["tasks"] == "fn_linear" and linear["models"] == "m" and linear["n"] == 1
+    # the narrow model has no pruned curve, so nothing of fn_linear is left out
+    assert linear["note"] == ""
+    # with task names (every model), the wide model's fn_linear goes too
+    by_name = compare_to_study(thr, exclude_tasks=["fn_linear"]).set_index("group")
+    assert by_name.loc["function: linear", "n"] == 0
+    assert by_name.loc["function: linear", "note"] == "left out, dense model at chance: fn_linear"
+
+    text = format_thresholds(thr, at_chance={"m": ["fn_linear"]})
+    assert "fn_linear (em) [dense at chance]" in text
+    assert "[dense at chance]" not in format_thresholds(thr, at_chance={"other": ["fn_linear"]})
+
+
+def test_a_task_left_out_for_one_model_only_is_named_with_it():
+    """Two pruned models, one at chance on the task: the comparison keeps the other's
+    threshold and its note names the model that lost it."""
+    from lenskit.results import at_chance_by_model, compare_to_study, compute_thresholds
+
+    rows = []
+    for model, dense in (("a", (0.8, 0.75, 0.85)), ("b", (0.52, 0.45, 0.6))):
+        for method, s, f in (("dense", 0.0, 1.0), ("wanda", 0.5, 0.99)):
+            r = _row("fn_linear", "function", "icl", method, s, dense[0] * f, dense[1] * f,
+                     dense[2] * f, 0.5)
+            rows.append({**r, "model": model, "cell_id": f"{model}-{method}"})
+    df = pd.DataFrame(rows)
+    cmp = compare_to_study(compute_thresholds(df), exclude_tasks=at_chance_by_model(df))
+    linear = cmp.set_index("group").loc["function: linear"]
+    assert linear["models"] == "a" and linear["n"] == 1 and linear["measured"] == 0.5
+    assert linear["note"] == "left out, dense model at chance: fn_linear (b)"

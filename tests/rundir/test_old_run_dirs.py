@@ -1,5 +1,5 @@
 """A run directory written by lenskit before the typed manifest (the fixture, written by
-main at 0607e46) still resumes, reports and merges."""
+main at 0607e46 on today's shipped organism) still resumes, reports and merges."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "v2-organism"
 # The command that wrote the fixture (tests/rundir/fixtures/README.md), minus --out.
 ARGS = ["sweep", "--model", "organism", "--methods", "magnitude", "--sparsities", "0.3",
         "0.6", "--scopes", "attn", "--seeds", "0", "--no-figures", "--threads", "1",
-        "--set", "matched=false", "--set", "calibration.n_samples=4",
-        "--set", "calibration.seq_len=32"]
+        "--set", "matched=false", "--tasks", "open_book", "overriding", "fn_linear_d1_n16_k2",
+        "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
 
 
 @pytest.fixture
@@ -27,6 +27,13 @@ def old(tmp_path) -> Path:
     run = tmp_path / "old"
     shutil.copytree(FIXTURE, run)
     return run
+
+
+def _cell_at(run: Path, sparsity: float) -> str:
+    """The id of the run's magnitude cell at ``sparsity`` (read from its rows)."""
+    rows = RunStore(run).results()
+    (cell,) = set(rows.loc[rows["target_sparsity"] == sparsity, "cell_id"])
+    return str(cell)
 
 
 def _organism_unchanged() -> bool:
@@ -52,12 +59,13 @@ def test_it_grows_and_recomputes_a_lost_cell(old, capsys):
             main(["--debug", *ARGS, "--sparsities", "0.9", "--out", str(old)])
         pytest.skip("the shipped organism was retrained after the fixture was written: "
                     "regenerate it (tests/rundir/fixtures/README.md)")
-    want = RunStore(old).read_cell("059854f6c01d")
-    (old / "cells" / "059854f6c01d.parquet").unlink()  # a cell lost
+    lost = _cell_at(old, 0.3)
+    want = RunStore(old).read_cell(lost)
+    (old / "cells" / f"{lost}.parquet").unlink()  # a cell lost
     assert main([*ARGS[:6], "0.3", "0.6", "0.9", *ARGS[8:], "--out", str(old)]) == 0
     store = RunStore(old)
     assert len(store.done_ids()) == 4
-    got = store.read_cell("059854f6c01d")
+    got = store.read_cell(lost)
     # columns added since the fixture was written (e.g. each task's chance level) are new;
     # every column the old run wrote must come back with the same values
     assert set(want.columns) <= set(got.columns)
@@ -76,7 +84,7 @@ def test_it_reports(old, command, capsys):
 def test_it_merges(old, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(FIXTURE, other)
-    (other / "cells" / "059854f6c01d.parquet").unlink()
+    (other / "cells" / f"{_cell_at(other, 0.3)}.parquet").unlink()
     merged = merge_runs([old, other], tmp_path / "merged")
     assert merged.done_ids() == RunStore(old).done_ids()
     pd.testing.assert_frame_equal(merged.results(), RunStore(old).results(),
