@@ -37,9 +37,15 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "selection": ("lenskit/pruning/selection.py", ["tests/pruning/test_pruning_selection.py"]),
     "stats": ("lenskit/stats.py", ["tests/test_stats.py"]),
     "sparsegpt": ("lenskit/pruning/sparsegpt.py", ["tests/pruning/test_pruning_sparsegpt.py"]),
+    # statistics: GroupStats' tests (in selection's file), the block walker against plain
+    # HF forward passes (walker), its memory, early stops and sweeps (statistics), and the
+    # references' sequential pipeline; a few seconds in all (tiny models)
     "statistics": ("lenskit/pruning/statistics.py",
                    ["tests/pruning/test_pruning_selection.py",
-                    "tests/pruning/test_pruning_memory.py"]),
+                    "tests/pruning/test_pruning_walker.py",
+                    "tests/pruning/test_pruning_memory.py",
+                    "tests/pruning/test_pruning_statistics.py",
+                    "tests/pruning/test_pruning_reference.py"]),
     "calibration": ("lenskit/pruning/calibration.py",
                     ["tests/pruning/test_pruning_calibration.py"]),
     "masks": ("lenskit/models/masks.py", ["tests/models/test_masks.py"]),
