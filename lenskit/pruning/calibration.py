@@ -277,10 +277,13 @@ _TEXT_IDS: dict[str, np.ndarray] = {}
 
 
 def _default_text_ids(tokenizer) -> np.ndarray:
-    """Token ids of :data:`DEFAULT_TEXT`, cached per tokenizer vocabulary (tokenizing the
-    1.3 MB text takes seconds; tests and sweeps ask for it many times)."""
-    vocab = sorted(tokenizer.get_vocab().items())
-    key = hashlib.sha256(json.dumps([type(tokenizer).__name__, vocab]).encode()).hexdigest()
+    """Token ids of :data:`DEFAULT_TEXT`, cached per tokenizer (tokenizing the 1.3 MB text
+    takes seconds; tests and sweeps ask for it many times). The key is the tokenizer's class
+    and, for a fast tokenizer, its whole pipeline (normalizer, pre-tokenizer, model), for
+    another its vocabulary: two tokenizers of one vocabulary may split a text differently."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    state = backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items())
+    key = hashlib.sha256(json.dumps([type(tokenizer).__name__, state]).encode()).hexdigest()
     if key not in _TEXT_IDS:
         _TEXT_IDS[key] = np.asarray(tokenizer(DEFAULT_TEXT.read_text(encoding="utf-8"),
                                               add_special_tokens=False)["input_ids"], np.int64)
