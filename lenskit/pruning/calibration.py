@@ -125,8 +125,9 @@ class CalibrationData:
                   ) -> CalibrationData:
         """Random windows of ``seq_len`` tokens from a text.
 
-        ``text`` is read from a file when it is a ``Path`` or a string naming an existing
-        file; any other string is the text itself. The text is tokenized without special
+        ``text`` is read from a file when it is a path (``os.PathLike``) or a string of one
+        line, shorter than 4096 characters, that names an existing file; any other string
+        is the text itself (a missing path is an error, a missing file's name is text). The text is tokenized without special
         tokens and ``n_samples`` window starts are drawn uniformly (numpy, ``seed``); windows
         may overlap. ``add_bos`` puts the tokenizer's BOS first (then ``seq_len - 1`` text
         tokens).
