@@ -127,10 +127,10 @@ class CalibrationData:
 
         ``text`` is read from a file when it is a path (``os.PathLike``) or a string of one
         line, shorter than 4096 characters, that names an existing file; any other string
-        is the text itself (a missing path is an error, a missing file's name is text). The text is tokenized without special
-        tokens and ``n_samples`` window starts are drawn uniformly (numpy, ``seed``); windows
-        may overlap. ``add_bos`` puts the tokenizer's BOS first (then ``seq_len - 1`` text
-        tokens).
+        is the text itself (a missing path is an error, a missing file's name is text). The
+        text is tokenized without special tokens and ``n_samples`` window starts are drawn
+        uniformly (numpy, ``seed``); windows may overlap. ``add_bos`` puts the tokenizer's BOS
+        first (then ``seq_len - 1`` text tokens).
         """
         check_size(n_samples, seq_len)
         source = "text"

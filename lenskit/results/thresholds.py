@@ -168,9 +168,9 @@ def at_chance_rows(frame: pd.DataFrame, at_chance: AtChance) -> pd.Series:
     does its task at chance, by ``at_chance`` (a mapping per model, or task names for every
     model)."""
     if isinstance(at_chance, Mapping):
-        pairs = {(str(m), str(t)) for m, tasks in at_chance.items() for t in tasks}
-        keys = zip(frame["model"].astype(str), frame["task"].astype(str), strict=True)
-        return pd.Series([k in pairs for k in keys], index=frame.index, dtype=bool)
+        pairs = [(str(m), str(t)) for m, tasks in at_chance.items() for t in tasks]
+        keys = pd.MultiIndex.from_frame(frame[["model", "task"]].astype(str))
+        return pd.Series(keys.isin(pairs), index=frame.index, dtype=bool)
     return frame["task"].isin(list(at_chance))
 
 
