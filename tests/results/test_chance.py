@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from lenskit.plots import fig_sparsity_curves
-from lenskit.results import chance_level, tasks_at_chance
+from lenskit.results import at_chance_by_model, chance_level, tasks_at_chance
 
 
 def _row(task, kind, category, method, sparsity, value, ci_low, ci_high, chance):
@@ -179,3 +179,28 @@ def test_a_task_left_out_for_one_model_only_is_named_with_it():
     linear = cmp.set_index("group").loc["function: linear"]
     assert linear["models"] == "a" and linear["n"] == 1 and linear["measured"] == 0.5
     assert linear["note"] == "left out, dense model at chance: fn_linear (b)"
+
+
+def test_a_dense_row_without_chance_does_not_hide_one_with_it():
+    """A model's dense rows of a task from two seeds, the first written before chance was
+    recorded (NaN), the second at chance: the model is at chance on the task."""
+    nan = float("nan")
+    rows = pd.DataFrame([
+        {"model": "m", "method": "dense", "task": "fn", "metric": "em", "seed": 0,
+         "value": 0.5, "ci_low": 0.4, "chance": nan},
+        {"model": "m", "method": "dense", "task": "fn", "metric": "em", "seed": 1,
+         "value": 0.5, "ci_low": 0.4, "chance": 0.5},
+    ])
+    assert at_chance_by_model(rows) == {"m": ["fn"]}
+
+
+def test_at_chance_rows_keep_the_frames_index():
+    """The mask is indexed like the frame it masks (a filtered frame has gaps)."""
+    from lenskit.results.thresholds import at_chance_rows
+
+    frame = pd.DataFrame({"model": ["a", "b", "b"], "task": ["x", "x", "y"]},
+                         index=[10, 20, 30])
+    mask = at_chance_rows(frame, {"b": ["x"]})
+    assert mask.index.tolist() == [10, 20, 30] and mask.tolist() == [False, True, False]
+    assert frame[~mask].index.tolist() == [10, 30]
+    assert at_chance_rows(frame, ["y"]).tolist() == [False, False, True]
