@@ -37,8 +37,8 @@ from lenskit.tasks.results import EvalResult
 from lenskit.tasks.runners import progress_bar, run_perplexity, run_qa
 from lenskit.tasks.scoring import BridgeBackend, HFBackend
 
-__all__ = ["BACKENDS", "POOLED_BUCKETS", "ROW_COLUMNS", "bucket_pools", "evaluate", "evaluate_suite",
-           "pool_buckets"]
+__all__ = ["BACKENDS", "POOLED_BUCKETS", "ROW_COLUMNS", "bucket_pools", "evaluate",
+           "evaluate_suite", "pool_buckets"]
 
 BACKENDS = ("hf", "bridge")
 DECODES = ("auto", "cache", "rerun")
@@ -218,13 +218,8 @@ def pool_buckets(result: EvalResult) -> EvalResult:
     ``<base>_tail`` tasks it holds (and no ``<base>`` task), the pooled task ``<base>``:
     their instances together (:meth:`EvalResult.pooled`). Buckets of equal size (the
     organism's terciles, sampled alike) make it recall over all facts."""
-    names = list(dict.fromkeys(result.rows["task"]))
-    suffix = "_" + POOLED_BUCKETS[0]
-    for name in names:
-        if not name.endswith(suffix):
-            continue
-        base = name[: -len(suffix)]
-        parts = [f"{base}_{b}" for b in POOLED_BUCKETS]
-        if base not in names and all(p in names for p in parts):
+    names = set(result.rows["task"])
+    for base, parts in bucket_pools(names).items():
+        if base not in names:
             result = result.pooled(base, parts)
     return result

@@ -28,8 +28,9 @@ def default_config(**overrides: Any) -> SweepConfig:
     Wanda and magnitude, sparsities 10%..90%, scopes all/attention/FFW, uniform
     unstructured pruning, the parameter-matched attention-vs-FFW comparison, seed 0, the
     small task suite, and the organism's narrower siblings (the shipped family's other
-    members, :func:`~lenskit.models.dense_siblings`) evaluated dense (dropped when ``models`` is overridden without ``dense_models``). Keyword arguments
-    override fields (same rules as ``with_overrides``)."""
+    members, :func:`~lenskit.models.dense_siblings`) evaluated dense (dropped when
+    ``models`` is overridden without ``dense_models``). Keyword arguments override fields
+    (same rules as ``with_overrides``)."""
     cfg = _default_base(overrides)
     return cfg.with_overrides(overrides) if overrides else cfg
 
