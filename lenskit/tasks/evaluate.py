@@ -218,8 +218,13 @@ def pool_buckets(result: EvalResult) -> EvalResult:
     ``<base>_tail`` tasks it holds (and no ``<base>`` task), the pooled task ``<base>``:
     their instances together (:meth:`EvalResult.pooled`). Buckets of equal size (the
     organism's terciles, sampled alike) make it recall over all facts."""
-    names = set(result.rows["task"])
-    for base, parts in bucket_pools(names).items():
-        if base not in names:
+    names = list(dict.fromkeys(result.rows["task"]))
+    suffix = "_" + POOLED_BUCKETS[0]
+    for name in names:
+        if not name.endswith(suffix):
+            continue
+        base = name[: -len(suffix)]
+        parts = [f"{base}_{b}" for b in POOLED_BUCKETS]
+        if base not in names and all(p in names for p in parts):
             result = result.pooled(base, parts)
     return result
