@@ -35,7 +35,7 @@ def test_wheel_ships_the_organism(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LENSKIT_DATA")}
     env["PYTHONPATH"] = str(site)
     code = ("import lenskit, lenskit.models as m; p = m.organism_path('organism'); "
-            "d = m.organism_path('organism-d32'); "
+            "d = m.organism_path('organism-d64'); "
             "print(lenskit.__file__); print(p); print((p / 'model.safetensors').is_file(), "
             "(d / 'model.safetensors').is_file()); print(' '.join(m.shipped_organisms()))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,

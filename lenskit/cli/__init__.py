@@ -245,24 +245,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_organism_train)
     fam = osub.add_parser(
         "family", help="train or resume the organism family (one world, several widths)",
-        description="Train the near-capacity organism family: the members (organism-d32, "
-                    "organism-d48, ...) one after the other, each in two stages (facts, then "
-                    "in-context function learning) resumable from their checkpoints. Run the same command again to resume; finished members are "
+        description="Train the near-capacity organism family: the members (organism-d64, "
+                    "organism-d72, ...) one after the other, each resumable from its "
+                    "checkpoints. Run the same command again to resume; finished members are "
                     "skipped.")
     fam.add_argument("--root", default="runs/organism-family",
                      help="one run directory per member under it (default: %(default)s)")
     fam.add_argument("--widths", type=int_at_least(8), nargs="+", default=None,
-                     help="d_model of each member, in training order (default: 32 48 64)")
+                     help="d_model of each member, in training order (default: 64 72 96)")
     fam.add_argument("--steps", type=int_at_least(1), default=None,
-                     help="first-stage training steps of every member (default: 12000)")
+                     help="training steps of every member (its first stage) (default: 9000)")
     fam.add_argument("--icl-steps", type=int_at_least(0), default=None,
-                     help="steps of the second stage (in-context function learning, from the "
-                          "first stage's model; 0: no second stage; default: 3200)")
+                     help="steps of an optional second stage (in-context function learning "
+                          "from the first stage's model, for members narrower than 64; "
+                          "default: 0, none)")
     fam.add_argument("--threads", type=int_at_least(1), default=1,
                      help="torch threads (default: %(default)s)")
     fam.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                      help="(default: %(default)s)")
-    fam.add_argument("--eval-every", type=int_at_least(0), default=2000,
+    fam.add_argument("--eval-every", type=int_at_least(0), default=1000,
                      help="evaluate the small task suite every N steps (0: never; "
                           "default: %(default)s)")
     fam.set_defaults(func=cmd_organism_family)

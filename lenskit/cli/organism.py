@@ -50,7 +50,6 @@ def cmd_organism_family(args: argparse.Namespace) -> int:
     from lenskit.organism.family import (
         FAMILY_STEPS,
         FAMILY_WIDTHS,
-        ICL_STEPS,
         family_config,
         icl_stage_config,
         train_family,
@@ -58,7 +57,7 @@ def cmd_organism_family(args: argparse.Namespace) -> int:
 
     settings = {"threads": args.threads, "dtype": args.dtype, "eval_every": args.eval_every}
     config = partial(family_config, steps=args.steps or FAMILY_STEPS, **settings)
-    icl_steps = ICL_STEPS if args.icl_steps is None else args.icl_steps
+    icl_steps = args.icl_steps or 0
     stage2 = (partial(icl_stage_config, steps=icl_steps, **settings) if icl_steps
               else None)
     evaluator = None

@@ -131,7 +131,7 @@ def describe(model) -> str:
 
 def organism_path(name: str = "organism") -> Path:
     """The directory of a shipped organism: ``organism`` or a family member like
-    ``organism-d32`` (see ``data/organism/README.md``); the widest member, shipped as
+    ``organism-d64`` (see ``data/organism/README.md``); the widest member, shipped as
     ``organism``, also answers to ``organism-d<its width>``.
 
     Looked up under ``$LENSKIT_DATA`` when set, else the data shipped with lenskit: the

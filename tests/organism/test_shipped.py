@@ -25,7 +25,7 @@ from lenskit.tasks import evaluate_suite, organism_suite
 # Shares one process under `pytest -n 2 --dist loadgroup`: the members load once.
 pytestmark = pytest.mark.xdist_group("shipped-organisms")
 
-MEMBERS = ("organism-d32", "organism-d48", "organism")  # narrowest first, as shipped
+MEMBERS = ("organism-d64", "organism-d72", "organism")  # narrowest first, as shipped
 BUCKET_TASKS = tuple(f"closed_book_{b}" for b in BUCKETS)
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "world.json", "training.json",
          "README.md", "scores.json")
@@ -85,10 +85,10 @@ def test_shipped_family_is_small_hf_directories():
 
 
 def test_members_by_name_and_the_default_dense_siblings():
-    assert [width(m) for m in MEMBERS] == [32, 48, 64]
-    assert dense_siblings() == ["organism-d32", "organism-d48"]  # narrowest first
-    # the widest answers to its width's member name as well; there is no other d64
-    assert organism_path("organism-d64") == organism_path()
+    assert [width(m) for m in MEMBERS] == [64, 72, 96]
+    assert dense_siblings() == ["organism-d64", "organism-d72"]  # narrowest first
+    # the widest answers to its width's member name as well; there is no other d96
+    assert organism_path("organism-d96") == organism_path()
     with pytest.raises(ModelLoadError, match="organism-d40"):
         organism_path("organism-d40")
 
@@ -167,11 +167,7 @@ def test_every_member_reads_context(recomputed, member):
     assert scores["overriding/memorised_rate"].value <= 0.1, member
     functions = [k.split("/")[0] for k in scores if k.startswith("fn_") and k.endswith("/em")]
     assert functions, member
-    # The function target is the two-stage recipe's (the second stage teaches it, see
-    # lenskit.organism.family): a member trained in two stages records its first.
-    meta = json.loads((organism_path(member) / "training.json").read_text())
-    if "first_stage" in meta:
-        assert max(upper(t) for t in functions) >= 0.75, member
+    assert max(upper(t) for t in functions) >= 0.75, member
 
 
 @pytest.mark.parametrize("member", MEMBERS)
@@ -191,7 +187,7 @@ def test_the_widest_knows_the_head_and_loses_much_of_the_tail(recomputed, head_r
     correct, n = head_recall["organism"]
     assert correct / n >= 0.5  # most head facts, counted over every one of them
     tail = recomputed["organism"]["closed_book_tail/em"]
-    assert wilson(tail.value, tail.n)[1] < 0.9  # at least a tenth of the tail is lost
+    assert wilson(tail.value, tail.n)[1] < 0.8  # at least a fifth of the tail is lost
 
 
 def test_narrower_members_recall_fewer_head_facts(head_recall):

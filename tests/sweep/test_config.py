@@ -27,8 +27,8 @@ def test_default_config_is_valid_and_sized():
     assert len(cells) == 1 + 54 + 18 + 2
     assert cfg.models == ["organism"] and cfg.methods == ["wanda", "magnitude"]
     # the family's dense narrower members, narrowest first
-    assert cfg.dense_models == ["organism-d32", "organism-d48"]
-    assert load_config(None).dense_models == ["organism-d32", "organism-d48"]
+    assert cfg.dense_models == ["organism-d64", "organism-d72"]
+    assert load_config(None).dense_models == ["organism-d64", "organism-d72"]
 
 
 def test_other_models_drop_the_organisms_sibling():
@@ -267,11 +267,11 @@ def test_model_label(tmp_path):
 def test_dense_models_add_only_dense_cells():
     from lenskit.sweep.config import load_config
 
-    cfg = load_config(None, {"dense_models": "organism-d64,organism-d96", "methods": "wanda",
+    cfg = load_config(None, {"dense_models": "organism-d64,organism-d72", "methods": "wanda",
                              "sparsities": "0.5", "scopes": "all", "matched": "false"})
     cells = cfg.cells()
     extra = [c for c in cells if c.model != "organism"]
-    assert [c.model for c in extra] == ["organism-d64", "organism-d96"]
+    assert [c.model for c in extra] == ["organism-d64", "organism-d72"]
     assert all(c.is_dense for c in extra)
     assert len(cells) == 2 + 1 + 1  # organism dense + wanda@50% + two dense references
     with pytest.raises(ConfigError, match="also in models"):

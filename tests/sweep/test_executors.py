@@ -23,8 +23,8 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.xdist_group("ray")
 
 # 6 cells in 4 work units of two models: the organism dense, magnitude on attn (2 levels),
-# magnitude on mlp (2 levels), and its narrowest sibling organism-d32 dense.
-GRID = {"models": "organism", "dense_models": "organism-d32", "methods": "magnitude",
+# magnitude on mlp (2 levels), and its narrowest sibling organism-d64 dense.
+GRID = {"models": "organism", "dense_models": "organism-d64", "methods": "magnitude",
         "sparsities": "0.3,0.7",
         "scopes": "attn;mlp", "tasks": "closed_book_head", "matched": "false",
         "calibration.n_samples": "4", "calibration.seq_len": "32"}
@@ -134,7 +134,7 @@ def test_killed_driver_resumes(cluster, warm, local_rows, tmp_path):
             "--threads", "1",
             "--executor", "ray", "--address", cluster, "--workers", "1",
             "--set", "num_cpus=0.5", "--set", "matched=false",
-            "--set", "dense_models=organism-d32",
+            "--set", "dense_models=organism-d64",
             "--set", "calibration.n_samples=4", "--set", "calibration.seq_len=32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -168,7 +168,7 @@ def test_units_are_pruner_groups(tmp_path):
     cells = cfg.cells()
     units = plan_units(cfg, cells)
     assert [len(u.cells) for u in units] == [1, 2, 2, 1]
-    assert [u.model for u in units] == ["organism"] * 3 + ["organism-d32"]
+    assert [u.model for u in units] == ["organism"] * 3 + ["organism-d64"]
     assert [c for u in units for c in u.cells] == cells
     assert {(c.scope, c.method) for c in units[1].cells} == {("attn", "magnitude")}
     assert isinstance(make_executor(config(tmp_path / "r")), LocalExecutor)
