@@ -255,10 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="d_model of each member, in training order (default: 64 72 96)")
     fam.add_argument("--steps", type=int_at_least(1), default=None,
                      help="training steps of every member (its first stage) (default: 9000)")
-    fam.add_argument("--icl-steps", type=int_at_least(0), default=None,
+    fam.add_argument("--icl-steps", type=int_at_least(0), default=0,
                      help="steps of an optional second stage (in-context function learning "
                           "from the first stage's model, for members narrower than 64; "
-                          "default: 0, none)")
+                          "default: %(default)s, none)")
     fam.add_argument("--threads", type=int_at_least(1), default=1,
                      help="torch threads (default: %(default)s)")
     fam.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",

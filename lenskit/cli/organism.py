@@ -57,8 +57,7 @@ def cmd_organism_family(args: argparse.Namespace) -> int:
 
     settings = {"threads": args.threads, "dtype": args.dtype, "eval_every": args.eval_every}
     config = partial(family_config, steps=args.steps or FAMILY_STEPS, **settings)
-    icl_steps = args.icl_steps or 0
-    stage2 = (partial(icl_stage_config, steps=icl_steps, **settings) if icl_steps
+    stage2 = (partial(icl_stage_config, steps=args.icl_steps, **settings) if args.icl_steps
               else None)
     evaluator = None
     if args.eval_every > 0:

@@ -62,10 +62,10 @@ FAMILY_CORPUS = CorpusConfig(
 )
 
 
-# The optional second stage (not part of the shipped recipe: members of width 64 or more
-# learn the function tasks in the first; a narrower family needs it): half function documents on the "mixed" curriculum (repeat to step 1,000,
-# lookup to 1,600, nearest neighbour to 2,200, then the tasks with lookups kept in the mix);
-# the rest keeps stating facts and asking in-context QA.
+# The optional second stage, not part of the shipped recipe (its members learn everything in
+# the first; a narrower family may need it): half function documents on the "mixed"
+# curriculum (repeat to step 1,000, lookup to 1,600, nearest neighbour to 2,200, then the
+# tasks with lookups kept in the mix); the rest keeps stating facts and asking in-context QA.
 ICL_STEPS: int = 3_200
 ICL_CORPUS = replace(
     FAMILY_CORPUS,
@@ -121,8 +121,8 @@ def train_family(root: str | Path, widths: Sequence[int] = FAMILY_WIDTHS,
     ``config(width)`` gives a member's first-stage :class:`TrainConfig` (default
     :func:`family_config`); ``stage2(width, first_stage_model_dir)`` an optional second stage
     (for example :func:`icl_stage_config`), trained into ``root/<member>/icl``; with the
-    default ``None`` the member is the first stage's model. The members must share the world, corpus,
-    seed and steps of each stage (checked before anything is trained). A finished stage
+    default ``None`` the member is the first stage's model. The members must share the world,
+    corpus, seed and steps of each stage (checked before anything is trained). A finished stage
     (``.../model/config.json``) is skipped; an interrupted one resumes from its checkpoint,
     and a run directory started with another config is refused. ``log`` gets one line per
     stage start and end (with its wall time).
